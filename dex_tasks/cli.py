@@ -1,0 +1,190 @@
+"""The one argument parser: a subcommand per task, errors mapped to exit codes once, here.
+
+``--dry-run``, ``--json`` and ``-C DIR`` are accepted anywhere on the line (before a literal
+``--``), so ``dex-tasks promote stage prod --dry-run`` and ``dex-tasks --json status`` both work,
+and so do the poe and nox adapters, which only append arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dex_tasks import __version__, gha, proc
+from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
+from dex_tasks.registry import TASKS, TaskSpec
+
+PROG = "dex-tasks"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GlobalFlags:
+    dry_run: bool = False
+    json: bool = False
+    directory: Path | None = None
+
+
+def split_global_flags(argv: Sequence[str]) -> tuple[GlobalFlags, list[str]]:
+    """Pull ``--dry-run``, ``--json`` and ``-C DIR`` out of ``argv``, wherever they are.
+
+    Everything after a literal ``--`` is left alone (it belongs to the tool, e.g. pytest).
+    """
+    dry_run = as_json = False
+    directory: str | None = None
+    rest: list[str] = []
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        arg = items[i]
+        if arg == "--":
+            rest.extend(items[i:])
+            break
+        if arg == "--dry-run":
+            dry_run = True
+        elif arg == "--json":
+            as_json = True
+        elif arg in {"-C", "--directory"}:
+            if i + 1 >= len(items):
+                raise UsageError(f"{arg} needs a directory")
+            i += 1
+            directory = items[i]
+        elif arg.startswith("--directory="):
+            directory = arg.partition("=")[2]
+        elif arg.startswith("-C") and len(arg) > 2:
+            directory = arg[2:]
+        else:
+            rest.append(arg)
+        i += 1
+    path = Path(directory) if directory is not None else None
+    return GlobalFlags(dry_run=dry_run, json=as_json, directory=path), rest
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_global_help(parser: argparse.ArgumentParser) -> None:
+    # Parsed by split_global_flags; declared here only so --help documents them.
+    group = parser.add_argument_group("global options (accepted anywhere on the line)")
+    group.add_argument("--dry-run", action="store_true", help="print the plan and every changing command; change nothing")
+    group.add_argument("--json", action="store_true", help="print one JSON result object on stdout")
+    group.add_argument("-C", metavar="DIR", dest="directory", help="run as if started in DIR")
+
+
+def build_parser(*, load_tasks: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="The DEX CI/CD runbook as tasks. The same from poe, nox and GitHub Actions.",
+        epilog="exit codes: 0 done or nothing to do, 1 a check failed, 2 bad input or configuration,\n"
+        "3 a required tool is missing, 4 a remote failed after retries, 130 interrupted",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _add_global_help(parser)
+    sub = parser.add_subparsers(dest="task", metavar="TASK", title="tasks")
+    sub.required = True
+    for spec in TASKS:
+        available = spec.available
+        task_help = spec.help if available else f"{spec.help} (not available in this version)"
+        task_parser = sub.add_parser(
+            spec.name,
+            help=task_help,
+            description=task_help,
+            epilog=f"example:\n  {spec.example}",
+            formatter_class=_Formatter,
+        )
+        _add_global_help(task_parser)
+        if available and load_tasks:
+            _task_attr(spec, spec.add_arguments)(task_parser)
+        elif not available:
+            task_parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    return parser
+
+
+def _task_attr(spec: TaskSpec, attr: str) -> Callable[..., Any]:
+    module = importlib.import_module(spec.module)
+    func: Callable[..., Any] = getattr(module, attr)
+    return func
+
+
+def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSpec]:
+    flags, rest = split_global_flags(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(rest)
+    spec = next(s for s in TASKS if s.name == args.task)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    if extra and not spec.passthrough:
+        parser.parse_args(rest)  # let argparse report the unknown arguments its usual way (exit 2)
+    args.passthrough = extra
+    return flags, args, spec
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one task and return its exit code (the console script exits with it)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    task_name = "?"
+    as_json = False
+    dry_run = False
+    try:
+        flags, args, spec = _parse(argv)
+        task_name, as_json, dry_run = spec.name, flags.json, flags.dry_run
+        return _run(flags, args, spec)
+    except DexError as err:
+        message = proc.redact(str(err))
+        sys.stderr.write(f"{PROG} {task_name}: error: {message}\n")
+        gha.annotation("error", message.splitlines()[0] if message else "failed", title=f"{PROG} {task_name}")
+        if as_json:
+            _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": err.exit_code, "error": message})
+        return err.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG} {task_name}: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
+    if not spec.available:
+        raise NotAvailable(f"task {spec.name!r} is not available in this version")
+    # Imported late: the poe adapter imports this package on every call.
+    from dex_tasks import config as config_mod  # noqa: PLC0415
+    from dex_tasks.tasks import Context  # noqa: PLC0415
+
+    cwd = Path.cwd()
+    if flags.directory is not None:
+        if not flags.directory.is_dir():
+            raise UsageError(f"-C {flags.directory}: not a directory")
+        cwd = flags.directory.resolve()
+        os.chdir(cwd)
+    cfg = config_mod.load(cwd)
+    ctx = Context(task=spec.name, config=cfg, cwd=cwd, dry_run=flags.dry_run, json=flags.json)
+    stream_to = sys.stderr if flags.json else sys.stdout
+    with proc.session(dry_run=flags.dry_run, stream_to=stream_to):
+        for name in proc.SECRET_ENV_VARS:
+            proc.register_secret(os.environ.get(name))
+        result = _task_attr(spec, spec.run)(ctx, args)
+    if flags.json:
+        _emit_json({"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data})
+    if result.exit_code != 0:
+        line = result.message or f"{spec.name} failed"
+        sys.stderr.write(f"{PROG} {spec.name}: {line}\n")
+    return int(result.exit_code)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -1,0 +1,343 @@
+"""``[tool.dex]`` from the nearest pyproject.toml, read once into frozen, keyword-only dataclasses.
+
+Defaults are the DEX layout (DESIGN.md). Unknown keys and wrong types raise :class:`ConfigError`
+(exit 2) naming ``file:key`` with a difflib suggestion, like cibuildwheel's ``options.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dex_tasks.errors import ConfigError, UsageError
+
+ENV_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScanConfig:
+    """``[tool.dex.scan]``: the trivy gate."""
+
+    fail_on: tuple[str, ...] = ("CRITICAL",)
+    warn_on: tuple[str, ...] = ("HIGH",)
+    sarif: str = "reports/trivy.sarif"
+    ignore_unfixed: bool = False
+    timeout: int = 900
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TestConfig:
+    """``[tool.dex.test]``: pytest and coverage."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    coverage_fail_under: float = 80
+    coverage_xml: str = "coverage.xml"
+    junit_xml: str = "reports/junit.xml"
+    timeout: int = 3600
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LintConfig:
+    """``[tool.dex.lint]``: ruff and mypy."""
+
+    paths: tuple[str, ...] = ()  # empty: the package and tests/
+    mypy: bool = True
+    timeout: int = 900
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SecurityConfig:
+    """``[tool.dex.security]``: semgrep."""
+
+    configs: tuple[str, ...] = ()  # extra semgrep configs on top of the bundled rules
+    fail_on: tuple[str, ...] = ("ERROR",)  # semgrep severities: ERROR, WARNING, INFO
+    sarif: str = "reports/semgrep.sarif"
+    paths: tuple[str, ...] = ()  # empty: the project root
+    timeout: int = 900
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BuildConfig:
+    """``[tool.dex.build]``: docker build."""
+
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+    args: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    platforms: tuple[str, ...] = ()
+    timeout: int = 3600
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """``[tool.dex.cluster]``: kubectl, previews and health checks."""
+
+    context: str = ""  # kubectl context; empty: the kubeconfig's current context
+    health_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> URL for `verify`
+    health_path: str = "/health"
+    service: str = "dex"
+    service_port: int = 80
+    preview_namespace: str = "dex-pr-{pr}"
+    preview_app: str = "dex-pr-{pr}"
+    rollout_timeout: int = 300
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """The resolved configuration. ``from_file`` holds the dotted keys the file set."""
+
+    image: str = "ghcr.io/data-literate/dex"
+    kustomize_image: str = ""  # empty: image minus the registry host
+    overlays: str = "infra/argocd/overlays"
+    environments: tuple[str, ...] = ("dev", "stage", "prod")
+    namespace: str = "dex-{env}"
+    argocd_app: str = "dex-{env}"
+    deployment: str = "dex"
+    container: str = "dex"
+    default_branch: str = "main"
+    branches: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: {"dev": "dev", "stage": "main", "prod": "main"}
+    )
+    package: str = ""  # empty: guessed from [project].name
+    scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
+    test: TestConfig = dataclasses.field(default_factory=TestConfig)
+    lint: LintConfig = dataclasses.field(default_factory=LintConfig)
+    security: SecurityConfig = dataclasses.field(default_factory=SecurityConfig)
+    build: BuildConfig = dataclasses.field(default_factory=BuildConfig)
+    cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+
+    root: Path = dataclasses.field(default_factory=Path.cwd)
+    path: Path | None = None
+    from_file: frozenset[str] = frozenset()
+
+    # -- derived values ------------------------------------------------------------------------
+    @property
+    def kustomize_image_name(self) -> str:
+        return self.kustomize_image or strip_registry(self.image)
+
+    def check_env(self, env: str) -> str:
+        """Return ``env`` if it is a configured environment, else raise UsageError (exit 2)."""
+        if not ENV_NAME_RE.match(env):
+            raise UsageError(f"invalid environment name {env!r}: use lowercase letters, digits and '-'")
+        if env not in self.environments:
+            raise UsageError(
+                f"unknown environment {env!r}: configured environments are {', '.join(self.environments)}"
+                + _suggest(env, self.environments)
+            )
+        return env
+
+    def branch_for(self, env: str) -> str:
+        return self.branches.get(env, self.default_branch)
+
+    def overlay_dir(self, env: str) -> Path:
+        """Overlay directory of ``env`` relative to the repository root."""
+        return Path(self.overlays) / self.check_env(env)
+
+    def overlay_file(self, env: str) -> Path:
+        return self.overlay_dir(env) / "kustomization.yaml"
+
+    def namespace_for(self, env: str) -> str:
+        return self.namespace.format(env=env)
+
+    def app_for(self, env: str) -> str:
+        return self.argocd_app.format(env=env)
+
+    def next_env(self, env: str) -> str | None:
+        index = self.environments.index(self.check_env(env))
+        return self.environments[index + 1] if index + 1 < len(self.environments) else None
+
+    def package_dir(self) -> str | None:
+        """The project's import package (for lint paths and coverage), if it can be found."""
+        if self.package:
+            return self.package
+        name = _project_name(self.path) if self.path else None
+        candidates = [name.replace("-", "_").replace(".", "_").lower()] if name else []
+        for candidate in candidates:
+            for base in (self.root, self.root / "src"):
+                if (base / candidate / "__init__.py").is_file():
+                    return str((base / candidate).relative_to(self.root))
+        return None
+
+
+def strip_registry(image: str) -> str:
+    """``ghcr.io/org/app`` -> ``org/app``; a first component with a dot, colon or 'localhost' is a host."""
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return rest
+    return image
+
+
+def _project_name(path: Path) -> str | None:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    name = data.get("project", {}).get("name")
+    return name if isinstance(name, str) else None
+
+
+def _suggest(key: str, known: typing.Iterable[str]) -> str:
+    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml at or above ``start``."""
+    start = start.resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _toml_key(field_name: str) -> str:
+    return field_name.replace("_", "-")
+
+
+def _describe(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a table"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _convert(value: object, hint: Any, where: str) -> object:
+    """Check ``value`` against a field type hint and convert lists to tuples."""
+    origin = typing.get_origin(hint)
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
+    if hint is int or hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return hint(value)
+        raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+    if origin is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where}: expected a list of strings, got {_describe(value)}")
+    if origin is Mapping or origin is dict:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
+        raise ConfigError(f"{where}: expected a table of strings, e.g. {{ dev = \"...\" }}")
+    if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields today
+        return value
+    raise TypeError(f"unsupported config type {hint!r}")  # pragma: no cover - programming error
+
+
+def _build(
+    cls: type[Any], table: Mapping[str, object], prefix: str, file_label: str, seen: set[str]
+) -> dict[str, object]:
+    hints = typing.get_type_hints(cls)
+    fields = {_toml_key(f.name): f for f in dataclasses.fields(cls) if f.init and f.name not in _INTERNAL}
+    kwargs: dict[str, object] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}.{key}"
+        field = fields.get(key)
+        if field is None:
+            raise ConfigError(f"{file_label}: unknown key {dotted}" + _suggest(key, fields))
+        hint = hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{file_label}: {dotted} must be a table ([{dotted}])")
+            kwargs[field.name] = hint(**_build(hint, value, dotted, file_label, seen))
+        else:
+            kwargs[field.name] = _convert(value, hint, f"{file_label}: {dotted}")
+            seen.add(dotted.removeprefix("tool.dex."))
+    return kwargs
+
+
+_INTERNAL = frozenset({"root", "path", "from_file"})
+
+
+def load(start: Path | None = None) -> Config:
+    """Read the nearest pyproject.toml's ``[tool.dex]`` (or the defaults if there is none)."""
+    start = (start or Path.cwd()).resolve()
+    path = find_pyproject(start)
+    if path is None:
+        return Config(root=start)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    table = data.get("tool", {}).get("dex", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: tool.dex must be a table ([tool.dex])")
+    seen: set[str] = set()
+    kwargs = _build(Config, table, "tool.dex", str(path), seen)
+    config = Config(**kwargs, root=path.parent, path=path, from_file=frozenset(seen))  # type: ignore[arg-type]
+    _validate(config, str(path))
+    return config
+
+
+def _validate(config: Config, file_label: str) -> None:
+    if not config.environments:
+        raise ConfigError(f"{file_label}: tool.dex.environments must not be empty")
+    if len(set(config.environments)) != len(config.environments):
+        raise ConfigError(f"{file_label}: tool.dex.environments has duplicates")
+    for env in config.environments:
+        if not ENV_NAME_RE.match(env):
+            raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
+    for env in config.branches:
+        if env not in config.environments:
+            raise ConfigError(
+                f"{file_label}: tool.dex.branches: {env!r} is not in environments"
+                + _suggest(env, config.environments)
+            )
+    for key, template, names in (
+        ("namespace", config.namespace, {"env"}),
+        ("argocd-app", config.argocd_app, {"env"}),
+        ("cluster.preview-namespace", config.cluster.preview_namespace, {"pr"}),
+        ("cluster.preview-app", config.cluster.preview_app, {"pr"}),
+    ):
+        try:
+            template.format(**dict.fromkeys(names, "x"))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{file_label}: tool.dex.{key}: bad template {template!r} (only {{{next(iter(names))}}} is known)"
+            ) from exc
+    last = config.image.rsplit("/", 1)[-1]
+    if ":" in last or "@" in last:
+        raise ConfigError(f"{file_label}: tool.dex.image must not carry a tag or digest: {config.image!r}")
+    for severity in (*config.scan.fail_on, *config.scan.warn_on):
+        if severity not in SEVERITIES:
+            raise ConfigError(
+                f"{file_label}: tool.dex.scan: unknown severity {severity!r}" + _suggest(severity, SEVERITIES)
+            )
+
+
+SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+
+
+def as_dict(config: Config) -> dict[str, object]:
+    """The resolved configuration as TOML-shaped data (kebab-case keys), for ``dex-tasks config``."""
+
+    def convert(obj: object) -> object:
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return {
+                _toml_key(f.name): convert(getattr(obj, f.name))
+                for f in dataclasses.fields(obj)
+                if f.name not in _INTERNAL
+            }
+        if isinstance(obj, tuple):
+            return list(obj)
+        if isinstance(obj, Mapping):
+            return dict(obj)
+        return obj
+
+    result = convert(config)
+    assert isinstance(result, dict)  # noqa: S101 - Config is a dataclass
+    result["kustomize-image"] = config.kustomize_image_name
+    return result

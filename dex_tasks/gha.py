@@ -1,0 +1,116 @@
+"""GitHub Actions integration: groups, annotations, step outputs, job summary, masking.
+
+Every function is a no-op unless ``GITHUB_ACTIONS=true``, so tasks call them unconditionally.
+Escaping follows the workflow-command rules (actions/toolkit ``command.ts``): in messages
+``%``, ``\\r`` and ``\\n``; in properties additionally ``:`` and ``,``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+Level = Literal["error", "warning", "notice"]
+
+
+def active() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def escape_data(value: str) -> str:
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(value: str) -> str:
+    return escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+def _command(name: str, message: str, properties: Mapping[str, object] | None = None) -> str:
+    props = ""
+    if properties:
+        parts = [f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None]
+        if parts:
+            props = " " + ",".join(parts)
+    return f"::{name}{props}::{escape_data(message)}"
+
+
+def _emit(line: str) -> None:
+    # Workflow commands are read from the step's stdout *and* stderr; stderr keeps --json stdout clean.
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+
+
+def annotation(
+    level: Level,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    end_line: int | None = None,
+    col: int | None = None,
+    title: str | None = None,
+) -> None:
+    if not active():
+        return
+    props = {"file": file, "line": line, "endLine": end_line, "col": col, "title": title}
+    _emit(_command(level, message, props))
+
+
+def add_mask(value: str) -> None:
+    if active() and value:
+        _emit(_command("add-mask", value))
+
+
+@contextlib.contextmanager
+def group(title: str) -> Iterator[None]:
+    """A collapsible log group in Actions; elsewhere nothing is printed."""
+    if not active():
+        yield
+        return
+    _emit(f"::group::{escape_data(title)}")
+    try:
+        yield
+    finally:
+        _emit("::endgroup::")
+
+
+def _append(env_var: str, text: str) -> bool:
+    path = os.environ.get(env_var)
+    if not active() or not path:
+        return False
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(text)
+    return True
+
+
+def set_output(name: str, value: str) -> None:
+    """Write a step output. Multi-line values use the heredoc form with a random delimiter."""
+    if "\n" in value or "\r" in value:
+        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        _append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+    else:
+        _append("GITHUB_OUTPUT", f"{name}={value}\n")
+
+
+def set_outputs(outputs: Mapping[str, str]) -> None:
+    for name, value in outputs.items():
+        set_output(name, value)
+
+
+def summary(markdown: str) -> None:
+    """Append markdown to the job summary ($GITHUB_STEP_SUMMARY)."""
+    _append("GITHUB_STEP_SUMMARY", markdown.rstrip("\n") + "\n\n")
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)

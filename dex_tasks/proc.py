@@ -1,0 +1,366 @@
+"""The one place a process starts.
+
+Every external command goes through :func:`run`: argv as a tuple (never a shell), the binary
+resolved with ``shutil.which`` first (a missing one raises :class:`ToolMissing` with an install
+hint), an echo of ``$ <shell-quoted argv>`` to stderr, a timeout, environment overrides, secret
+redaction, and dry-run. Commands are read-only or mutating: ``read_only=True`` commands run under
+``--dry-run``, everything else is only printed. The default is *not* read-only, so a command
+nobody thought about is printed instead of run - the safe side.
+
+Like cibuildwheel's ``util/cmd.py`` and nox's ``command.py``; the stderr tail in errors follows
+pre-commit's ``util.py``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import contextvars
+import dataclasses
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing
+
+DEFAULT_TIMEOUT = 300.0
+"""Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
+
+TAIL_LINES = 20
+SECRET_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+MASK = "***"
+
+INSTALL_HINTS: Mapping[str, str] = {
+    "uv": "install it with: python3 -m pip install uv",
+    "git": "install git from https://git-scm.com/downloads or your package manager",
+    "docker": "install Docker: https://docs.docker.com/engine/install/",
+    "trivy": "install trivy: https://trivy.dev/latest/getting-started/installation/",
+    "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/",
+    "argocd": "install the Argo CD CLI: https://argo-cd.readthedocs.io/en/stable/cli_installation/",
+    "semgrep": "install it with: uv add --dev 'dex-tasks[security]'",
+    "ruff": "install it with: uv add --dev dex-tasks",
+    "mypy": "install it with: uv add --dev dex-tasks",
+    "pytest": "install it with: uv add --dev dex-tasks",
+}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Result:
+    """What a command did. ``skipped`` is true when dry-run printed it instead of running it."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Settings:
+    dry_run: bool = False
+    # Where streamed command output goes: stdout normally, stderr under --json so stdout stays JSON.
+    stream_to: TextIO | None = None
+    echo_to: TextIO | None = None
+
+
+_settings: contextvars.ContextVar[_Settings] = contextvars.ContextVar("dex_proc", default=_Settings())
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def session(
+    *, dry_run: bool = False, stream_to: TextIO | None = None, echo_to: TextIO | None = None
+) -> Iterator[None]:
+    """Set dry-run and output streams for every :func:`run` inside the block."""
+    token = _settings.set(_Settings(dry_run=dry_run, stream_to=stream_to, echo_to=echo_to))
+    try:
+        yield
+    finally:
+        _settings.reset(token)
+
+
+def is_dry_run() -> bool:
+    return _settings.get().dry_run
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` from every echo, error and streamed line from now on (and mask it in Actions)."""
+    if not value or not value.strip():
+        return
+    with _secrets_lock:
+        new = value not in _secrets
+        _secrets.add(value)
+    if new:
+        # Imported here: gha is light, but proc must not depend on it at import time for the poe path.
+        from dex_tasks import gha  # noqa: PLC0415
+
+        gha.add_mask(value)
+
+
+def _env_secrets(env: Mapping[str, str] | None = None) -> set[str]:
+    source = os.environ if env is None else env
+    return {v for name in SECRET_ENV_VARS if (v := source.get(name, "").strip())}
+
+
+def redact(text: str) -> str:
+    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked."""
+    with _secrets_lock:
+        secrets = _secrets | _env_secrets()
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+def quote(argv: Sequence[str]) -> str:
+    """The argv as one shell-quoted, redacted line (for echo and errors only, never executed)."""
+    return redact(shlex.join(argv))
+
+
+def _search_path() -> str:
+    # The interpreter's own scripts dir first: `python -m dex_tasks` from an unactivated venv must
+    # still find the ruff/mypy/pytest installed beside it.
+    scripts = str(Path(sys.executable).parent)
+    return os.pathsep.join([scripts, os.environ.get("PATH", "")])
+
+
+def which(tool: str) -> str | None:
+    """Full path of ``tool``, or None. Honours PATHEXT on Windows through shutil.which."""
+    return shutil.which(tool, path=_search_path())
+
+
+def require(tool: str) -> str:
+    """Full path of ``tool``, or raise :class:`ToolMissing` with an install hint."""
+    found = which(tool)
+    if found is None:
+        raise ToolMissing(tool, hint=INSTALL_HINTS.get(tool))
+    return found
+
+
+def echo(line: str) -> None:
+    """Write one already-formatted line to the echo stream (stderr), redacted."""
+    stream = _settings.get().echo_to or sys.stderr
+    stream.write(redact(line) + "\n")
+    stream.flush()
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _merged_env(env: Mapping[str, str | None] | None) -> dict[str, str] | None:
+    if not env:
+        return None
+    merged = dict(os.environ)
+    for key, value in env.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _failure(argv: tuple[str, ...], returncode: int, output: str) -> CommandFailed:
+    tail = redact(_tail(output))
+    message = f"command failed with exit code {returncode}: {quote(argv)}"
+    if tail:
+        message += "\n" + tail
+    return CommandFailed(message, argv=argv, returncode=returncode, stderr_tail=tail)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    read_only: bool = False,
+    check: bool = True,
+    stream: bool = False,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+    stdin: str | None = None,
+    quiet: bool = False,
+) -> Result:
+    """Run ``argv`` and return its :class:`Result`.
+
+    ``read_only``: the command changes nothing, so it also runs under ``--dry-run``.
+    ``check``: raise :class:`CommandFailed` (argv, exit code, output tail) on a non-zero exit.
+    ``stream``: copy output line by line to the terminal as it comes (long builds, test runs)
+    and still keep it for the result; otherwise output is captured for parsing.
+    ``env``: overrides on top of ``os.environ``; a value of None removes the variable.
+    ``stdin``: text fed to the process (e.g. a password for ``--password-stdin``).
+    ``quiet``: do not echo the command line (queries whose echo would only be noise).
+    """
+    args = tuple(str(a) for a in argv)
+    if not args:
+        raise ValueError("empty argv")
+    executable = require(args[0])
+    settings = _settings.get()
+    if settings.dry_run and not read_only:
+        echo(f"$ {quote(args)}    # dry-run: not run")
+        return Result(argv=args, returncode=0, stdout="", stderr="", skipped=True)
+    if not quiet:
+        echo(f"$ {quote(args)}")
+    full = (executable, *args[1:])
+    merged = _merged_env(env)
+    if stream:
+        result = _run_streaming(args, full, timeout=timeout, env=merged, cwd=cwd, stdin=stdin)
+    else:
+        result = _run_captured(args, full, timeout=timeout, env=merged, cwd=cwd, stdin=stdin)
+    if check and result.returncode != 0:
+        raise _failure(args, result.returncode, result.stderr or result.stdout)
+    return result
+
+
+def _run_captured(
+    args: tuple[str, ...],
+    full: tuple[str, ...],
+    *,
+    timeout: float | None,
+    env: dict[str, str] | None,
+    cwd: Path | str | None,
+    stdin: str | None,
+) -> Result:
+    try:
+        # subprocess.run kills the child on timeout and on KeyboardInterrupt before re-raising.
+        completed = subprocess.run(
+            full,
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        output = _decode(exc.stderr) or _decode(exc.output)
+        tail = redact(_tail(output))
+        raise CommandTimeout(
+            f"command timed out after {timeout:g}s: {quote(args)}",
+            argv=args,
+            returncode=None,
+            stderr_tail=tail,
+        ) from None
+    return Result(argv=args, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr)
+
+
+def _decode(data: str | bytes | None) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return data
+
+
+def _run_streaming(
+    args: tuple[str, ...],
+    full: tuple[str, ...],
+    *,
+    timeout: float | None,
+    env: dict[str, str] | None,
+    cwd: Path | str | None,
+    stdin: str | None,
+) -> Result:
+    out = _settings.get().stream_to or sys.stdout
+    lines: list[str] = []
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    with subprocess.Popen(
+        full,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=env,
+        cwd=cwd,
+    ) as process:
+
+        def pump() -> None:
+            assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
+            for line in process.stdout:
+                lines.append(line)
+                tail.append(line)
+                out.write(redact(line))
+                out.flush()
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        try:
+            if stdin is not None and process.stdin is not None:
+                process.stdin.write(stdin)
+                process.stdin.close()
+            returncode = process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _stop(process)
+            reader.join(timeout=5)
+            raise CommandTimeout(
+                f"command timed out after {timeout:g}s: {quote(args)}",
+                argv=args,
+                returncode=None,
+                stderr_tail=redact("".join(tail)).rstrip(),
+            ) from None
+        except BaseException:
+            # Ctrl-C and anything else: never leave the child running behind us.
+            _stop(process)
+            raise
+        reader.join(timeout=5)
+    output = "".join(lines)
+    return Result(argv=args, returncode=returncode, stdout=output, stderr=output)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def background(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+) -> Iterator[subprocess.Popen[str]]:
+    """Start a long-running helper (e.g. ``kubectl port-forward``) and always stop it on exit.
+
+    The caller waits for readiness itself (e.g. until a port answers). Output is captured so the
+    caller can read it for a failure message. Runs under dry-run too: callers only use it for
+    read-only helpers.
+    """
+    args = tuple(str(a) for a in argv)
+    executable = require(args[0])
+    echo(f"$ {quote(args)} &")
+    process = subprocess.Popen(
+        (executable, *args[1:]),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        env=_merged_env(env),
+        cwd=cwd,
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)
+        if process.stdout is not None:
+            process.stdout.close()

@@ -1,0 +1,66 @@
+"""Tasks: one module per task. Each exports ``add_arguments(parser)`` and ``run(ctx, args)``.
+
+``run`` returns a :class:`TaskResult`; it raises a :class:`~dex_tasks.errors.DexError` for
+anything that stops it. Human output goes through :meth:`Context.out` (stdout, or stderr under
+``--json`` so stdout holds exactly one JSON object).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from dex_tasks.config import Config
+from dex_tasks.errors import EXIT_OK
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Context:
+    """What every task gets: the config, where it runs, and the global flags."""
+
+    task: str
+    config: Config
+    cwd: Path
+    dry_run: bool = False
+    json: bool = False
+
+    @property
+    def human(self) -> TextIO:
+        return sys.stderr if self.json else sys.stdout
+
+    def out(self, text: str = "") -> None:
+        """Human-readable output: stdout normally, stderr under --json."""
+        stream = self.human
+        stream.write(text + "\n")
+        stream.flush()
+
+    def warn(self, text: str) -> None:
+        sys.stderr.write(f"warning: {text}\n")
+        sys.stderr.flush()
+
+
+@dataclasses.dataclass(kw_only=True)
+class TaskResult:
+    """The outcome of a task. ``data`` is the --json payload (cli adds task, dry_run, exit_code).
+
+    ``exit_code`` 1 with a ``message`` is a check that said no (findings, failed tests, gate);
+    errors that stop a task are raised instead.
+    """
+
+    exit_code: int = EXIT_OK
+    message: str = ""
+    data: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain text table, columns padded to the widest cell."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""One thin module per external tool: builds argv, parses output, nothing else."""

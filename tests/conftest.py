@@ -1,0 +1,66 @@
+"""Fixtures shared by every test: a hermetic environment and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from dex_tasks import cli
+
+# Variables of a real Actions runner or a developer shell that would change what tasks do.
+_LEAKY_ENV = (
+    "GITHUB_ACTIONS", "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV",
+    "GITHUB_EVENT_NAME", "GITHUB_EVENT_PATH", "GITHUB_REF", "GITHUB_REF_NAME", "GITHUB_SHA",
+    "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_SERVER_URL", "GITHUB_HEAD_REF", "GITHUB_BASE_REF",
+    "KUBECONFIG", "ARGOCD_SERVER", "ARGOCD_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
+)  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _LEAKY_ENV:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    gitconfig = home / ".gitconfig"
+    gitconfig.write_text(
+        "[user]\n\tname = Dex Test\n\temail = dex-test@example.invalid\n"
+        "[init]\n\tdefaultBranch = main\n[advice]\n\tdetachedHead = false\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
+    monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+
+
+@dataclasses.dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """Run ``dex-tasks ARGS`` in-process: ``run_cli("lint", "--json", cwd=path)``."""
+    start = Path.cwd()
+
+    def runner(*argv: str, cwd: Path | str | None = None) -> CliResult:
+        capsys.readouterr()
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        try:
+            code = cli.main(list(argv))
+        finally:
+            os.chdir(start)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    yield runner

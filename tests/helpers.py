@@ -1,0 +1,49 @@
+"""Shared test helpers (importable as ``tests.helpers``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip locally when a real tool/service is absent; in CI that is a failure, not a skip."""
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+def need_tool(tool: str) -> str:
+    found = shutil.which(tool)
+    need(found is not None, f"{tool} is not installed")
+    assert found is not None
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def git(*args: str, cwd: Path | str) -> str:
+    """Run git in a test fixture (tests may use subprocess directly; the product may not)."""
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
+    )
+    return done.stdout.strip()
