@@ -87,6 +87,7 @@ class ClusterConfig:
     preview_namespace: str = "dex-pr-{pr}"
     preview_app: str = "dex-pr-{pr}"
     rollout_timeout: int = 300
+    argocd_prune: bool = False  # `argocd app sync --prune` for rollback --sync
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -1,0 +1,238 @@
+"""What the GitOps tasks ask of the cluster: is a tag really live, emergency rollout, Argo CD sync.
+
+Used by ``promote`` (live check), ``rollback --emergency`` / ``--sync``, ``status`` and ``verify``.
+
+Access rules (documented in the README):
+
+* **No cluster access** means: kubectl is not on PATH, there is no kubeconfig (``KUBECONFIG``
+  names no existing file, no ``~/.kube/config``, not in a pod), or the API server cannot be
+  reached (connection, unknown context, credentials). ``check_live(required=False)`` then
+  returns ``checked=False`` and the caller says once that only git was checked.
+  ``check_live(required=True)`` (``promote --verify live``) raises instead: kubectl missing ->
+  :class:`ToolMissing` (exit 3), no kubeconfig -> :class:`UsageError` (exit 2), unreachable ->
+  :class:`RemoteError` (exit 4).
+* **Argo CD is configured** when ``argocd`` is on PATH and ``ARGOCD_SERVER`` is set
+  (:func:`dex_tasks.tools.argocd.configured`); then the env's app must also be Synced and Healthy.
+
+Everything in :func:`check_live` is read-only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed, RemoteError, ToolMissing, UsageError
+from dex_tasks.tools import argocd
+from dex_tasks.tools.kubectl import (
+    ClusterUnreachableError,
+    Deployment,
+    ImageRef,
+    Kubectl,
+    Pod,
+    kubeconfig_problem,
+)
+
+if TYPE_CHECKING:
+    from dex_tasks.config import Config
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class LiveCheck:
+    checked: bool  # False: no cluster access and not required
+    ok: bool
+    detail: str  # what runs instead / why not checked
+    image: str | None  # image the deployment runs
+
+
+def kubectl_for(cfg: Config) -> Kubectl:
+    return Kubectl(context=cfg.cluster.context)
+
+
+def access_problem(cfg: Config) -> str | None:  # noqa: ARG001 - the kubeconfig is per process, not per config
+    """Why there is no cluster access before even asking the API server, or None."""
+    if proc.which("kubectl") is None:
+        return "kubectl is not on PATH"
+    return kubeconfig_problem()
+
+
+def expected_image(cfg: Config, tag: str) -> str:
+    return f"{cfg.image}:{tag}"
+
+
+def image_matches(cfg: Config, image: str | None, tag: str) -> bool:
+    """Does ``image`` name ``<cfg.image>:<tag>``? A digest pin after the tag is allowed.
+
+    The kustomize name (``data-literate/dex``) also counts: an overlay without ``newName`` leaves
+    the base's name in the deployment.
+    """
+    if not image:
+        return False
+    ref = ImageRef.parse(image)
+    return ref.tag == tag and ref.repository in {cfg.image, cfg.kustomize_image_name}
+
+
+def _not_checked(required: bool, problem: str, *, missing_tool: bool = False) -> LiveCheck:
+    if required:
+        if missing_tool:
+            raise ToolMissing("kubectl", hint=proc.INSTALL_HINTS["kubectl"])
+        raise UsageError(f"--verify live needs cluster access: {problem}")
+    return LiveCheck(checked=False, ok=False, detail=f"no cluster access ({problem})", image=None)
+
+
+def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
+    """Does ENV's deployment really run ``<cfg.image>:<tag>`` with its rollout complete?
+
+    And, when Argo CD is configured, is ENV's app Synced and Healthy? ``ok=False`` with ``detail``
+    saying what runs instead. See the module docstring for what "no access" does.
+    """
+    cfg.check_env(env)
+    problem = access_problem(cfg)
+    if problem is not None:
+        return _not_checked(required, problem, missing_tool=problem.startswith("kubectl is not"))
+    kube = kubectl_for(cfg)
+    namespace = cfg.namespace_for(env)
+    try:
+        deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
+        if deployment is None:
+            return LiveCheck(
+                checked=True, ok=False, image=None,
+                detail=f"deployment {cfg.deployment} not found in namespace {namespace}",
+            )  # fmt: skip
+        pods = kube.pods(namespace, deployment.selector, cfg.container) if deployment.selector else []
+    except ClusterUnreachableError as exc:
+        if required:
+            raise
+        return LiveCheck(checked=False, ok=False, detail=f"no cluster access ({exc})", image=None)
+    return _judge(cfg, env, tag, deployment=deployment, pods=pods)
+
+
+def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: list[Pod]) -> LiveCheck:
+    want = expected_image(cfg, tag)
+    namespace = deployment.namespace or cfg.namespace_for(env)
+    image = deployment.image
+    where = f"{namespace}/{cfg.deployment}"
+    if image is None:
+        return LiveCheck(
+            checked=True, ok=False, image=None,
+            detail=f"deployment {where} has no container {cfg.container!r} "
+            f"(containers: {', '.join(deployment.containers) or 'none'})",
+        )  # fmt: skip
+    if not image_matches(cfg, image, tag):
+        return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} runs {image}, not {want}")
+    complete, why = deployment.rollout_state()
+    if not complete:
+        return LiveCheck(
+            checked=True,
+            ok=False,
+            image=image,
+            detail=f"{where} specifies {image} but its rollout is not complete: {why}",
+        )
+    live_pods = [p for p in pods if not p.terminating]
+    stray = sorted({p.image or "?" for p in live_pods if not image_matches(cfg, p.image, tag)})
+    if stray:
+        return LiveCheck(
+            checked=True,
+            ok=False,
+            image=image,
+            detail=f"{where}: pods still run {', '.join(stray)}, not {want}",
+        )
+    digests = sorted({d for p in live_pods if (d := p.digest)})
+    notes = [f"rollout complete, {len(live_pods)} pod(s)"]
+    if digests:
+        notes.append("digest " + ", ".join(digests))
+    argo_note, argo_ok = _argo_check(cfg, env, want)
+    if argo_note:
+        notes.append(argo_note)
+    detail = f"{where} runs {image} ({'; '.join(notes)})"
+    if not argo_ok:
+        return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} runs {image} but {argo_note}")
+    return LiveCheck(checked=True, ok=True, image=image, detail=detail)
+
+
+def _argo_check(cfg: Config, env: str, want: str) -> tuple[str, bool]:
+    """(note, ok) for ENV's Argo CD app; ("", True) when Argo CD is not configured."""
+    if not argocd.configured():
+        return "", True
+    name = cfg.app_for(env)
+    try:
+        app = argocd.app_get(name)
+    except argocd.AppNotFoundError:
+        return f"Argo CD app {name} does not exist", False
+    except argocd.ArgoCDError as exc:
+        return f"Argo CD app {name} could not be read: {exc}", False
+    if not app.synced_and_healthy:
+        return f"Argo CD app {name} is {app.sync_status}/{app.health}", False
+    if app.images and want not in app.images and not any(i.startswith(want + "@") for i in app.images):
+        return f"Argo CD app {name} reports images {', '.join(app.images)}, not {want}", False
+    return f"Argo CD {name} Synced/Healthy at {app.revision[:12] or '?'}", True
+
+
+def _require_access(cfg: Config, what: str) -> Kubectl:
+    proc.require("kubectl")
+    problem = kubeconfig_problem()
+    if problem is not None:
+        raise UsageError(f"{what} needs cluster access: {problem}")
+    return kubectl_for(cfg)
+
+
+def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
+    """``kubectl set image`` ENV's deployment to ``<image>:<tag>``, then wait for the rollout.
+
+    Checks first (read-only) that the deployment and container exist, so bad names change nothing
+    (exit 2). A rollout that does not complete within ``cluster.rollout-timeout`` raises
+    :class:`RemoteError` (exit 4) saying so; the deployment then specifies the new image and the
+    caller must not claim success.
+    """
+    cfg.check_env(env)
+    kube = _require_access(cfg, "rollback --emergency")
+    namespace = cfg.namespace_for(env)
+    image = expected_image(cfg, tag)
+    deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
+    if deployment is None:
+        raise UsageError(f"deployment {cfg.deployment} not found in namespace {namespace}: nothing changed")
+    if deployment.image is None:
+        raise UsageError(
+            f"deployment {namespace}/{cfg.deployment} has no container {cfg.container!r} "
+            f"(containers: {', '.join(deployment.containers) or 'none'}): nothing changed"
+        )
+    try:
+        kube.set_image(namespace, cfg.deployment, cfg.container, image)
+    except CommandFailed as exc:
+        raise RemoteError(
+            f"kubectl set image failed for {namespace}/{cfg.deployment}: {_last(exc.stderr_tail)}"
+        ) from exc
+    timeout = cfg.cluster.rollout_timeout
+    target = f"deployment/{cfg.deployment}"
+    inspect = proc.quote(kube.argv("rollout", "status", target, "-n", namespace))
+    undo = proc.quote(kube.argv("rollout", "undo", target, "-n", namespace))
+    try:
+        kube.rollout_status(namespace, cfg.deployment, timeout=timeout)
+    except CommandFailed as exc:
+        raise RemoteError(
+            f"rollout did not complete: deployment {namespace}/{cfg.deployment} now specifies {image} "
+            f"but its rollout did not finish within {timeout}s ({_last(exc.stderr_tail)}); "
+            f"inspect with: {inspect}; undo with: {undo}"
+        ) from exc
+
+
+def argocd_sync(cfg: Config, env: str) -> None:
+    """``argocd app sync <app> [--prune]`` then ``argocd app wait <app> --health --sync --timeout N``.
+
+    Raises :class:`UsageError` (exit 2) when Argo CD is not configured, :class:`RemoteError`
+    (exit 4) when the sync or the wait fails.
+    """
+    cfg.check_env(env)
+    proc.require("argocd")
+    reason = argocd.not_configured_reason()
+    if reason is not None:
+        raise UsageError(f"--sync needs Argo CD: {reason}")
+    app = cfg.app_for(env)
+    argocd.app_sync(app, prune=cfg.cluster.argocd_prune)
+    argocd.app_wait(app, timeout=cfg.cluster.rollout_timeout)
+
+
+def _last(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,164 @@
+"""The Argo CD CLI: argv tuples and parsing of ``argocd app get -o json``. Nothing else.
+
+Authentication is the CLI's own business: ``ARGOCD_SERVER``, ``ARGOCD_AUTH_TOKEN``, ``ARGOCD_OPTS``
+(e.g. ``--grpc-web``) are inherited from the environment, so a token never appears in argv or in
+logs; the token is also registered for redaction in case the CLI echoes it in an error.
+
+"Argo CD is configured" means: ``argocd`` is on PATH *and* ``ARGOCD_SERVER`` is set. Without the
+variable the CLI would fall back to a ``argocd login`` session in ``~/.config/argocd``, which a
+CI runner does not have, and each call would fail after a connection timeout; requiring the
+variable keeps "not configured" a fast, explicit answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed, RemoteError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+TOKEN_ENV = "ARGOCD_AUTH_TOKEN"  # noqa: S105 - the variable name, not a token
+SERVER_ENV = "ARGOCD_SERVER"
+QUERY_TIMEOUT = 120.0
+
+
+class ArgoCDError(RemoteError):
+    """The Argo CD CLI failed talking to the server (auth, connection, API error)."""
+
+
+class AppNotFoundError(ArgoCDError):
+    """``rpc error: code = NotFound desc = applications.argoproj.io "x" not found``."""
+
+
+def configured(env: Mapping[str, str] | None = None) -> bool:
+    return not_configured_reason(env) is None
+
+
+def not_configured_reason(env: Mapping[str, str] | None = None) -> str | None:
+    env = os.environ if env is None else env
+    if proc.which("argocd") is None:
+        return "argocd is not on PATH"
+    if not env.get(SERVER_ENV, "").strip():
+        return f"{SERVER_ENV} is not set"
+    return None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HistoryEntry:
+    id: int
+    revision: str
+    deployed_at: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class App:
+    """The parts of an Argo CD Application the tasks look at."""
+
+    name: str
+    sync_status: str  # Synced | OutOfSync | Unknown
+    health: str  # Healthy | Progressing | Degraded | Suspended | Missing | Unknown
+    revision: str  # status.sync.revision: the git commit the app is synced to
+    images: tuple[str, ...]  # status.summary.images
+    operation_phase: str  # status.operationState.phase: Running | Succeeded | Failed | Error | Terminating
+    namespace: str  # spec.destination.namespace
+    history: tuple[HistoryEntry, ...]
+
+    @property
+    def synced_and_healthy(self) -> bool:
+        return self.sync_status == "Synced" and self.health == "Healthy"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> App:
+        status = data.get("status", {}) or {}
+        history = tuple(
+            HistoryEntry(
+                id=int(h.get("id", 0) or 0),
+                revision=str(h.get("revision", "")),
+                deployed_at=str(h.get("deployedAt", "")),
+            )
+            for h in status.get("history", []) or []
+        )
+        return cls(
+            name=str(data.get("metadata", {}).get("name", "")),
+            sync_status=str((status.get("sync") or {}).get("status", "Unknown") or "Unknown"),
+            health=str((status.get("health") or {}).get("status", "Unknown") or "Unknown"),
+            revision=str((status.get("sync") or {}).get("revision", "") or ""),
+            images=tuple(str(i) for i in (status.get("summary") or {}).get("images", []) or []),
+            operation_phase=str((status.get("operationState") or {}).get("phase", "") or ""),
+            namespace=str(((data.get("spec") or {}).get("destination") or {}).get("namespace", "") or ""),
+            history=history,
+        )
+
+
+def _fail(exc: CommandFailed, what: str) -> ArgoCDError:
+    tail = exc.stderr_tail
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    # The CLI logs fatal errors as `FATA[0000] rpc error: ...`; keep the message part.
+    if "] " in last and last.startswith(("FATA", "ERRO")):
+        last = last.split("] ", 1)[1]
+    message = f"argocd {what} failed (exit {exc.returncode}): {last or 'no output'}"
+    if "code = NotFound" in tail:
+        return AppNotFoundError(message)
+    return ArgoCDError(message)
+
+
+def _run(args: Sequence[str], *, read_only: bool, what: str, timeout: float = QUERY_TIMEOUT) -> proc.Result:
+    proc.register_secret(os.environ.get(TOKEN_ENV))
+    try:
+        return proc.run(("argocd", *args), read_only=read_only, timeout=timeout)
+    except CommandFailed as exc:
+        raise _fail(exc, what) from exc
+
+
+def app_get(name: str) -> App:
+    result = _run(("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}")
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError as exc:
+        raise ArgoCDError(f"argocd app get {name}: output is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ArgoCDError(f"argocd app get {name}: unexpected output")
+    return App.from_json(data)
+
+
+def app_list() -> list[App]:
+    result = _run(("app", "list", "-o", "json"), read_only=True, what="app list")
+    try:
+        data = json.loads(result.stdout or "[]")
+    except json.JSONDecodeError as exc:
+        raise ArgoCDError(f"argocd app list: output is not JSON: {exc}") from None
+    items = data if isinstance(data, list) else (data or {}).get("items", []) or []
+    return [App.from_json(item) for item in items]
+
+
+def app_history(name: str) -> tuple[HistoryEntry, ...]:
+    """Deployment history, newest first (from ``app get``: ``app history`` has no JSON output)."""
+    return tuple(sorted(app_get(name).history, key=lambda h: h.id, reverse=True))
+
+
+def app_sync(name: str, *, prune: bool = False, timeout: float = QUERY_TIMEOUT) -> proc.Result:
+    args = ["app", "sync", name]
+    if prune:
+        args.append("--prune")
+    return _run(args, read_only=False, what=f"app sync {name}", timeout=timeout)
+
+
+def app_wait(name: str, *, timeout: int, health: bool = True, sync: bool = True) -> proc.Result:
+    args = ["app", "wait", name]
+    if health:
+        args.append("--health")
+    if sync:
+        args.append("--sync")
+    args += ["--timeout", str(timeout)]
+    # Not read-only: it waits for a change this run made; under --dry-run there is none.
+    return _run(args, read_only=False, what=f"app wait {name}", timeout=timeout + 30)
+
+
+def app_delete(name: str) -> proc.Result:
+    return _run(("app", "delete", name, "--yes"), read_only=False, what=f"app delete {name}")

@@ -1,0 +1,345 @@
+"""kubectl: argv tuples and parsing of its JSON output. Nothing else.
+
+Queries (``get``) are ``read_only=True`` so they run under ``--dry-run``; ``set image``,
+``delete`` and ``rollout status`` (which only makes sense after a change) are not.
+
+The kubeconfig comes from where kubectl itself looks (``KUBECONFIG``, else ``~/.kube/config``,
+else the in-cluster service account); the context from ``[tool.dex.cluster] context`` or a task's
+``--context`` flag, else the kubeconfig's current context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+QUERY_TIMEOUT = 60.0
+# kubectl's own per-request timeout, so an unreachable API server fails fast instead of hanging.
+REQUEST_TIMEOUT = "20s"
+
+# Fragments of kubectl's stderr that mean "cannot talk to the cluster at all" (as opposed to an
+# answer from it). Taken from kubectl/client-go messages.
+_UNREACHABLE = (
+    "unable to connect to the server",
+    "was refused - did you specify the right host or port",
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "tls handshake timeout",
+    "couldn't get current server api group list",
+    "context deadline exceeded",
+    "no configuration has been provided",
+    "context was not found for specified context",
+    "the server has asked for the client to provide credentials",
+    "you must be logged in to the server",
+    "invalid configuration",
+)
+
+
+class ClusterUnreachableError(RemoteError):
+    """kubectl could not talk to the API server (no kubeconfig, unknown context, network, auth)."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ImageRef:
+    """``registry/repo:tag@digest`` split into its parts (any part may be empty)."""
+
+    repository: str
+    tag: str = ""
+    digest: str = ""
+
+    @classmethod
+    def parse(cls, image: str) -> ImageRef:
+        name, _, digest = image.partition("@")
+        last = name.rsplit("/", 1)[-1]
+        if ":" in last:
+            repository, _, tag = name.rpartition(":")
+        else:
+            repository, tag = name, ""
+        return cls(repository=repository, tag=tag, digest=digest)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Deployment:
+    """What ``kubectl get deployment -o json`` says about one container and the rollout."""
+
+    namespace: str
+    name: str
+    image: str | None  # the container's image in the pod template; None if no such container
+    containers: tuple[str, ...]
+    selector: Mapping[str, str]
+    generation: int
+    observed_generation: int
+    replicas: int  # desired (spec.replicas, default 1)
+    current_replicas: int  # status.replicas: pods of every revision
+    updated_replicas: int
+    available_replicas: int
+    progress_deadline_exceeded: bool
+
+    @property
+    def rollout_complete(self) -> bool:
+        return self.rollout_state()[0]
+
+    def rollout_state(self) -> tuple[bool, str]:
+        """(complete, why not) with the same rules as ``kubectl rollout status`` for deployments."""
+        if self.observed_generation < self.generation:
+            return False, "waiting for the deployment spec update to be observed"
+        if self.progress_deadline_exceeded:
+            return False, "the deployment exceeded its progress deadline"
+        if self.updated_replicas < self.replicas:
+            return False, f"{self.updated_replicas} of {self.replicas} new replicas have been updated"
+        if self.current_replicas > self.updated_replicas:
+            old = self.current_replicas - self.updated_replicas
+            return False, f"{old} old replicas are pending termination"
+        if self.available_replicas < self.updated_replicas:
+            return (
+                False,
+                f"{self.available_replicas} of {self.updated_replicas} updated replicas are available",
+            )
+        return True, "rollout complete"
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], container: str) -> Deployment:
+        meta = data.get("metadata", {})
+        spec = data.get("spec", {})
+        status = data.get("status", {})
+        containers = spec.get("template", {}).get("spec", {}).get("containers", []) or []
+        image = next((c.get("image") for c in containers if c.get("name") == container), None)
+        conditions = status.get("conditions", []) or []
+        return cls(
+            namespace=str(meta.get("namespace", "")),
+            name=str(meta.get("name", "")),
+            image=image,
+            containers=tuple(str(c.get("name", "")) for c in containers),
+            selector=dict(spec.get("selector", {}).get("matchLabels", {}) or {}),
+            generation=int(meta.get("generation", 0) or 0),
+            observed_generation=int(status.get("observedGeneration", 0) or 0),
+            replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
+            current_replicas=int(status.get("replicas", 0) or 0),
+            updated_replicas=int(status.get("updatedReplicas", 0) or 0),
+            available_replicas=int(status.get("availableReplicas", 0) or 0),
+            progress_deadline_exceeded=any(
+                c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
+                for c in conditions
+            ),
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Pod:
+    name: str
+    image: str | None  # the container's image as the pod spec says
+    image_id: str | None  # what the kubelet really pulled (containerStatuses[].imageID, a digest)
+    ready: bool
+    terminating: bool
+
+    @property
+    def digest(self) -> str | None:
+        if not self.image_id or "@" not in self.image_id:
+            return None
+        return self.image_id.rpartition("@")[2]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], container: str) -> Pod:
+        meta = data.get("metadata", {})
+        spec_containers = data.get("spec", {}).get("containers", []) or []
+        statuses = data.get("status", {}).get("containerStatuses", []) or []
+        image = next((c.get("image") for c in spec_containers if c.get("name") == container), None)
+        status: Mapping[str, Any] = next((s for s in statuses if s.get("name") == container), {})
+        return cls(
+            name=str(meta.get("name", "")),
+            image=image,
+            image_id=status.get("imageID") or None,
+            ready=bool(status.get("ready", False)),
+            terminating=bool(meta.get("deletionTimestamp")),
+        )
+
+
+def kubeconfig_problem(env: Mapping[str, str] | None = None) -> str | None:
+    """Why kubectl has no configuration to use, or None when it has one (as kubectl decides)."""
+    env = os.environ if env is None else env
+    if env.get("KUBECONFIG"):
+        paths = [p for p in env["KUBECONFIG"].split(os.pathsep) if p]
+        if not any(Path(p).is_file() for p in paths):
+            return f"KUBECONFIG={env['KUBECONFIG']} names no existing file"
+        return None
+    if (Path.home() / ".kube" / "config").is_file():
+        return None
+    if env.get("KUBERNETES_SERVICE_HOST"):  # in-cluster service account, e.g. a runner pod
+        return None
+    return "no kubeconfig (KUBECONFIG unset and ~/.kube/config missing)"
+
+
+def _is_unreachable(text: str) -> bool:
+    lowered = text.lower()
+    return any(fragment in lowered for fragment in _UNREACHABLE)
+
+
+def _is_not_found(text: str) -> bool:
+    return "(notfound)" in text.lower() or " not found" in text.lower()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Kubectl:
+    """kubectl with a fixed context (empty: the kubeconfig's current context)."""
+
+    context: str = ""
+
+    def argv(self, *args: str) -> tuple[str, ...]:
+        extra = ("--context", self.context) if self.context else ()
+        return ("kubectl", *extra, *args)
+
+    def _run(
+        self, *args: str, read_only: bool, timeout: float = QUERY_TIMEOUT, quiet: bool = False
+    ) -> proc.Result:
+        try:
+            return proc.run(self.argv(*args), read_only=read_only, timeout=timeout, quiet=quiet)
+        except CommandFailed as exc:
+            if _is_unreachable(exc.stderr_tail):
+                raise ClusterUnreachableError(
+                    f"cannot reach the cluster{self._where()}: {_last_line(exc.stderr_tail)}"
+                ) from exc
+            raise
+
+    def _where(self) -> str:
+        return f" (context {self.context})" if self.context else ""
+
+    def get_json(self, kind: str, name: str | None = None, *, namespace: str | None = None,
+                 selector: str | None = None) -> dict[str, Any] | None:  # fmt: skip
+        """``kubectl get KIND [NAME] -o json``; None when the object does not exist."""
+        args = ["get", kind]
+        if name:
+            args.append(name)
+        if namespace:
+            args += ["-n", namespace]
+        if selector:
+            args += ["-l", selector]
+        args += ["-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"]
+        try:
+            result = self._run(*args, read_only=True)
+        except ClusterUnreachableError:
+            raise
+        except CommandFailed as exc:
+            if name and _is_not_found(exc.stderr_tail):
+                return None
+            raise
+        try:
+            data = json.loads(result.stdout)
+        except json.JSONDecodeError as exc:
+            raise RemoteError(f"kubectl get {kind}: output is not JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise RemoteError(f"kubectl get {kind}: unexpected output")
+        return data
+
+    def deployment(self, namespace: str, name: str, container: str) -> Deployment | None:
+        data = self.get_json("deployment", name, namespace=namespace)
+        return None if data is None else Deployment.from_json(data, container)
+
+    def pods(self, namespace: str, selector: Mapping[str, str], container: str) -> list[Pod]:
+        """The pods a deployment's selector matches (every revision, terminating ones included)."""
+        label = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+        data = self.get_json("pods", namespace=namespace, selector=label or None) or {}
+        return [Pod.from_json(item, container) for item in data.get("items", []) or []]
+
+    def names(self, kind: str, *, namespace: str | None = None) -> list[str]:
+        data = self.get_json(kind, namespace=namespace) or {}
+        return [str(i.get("metadata", {}).get("name", "")) for i in data.get("items", []) or []]
+
+    def set_image(self, namespace: str, deployment: str, container: str, image: str) -> proc.Result:
+        return self._run("set", "image", f"deployment/{deployment}", f"{container}={image}", "-n", namespace,
+                         read_only=False)  # fmt: skip
+
+    def rollout_status(self, namespace: str, deployment: str, *, timeout: int) -> proc.Result:
+        """Wait for the rollout; raises CommandFailed when kubectl gives up (timeout, deadline)."""
+        # Not read-only on purpose: it waits for a change this run made; under --dry-run there is none.
+        return self._run("rollout", "status", f"deployment/{deployment}", "-n", namespace,
+                         f"--timeout={timeout}s", read_only=False, timeout=timeout + 30)  # fmt: skip
+
+    def delete_namespace(self, namespace: str, *, wait: bool = False) -> proc.Result:
+        return self._run("delete", "namespace", namespace, f"--wait={'true' if wait else 'false'}",
+                         read_only=False)  # fmt: skip
+
+    @contextlib.contextmanager
+    def port_forward(self, namespace: str, target: str, remote_port: int, *, local_port: int | None = None,
+                     ready_timeout: float = 30.0) -> Iterator[int]:  # fmt: skip
+        """``kubectl port-forward -n NS TARGET LOCAL:REMOTE`` on 127.0.0.1; yields the local port.
+
+        Waits (bounded) until the local port accepts connections; always stops kubectl on exit,
+        exceptions and Ctrl-C included (proc.background).
+        """
+        port = local_port or _free_port()
+        argv = self.argv(
+            "port-forward", "-n", namespace, target, f"{port}:{remote_port}", "--address", "127.0.0.1"
+        )
+        with proc.background(argv) as process:
+            deadline = time.monotonic() + ready_timeout
+            while True:
+                if process.poll() is not None:
+                    output = process.stdout.read() if process.stdout else ""
+                    raise RemoteError(
+                        f"kubectl port-forward {target} in {namespace} exited ({process.returncode}): "
+                        f"{_last_line(proc.redact(output)) or 'no output'}"
+                    )
+                if _port_open(port):
+                    break
+                if time.monotonic() > deadline:
+                    raise RemoteError(
+                        f"kubectl port-forward {target} in {namespace}: port {port} did not open "
+                        f"within {ready_timeout:g}s"
+                    )
+                time.sleep(0.2)
+            yield port
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def selector_string(labels: Mapping[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def check_context(context: str) -> str:
+    """A context name from a flag or config, refused (exit 2) when it could be read as an option."""
+    if context.startswith("-"):
+        raise UsageError(f"invalid kubectl context {context!r}")
+    return context
+
+
+__all__: Sequence[str] = (
+    "ClusterUnreachableError",
+    "Deployment",
+    "ImageRef",
+    "Kubectl",
+    "Pod",
+    "check_context",
+    "kubeconfig_problem",
+)
