@@ -1,0 +1,50 @@
+"""Where the GitOps state lives: the overlay file of an env on ``origin/<base branch>``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path, PurePosixPath
+
+from dex_tasks.config import Config
+from dex_tasks.tools import git
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Repo:
+    """The git repository a configuration lives in. Overlay paths are relative to ``root``."""
+
+    root: Path
+    prefix: str  # the pyproject's directory relative to the repository root ('' at the top)
+
+    def overlay_path(self, cfg: Config, env: str) -> str:
+        """The env's overlay file as a git path (posix, relative to the repository root)."""
+        return str(PurePosixPath(self.prefix) / PurePosixPath(cfg.overlay_file(env).as_posix()))
+
+    def overlay_dir(self, cfg: Config, env: str) -> str:
+        return str(PurePosixPath(self.prefix) / PurePosixPath(cfg.overlay_dir(env).as_posix()))
+
+
+def open_repo(cfg: Config) -> Repo:
+    root = git.toplevel(cfg.root)
+    return Repo(root=root, prefix=git.prefix(cfg.root))
+
+
+def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
+    """The tag the env's overlay holds at ``rev`` (None: no file or no entry for the image)."""
+    from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
+
+    path = repo.overlay_path(cfg, env)
+    text = git.show(repo.root, rev, path)
+    if text is None:
+        return None
+    return overlay.read_tag(text, cfg.kustomize_image_name, path=path)
+
+
+def tag_in_git(cfg: Config, env: str, *, fetch: bool = True) -> str | None:
+    """The tag ``env``'s overlay holds on ``origin/<its base branch>`` (fetched first by default)."""
+    cfg.check_env(env)
+    repo = open_repo(cfg)
+    base = cfg.branch_for(env)
+    if fetch:
+        git.fetch(repo.root, base)
+    return read_tag_at(cfg, repo, env, git.tracking(base))

@@ -1,0 +1,467 @@
+"""The one "edit -> worktree -> commit -> push -> PR" machinery behind bump-overlay, promote and rollback.
+
+A :class:`Change` says *what* to do (set these envs' overlays to a tag, or revert a commit) and
+*how to deliver it* (PR branch, straight to the base branch, or a local branch only). :func:`apply`
+does it without touching the user's working copy:
+
+1. fetch ``origin/<base>``;
+2. in a temporary detached worktree on it, recompute the edit from the file there (so a retry
+   after a push race re-applies the *edit* on the new tip, never a stale patch), check that
+   ``kubectl kustomize`` still renders ``<image>:<tag>``, commit with ``Dex-*`` trailers;
+3. push (``--direct``: to the base branch, retried with jittered backoff when the remote moved;
+   ``--pr``: to a ``dex``-owned branch with ``--force-with-lease``, then open or update the PR);
+4. the worktree is removed on every exit path, Ctrl-C included.
+
+Under ``--dry-run`` no worktree is made: the diff is computed from ``git show origin/<base>:<path>``
+and the commands that would run are echoed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks import proc
+from dex_tasks.errors import DexError, RemoteError, UsageError
+from dex_tasks.gitops.state import Repo, open_repo
+from dex_tasks.tools import git
+
+if TYPE_CHECKING:
+    from dex_tasks.config import Config
+    from dex_tasks.gitops.overlay import OverlayEdit
+    from dex_tasks.tasks import Context
+
+ATTEMPTS_ENV = "DEX_PUSH_ATTEMPTS"
+BACKOFF_ENV = "DEX_PUSH_BACKOFF"
+DEFAULT_ATTEMPTS = 5
+DEFAULT_BACKOFF = 1.0  # seconds; attempt n waits uniform(0, backoff * 2**n), capped
+MAX_BACKOFF = 30.0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Change:
+    """What to change and how to deliver it."""
+
+    action: str  # Dex-Action trailer: bump | promote | rollback
+    envs: tuple[str, ...]
+    tag: str  # the tag the envs end at (for a revert: the tag the revert restores)
+    base: str
+    branch: str  # PR branch / local branch name (ignored for a pushed --direct change)
+    subject: str
+    body: tuple[str, ...] = ()
+    pr_title: str = ""
+    pr_body: str = ""
+    direct: bool = False
+    push: bool = True
+    from_env: str | None = None
+    forced: bool = False
+    revert_commit: str | None = None  # --revert: `git revert` this commit instead of editing
+    labels: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(kw_only=True)
+class Outcome:
+    changed: bool
+    envs: tuple[str, ...]
+    tag: str
+    previous_tags: dict[str, str | None]
+    base: str
+    branch: str | None = None
+    commit: str | None = None
+    pushed: bool = False
+    pr_url: str | None = None
+    pr_number: int | None = None
+    compare_url: str | None = None
+    from_env: str | None = None
+    forced: bool = False
+    attempts: int = 0
+    diff: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's GitOps fields. ``env`` is the one env (or ``stage/prod``), ``envs`` the list."""
+        single = len(self.envs) == 1
+        data: dict[str, Any] = {
+            "changed": self.changed,
+            "env": self.envs[0] if single else "/".join(self.envs),
+            "envs": list(self.envs),
+            "tag": self.tag,
+            "previous_tag": self.previous_tags.get(self.envs[0]) if single else _common(self.previous_tags),
+            "previous_tags": dict(self.previous_tags),
+            "base": self.base,
+            "branch": self.branch,
+            "commit": self.commit,
+            "pushed": self.pushed,
+            "pr_url": self.pr_url,
+            "pr_number": self.pr_number,
+            "compare_url": self.compare_url,
+            "forced": self.forced,
+            "attempts": self.attempts,
+        }
+        if self.from_env is not None:
+            data["from_env"] = self.from_env
+        return data
+
+
+def _common(tags: dict[str, str | None]) -> str | None:
+    values = set(tags.values())
+    return values.pop() if len(values) == 1 else None
+
+
+def _attempts() -> int:
+    try:
+        return max(1, int(os.environ.get(ATTEMPTS_ENV, DEFAULT_ATTEMPTS)))
+    except ValueError:
+        return DEFAULT_ATTEMPTS
+
+
+def _backoff(attempt: int) -> float:
+    try:
+        base = float(os.environ.get(BACKOFF_ENV, DEFAULT_BACKOFF))
+    except ValueError:
+        base = DEFAULT_BACKOFF
+    # Full jitter (AWS architecture blog): concurrent CD jobs racing for the branch spread out.
+    return random.uniform(0, min(MAX_BACKOFF, base * 2**attempt))  # noqa: S311 - jitter, not crypto
+
+
+def _before_push(change: Change, attempt: int) -> None:
+    """Hook point between commit and push (tests make a second writer race us here)."""
+
+
+def trailers(change: Change, previous: dict[str, str | None]) -> list[str]:
+    """``Dex-*`` trailers. Several envs: ``Dex-Env`` and ``Dex-Previous-Tag`` repeat, in the same order."""
+    lines = [f"Dex-Action: {change.action}"]
+    lines += [f"Dex-Env: {env}" for env in change.envs]
+    lines.append(f"Dex-Tag: {change.tag}")
+    lines += [f"Dex-Previous-Tag: {previous.get(env) or 'none'}" for env in change.envs]
+    if change.from_env:
+        lines.append(f"Dex-From-Env: {change.from_env}")
+    if change.forced:
+        lines.append("Dex-Forced: true")
+    return lines
+
+
+def message(change: Change, previous: dict[str, str | None], subject: str | None = None) -> str:
+    parts = [subject or change.subject]
+    if change.body:
+        parts.append("\n".join(change.body))
+    parts.append("\n".join(trailers(change, previous)))
+    return "\n\n".join(parts) + "\n"
+
+
+# -- planning --------------------------------------------------------------------------------
+
+
+def _edits(cfg: Config, repo: Repo, change: Change, read: Any) -> list[tuple[str, OverlayEdit]]:
+    """Recompute the edit of every env from the file content ``read(path)`` returns."""
+    from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
+
+    result = []
+    for env in change.envs:
+        path = repo.overlay_path(cfg, env)
+        text = read(path)
+        if text is None:
+            raise UsageError(f"{path} does not exist on {change.base}: nothing to update for {env}")
+        result.append((env, overlay.set_tag(text, cfg.kustomize_image_name, change.tag, path=path)))
+    return result
+
+
+def _render_check(cfg: Config, repo: Repo, wt: Path, change: Change) -> None:
+    """``kubectl kustomize`` the edited overlays: they must build and render ``<image>:<tag>``."""
+    if proc.which("kubectl") is None:
+        return
+    expected = f"{cfg.image}:{change.tag}"
+    for env in change.envs:
+        directory = wt / repo.overlay_dir(cfg, env)
+        result = proc.run(("kubectl", "kustomize", str(directory)), read_only=True, check=False, quiet=True)
+        if not result.ok:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+            raise UsageError(
+                f"{repo.overlay_dir(cfg, env)} no longer builds with kubectl kustomize after the edit "
+                f"({tail[0]}); nothing was committed"
+            )
+        if expected not in result.stdout:
+            raise UsageError(
+                f"{repo.overlay_dir(cfg, env)} builds but does not render {expected} (check images[].name "
+                f"and newName against [tool.dex] image/kustomize-image); nothing was committed"
+            )
+
+
+def _current_branch(root: Path) -> str | None:
+    result = git.git(
+        "symbolic-ref", "--quiet", "--short", "HEAD", cwd=root, read_only=True, check=False, quiet=True
+    )
+    return result.stdout.strip() if result.ok else None
+
+
+def _ours(root: Path, sha: str) -> bool:
+    """A branch tip we may overwrite: a commit made by dex-tasks (it carries a Dex-Action trailer)."""
+    git.fetch_commit(root, sha)
+    return "dex-action" in git.parse_trailers(git.message_body(root, sha))
+
+
+def _lease(root: Path, change: Change) -> str | None:
+    """The remote PR branch's tip that we may replace (None: the branch does not exist)."""
+    tip = git.remote_branch_sha(root, change.branch)
+    if tip is not None and not _ours(root, tip):
+        raise UsageError(
+            f"branch {change.branch!r} already exists on origin and was not made by dex-tasks; "
+            "delete it or merge its PR first"
+        )
+    return tip
+
+
+def _check_local_branch(root: Path, change: Change) -> None:
+    if _current_branch(root) == change.branch:
+        raise UsageError(f"branch {change.branch!r} is checked out here; switch branches to use --no-push")
+    if git.local_branch_exists(root, change.branch):
+        tip = git.rev_parse(root, f"refs/heads/{change.branch}")
+        if tip is not None and not _ours(root, tip):
+            raise UsageError(f"local branch {change.branch!r} exists and was not made by dex-tasks")
+
+
+# -- applying --------------------------------------------------------------------------------
+
+
+def apply(ctx: Context, change: Change) -> Outcome:
+    """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done."""
+    cfg = ctx.config
+    repo = open_repo(cfg)
+    git.require_remote(repo.root)
+    git.check_ref_name(change.base)
+    git.check_ref_name(change.branch)
+    base_sha = git.fetch(repo.root, change.base)
+    if ctx.dry_run:
+        return _dry_run(ctx, repo, change, base_sha)
+    lease: str | None = None
+    if not change.push:
+        _check_local_branch(repo.root, change)
+    elif not change.direct:
+        lease = _lease(repo.root, change)
+    attempts = _attempts()
+    for attempt in range(1, attempts + 1):
+        with git.worktree(repo.root, base_sha) as wt:
+            outcome = _commit_in(ctx, repo, wt, change)
+            outcome.attempts = attempt
+            if not outcome.changed:
+                return outcome
+            if not change.push:
+                git.set_local_branch(repo.root, change.branch, outcome.commit or "HEAD")
+                outcome.branch = change.branch
+                push_to = f"{change.base}" if change.direct else change.branch
+                ctx.out(
+                    f"committed {short(outcome.commit)} on local branch {change.branch} (not pushed; "
+                    f"push it with: git push origin {change.branch}:refs/heads/{push_to})"
+                )
+                return outcome
+            _before_push(change, attempt)
+            if change.direct:
+                pushed = git.push(wt, "HEAD", change.base)
+                if pushed.ok:
+                    outcome.pushed = True
+                    outcome.branch = change.base
+                    ctx.out(f"pushed {short(outcome.commit)} to {change.base}")
+                    return outcome
+                if not pushed.stale:
+                    raise RemoteError(f"push to {change.base} was rejected: {pushed.detail}")
+                if attempt == attempts:
+                    break
+                delay = _backoff(attempt)
+                ctx.warn(
+                    f"{change.base} moved on origin while we committed (attempt {attempt}/{attempts}); "
+                    f"re-applying the edit on the new tip in {delay:.1f}s"
+                )
+            else:
+                pushed = git.push(wt, "HEAD", change.branch, lease=lease, new_branch=lease is None)
+                if not pushed.ok:
+                    raise RemoteError(f"push of branch {change.branch} was rejected: {pushed.detail}")
+                outcome.pushed = True
+                outcome.branch = change.branch
+                ctx.out(f"pushed {short(outcome.commit)} to branch {change.branch}")
+                _pull_request(ctx, repo, change, outcome)
+                return outcome
+        time.sleep(delay)
+        base_sha = git.fetch(repo.root, change.base)
+    raise RemoteError(
+        f"push to {change.base} still rejected after {attempts} attempts: the branch keeps moving; "
+        "nothing was changed, run the task again"
+    )
+
+
+def short(sha: str | None) -> str:
+    return (sha or "")[:12]
+
+
+def _commit_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
+    cfg = ctx.config
+    if change.revert_commit is not None:
+        return _revert_in(ctx, repo, wt, change)
+    edits = _edits(cfg, repo, change, lambda path: _read(wt / path))
+    previous = {env: edit.previous_tag for env, edit in edits}
+    outcome = Outcome(
+        changed=False,
+        envs=change.envs,
+        tag=change.tag,
+        previous_tags=previous,
+        base=change.base,
+        from_env=change.from_env,
+        forced=change.forced,
+    )
+    changed = [(env, edit) for env, edit in edits if edit.changed]
+    if not changed:
+        ctx.out(f"{'/'.join(change.envs)} already at {change.tag} on {change.base}: nothing to do")
+        return outcome
+    for env, edit in edits:
+        ctx.out(f"{env}: {edit.previous_tag or '(none)'} -> {change.tag}")
+    outcome.diff = "".join(edit.diff() for _, edit in changed)
+    for _, edit in changed:
+        (wt / edit.path).write_bytes(edit.new_text.encode("utf-8"))  # bytes: keep CRLF as it was
+    _render_check(cfg, repo, wt, change)
+    outcome.commit = git.commit(
+        wt, message(change, previous), [edit.path for _, edit in changed], root=repo.root
+    )
+    outcome.changed = True
+    return outcome
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _revert_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
+    from dex_tasks.gitops import overlay  # noqa: PLC0415
+
+    cfg = ctx.config
+    env = change.envs[0]
+    path = repo.overlay_path(cfg, env)
+    before = _read(wt / path)
+    previous_tag = (
+        overlay.read_tag(before, cfg.kustomize_image_name, path=path) if before is not None else None
+    )
+    sha = change.revert_commit or ""
+    git.revert(wt, sha, root=repo.root)
+    after = _read(wt / path)
+    tag = overlay.read_tag(after, cfg.kustomize_image_name, path=path) if after is not None else None
+    change = dataclasses.replace(change, tag=tag or change.tag)
+    _render_check(cfg, repo, wt, change)
+    subject = git.message_body(repo.root, git.head(wt)).splitlines()[0]
+    body = f"This reverts commit {sha}."
+    full = dataclasses.replace(change, body=(body, *change.body))
+    commit = git.amend_message(wt, message(full, {env: previous_tag}, subject=subject), root=repo.root)
+    ctx.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} (git revert {short(sha)})")
+    return Outcome(
+        changed=True,
+        envs=change.envs,
+        tag=change.tag,
+        previous_tags={env: previous_tag},
+        base=change.base,
+        commit=commit,
+        forced=change.forced,
+    )
+
+
+def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
+    """Open or update the PR; with no token, print the compare URL instead."""
+    url = git.remote_url(repo.root) or ""
+    try:
+        from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
+    except ImportError:  # pragma: no cover - the module ships with the package
+        return
+    slug: str | None
+    try:
+        slug = github.repo_slug(url)
+    except DexError:
+        slug = None
+    if slug:
+        outcome.compare_url = github.compare_url(slug, change.base, change.branch)
+    client = github.GitHub.from_env(remote_url=url)
+    if client is None:
+        if outcome.compare_url:
+            ctx.out(f"no GitHub token (GITHUB_TOKEN/GH_TOKEN): open the PR at {outcome.compare_url}")
+        else:
+            ctx.out(f"no GitHub token: open a PR from {change.branch} to {change.base}")
+        return
+    pr = client.open_or_update_pr(
+        head=change.branch, base=change.base, title=change.pr_title, body=change.pr_body, labels=change.labels
+    )
+    outcome.pr_url = pr.url
+    outcome.pr_number = pr.number
+    ctx.out(f"{'opened' if pr.created else 'updated'} PR #{pr.number}: {pr.url}")
+
+
+# -- dry run ---------------------------------------------------------------------------------
+
+
+def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome:
+    """Print the diff and every command that would change something; create nothing."""
+    cfg = ctx.config
+    root = repo.root
+    placeholder = Path("<tmp-worktree>")
+    outcome = Outcome(
+        changed=False,
+        envs=change.envs,
+        tag=change.tag,
+        previous_tags={},
+        base=change.base,
+        from_env=change.from_env,
+        forced=change.forced,
+    )
+    if change.revert_commit is not None:
+        from dex_tasks.gitops.state import read_tag_at  # noqa: PLC0415
+
+        env = change.envs[0]
+        outcome.previous_tags = {env: read_tag_at(cfg, repo, env, git.tracking(change.base))}
+        outcome.changed = True
+        outcome.diff = git.diff_commit(root, change.revert_commit, reverse=True)
+        ctx.out(outcome.diff.rstrip("\n"))
+        _echo_plan(ctx, repo, change, base_sha, placeholder, [], outcome)
+        return outcome
+    edits = _edits(cfg, repo, change, lambda path: git.show(root, git.tracking(change.base), path))
+    outcome.previous_tags = {env: edit.previous_tag for env, edit in edits}
+    changed = [edit for _, edit in edits if edit.changed]
+    if not changed:
+        ctx.out(f"{'/'.join(change.envs)} already at {change.tag} on {change.base}: nothing to do")
+        return outcome
+    outcome.changed = True
+    outcome.diff = "".join(edit.diff() for edit in changed)
+    ctx.out(outcome.diff.rstrip("\n"))
+    _echo_plan(ctx, repo, change, base_sha, placeholder, [edit.path for edit in changed], outcome)
+    return outcome
+
+
+def _echo_plan(
+    ctx: Context,
+    repo: Repo,
+    change: Change,
+    base_sha: str,
+    wt: Path,
+    paths: Sequence[str],
+    outcome: Outcome,
+) -> None:
+    root = repo.root
+    git.git("worktree", "add", "--quiet", "--detach", wt, base_sha, cwd=root)
+    if change.revert_commit is not None:
+        git.git("revert", "--no-edit", change.revert_commit, cwd=wt)
+    else:
+        git.git("add", "--", *paths, cwd=wt)
+        git.git("commit", "--quiet", "--no-verify", "--file=-", cwd=wt)
+    ctx.out("commit message:\n  " + message(change, outcome.previous_tags).rstrip("\n").replace("\n", "\n  "))
+    if not change.push:
+        git.git("branch", "--force", "--no-track", change.branch, "HEAD", cwd=root)
+        outcome.branch = change.branch
+    elif change.direct:
+        git.git("push", "--porcelain", "--no-verify", git.REMOTE, f"HEAD:refs/heads/{change.base}", cwd=wt)
+        outcome.branch = change.base
+    else:
+        git.git("push", "--porcelain", "--no-verify", "--force-with-lease", git.REMOTE,
+                f"HEAD:refs/heads/{change.branch}", cwd=wt)  # fmt: skip
+        outcome.branch = change.branch
+        ctx.out(f"would open or update a PR {change.branch} -> {change.base}: {change.pr_title}")
+    git.git("worktree", "remove", "--force", wt, cwd=root)

@@ -1,0 +1,86 @@
+"""``bump-overlay ENV [ENV...] TAG``: set the image tag in env overlays, then PR (default) or push.
+
+The CD step: ``bump-overlay dev sha-1a2b3c4d`` opens ``dex/bump-dev-sha-1a2b3c4d`` -> ``dev``;
+``bump-overlay stage prod sha-1a2b3c4d`` makes one commit and one PR to ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dex_tasks.errors import UsageError
+from dex_tasks.tasks import Context, TaskResult
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "targets", nargs="+", metavar="ENV [ENV...] TAG", help="environments, then the image tag"
+    )
+    add_delivery_arguments(parser, default_pr=True)
+
+
+def add_delivery_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
+    """``--pr | --direct`` and ``--no-push``, shared by bump-overlay, promote and rollback."""
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--pr",
+        dest="pr",
+        action="store_true",
+        default=default_pr,
+        help="push a branch and open (or update) a pull request" + (" (default)" if default_pr else ""),
+    )
+    mode.add_argument(
+        "--direct",
+        dest="pr",
+        action="store_false",
+        help="commit straight to the base branch" + ("" if default_pr else " (default)"),
+    )
+    parser.add_argument(
+        "--no-push", dest="push", action="store_false", default=True,
+        help="leave the commit on a local branch (your checkout is not touched) and say where",
+    )  # fmt: skip
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks.gitops import tags, workflow  # noqa: PLC0415 - keep the parser import light
+
+    cfg = ctx.config
+    if len(args.targets) < 2:
+        raise UsageError(
+            "bump-overlay needs at least one environment and a tag: bump-overlay ENV [ENV...] TAG"
+        )
+    *envs, tag = args.targets
+    tags.validate_tag(tag)
+    for env in envs:
+        cfg.check_env(env)
+    if len(set(envs)) != len(envs):
+        raise UsageError(f"environment listed twice: {' '.join(envs)}")
+    bases = {cfg.branch_for(env) for env in envs}
+    if len(bases) > 1:
+        detail = ", ".join(f"{env} on {cfg.branch_for(env)}" for env in envs)
+        raise UsageError(
+            f"the environments live on different branches ({detail}): run bump-overlay once per branch"
+        )
+    base = bases.pop()
+    label = "/".join(envs)
+    title = f"chore: update {label} image to {tag}"
+    change = workflow.Change(
+        action="bump",
+        envs=tuple(envs),
+        tag=tag,
+        base=base,
+        branch=f"dex/bump-{'-'.join(envs)}-{tag}",
+        subject=title,
+        pr_title=title,
+        pr_body=_pr_body(envs, tag, base),
+        direct=not args.pr,
+        push=args.push,
+    )
+    outcome = workflow.apply(ctx, change)
+    return TaskResult(data=outcome.as_json())
+
+
+def _pr_body(envs: list[str], tag: str, base: str) -> str:
+    lines = [f"Updates the image tag of {', '.join(f'`{e}`' for e in envs)} to `{tag}` on `{base}`.", ""]
+    lines.append("Made by `dex-tasks bump-overlay`; merging it lets Argo CD deploy the new image.")
+    return "\n".join(lines)

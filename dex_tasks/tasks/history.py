@@ -1,0 +1,39 @@
+"""``history ENV [--limit N]``: every deployment of ENV from git, newest first."""
+
+from __future__ import annotations
+
+import argparse
+
+from dex_tasks.errors import UsageError
+from dex_tasks.tasks import Context, TaskResult, table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("env", metavar="ENV", help="the environment")
+    parser.add_argument(
+        "--limit", type=int, default=None, metavar="N", help="show only the newest N deployments"
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks.gitops import history, state  # noqa: PLC0415 - keep the parser import light
+    from dex_tasks.tools import git  # noqa: PLC0415
+
+    cfg = ctx.config
+    env = cfg.check_env(args.env)
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be a positive number")
+    repo = state.open_repo(cfg)
+    base = cfg.branch_for(env)
+    git.fetch(repo.root, base, unshallow=True)
+    entries = history.deployments(
+        repo.root, git.tracking(base), repo.overlay_path(cfg, env), cfg.kustomize_image_name
+    )
+    if args.limit is not None:
+        entries = entries[: args.limit]
+    rows = [[e.tag, e.commit[:12], e.date, e.author, e.action, e.subject] for e in entries]
+    if rows:
+        ctx.out(table(["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"], rows))
+    else:
+        ctx.out(f"no deployments of {env} found in {repo.overlay_path(cfg, env)} on {base}")
+    return TaskResult(data={"env": env, "base": base, "entries": [e.as_json() for e in entries]})

@@ -1,0 +1,164 @@
+"""``promote FROM TO [TAG]``: put the tag FROM runs into TO's overlay (PR by default).
+
+TAG defaults to what FROM's overlay holds on FROM's base branch. Refused (exit 1, nothing written)
+when TAG is not what FROM runs - in git, and live when a cluster is reachable (``--verify``) -
+unless ``--force``, which the commit records (``Dex-Forced: true``). TO must be the env after FROM.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
+from dex_tasks.tasks import Context, TaskResult
+from dex_tasks.tasks.bump_overlay import add_delivery_arguments
+
+if TYPE_CHECKING:
+    from dex_tasks.gitops.state import Repo
+
+VERIFY_MODES = ("auto", "git", "live")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("from_env", metavar="FROM", help="the environment the tag comes from (e.g. stage)")
+    parser.add_argument("to_env", metavar="TO", help="the environment to update (must follow FROM)")
+    parser.add_argument("tag", metavar="TAG", nargs="?", help="default: the tag FROM's overlay holds")
+    add_delivery_arguments(parser, default_pr=True)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="promote even if TAG is not what FROM runs, or TO is not the next env (recorded in the commit)",
+    )
+    parser.add_argument(
+        "--verify", choices=VERIFY_MODES, default="auto",
+        help="git: only the overlay; live: also the cluster (fail without access); "
+        "auto (default): live when a cluster is reachable",
+    )  # fmt: skip
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks.gitops import state, tags, workflow  # noqa: PLC0415 - keep the parser import light
+    from dex_tasks.tools import git  # noqa: PLC0415
+
+    cfg = ctx.config
+    source, target = cfg.check_env(args.from_env), cfg.check_env(args.to_env)
+    if args.tag is not None:
+        tags.validate_tag(args.tag)
+    if source == target:
+        raise UsageError(f"cannot promote {source} to itself")
+    expected = cfg.next_env(source)
+    if target != expected and not args.force:
+        nxt = (
+            f"the next environment after {source} is {expected}"
+            if expected
+            else f"{source} is the last environment"
+        )
+        raise UsageError(
+            f"refusing to promote {source} -> {target}: {nxt} (use --force to skip environments)"
+        )
+    repo = state.open_repo(cfg)
+    source_base, target_base = cfg.branch_for(source), cfg.branch_for(target)
+    git.fetch(repo.root, source_base)
+    running = state.read_tag_at(cfg, repo, source, git.tracking(source_base))
+    tag = args.tag or running
+    if tag is None:
+        raise UsageError(f"{repo.overlay_path(cfg, source)} on {source_base} has no tag to promote; pass TAG")
+    tags.validate_tag(tag)
+    forced_reasons: list[str] = []
+    if target != expected:
+        forced_reasons.append(f"{target} is not the next environment after {source}")
+    if tag != running:
+        problem = (
+            f"{tag} is not what {source} runs: its overlay on {source_base} says {running or '(no tag)'}"
+        )
+        if not args.force:
+            return _refused(problem)
+        forced_reasons.append(problem)
+    problem = _verify_live(ctx, source, tag, args.verify)
+    if problem is not None:
+        if not args.force:
+            return _refused(problem)
+        forced_reasons.append(problem)
+    if source_base != target_base:
+        git.fetch(repo.root, target_base)
+    old = state.read_tag_at(cfg, repo, target, git.tracking(target_base))
+    body = [f"Promoted from {source} to {target} with dex-tasks."]
+    body += [f"Forced: {reason}." for reason in forced_reasons]
+    change = workflow.Change(
+        action="promote",
+        envs=(target,),
+        tag=tag,
+        base=target_base,
+        branch=f"promote-{target}-{tag}",
+        subject=f"chore: promote {tag} to {target}",
+        body=tuple(body),
+        pr_title=f"Promote {tag} to {target.title()}",
+        pr_body=_pr_body(ctx, repo, source, target, old, tag, forced_reasons),
+        direct=not args.pr,
+        push=args.push,
+        from_env=source,
+        forced=bool(forced_reasons),
+    )
+    outcome = workflow.apply(ctx, change)
+    return TaskResult(data=outcome.as_json())
+
+
+def _refused(problem: str) -> TaskResult:
+    return TaskResult(
+        exit_code=EXIT_CHECK_FAILED,
+        message=f"promotion refused: {problem}; nothing was written (use --force to override)",
+        data={"changed": False, "refused": problem},
+    )
+
+
+def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:
+    """None when FROM is fine (or was not checked); else what runs instead."""
+    if mode == "git":
+        return None
+    try:
+        from dex_tasks import cluster  # noqa: PLC0415 - kubectl/argocd only when checking live
+    except ImportError:  # pragma: no cover - ships with the package
+        ctx.out("only git was checked (no cluster support in this install)")
+        return None
+    check = cluster.check_live(ctx.config, env, tag, required=mode == "live")
+    if not check.checked:
+        ctx.out(f"only git was checked ({check.detail})" if check.detail else "only git was checked")
+        return None
+    if not check.ok:
+        return check.detail
+    ctx.out(f"{env} runs {tag} live: {check.detail}" if check.detail else f"{env} runs {tag} live")
+    return None
+
+
+def _pr_body(
+    ctx: Context, repo: Repo, source: str, target: str, old: str | None, new: str, forced: list[str]
+) -> str:
+    from dex_tasks.gitops import tags  # noqa: PLC0415
+    from dex_tasks.tools import git  # noqa: PLC0415
+
+    lines = [
+        f"Promotes `{new}` from **{source}** to **{target}**.",
+        "",
+        "| | tag |",
+        "| --- | --- |",
+        f"| {target} before | `{old or '(none)'}` |",
+        f"| {target} after | `{new}` |",
+        "",
+    ]
+    lines += [f"**Forced:** {reason}." for reason in forced]
+    old_sha = tags.sha_of(old) if old else None
+    new_sha = tags.sha_of(new)
+    old_commit = git.rev_parse(repo.root, old_sha) if old_sha else None
+    new_commit = git.rev_parse(repo.root, new_sha) if new_sha else None
+    if old_commit and new_commit:
+        log = git.oneline(repo.root, old_commit, new_commit)
+        lines.append(f"### App commits {old_sha}..{new_sha} ({len(log)})")
+        lines += [f"- {line}" for line in log] or ["- (none: the new tag is not ahead of the old one)"]
+    else:
+        lines.append(
+            f"The commits of `{old or '(none)'}` and `{new}` are not both in this repository's history, "
+            "so the change list is not shown."
+        )
+    del ctx
+    return "\n".join(lines)

@@ -1,0 +1,349 @@
+"""Thin git wrapper: argv tuples and output parsing, every call through :mod:`dex_tasks.proc`.
+
+The rule it serves (DESIGN.md principle 8): never touch the user's working copy, index or current
+branch. Reads go to ``origin/<base>`` objects (``git show``, ``git log``); writes happen in a
+temporary detached ``git worktree`` that is removed on any exit, Ctrl-C included (like
+cibuildwheel's ``OCIContainer``, a resource is a context manager).
+
+Queries are ``read_only=True`` so they also run under ``--dry-run``. ``git fetch`` is marked
+read-only too: it only updates remote-tracking refs, which is what every ``git status`` user
+expects a tool to be allowed to do, and a dry-run without it would plan against a stale tip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+
+REMOTE = "origin"
+# Separators that never occur in commit metadata, so `git log` output parses without escaping.
+_FIELD = "\x1f"
+_RECORD = "\x1e"
+_TRAILER_RE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*):\s?(.*)$")
+# Identity used when neither git config nor the environment names one (a fresh CI runner):
+# without it `git commit` fails with "Please tell me who you are".
+FALLBACK_NAME = "dex-tasks"
+FALLBACK_EMAIL = "dex-tasks@users.noreply.github.com"
+ACTIONS_NAME = "github-actions[bot]"
+ACTIONS_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+
+
+def git(
+    *args: str | Path,
+    cwd: Path,
+    read_only: bool = False,
+    check: bool = True,
+    quiet: bool = False,
+    stdin: str | None = None,
+    env: Mapping[str, str | None] | None = None,
+    timeout: float | None = proc.DEFAULT_TIMEOUT,
+) -> proc.Result:
+    """``git -C <cwd> ARGS``. ``-C`` in argv (not only ``cwd=``) so dry-run echoes are runnable."""
+    return proc.run(
+        ("git", "-C", str(cwd), *(str(a) for a in args)),
+        read_only=read_only,
+        check=check,
+        quiet=quiet,
+        stdin=stdin,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _query(root: Path, *args: str | Path, check: bool = True) -> proc.Result:
+    return git(*args, cwd=root, read_only=True, check=check, quiet=True)
+
+
+# -- repository ------------------------------------------------------------------------------
+
+
+def toplevel(start: Path) -> Path:
+    """The work tree root containing ``start`` (exit 2 when it is not inside a git repository)."""
+    result = _query(start, "rev-parse", "--show-toplevel", check=False)
+    if not result.ok or not result.stdout.strip():
+        raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
+    return Path(result.stdout.strip())
+
+
+def prefix(start: Path) -> str:
+    """``start`` relative to the top level, as git spells it (``''`` or ``sub/dir/``)."""
+    return _query(start, "rev-parse", "--show-prefix").stdout.strip()
+
+
+def remote_url(root: Path, remote: str = REMOTE) -> str | None:
+    result = _query(root, "remote", "get-url", remote, check=False)
+    return result.stdout.strip() if result.ok and result.stdout.strip() else None
+
+
+def require_remote(root: Path, remote: str = REMOTE) -> str:
+    url = remote_url(root, remote)
+    if url is None:
+        raise UsageError(f"no git remote {remote!r} in {root}: GitOps tasks push to {remote}")
+    return url
+
+
+def is_shallow(root: Path) -> bool:
+    return _query(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+
+
+def rev_parse(root: Path, rev: str) -> str | None:
+    """The full commit id ``rev`` names, or None when it does not resolve to a commit here."""
+    result = _query(
+        root, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}", check=False
+    )
+    return result.stdout.strip() if result.ok and result.stdout.strip() else None
+
+
+def show(root: Path, rev: str, path: str) -> str | None:
+    """Content of ``path`` at ``rev`` (bytes-exact text), or None when it does not exist there."""
+    result = _query(root, "show", f"{rev}:{path}", check=False)
+    return result.stdout if result.ok else None
+
+
+def tracking(branch: str) -> str:
+    return f"refs/remotes/{REMOTE}/{branch}"
+
+
+def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
+    """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>`` and return its commit.
+
+    ``unshallow``: also complete a shallow clone's history (``history``/``rollback`` walk it).
+    A missing branch or unreachable remote is a :class:`RemoteError` (exit 4).
+    """
+    check_ref_name(branch)
+    args: list[str] = ["fetch", "--no-tags", "--quiet"]
+    if unshallow and is_shallow(root):
+        # actions/checkout clones with --depth 1; the overlay's history needs the rest.
+        args.append("--unshallow")
+    args += [REMOTE, f"+refs/heads/{branch}:{tracking(branch)}"]
+    try:
+        git(*args, cwd=root, read_only=True)
+    except CommandFailed as exc:
+        raise RemoteError(f"cannot fetch branch {branch!r} from {REMOTE}: {exc.stderr_tail or exc}") from None
+    sha = rev_parse(root, tracking(branch))
+    if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
+        raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
+    return sha
+
+
+def remote_branch_sha(root: Path, branch: str) -> str | None:
+    """The commit ``branch`` points at on origin right now, or None when it does not exist."""
+    result = _query(root, "ls-remote", "--heads", REMOTE, f"refs/heads/{branch}", check=False)
+    if not result.ok:
+        raise RemoteError(f"cannot list branches of {REMOTE}: {proc.redact(result.stderr.strip())}")
+    for line in result.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.strip() == f"refs/heads/{branch}":
+            return sha.strip()
+    return None
+
+
+def fetch_commit(root: Path, sha: str) -> None:
+    """Make ``sha`` (a tip seen by ls-remote) available locally, without creating any ref."""
+    if rev_parse(root, sha) is None:
+        git("fetch", "--no-tags", "--quiet", REMOTE, sha, cwd=root, read_only=True)
+
+
+def check_ref_name(branch: str) -> str:
+    if (
+        branch.startswith("-")
+        or not _query(Path.cwd(), "check-ref-format", f"refs/heads/{branch}", check=False).ok
+    ):
+        raise UsageError(f"invalid branch name {branch!r}")
+    return branch
+
+
+def local_branch_exists(root: Path, branch: str) -> bool:
+    return _query(root, "show-ref", "--verify", "--quiet", f"refs/heads/{branch}", check=False).ok
+
+
+# -- log and trailers ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Commit:
+    sha: str
+    date: str  # strict ISO 8601 committer date
+    author: str
+    subject: str
+    trailers: Mapping[str, tuple[str, ...]]
+
+    def trailer(self, key: str) -> str | None:
+        values = self.trailers.get(key.lower())
+        return values[-1] if values else None
+
+
+def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
+    """``Key: value`` lines (as ``%(trailers:only,unfold)`` prints them), keys lower-cased."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        match = _TRAILER_RE.match(line.strip())
+        if match:
+            found.setdefault(match.group(1).lower(), []).append(match.group(2).strip())
+    return {key: tuple(values) for key, values in found.items()}
+
+
+def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = None) -> list[Commit]:
+    """Commits of ``rev`` (touching ``path``), newest first, with their trailers."""
+    fmt = _FIELD.join(("%H", "%cI", "%an", "%s", "%(trailers:only,unfold)")) + _RECORD
+    args: list[str] = ["log", f"--format={fmt}"]
+    if limit is not None:
+        args.append(f"--max-count={limit}")
+    args += [rev, "--"]
+    if path is not None:
+        args.append(path)
+    out = _query(root, *args).stdout
+    commits: list[Commit] = []
+    for record in out.split(_RECORD):
+        record = record.strip("\n")
+        if not record.strip():
+            continue
+        sha, date, author, subject, trailers = (record.split(_FIELD) + [""] * 5)[:5]
+        commits.append(
+            Commit(
+                sha=sha.strip(), date=date, author=author, subject=subject, trailers=parse_trailers(trailers)
+            )
+        )
+    return commits
+
+
+def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:
+    """``git log --oneline old..new`` lines."""
+    out = _query(root, "log", "--oneline", "--no-decorate", f"--max-count={limit}", f"{old}..{new}").stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def diff_commit(root: Path, commit: str, *, reverse: bool = False) -> str:
+    """The patch a commit makes (``reverse``: the patch that undoes it)."""
+    args = ["diff", f"{commit}^", commit] if not reverse else ["diff", commit, f"{commit}^"]
+    return _query(root, *args).stdout
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def worktree(root: Path, rev: str) -> Iterator[Path]:
+    """A temporary detached worktree of ``rev``; removed (and pruned) on any exit, Ctrl-C included.
+
+    Detached, so no branch is created or checked out: the user's branches stay as they are.
+    """
+    holder = Path(tempfile.mkdtemp(prefix="dex-worktree-"))
+    path = holder / "wt"
+    added = False
+    try:
+        git("worktree", "add", "--quiet", "--detach", path, rev, cwd=root)
+        added = True
+        yield path
+    finally:
+        # Shielded from a second Ctrl-C as far as Python allows: each step is independent.
+        try:
+            if added or path.exists():
+                git("worktree", "remove", "--force", path, cwd=root, check=False, quiet=True)
+        finally:
+            shutil.rmtree(holder, ignore_errors=True)
+            git("worktree", "prune", cwd=root, check=False, quiet=True)
+
+
+def identity_env(root: Path) -> dict[str, str | None]:
+    """Author/committer variables when git has no identity configured (fresh CI runners)."""
+    if _query(root, "var", "GIT_COMMITTER_IDENT", check=False).ok:
+        return {}
+    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
+    name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if in_actions else (FALLBACK_NAME, FALLBACK_EMAIL)
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
+
+
+def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
+    """Commit ``paths`` in worktree ``wt`` with ``message``; return the new commit id.
+
+    ``--no-verify``: the user's own pre-commit hooks are for their edits; a one-line overlay
+    edit made by a tool in a temporary worktree must not depend on their hook environment.
+    """
+    git("add", "--", *paths, cwd=wt)
+    git("commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message, env=identity_env(root))
+    return head(wt)
+
+
+def amend_message(wt: Path, message: str, *, root: Path) -> str:
+    git(
+        "commit",
+        "--quiet",
+        "--amend",
+        "--no-verify",
+        "--file=-",
+        cwd=wt,
+        stdin=message,
+        env=identity_env(root),
+    )
+    return head(wt)
+
+
+def revert(wt: Path, sha: str, *, root: Path) -> str:
+    try:
+        git("revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
+    except CommandFailed as exc:
+        raise UsageError(f"git revert of {sha[:12]} does not apply cleanly: {exc.stderr_tail}") from None
+    return head(wt)
+
+
+def head(wt: Path) -> str:
+    # In dry-run nothing was committed; the echo already showed the commands.
+    result = _query(wt, "rev-parse", "HEAD", check=False) if wt.exists() else None
+    return result.stdout.strip() if result is not None and result.ok else ""
+
+
+def message_body(root: Path, sha: str) -> str:
+    return _query(root, "log", "-1", "--format=%B", sha).stdout
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PushResult:
+    ok: bool
+    stale: bool  # rejected because the remote moved on (fetch first / non-fast-forward / stale lease)
+    detail: str
+
+
+def push(
+    wt: Path, src: str, branch: str, *, lease: str | None = None, new_branch: bool = False
+) -> PushResult:
+    """Push ``src`` to ``refs/heads/<branch>`` on origin.
+
+    ``lease``: the commit the remote branch must still be at (``--force-with-lease``), for
+    re-pushing our own PR branch. ``new_branch``: the branch must not exist yet (lease on "").
+    ``--no-verify``: skip the user's pre-push hooks, as for commits.
+    """
+    args: list[str] = ["push", "--porcelain", "--no-verify"]
+    ref = f"refs/heads/{branch}"
+    if lease is not None:
+        args.append(f"--force-with-lease={ref}:{lease}")
+    elif new_branch:
+        args.append(f"--force-with-lease={ref}:")
+    args += [REMOTE, f"{src}:{ref}"]
+    result = git(*args, cwd=wt, check=False)
+    if result.skipped or result.ok:
+        return PushResult(ok=True, stale=False, detail="")
+    text = proc.redact((result.stdout + "\n" + result.stderr).strip())
+    stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
+    return PushResult(
+        ok=False, stale=stale, detail=text.splitlines()[-1] if text else f"exit {result.returncode}"
+    )
+
+
+def set_local_branch(root: Path, branch: str, sha: str) -> None:
+    """Point local ``branch`` at ``sha`` without checking it out (refused for the current branch)."""
+    git("branch", "--force", "--no-track", branch, sha, cwd=root)
