@@ -16,11 +16,11 @@ BUILD_SHA_LENGTH = 8
 
 
 def is_sha_tag(tag: str) -> bool:
-    return bool(SHA_TAG_RE.match(tag))
+    return bool(SHA_TAG_RE.fullmatch(tag))
 
 
 def is_pr_tag(tag: str) -> bool:
-    return bool(PR_TAG_RE.match(tag))
+    return bool(PR_TAG_RE.fullmatch(tag))
 
 
 def sha_tag(commit: str) -> str:

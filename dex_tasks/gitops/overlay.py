@@ -1,0 +1,384 @@
+"""Byte-exact edits of ``images[name=<image>].newTag`` in a kustomization file (pure text in, text out).
+
+Why not load, modify and dump with ruamel's round-trip mode: even round-trip dumping re-flows
+indentation, quoting and comment spacing in corner cases (0-offset sequences, CRLF, BOM, ``...``).
+GitOps reviewers must see a one-line diff, so ruamel only *locates* the scalar: the composer gives
+each node's start and end character index in the original string, and we splice the new value into
+exactly that span. The result is re-parsed and compared with the expected structure before it is
+returned, so a wrong splice can never reach a commit.
+
+ruamel is imported inside the functions: task modules import this lazily, but keeping it light here
+too means a stray top-level import never slows down ``poe``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import re
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks.errors import DexError, UsageError
+from dex_tasks.gitops import tags
+
+if TYPE_CHECKING:
+    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+
+DEFAULT_PATH = "kustomization.yaml"
+_NEWLINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+_DOC_END_RE = re.compile(r"^\.\.\.[ \t]*(#.*)?\r?$")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OverlayEdit:
+    """The result of :func:`set_tag`: both texts, the tag before and after, and a unified diff."""
+
+    path: str  # label used in messages and diff headers
+    old_text: str
+    new_text: str
+    previous_tag: str | None  # None when the images entry (or its newTag) was missing
+    tag: str
+
+    @property
+    def changed(self) -> bool:
+        return self.old_text != self.new_text
+
+    def diff(self) -> str:
+        """Unified diff with ``a/<path>`` / ``b/<path>`` headers, ``""`` when unchanged.
+
+        Line endings are shown as ``\\n`` (a CRLF file's diff stays readable in a terminal); the edit
+        itself keeps CRLF. A missing final newline is marked the way git marks it.
+        """
+        if not self.changed:
+            return ""
+        old, new = _diff_lines(self.old_text), _diff_lines(self.new_text)
+        out: list[str] = []
+        for line in difflib.unified_diff(old, new, fromfile=f"a/{self.path}", tofile=f"b/{self.path}"):
+            if line.endswith("\n"):
+                out.append(line.removesuffix("\n").removesuffix("\r") + "\n")
+            else:  # the last line of a file without a final newline
+                out.append(line.removesuffix("\r") + "\n\\ No newline at end of file\n")
+        return "".join(out)
+
+
+class OverlayInternalError(DexError):
+    """The splice produced something other than the intended one-value change (a bug, not bad input)."""
+
+
+def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
+    """The ``newTag`` of ``images[name=image]`` as written in the file, or None without entry/newTag.
+
+    The value is the scalar's text (``newTag: 1234567`` reads as ``"1234567"``, as kustomize does).
+    Raises UsageError for files :func:`set_tag` would refuse (invalid YAML, several documents, ...).
+    """
+    located = _locate(text, image, path)
+    if located.tag_node is None:
+        return None
+    return str(located.tag_node.value)
+
+
+def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> OverlayEdit:
+    """Set ``images[name=image].newTag`` to ``tag``, changing only that value's text.
+
+    An entry without ``newTag`` gets a ``newTag`` line; a missing entry (or ``images`` key) is
+    appended. Refuses with UsageError (exit 2) before anything is written: invalid tag or YAML, an
+    empty or non-mapping document, several documents, ``images`` not a list, duplicate entries for
+    ``image``, an entry pinned by ``digest`` (kustomize ignores newTag then).
+    """
+    # Overlays take sha- tags; pr-<N> goes into preview overlays. `latest` and anything else: never.
+    tags.validate_tag(tag, preview=True)
+    located = _locate(text, image, path)
+    if located.tag_node is not None:
+        previous: str | None = str(located.tag_node.value)
+        new_text = _replace_scalar(text, located.tag_node, tag, path)
+    elif located.entry is not None:
+        previous = None
+        new_text = _insert_new_tag(text, located.entry, tag, path)
+    else:
+        previous = None
+        new_text = _append_entry(text, located, image, tag, path)
+    edit = OverlayEdit(path=path, old_text=text, new_text=new_text, previous_tag=previous, tag=tag)
+    _verify(edit, image, replaced=located.tag_node is not None)
+    return edit
+
+
+# --- locating -----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Located:
+    root: MappingNode
+    images_key: ScalarNode | None
+    images: Node | None  # the value of `images:` (a sequence, or a null scalar for `images:`)
+    entry: MappingNode | None
+    tag_node: ScalarNode | None
+
+
+def _yaml() -> Any:
+    from ruamel.yaml import YAML  # noqa: PLC0415 - heavy, only needed when an overlay is edited
+
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def _problem(exc: Exception) -> str:
+    """One line out of ruamel's multi-line error: the problem and where it is."""
+    problem = getattr(exc, "problem", None) or getattr(exc, "context", None)
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+    if problem:
+        return f"{problem}{where}"
+    lines = str(exc).strip().splitlines()
+    return f"{lines[0] if lines else type(exc).__name__}{where}"
+
+
+def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
+    """Compose (for character spans) and load (for duplicate keys and the data) the one document."""
+    from ruamel.yaml.error import YAMLError  # noqa: PLC0415 - see _yaml
+    from ruamel.yaml.nodes import MappingNode  # noqa: PLC0415 - see _yaml
+
+    yaml = _yaml()
+    try:
+        nodes = list(yaml.compose_all(text))
+        docs = list(_yaml().load_all(text))
+    except (YAMLError, ValueError) as exc:  # DuplicateKeyError is a YAMLError; bad chars raise ValueError
+        raise UsageError(f"{path}: invalid YAML: {_problem(exc)}") from exc
+    nodes = [n for n in nodes if n is not None]
+    if len(docs) > 1 or len(nodes) > 1:
+        raise UsageError(f"{path}: contains {len(docs)} YAML documents; a kustomization is one document")
+    if not nodes or not docs or docs[0] is None:
+        raise UsageError(f"{path}: is empty; expected a kustomization mapping")
+    root = nodes[0]
+    if not isinstance(root, MappingNode):
+        raise UsageError(f"{path}: is not a YAML mapping; expected a kustomization")
+    return root, docs[0]
+
+
+def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
+    from ruamel.yaml.nodes import ScalarNode  # noqa: PLC0415 - see _yaml
+
+    for k, v in mapping.value:
+        if isinstance(k, ScalarNode) and k.value == key:
+            return k, v
+    return None
+
+
+def _locate(text: str, image: str, path: str) -> _Located:
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode  # noqa: PLC0415 - see _yaml
+
+    root, _data = _parse(text, path)
+    found = _get(root, "images")
+    if found is None:
+        return _Located(root=root, images_key=None, images=None, entry=None, tag_node=None)
+    images_key, images = found
+    # `images:` with nothing after it (an empty null): the entry can go on the lines below the key.
+    # `images: ~` / `images: null` would need that line changed, so they are refused as "not a list".
+    if isinstance(images, ScalarNode) and str(images.tag).endswith(":null") and images.value == "":
+        return _Located(root=root, images_key=images_key, images=images, entry=None, tag_node=None)
+    if not isinstance(images, SequenceNode):
+        raise UsageError(f"{path}: `images` is not a list")
+    entries: list[MappingNode] = []
+    for item in images.value:
+        if not isinstance(item, MappingNode):
+            raise UsageError(f"{path}: an `images` entry is not a mapping (line {item.start_mark.line + 1})")
+        name = _get(item, "name")
+        if name is not None and isinstance(name[1], ScalarNode) and name[1].value == image:
+            entries.append(item)
+    if len(entries) > 1:
+        lines = ", ".join(str(e.start_mark.line + 1) for e in entries)
+        raise UsageError(f"{path}: {len(entries)} `images` entries for {image!r} (lines {lines}); keep one")
+    if not entries:
+        return _Located(root=root, images_key=images_key, images=images, entry=None, tag_node=None)
+    entry = entries[0]
+    if _get(entry, "digest") is not None:
+        # kustomize uses the digest and ignores newTag when both are set, so editing newTag would
+        # "deploy" nothing. Refuse instead of producing a commit that changes no running image.
+        raise UsageError(
+            f"{path}: {image!r} is pinned by `digest:` (line {entry.start_mark.line + 1}); "
+            "remove the digest to deploy by tag"
+        )
+    new_tag = _get(entry, "newTag")
+    if new_tag is None:
+        return _Located(root=root, images_key=images_key, images=images, entry=entry, tag_node=None)
+    key, value = new_tag
+    if not isinstance(value, ScalarNode):
+        raise UsageError(f"{path}: `newTag` of {image!r} is not a scalar (line {key.start_mark.line + 1})")
+    if value.start_mark.index < key.end_mark.index:
+        # An alias (`newTag: *anchor`) composes to the anchored node, which sits earlier in the file:
+        # splicing there would change every user of the anchor.
+        raise UsageError(f"{path}: `newTag` of {image!r} is an alias (line {key.start_mark.line + 1})")
+    return _Located(root=root, images_key=images_key, images=images, entry=entry, tag_node=value)
+
+
+# --- editing ------------------------------------------------------------------------------------
+
+
+def _eol(text: str) -> str:
+    """The file's line ending: CRLF when its first line ends so, else LF."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
+
+
+def _render(tag: str, style: str | None) -> str:
+    # Tags are [a-z0-9-] only, so no quoting or escaping is ever needed inside the quotes.
+    if style in {"'", '"'}:
+        return f"{style}{tag}{style}"
+    return tag
+
+
+def _replace_scalar(text: str, node: ScalarNode, tag: str, path: str) -> str:
+    start, end = node.start_mark.index, node.end_mark.index
+    source = text[start:end]
+    style = node.style if node.style in {"'", '"'} else None
+    if node.style not in {None, "", "'", '"'}:
+        raise UsageError(
+            f"{path}: `newTag` is a block scalar (line {node.start_mark.line + 1}); write it inline"
+        )
+    written = _render(str(node.value), style)
+    # The span may start with a tag or anchor (`!!str 1234567`, `&t sha-1`): keep those, replace the
+    # scalar text at its end. Anything we cannot recognise (escapes, line folding) is refused.
+    if not source.endswith(written):
+        raise UsageError(
+            f"{path}: cannot edit `newTag` written as {source!r} (line {node.start_mark.line + 1}); "
+            "write it as a plain or quoted single-line value"
+        )
+    return text[: end - len(written)] + _render(tag, style) + text[end:]
+
+
+def _line_end(text: str, index: int) -> int:
+    """Index just after the line break of the line containing ``index`` (len(text) at EOF)."""
+    newline = text.find("\n", index)
+    return len(text) if newline < 0 else newline + 1
+
+
+def _insert_at(text: str, at: int, block: str, eol: str) -> str:
+    """Insert whole lines at ``at`` (a line start or EOF); a missing final newline is added first."""
+    if at == len(text) and text and not text.endswith("\n"):
+        return text + eol + block
+    return text[:at] + block + text[at:]
+
+
+def _last_index(node: Node) -> int:
+    """The end index of the last character of ``node``'s content (not of trailing blank lines)."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode  # noqa: PLC0415 - see _yaml
+
+    if isinstance(node, MappingNode):
+        return max((_last_index(v) for _, v in node.value), default=node.start_mark.index)
+    if isinstance(node, SequenceNode):
+        return max((_last_index(v) for v in node.value), default=node.start_mark.index)
+    return int(node.end_mark.index)
+
+
+def _insert_new_tag(text: str, entry: MappingNode, tag: str, path: str) -> str:
+    if entry.flow_style:
+        raise UsageError(
+            f"{path}: the `images` entry on line {entry.start_mark.line + 1} is a flow mapping; "
+            "add `newTag` to it by hand"
+        )
+    first_key = entry.value[0][0]
+    indent = " " * first_key.start_mark.column
+    # Directly after the entry's last value (name / newName), before any comment lines that follow.
+    at = _line_end(text, _last_index(entry) - 1 if _last_index(entry) > 0 else 0)
+    return _insert_at(text, at, f"{indent}newTag: {tag}{_eol(text)}", _eol(text))
+
+
+def _seq_offset(root: MappingNode) -> int:
+    """How far this file indents block sequences under their key (``0`` or ``2`` usually)."""
+    from ruamel.yaml.nodes import SequenceNode  # noqa: PLC0415 - see _yaml
+
+    for key, value in root.value:
+        if isinstance(value, SequenceNode) and not value.flow_style and value.value:
+            return max(0, int(value.start_mark.column) - int(key.start_mark.column))
+    return 2
+
+
+def _entry_lines(image: str, tag: str, dash_col: int, key_col: int, eol: str) -> str:
+    dash = " " * dash_col + "-" + " " * (key_col - dash_col - 1)
+    return f"{dash}name: {image}{eol}{' ' * key_col}newTag: {tag}{eol}"
+
+
+def _append_entry(text: str, located: _Located, image: str, tag: str, path: str) -> str:
+    from ruamel.yaml.nodes import SequenceNode  # noqa: PLC0415 - see _yaml
+
+    eol = _eol(text)
+    images, root = located.images, located.root
+    if isinstance(images, SequenceNode) and images.flow_style:
+        # `images: []` / `images: [{...}]`: add a flow entry before `]`, staying on the same line.
+        close = images.end_mark.index - 1
+        if text[close] != "]":
+            raise UsageError(f"{path}: cannot append to the flow-style `images` list; add the entry by hand")
+        sep = ", " if images.value else ""
+        return text[:close] + f"{sep}{{name: {image}, newTag: {tag}}}" + text[close:]
+    if isinstance(images, SequenceNode):
+        last = images.value[-1]
+        dash_col = images.start_mark.column
+        key_col = last.value[0][0].start_mark.column if last.value else dash_col + 2
+        at = _line_end(text, _last_index(last) - 1)
+        return _insert_at(text, at, _entry_lines(image, tag, dash_col, key_col, eol), eol)
+    if root.flow_style:
+        raise UsageError(f"{path}: the kustomization is a flow mapping; add the `images` entry by hand")
+    key_col = root.value[0][0].start_mark.column
+    dash_col = key_col + _seq_offset(root)
+    block = _entry_lines(image, tag, dash_col, dash_col + 2, eol)
+    if located.images_key is not None:  # `images:` with no value (null): the entry goes below the key
+        return _insert_at(text, _line_end(text, located.images_key.end_mark.index), block, eol)
+    block = f"{' ' * key_col}images:{eol}{block}"
+    # Before a trailing `...` document end marker (appending after it would start a new document).
+    lines = _NEWLINE_RE.findall(text)
+    offset = len(text)
+    for line in reversed(lines):
+        offset -= len(line)
+        if _DOC_END_RE.match(line.rstrip("\n")):
+            return text[:offset] + block + text[offset:]
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+    return _insert_at(text, len(text), block, eol)
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """ruamel's commented containers as plain dict/list, so structures compare by value only."""
+    from ruamel.yaml.comments import TaggedScalar  # noqa: PLC0415 - see _yaml
+
+    if isinstance(value, TaggedScalar):  # `!!str 123` loads as TaggedScalar; compare its text
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _verify(edit: OverlayEdit, image: str, *, replaced: bool) -> None:
+    """Re-parse the new text; only ``newTag`` of ``image`` may differ from the old structure."""
+    path = edit.path
+    try:
+        _, old_data = _parse(edit.old_text, path)
+        _, new_data = _parse(edit.new_text, path)
+        read_back = read_tag(edit.new_text, image, path=path)
+    except UsageError as exc:
+        raise OverlayInternalError(f"{path}: the edited file does not parse ({exc}); this is a bug") from exc
+    expected = copy.deepcopy(_plain(old_data))
+    images = expected.setdefault("images", None)
+    if images is None:
+        expected["images"] = images = []
+    matches = [e for e in images if isinstance(e, dict) and e.get("name") == image]
+    if matches:
+        matches[0]["newTag"] = edit.tag
+    else:
+        images.append({"name": image, "newTag": edit.tag})
+    if _plain(new_data) != expected or read_back != edit.tag:
+        raise OverlayInternalError(f"{path}: editing newTag changed more than that value; this is a bug")
+    if replaced:
+        old_lines, new_lines = _NEWLINE_RE.findall(edit.old_text), _NEWLINE_RE.findall(edit.new_text)
+        differing = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=False)) if a != b]
+        if len(old_lines) != len(new_lines) or len(differing) != int(edit.changed):
+            raise OverlayInternalError(f"{path}: editing newTag changed more than one line; this is a bug")
+
+
+def _diff_lines(text: str) -> list[str]:
+    return list(_NEWLINE_RE.findall(text))
