@@ -1,0 +1,259 @@
+"""A DEX-like GitOps repository for tests: a bare ``origin``, ``dev``/``main``, a deployment history.
+
+``build(tmp_path)`` returns a :class:`GitOpsRepo` with:
+
+- ``origin``: a bare repository (the "GitHub" remote), branches ``main`` and ``dev``;
+- ``clone``: the user's clone on ``main`` with uncommitted work (a modified tracked file, a staged
+  file, an untracked file) that every task must leave exactly as it was;
+- ``writer``: a second clone, a competing writer for push-race tests (:meth:`GitOpsRepo.race`);
+- app commits ``apps[0..4]`` on main whose ``sha-<8 hex>`` tags (``tags[i]``) were deployed:
+
+  ======  ==============================================  ==========
+  env     deployments, oldest first                        current
+  ======  ==============================================  ==========
+  dev     T0 (manual), T1, T2, T3 (bumps)                  T3
+  stage   T0 (manual), T1, T2 (bumps), rollback T2 -> T1   T1
+  prod    T0 (manual)                                      T0
+  ======  ==============================================  ==========
+
+  So stage's last known good tag is T0 (T2 is known bad: a rollback moved away from it), and
+  ``tags[4]`` (T4) was built but never deployed anywhere.
+
+The overlays render with ``kubectl kustomize`` (base deployment + ``newName``), like DEX's.
+Other helpers reuse it (``status``, ``verify``): import ``build`` and call it with a tmp path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+from tests.helpers import git
+
+IMAGE = "ghcr.io/data-literate/dex"
+KUSTOMIZE_IMAGE = "data-literate/dex"
+OVERLAYS = "infra/argocd/overlays"
+ENVS = ("dev", "stage", "prod")
+
+PYPROJECT = f"""\
+[project]
+name = "dex"
+version = "0.1.0"
+
+[tool.dex]
+image = "{IMAGE}"
+"""
+
+BASE_KUSTOMIZATION = """\
+resources:
+  - deployment.yaml
+"""
+
+BASE_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dex
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: dex
+  template:
+    metadata:
+      labels:
+        app: dex
+    spec:
+      containers:
+        - name: dex
+          image: data-literate/dex
+          ports:
+            - containerPort: 8000
+"""
+
+
+def overlay_text(env: str, tag: str) -> str:
+    return f"""\
+# {env} overlay of the dex app
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: dex-{env}
+resources:
+  - ../../base
+images:
+  - name: {KUSTOMIZE_IMAGE}
+    newName: {IMAGE}
+    newTag: {tag}  # updated by CD
+"""
+
+
+def overlay_path(env: str) -> str:
+    return f"{OVERLAYS}/{env}/kustomization.yaml"
+
+
+def _run(*args: str, cwd: Path) -> str:
+    return git(*args, cwd=cwd)
+
+
+@dataclasses.dataclass
+class GitOpsRepo:
+    origin: Path
+    clone: Path
+    writer: Path
+    apps: list[str]  # full shas of the app commits on main
+    tags: list[str]  # sha-<8> of each app commit
+
+    # -- reading the remote ----------------------------------------------------------------
+    def show(self, rev: str, path: str) -> str | None:
+        done = subprocess.run(
+            ["git", "show", f"{rev}:{path}"], cwd=self.origin, capture_output=True, text=True, check=False
+        )
+        return done.stdout if done.returncode == 0 else None
+
+    def tag(self, env: str, rev: str | None = None) -> str | None:
+        """The newTag of ``env``'s overlay on origin (its base branch unless ``rev``)."""
+        text = self.show(rev or branch_of(env), overlay_path(env))
+        if text is None:
+            return None
+        for line in text.splitlines():
+            if line.strip().startswith("newTag:"):
+                return line.split(":", 1)[1].split("#")[0].strip().strip("'\"")
+        return None
+
+    def head(self, branch: str) -> str:
+        return _run("rev-parse", f"refs/heads/{branch}", cwd=self.origin)
+
+    def message(self, rev: str) -> str:
+        return _run("log", "-1", "--format=%B", rev, cwd=self.origin)
+
+    def subject(self, rev: str) -> str:
+        return _run("log", "-1", "--format=%s", rev, cwd=self.origin)
+
+    def remote_branches(self) -> list[str]:
+        out = _run("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=self.origin)
+        return out.splitlines()
+
+    # -- state snapshots -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, str]:
+        """Everything a task must not change when it refuses: remote refs, the clone's refs,
+        worktrees, HEAD, index, working-tree files (including uncommitted and untracked ones)."""
+        clone = self.clone
+        files = {
+            name: (clone / name).read_bytes().decode("utf-8", "replace")
+            for name in ("README.md", "notes.txt", "staged.txt")
+            if (clone / name).exists()
+        }
+        return {
+            "origin_refs": _run("for-each-ref", "--format=%(objectname) %(refname)", cwd=self.origin),
+            "clone_refs": _run("for-each-ref", "--format=%(objectname) %(refname)", cwd=clone),
+            "worktrees": _run("worktree", "list", "--porcelain", cwd=clone),
+            "head": _run("symbolic-ref", "HEAD", cwd=clone) + " " + _run("rev-parse", "HEAD", cwd=clone),
+            "status": _run("status", "--porcelain=v1", "-uall", cwd=clone),
+            "index": _run("diff", "--cached", cwd=clone),
+            "worktree_diff": _run("diff", cwd=clone),
+            "files": repr(sorted(files.items())),
+            "worktree_dirs": repr(sorted(p.name for p in (clone / ".git" / "worktrees").glob("*"))),
+        }
+
+    # -- a second writer -----------------------------------------------------------------------
+    def race(self, branch: str, path: str = "CHANGELOG.md", text: str | None = None) -> str:
+        """Another writer commits to ``branch`` on origin (a file other than the overlays by default)."""
+        w = self.writer
+        _run("fetch", "--quiet", "origin", cwd=w)
+        _run("checkout", "--quiet", "-B", branch, f"origin/{branch}", cwd=w)
+        target = w / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        previous = target.read_text(encoding="utf-8") if target.exists() else ""
+        target.write_text(text if text is not None else previous + "another writer\n", encoding="utf-8")
+        _run("add", path, cwd=w)
+        _run("commit", "--quiet", "-m", f"chore: another writer on {branch}", cwd=w)
+        _run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=w)
+        return _run("rev-parse", "HEAD", cwd=w)
+
+
+def branch_of(env: str) -> str:
+    return "dev" if env == "dev" else "main"
+
+
+def _commit_overlay(work: Path, env: str, tag: str, subject: str, trailers: list[str] | None = None) -> None:
+    path = work / overlay_path(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(overlay_text(env, tag), encoding="utf-8")
+    _run("add", overlay_path(env), cwd=work)
+    args = ["commit", "--quiet", "-m", subject]
+    if trailers:
+        args += ["-m", "\n".join(trailers)]
+    _run(*args, cwd=work)
+
+
+def _bump_trailers(env: str, tag: str, previous: str) -> list[str]:
+    return [f"Dex-Action: bump", f"Dex-Env: {env}", f"Dex-Tag: {tag}", f"Dex-Previous-Tag: {previous}"]
+
+
+def build(tmp_path: Path) -> GitOpsRepo:
+    origin = tmp_path / "origin.git"
+    work = tmp_path / "seed"
+    clone = tmp_path / "clone"
+    writer = tmp_path / "writer"
+    _run("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
+    _run("init", "--quiet", "--initial-branch=main", str(work), cwd=tmp_path)
+    (work / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
+    (work / "README.md").write_text("# dex\n", encoding="utf-8")
+    base = work / "infra" / "argocd" / "base"
+    base.mkdir(parents=True)
+    (base / "kustomization.yaml").write_text(BASE_KUSTOMIZATION, encoding="utf-8")
+    (base / "deployment.yaml").write_text(BASE_DEPLOYMENT, encoding="utf-8")
+    (work / "app.py").write_text("VERSION = 0\n", encoding="utf-8")
+    _run("add", ".", cwd=work)
+    _run("commit", "--quiet", "-m", "feat: dex app", cwd=work)
+    apps = [_run("rev-parse", "HEAD", cwd=work)]
+    for i in range(1, 5):
+        (work / "app.py").write_text(f"VERSION = {i}\n", encoding="utf-8")
+        _run("commit", "--quiet", "-am", f"feat: app change {i}", cwd=work)
+        apps.append(_run("rev-parse", "HEAD", cwd=work))
+    tags = [f"sha-{sha[:8]}" for sha in apps]
+    # Initial overlays by hand (no trailers: `manual` in history).
+    for env in ENVS:
+        path = work / overlay_path(env)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(overlay_text(env, tags[0]), encoding="utf-8")
+    _run("add", OVERLAYS, cwd=work)
+    _run("commit", "--quiet", "-m", "chore: add overlays", cwd=work)
+    # stage on main: T1, T2, then a rollback T2 -> T1.
+    _commit_overlay(work, "stage", tags[1], f"chore: update stage image to {tags[1]}",
+                    _bump_trailers("stage", tags[1], tags[0]))
+    _commit_overlay(work, "stage", tags[2], f"chore: update stage image to {tags[2]}",
+                    _bump_trailers("stage", tags[2], tags[1]))
+    _commit_overlay(work, "stage", tags[1], f"fix: rollback stage to {tags[1]}",
+                    ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"])
+    _run("branch", "dev", cwd=work)
+    _run("checkout", "--quiet", "dev", cwd=work)
+    for i in range(1, 4):
+        _commit_overlay(work, "dev", tags[i], f"chore: update dev image to {tags[i]}",
+                        _bump_trailers("dev", tags[i], tags[i - 1]))
+    _run("checkout", "--quiet", "main", cwd=work)  # fmt: skip
+    _run("remote", "add", "origin", str(origin), cwd=work)
+    _run("push", "--quiet", "origin", "main", "dev", cwd=work)
+    _run("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
+    _run("clone", "--quiet", str(origin), str(writer), cwd=tmp_path)
+    # The user's uncommitted work, which no task may touch.
+    (clone / "README.md").write_text("# dex\n\nwork in progress\n", encoding="utf-8")
+    (clone / "staged.txt").write_text("staged but not committed\n", encoding="utf-8")
+    _run("add", "staged.txt", cwd=clone)
+    (clone / "notes.txt").write_text("untracked notes\n", encoding="utf-8")
+    return GitOpsRepo(origin=origin, clone=clone, writer=writer, apps=apps, tags=tags)
+
+
+def shallow_clone(repo: GitOpsRepo, dest: Path) -> Path:
+    """``git clone --depth 1`` of origin, like actions/checkout (file:// so depth is honoured)."""
+    url = repo.origin.resolve().as_uri()
+    subprocess.run(
+        ["git", "clone", "--quiet", "--depth", "1", "--no-single-branch", url, str(dest)],
+        check=True,
+        capture_output=True,
+        env={**os.environ},
+    )
+    # Keep the plain path as origin's URL so GitHub slug detection sees the same remote.
+    return dest

@@ -1,0 +1,349 @@
+"""bump-overlay, promote, rollback and history against real git (a bare origin in tmp_path)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliRunner
+from tests.gitops_fixtures import GitOpsRepo, build, overlay_path
+from tests.helpers import git
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitOpsRepo:
+    return build(tmp_path)
+
+
+def _json(out: str) -> dict[str, object]:
+    data = json.loads(out)
+    assert isinstance(data, dict)
+    return data
+
+
+def _trailers(message: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for line in message.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.startswith("Dex-"):
+            found.setdefault(key, []).append(value)
+    return found
+
+
+# -- bump-overlay --------------------------------------------------------------------------------
+
+
+def test_bump_dev_pushes_a_branch_and_leaves_the_user_alone(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    dev_before = repo.head("dev")
+    t4 = repo.tags[4]
+    result = run_cli("bump-overlay", "dev", t4, "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    branch = f"dex/bump-dev-{t4}"
+    assert data["changed"] is True
+    assert data["env"] == "dev" and data["envs"] == ["dev"]
+    assert data["tag"] == t4 and data["previous_tag"] == repo.tags[3]
+    assert data["base"] == "dev" and data["branch"] == branch and data["pushed"] is True
+    assert data["pr_url"] is None  # no token in the hermetic environment
+    # The base branch did not move; the branch holds exactly one commit on top of it.
+    assert repo.head("dev") == dev_before
+    assert repo.head(branch) == data["commit"]
+    assert git("rev-parse", f"{branch}^", cwd=repo.origin) == dev_before
+    assert repo.tag("dev", branch) == t4
+    assert repo.subject(branch) == f"chore: update dev image to {t4}"
+    trailers = _trailers(repo.message(branch))
+    assert trailers == {
+        "Dex-Action": ["bump"], "Dex-Env": ["dev"], "Dex-Tag": [t4], "Dex-Previous-Tag": [repo.tags[3]],
+    }  # fmt: skip
+    # The diff is exactly the one line.
+    diff = git("diff", "--unified=0", f"{branch}^", branch, cwd=repo.origin)
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    assert changed == [
+        f"-    newTag: {repo.tags[3]}  # updated by CD",
+        f"+    newTag: {t4}  # updated by CD",
+    ]
+    after = repo.snapshot()
+    # Only the remote gained the branch; the user's clone is byte-for-byte as it was.
+    for key in before:
+        if key not in {"origin_refs", "clone_refs"}:
+            assert after[key] == before[key], key
+    assert [line for line in after["clone_refs"].splitlines() if "refs/heads/" in line] == [
+        line for line in before["clone_refs"].splitlines() if "refs/heads/" in line
+    ]
+
+
+def test_bump_is_idempotent_when_the_branch_is_rerun(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    first = run_cli("bump-overlay", "dev", t4, "--json", cwd=repo.clone)
+    assert first.code == 0, first.err
+    second = run_cli("bump-overlay", "dev", t4, "--json", cwd=repo.clone)
+    # The base is still not at the tag (the PR is not merged): the branch is rebuilt and re-pushed
+    # with --force-with-lease over our own commit, not refused.
+    assert second.code == 0, second.err
+    assert repo.head(f"dex/bump-dev-{t4}") == _json(second.out)["commit"]
+
+
+def test_bump_stage_and_prod_in_one_commit(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    main_before = repo.head("main")
+    result = run_cli("bump-overlay", "stage", "prod", t4, "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    branch = f"dex/bump-stage-prod-{t4}"
+    assert data["branch"] == branch and data["base"] == "main"
+    assert data["env"] == "stage/prod" and data["envs"] == ["stage", "prod"]
+    assert data["previous_tags"] == {"stage": repo.tags[1], "prod": repo.tags[0]}
+    assert repo.head("main") == main_before
+    assert git("rev-parse", f"{branch}^", cwd=repo.origin) == main_before
+    assert repo.tag("stage", branch) == t4 and repo.tag("prod", branch) == t4
+    assert repo.subject(branch) == f"chore: update stage/prod image to {t4}"
+    trailers = _trailers(repo.message(branch))
+    assert trailers["Dex-Env"] == ["stage", "prod"]
+    assert trailers["Dex-Previous-Tag"] == [repo.tags[1], repo.tags[0]]
+
+
+def test_bump_envs_on_different_branches_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", "stage", repo.tags[4], cwd=repo.clone)
+    assert result.code == 2
+    assert "run bump-overlay once per branch" in result.err
+    assert repo.snapshot() == before
+
+
+def test_bump_direct_commits_to_the_base_branch(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    dev_before = repo.head("dev")
+    result = run_cli("bump-overlay", "dev", t4, "--direct", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    assert data["branch"] == "dev" and data["pushed"] is True
+    assert repo.head("dev") == data["commit"]
+    assert git("rev-parse", "dev^", cwd=repo.origin) == dev_before
+    assert repo.tag("dev") == t4
+    assert repo.remote_branches() == ["dev", "main"]
+
+
+def test_bump_no_push_leaves_a_local_branch(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", t4, "--no-push", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    branch = f"dex/bump-dev-{t4}"
+    assert data["pushed"] is False and data["branch"] == branch
+    assert f"on local branch {branch}" in result.err
+    assert git("rev-parse", branch, cwd=repo.clone) == data["commit"]
+    after = repo.snapshot()
+    assert after["origin_refs"] == before["origin_refs"]  # nothing pushed
+    for key in ("head", "status", "index", "worktree_diff", "files", "worktrees", "worktree_dirs"):
+        assert after[key] == before[key], key
+
+
+def test_bump_to_the_current_tag_is_a_no_op(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", repo.tags[3], "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    assert data["changed"] is False and data["commit"] is None and data["pushed"] is False
+    assert "nothing to do" in result.err
+    assert repo.snapshot() == before
+
+
+def test_dry_run_writes_nothing(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    before = repo.snapshot()
+    for argv in (
+        ("bump-overlay", "dev", t4),
+        ("bump-overlay", "stage", "prod", t4, "--direct"),
+        ("bump-overlay", "dev", t4, "--no-push"),
+        ("promote", "stage", "prod", "--verify", "git"),
+        ("rollback", "stage"),
+        ("rollback", "dev", "--revert"),
+    ):
+        result = run_cli(*argv, "--dry-run", "--json", cwd=repo.clone)
+        assert result.code == 0, (argv, result.err)
+        data = _json(result.out)
+        assert data["dry_run"] is True and data["changed"] is True and data["commit"] is None
+        assert data["pushed"] is False
+        assert "dry-run: not run" in result.err
+        assert repo.snapshot() == before, argv
+    # The exact diff is printed.
+    result = run_cli("bump-overlay", "dev", t4, "--dry-run", cwd=repo.clone)
+    assert f"-    newTag: {repo.tags[3]}  # updated by CD" in result.out
+    assert f"+    newTag: {t4}  # updated by CD" in result.out
+    assert f"git -C '<tmp-worktree>' push --porcelain --no-verify --force-with-lease origin HEAD:refs/heads/dex/bump-dev-{t4}" in result.err
+
+
+# -- promote -------------------------------------------------------------------------------------
+
+
+def test_promote_stage_to_prod(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t0, t1 = repo.tags[0], repo.tags[1]
+    result = run_cli("promote", "stage", "prod", "--verify", "git", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    branch = f"promote-prod-{t1}"
+    assert data["from_env"] == "stage" and data["env"] == "prod"
+    assert data["tag"] == t1 and data["previous_tag"] == t0 and data["branch"] == branch
+    assert repo.tag("prod", branch) == t1
+    assert repo.subject(branch) == f"chore: promote {t1} to prod"
+    trailers = _trailers(repo.message(branch))
+    assert trailers["Dex-Action"] == ["promote"] and trailers["Dex-From-Env"] == ["stage"]
+    assert "Dex-Forced" not in trailers
+
+
+def test_promote_default_verify_says_only_git_was_checked(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    result = run_cli("promote", "stage", "prod", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert result.out.count("only git was checked") + result.err.count("only git was checked") == 1
+
+
+def test_promote_refused_when_tag_is_not_what_from_runs(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", repo.tags[2], "--verify", "git", "--json", cwd=repo.clone)
+    assert result.code == 1
+    assert f"{repo.tags[2]} is not what stage runs" in result.err
+    assert _json(result.out)["changed"] is False
+    assert repo.snapshot() == before
+
+
+def test_promote_force_is_recorded(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t2 = repo.tags[2]
+    result = run_cli("promote", "stage", "prod", t2, "--force", "--verify", "git", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    assert data["forced"] is True
+    message = repo.message(f"promote-prod-{t2}")
+    assert _trailers(message)["Dex-Forced"] == ["true"]
+    assert f"Forced: {t2} is not what stage runs" in message
+
+
+def test_promote_to_a_non_adjacent_env_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    result = run_cli("promote", "dev", "prod", "--verify", "git", cwd=repo.clone)
+    assert result.code == 2
+    assert "the next environment after dev is stage" in result.err
+    assert repo.snapshot() == before
+
+
+def test_promote_pr_body_lists_the_app_commits(repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dex_tasks.config import load
+    from dex_tasks.gitops import state
+    from dex_tasks.tasks import Context
+    from dex_tasks.tasks.promote import _pr_body
+
+    cfg = load(repo.clone)
+    ctx = Context(task="promote", config=cfg, cwd=repo.clone)
+    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", repo.tags[0], repo.tags[3], [])
+    assert "feat: app change 3" in body and "feat: app change 1" in body
+    assert "feat: dex app" not in body
+    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", repo.tags[0], "sha-deadbeef", [])
+    assert "not both in this repository's history" in body
+
+
+# -- rollback ------------------------------------------------------------------------------------
+
+
+def test_rollback_to_last_known_good_skips_rolled_back_tags(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t0, t1 = repo.tags[0], repo.tags[1]
+    main_before = repo.head("main")
+    result = run_cli("rollback", "stage", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    # Stage runs T1; T2 was rolled back from (known bad), so the last known good is T0.
+    assert data["tag"] == t0 and data["previous_tag"] == t1
+    assert data["branch"] == "main" and data["pushed"] is True  # --direct is the default
+    assert repo.tag("stage") == t0
+    assert git("rev-parse", "main^", cwd=repo.origin) == main_before
+    assert repo.subject("main") == f"fix: rollback stage to {t0}"
+    trailers = _trailers(repo.message("main"))
+    assert trailers["Dex-Action"] == ["rollback"] and trailers["Dex-Previous-Tag"] == [t1]
+
+
+def test_rollback_with_a_tag_never_deployed_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", repo.tags[4], cwd=repo.clone)
+    assert result.code == 2
+    assert "was never deployed to stage" in result.err
+    assert repo.snapshot() == before
+
+
+def test_rollback_with_a_tag_and_pr(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t2 = repo.tags[2]
+    result = run_cli("rollback", "dev", t2, "--pr", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    assert data["branch"] == f"rollback-dev-{t2}" and data["base"] == "dev"
+    assert repo.tag("dev", f"rollback-dev-{t2}") == t2
+    assert repo.tag("dev") == repo.tags[3]
+
+
+def test_rollback_revert(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    last = repo.head("dev")
+    result = run_cli("rollback", "dev", "--revert", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = _json(result.out)
+    assert data["tag"] == repo.tags[2] and data["previous_tag"] == repo.tags[3] and data["revert"] == last
+    assert repo.tag("dev") == repo.tags[2]
+    message = repo.message("dev")
+    assert message.startswith('Revert "chore: update dev image to')
+    assert f"This reverts commit {last}." in message
+    assert _trailers(message)["Dex-Action"] == ["rollback"]
+
+
+def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    result = run_cli("history", "stage", cwd=repo.clone)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split() == ["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"]
+    assert lines[2].startswith(repo.tags[1]) and "rollback" in lines[2]
+    result = run_cli("history", "stage", "--limit", "3", "--json", cwd=repo.clone)
+    data = _json(result.out)
+    assert data["task"] == "history" and data["env"] == "stage"
+    entries = data["entries"]
+    assert isinstance(entries, list)
+    assert [e["tag"] for e in entries] == [repo.tags[1], repo.tags[2], repo.tags[1]]
+    assert [e["action"] for e in entries] == ["rollback", "bump", "bump"]
+    assert set(entries[0]) == {"tag", "commit", "date", "author", "subject", "action"}
+    full = _json(run_cli("history", "stage", "--json", cwd=repo.clone).out)["entries"]
+    assert isinstance(full, list)
+    assert full[-1]["action"] == "manual" and full[-1]["tag"] == repo.tags[0]
+
+
+def test_shallow_clone_works(repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path) -> None:
+    shallow = tmp_path / "shallow"
+    git("clone", "--quiet", "--depth", "1", repo.origin.resolve().as_uri(), str(shallow), cwd=tmp_path)
+    assert git("rev-parse", "--is-shallow-repository", cwd=shallow) == "true"
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=shallow)
+    assert result.code == 0, result.err
+    assert repo.tag("dev") == repo.tags[4]
+    result = run_cli("history", "stage", "--json", cwd=shallow)
+    assert result.code == 0, result.err
+    assert len(_json(result.out)["entries"]) == 4  # type: ignore[arg-type]
+    result = run_cli("rollback", "stage", "--json", cwd=shallow)
+    assert result.code == 0, result.err
+    assert repo.tag("stage") == repo.tags[0]
+
+
+def test_overlay_that_does_not_render_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    # Someone broke prod's base reference on main: the render check must stop the commit.
+    path = repo.writer / overlay_path("prod")
+    git("checkout", "--quiet", "main", cwd=repo.writer)
+    path.write_text(path.read_text(encoding="utf-8").replace("../../base", "../../missing"), encoding="utf-8")
+    git("commit", "--quiet", "-am", "chore: break prod", cwd=repo.writer)
+    git("push", "--quiet", "origin", "main", cwd=repo.writer)
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 2
+    assert "no longer builds with kubectl kustomize" in result.err
+    after = repo.snapshot()
+    assert after["origin_refs"] == before["origin_refs"]
+    assert after["worktrees"] == before["worktrees"] and after["worktree_dirs"] == before["worktree_dirs"]
