@@ -42,6 +42,7 @@ _UNREACHABLE = (
     "context deadline exceeded",
     "no configuration has been provided",
     "context was not found for specified context",
+    'error: context "',  # `error: context "x" does not exist` (kubectl 1.32, unknown --context)
     "the server has asked for the client to provide credentials",
     "you must be logged in to the server",
     "invalid configuration",

@@ -1,0 +1,77 @@
+"""State of the fake ``argocd`` CLI (``tests/fakes/argocd``): a JSON file named by an env var.
+
+Tests create a :class:`FakeArgo`, put its ``bin`` directory first on PATH and set
+``ARGOCD_SERVER`` (and ``ARGOCD_AUTH_TOKEN`` when the state demands a token). Every call is
+recorded in the file, so tests can assert what was run, and ``app sync`` changes the state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+STATE_ENV = "DEX_FAKE_ARGOCD_STATE"
+SCRIPT = Path(__file__).with_name("argocd")
+
+
+def application(name: str, *, namespace: str, image: str, revision: str = "0" * 40, sync: str = "Synced",
+                health: str = "Healthy") -> dict[str, Any]:  # fmt: skip
+    """An app in the state file (the fake renders the Application resource from it)."""
+    return {
+        "name": name, "namespace": namespace, "sync": sync, "health": health, "revision": revision,
+        "images": [image], "operation_phase": "Succeeded",
+        "history": [{"id": 1, "revision": revision, "deployedAt": "2026-01-01T00:00:00Z"}],
+        # What the next `app sync` deploys (None: keep): set by tests to model a new git revision.
+        "target_revision": None, "target_images": None,
+        # Failure modes: "sync_error" (the sync RPC fails), "wait_timeout" (app wait times out).
+        "fail": None,
+    }  # fmt: skip
+
+
+class FakeArgo:
+    def __init__(self, directory: Path, *, token: str | None = None) -> None:
+        self.path = directory / "argocd-state.json"
+        self.bin = directory / "argocd-bin"
+        self.bin.mkdir(parents=True, exist_ok=True)
+        link = self.bin / "argocd"
+        if not link.exists():
+            link.symlink_to(SCRIPT)
+        mode = SCRIPT.stat().st_mode
+        if not mode & stat.S_IXUSR:  # a checkout without the executable bit
+            SCRIPT.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        self.save({"token": token, "apps": {}, "calls": []})
+
+    def load(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        return data
+
+    def save(self, data: dict[str, Any]) -> None:
+        self.path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+    def add_app(self, name: str, **kwargs: Any) -> None:
+        data = self.load()
+        data["apps"][name] = application(name, **kwargs)
+        self.save(data)
+
+    def update_app(self, name: str, **changes: Any) -> None:
+        data = self.load()
+        data["apps"][name].update(changes)
+        self.save(data)
+
+    def app(self, name: str) -> dict[str, Any]:
+        app: dict[str, Any] = self.load()["apps"][name]
+        return app
+
+    def calls(self) -> list[list[str]]:
+        return [list(c) for c in self.load()["calls"]]
+
+    def env(self, *, server: str = "argocd.example.invalid", token: str | None = None) -> dict[str, str]:
+        """Environment variables for a test: PATH with the fake first, the server, the state file."""
+        env = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}", STATE_ENV: str(self.path),
+               "ARGOCD_SERVER": server}  # fmt: skip
+        if token is not None:
+            env["ARGOCD_AUTH_TOKEN"] = token
+        return env

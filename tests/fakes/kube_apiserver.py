@@ -1,0 +1,697 @@
+"""A small Kubernetes API server on 127.0.0.1 for the real kubectl (1.32) to talk to.
+
+It reproduces the parts of the real API server that the cluster tasks use, on the wire:
+
+* ``/version``; legacy discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/apps/v1``). kubectl
+  1.32 first asks for aggregated discovery (``Accept: application/json;g=apidiscovery.k8s.io;v=v2;
+  as=APIGroupDiscoveryList,...,application/json``); like an API server without aggregated
+  discovery we answer with plain ``application/json``, and client-go falls back to the legacy
+  documents (that fallback is what real pre-1.26 servers trigger).
+* GET / LIST (``labelSelector``, ``fieldSelector=metadata.name=X``) / WATCH (``watch=true``:
+  chunked ``{"type": ..., "object": ...}`` lines from ``resourceVersion`` on, bounded by
+  ``timeoutSeconds`` and at most 30 s) of deployments, replicasets, pods, namespaces, services.
+* Strategic merge PATCH (``application/strategic-merge-patch+json``, containers merged by
+  ``name``), which is what ``kubectl set image`` sends; a spec change bumps
+  ``metadata.generation`` like the real registry does.
+* A deployment controller stand-in: after a spec change the rollout either completes (status
+  ``observedGeneration``/``updatedReplicas``/``availableReplicas``, new pods with the new
+  ``image``/``imageID``) or, with ``stall=True``, stays stuck with 0 updated replicas so
+  ``kubectl rollout status --timeout`` gives up.
+* DELETE of namespaces.
+* Errors as ``Status`` objects with the real reason/code (404 NotFound ``deployments.apps "x" not
+  found``, 405, 415).
+
+``requests`` records every (method, path) so tests can assert that nothing was written.
+Plain HTTP: the kubeconfig says ``server: http://127.0.0.1:PORT`` and kubectl accepts that.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+WATCH_MAX_SECONDS = 30.0
+ROLLOUT_DELAY = 0.2  # seconds between a spec change and the "controller" finishing the rollout
+
+# resource plural -> (group/version, kind, namespaced)
+RESOURCES: dict[str, tuple[str, str, bool]] = {
+    "namespaces": ("v1", "Namespace", False),
+    "pods": ("v1", "Pod", True),
+    "services": ("v1", "Service", True),
+    "deployments": ("apps/v1", "Deployment", True),
+    "replicasets": ("apps/v1", "ReplicaSet", True),
+}
+SHORT_NAMES = {
+    "namespaces": ["ns"],
+    "pods": ["po"],
+    "services": ["svc"],
+    "deployments": ["deploy"],
+    "replicasets": ["rs"],
+}
+GROUP_OF = {"v1": "", "apps/v1": "apps"}
+
+
+def _resource_list(group_version: str) -> dict[str, Any]:
+    resources = []
+    for plural, (gv, kind, namespaced) in RESOURCES.items():
+        if gv != group_version:
+            continue
+        resources.append(
+            {
+                "name": plural,
+                "singularName": kind.lower(),
+                "namespaced": namespaced,
+                "kind": kind,
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+                "shortNames": SHORT_NAMES.get(plural, []),
+            }
+        )
+        if plural == "deployments":
+            resources.append(
+                {
+                    "name": "deployments/scale",
+                    "singularName": "",
+                    "namespaced": True,
+                    "group": "autoscaling",
+                    "version": "v1",
+                    "kind": "Scale",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+            resources.append(
+                {
+                    "name": "deployments/status",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Deployment",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
+        if plural == "pods":
+            resources.append(
+                {
+                    "name": "pods/portforward",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "PodPortForwardOptions",
+                    "verbs": ["create", "get"],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
+
+
+def image_id(image: str) -> str:
+    """What a kubelet reports as imageID: ``<repo>@sha256:<digest>`` (here derived from the image)."""
+    repo = image.split("@", maxsplit=1)[0]
+    last = repo.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo = repo.rsplit(":", 1)[0]
+    return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """Strategic merge, enough for Deployments: lists of named objects merge by ``name``."""
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        elif (
+            isinstance(value, list)
+            and isinstance(target.get(key), list)
+            and all(isinstance(v, dict) and "name" in v for v in value)
+        ):
+            existing = {item.get("name"): item for item in target[key] if isinstance(item, dict)}
+            for item in value:
+                if item["name"] in existing:
+                    _merge(existing[item["name"]], item)
+                else:
+                    target[key].append(copy.deepcopy(item))
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+class FakeKube:
+    """The cluster state plus the HTTP server. Use as a context manager."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Condition()
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name) -> obj
+        self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, type, plural, obj)
+        self.rv = 100
+        self.stall: set[tuple[str, str]] = set()  # (namespace, deployment) whose rollouts never finish
+        self.requests: list[tuple[str, str]] = []
+        self.stopping = False
+        self._timers: list[threading.Timer] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.stopping = True
+            self.lock.notify_all()
+            timers = list(self._timers)
+        for timer in timers:
+            timer.cancel()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def write_kubeconfig(self, path: Path, *, context: str = "fake", namespace: str = "default") -> Path:
+        path.write_text(
+            "apiVersion: v1\nkind: Config\n"
+            f"clusters:\n- name: fake\n  cluster:\n    server: {self.url}\n"
+            f"contexts:\n- name: {context}\n  context:\n    cluster: fake\n    user: fake\n"
+            f"    namespace: {namespace}\n"
+            f"current-context: {context}\n"
+            "users:\n- name: fake\n  user: {}\n",
+            encoding="utf-8",
+        )
+        return path
+
+    # -- state ----------------------------------------------------------------------------------
+    def _next_rv(self) -> int:
+        self.rv += 1
+        return self.rv
+
+    def _store(self, plural: str, obj: dict[str, Any], event: str) -> dict[str, Any]:
+        meta = obj["metadata"]
+        rv = self._next_rv()
+        meta["resourceVersion"] = str(rv)
+        key = (plural, meta.get("namespace", ""), meta["name"])
+        if event == "DELETED":
+            self.objects.pop(key, None)
+        else:
+            self.objects[key] = obj
+        self.events.append((rv, event, plural, copy.deepcopy(obj)))
+        self.lock.notify_all()
+        return obj
+
+    def add_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        with self.lock:
+            self._store(
+                "namespaces",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {
+                        "name": name,
+                        "uid": f"uid-ns-{name}",
+                        "labels": {"kubernetes.io/metadata.name": name, **(labels or {})},
+                        "creationTimestamp": "2026-01-01T00:00:00Z",
+                    },
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+                "ADDED",
+            )
+
+    def add_deployment(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        image: str,
+        container: str = "dex",
+        replicas: int = 2,
+        service_port: int = 80,
+        target_port: int = 8000,
+    ) -> None:
+        """A deployment whose rollout to ``image`` is complete, its pods and a service."""
+        if ("namespaces", "", namespace) not in self.objects:
+            self.add_namespace(namespace)
+        labels = {"app.kubernetes.io/name": name}
+        with self.lock:
+            deployment = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": f"uid-{namespace}-{name}",
+                    "generation": 1,
+                    "labels": dict(labels),
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                },
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": dict(labels)},
+                    "progressDeadlineSeconds": 600,
+                    "strategy": {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"},
+                    },
+                    "template": {
+                        "metadata": {"labels": dict(labels)},
+                        "spec": {
+                            "containers": [
+                                {"name": container, "image": image, "ports": [{"containerPort": target_port}]}
+                            ]
+                        },
+                    },
+                },
+                "status": {},
+            }
+            self._complete(deployment)
+            self._store("deployments", deployment, "ADDED")
+            self._store(
+                "services",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": name, "namespace": namespace, "uid": f"uid-svc-{namespace}-{name}"},
+                    "spec": {
+                        "selector": dict(labels),
+                        "ports": [
+                            {
+                                "name": "http",
+                                "port": service_port,
+                                "targetPort": target_port,
+                                "protocol": "TCP",
+                            }
+                        ],
+                        "type": "ClusterIP",
+                    },
+                },
+                "ADDED",
+            )
+
+    def set_stall(self, namespace: str, name: str, stall: bool = True) -> None:
+        with self.lock:
+            (self.stall.add if stall else self.stall.discard)((namespace, name))
+
+    def deployment_image(self, namespace: str, name: str, container: str = "dex") -> str | None:
+        with self.lock:
+            obj = self.objects.get(("deployments", namespace, name))
+            if obj is None:
+                return None
+            containers = obj["spec"]["template"]["spec"]["containers"]
+            return next((c["image"] for c in containers if c["name"] == container), None)
+
+    def pod_images(self, namespace: str) -> list[str]:
+        with self.lock:
+            return sorted(
+                o["spec"]["containers"][0]["image"]
+                for (plural, ns, _), o in self.objects.items()
+                if plural == "pods" and ns == namespace
+            )
+
+    def writes(self) -> list[tuple[str, str]]:
+        return [(m, p) for m, p in self.requests if m not in {"GET", "HEAD"}]
+
+    def _pods_for(self, deployment: dict[str, Any]) -> None:
+        """Replace the deployment's pods by ``replicas`` pods of the current template."""
+        namespace = deployment["metadata"]["namespace"]
+        name = deployment["metadata"]["name"]
+        for key in [
+            k for k in self.objects if k[0] == "pods" and k[1] == namespace and k[2].startswith(name + "-")
+        ]:
+            self._store("pods", copy.deepcopy(self.objects[key]), "DELETED")
+        template = deployment["spec"]["template"]
+        generation = deployment["metadata"]["generation"]
+        for i in range(int(deployment["spec"].get("replicas", 1))):
+            pod_name = f"{name}-{generation:04d}-{i}"
+            containers = copy.deepcopy(template["spec"]["containers"])
+            self._store(
+                "pods",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod_name,
+                        "namespace": namespace,
+                        "uid": f"uid-pod-{pod_name}",
+                        "labels": dict(template["metadata"]["labels"]),
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "apps/v1",
+                                "kind": "ReplicaSet",
+                                "name": f"{name}-{generation:04d}",
+                                "controller": True,
+                            }
+                        ],
+                    },
+                    "spec": {"containers": containers},
+                    "status": {
+                        "phase": "Running",
+                        "podIP": f"10.0.0.{i + 1}",
+                        "conditions": [{"type": "Ready", "status": "True"}],
+                        "containerStatuses": [
+                            {
+                                "name": c["name"],
+                                "image": c["image"],
+                                "imageID": image_id(c["image"]),
+                                "ready": True,
+                                "started": True,
+                                "restartCount": 0,
+                                "state": {"running": {}},
+                            }
+                            for c in containers
+                        ],
+                    },
+                },
+                "ADDED",
+            )
+
+    def _complete(self, deployment: dict[str, Any]) -> None:
+        replicas = int(deployment["spec"].get("replicas", 1))
+        deployment["status"] = {
+            "observedGeneration": deployment["metadata"]["generation"],
+            "replicas": replicas,
+            "updatedReplicas": replicas,
+            "readyReplicas": replicas,
+            "availableReplicas": replicas,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"},
+            ],
+        }
+        self._pods_for(deployment)
+
+    def _controller(self, namespace: str, name: str) -> None:
+        with self.lock:
+            if self.stopping:
+                return
+            obj = self.objects.get(("deployments", namespace, name))
+            if obj is None:
+                return
+            obj = copy.deepcopy(obj)
+            if (namespace, name) in self.stall:
+                replicas = int(obj["spec"].get("replicas", 1))
+                obj["status"].update(
+                    {
+                        "observedGeneration": obj["metadata"]["generation"],
+                        "replicas": replicas + 1,
+                        "updatedReplicas": 0,
+                        "unavailableReplicas": 1,
+                    }
+                )
+                obj["status"]["conditions"][1].update({"reason": "ReplicaSetUpdated"})
+            else:
+                self._complete(obj)
+            self._store("deployments", obj, "MODIFIED")
+
+    # -- HTTP -----------------------------------------------------------------------------------
+    def handle(self, h: _Handler) -> None:  # noqa: PLR0911, PLR0912 - one router, like a mux
+        parsed = urllib.parse.urlsplit(h.path)
+        path = parsed.path.rstrip("/") or "/"
+        query = {k: v[-1] for k, v in urllib.parse.parse_qs(parsed.query).items()}
+        with self.lock:
+            self.requests.append((h.command, path))
+        if path == "/version":
+            return h.send_json(
+                200, {"major": "1", "minor": "32", "gitVersion": "v1.32.4-fake", "platform": "linux/amd64"}
+            )
+        if path == "/api":
+            return h.send_json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+                },
+            )
+        if path == "/apis":
+            return h.send_json(
+                200,
+                {
+                    "kind": "APIGroupList",
+                    "apiVersion": "v1",
+                    "groups": [
+                        {
+                            "name": "apps",
+                            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+                        }
+                    ],
+                },
+            )
+        if path == "/api/v1":
+            return h.send_json(200, _resource_list("v1"))
+        if path == "/apis/apps/v1":
+            return h.send_json(200, _resource_list("apps/v1"))
+        if path.startswith(("/openapi", "/swagger")):
+            return h.send_json(
+                404, _status(404, "NotFound", "the server could not find the requested resource")
+            )
+        route = _route(path)
+        if route is None:
+            return h.send_json(
+                404, _status(404, "NotFound", "the server could not find the requested resource")
+            )
+        plural, namespace, name, sub = route
+        if sub:
+            return h.send_json(
+                404, _status(404, "NotFound", "the server could not find the requested resource")
+            )
+        if h.command == "GET" and name is None:
+            if query.get("watch") in {"true", "1"}:
+                return self._watch(h, plural, namespace, query)
+            return h.send_json(200, self._list(plural, namespace, query))
+        if name is None:
+            return h.send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
+        with self.lock:
+            obj = self.objects.get((plural, namespace or "", name))
+            if obj is None:
+                group = GROUP_OF[RESOURCES[plural][0]]
+                qualified = f"{plural}.{group}" if group else plural
+                return h.send_json(
+                    404,
+                    _status(
+                        404,
+                        "NotFound",
+                        f'{qualified} "{name}" not found',
+                        {"name": name, "group": group, "kind": plural},
+                    ),
+                )
+            if h.command == "GET":
+                return h.send_json(200, obj)
+            if h.command == "PATCH":
+                return self._patch(h, plural, obj)
+            if h.command == "DELETE" and plural == "namespaces":
+                gone = copy.deepcopy(obj)
+                gone["status"]["phase"] = "Terminating"
+                gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+                for key in [k for k in self.objects if k[1] == name]:
+                    self._store(key[0], copy.deepcopy(self.objects[key]), "DELETED")
+                self._store("namespaces", copy.deepcopy(gone), "DELETED")
+                return h.send_json(200, gone)
+        return h.send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
+
+    def _patch(self, h: _Handler, plural: str, obj: dict[str, Any]) -> None:
+        ctype = h.headers.get("Content-Type", "")
+        if "strategic-merge-patch" not in ctype and "merge-patch" not in ctype:
+            h.send_json(
+                415,
+                _status(
+                    415,
+                    "UnsupportedMediaType",
+                    "the body of the request was in an unknown "
+                    "format - accepted media types include: "
+                    "application/strategic-merge-patch+json",
+                ),
+            )
+            return
+        patch = json.loads(h.body() or b"{}")
+        updated = copy.deepcopy(obj)
+        _merge(updated, patch)
+        changed = updated.get("spec") != obj.get("spec")
+        if changed:
+            updated["metadata"]["generation"] = int(updated["metadata"].get("generation", 1)) + 1
+        self._store(plural, updated, "MODIFIED")
+        h.send_json(200, updated)
+        if changed and plural == "deployments":
+            meta = updated["metadata"]
+            timer = threading.Timer(ROLLOUT_DELAY, self._controller, (meta["namespace"], meta["name"]))
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+
+    def _matches(self, obj: dict[str, Any], query: dict[str, str]) -> bool:
+        meta = obj["metadata"]
+        for selector, source in (("labelSelector", meta.get("labels", {})), ("fieldSelector", None)):
+            for term in filter(None, query.get(selector, "").split(",")):
+                key, _, value = term.partition("=")
+                value = value.lstrip("=")
+                if source is None:
+                    actual = {
+                        "metadata.name": meta.get("name"),
+                        "metadata.namespace": meta.get("namespace"),
+                    }.get(key)
+                else:
+                    actual = source.get(key)
+                if actual != value:
+                    return False
+        return True
+
+    def _list(self, plural: str, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
+        gv, kind, _ = RESOURCES[plural]
+        with self.lock:
+            items = [
+                copy.deepcopy(o)
+                for (p, ns, _), o in sorted(self.objects.items())
+                if p == plural and (namespace is None or ns == namespace) and self._matches(o, query)
+            ]
+            rv = self.rv
+        return {
+            "kind": f"{kind}List",
+            "apiVersion": gv,
+            "metadata": {"resourceVersion": str(rv)},
+            "items": items,
+        }
+
+    def _watch(self, h: _Handler, plural: str, namespace: str | None, query: dict[str, str]) -> None:
+        since = int(query.get("resourceVersion") or 0) or self.rv
+        timeout = min(float(query.get("timeoutSeconds") or WATCH_MAX_SECONDS), WATCH_MAX_SECONDS)
+        deadline = time.monotonic() + timeout
+        h.start_stream()
+        try:
+            for event in self._events(plural, namespace, query, since, deadline):
+                h.send_chunk((json.dumps(event) + "\n").encode())
+            h.end_stream()
+        except (BrokenPipeError, ConnectionResetError):  # kubectl stopped watching: normal
+            return
+
+    def _events(
+        self, plural: str, namespace: str | None, query: dict[str, str], since: int, deadline: float
+    ) -> Iterator[dict[str, Any]]:
+        while True:
+            with self.lock:
+                pending = [
+                    (rv, kind, obj)
+                    for rv, kind, p, obj in self.events
+                    if rv > since
+                    and p == plural
+                    and (namespace is None or obj["metadata"].get("namespace") == namespace)
+                    and self._matches(obj, query)
+                ]
+                if not pending:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self.stopping:
+                        return
+                    self.lock.wait(timeout=min(remaining, 0.5))
+                    continue
+            for rv, kind, obj in pending:
+                since = rv
+                yield {"type": kind, "object": obj}
+
+
+def _route(path: str) -> tuple[str, str | None, str | None, str | None] | None:
+    """``/api/v1/namespaces/ns/pods/name[/sub]`` -> (plural, namespace, name, sub)."""
+    parts = path.strip("/").split("/")
+    if parts[:2] == ["api", "v1"]:
+        rest, gv = parts[2:], "v1"
+    elif parts[:3] == ["apis", "apps", "v1"]:
+        rest, gv = parts[3:], "apps/v1"
+    else:
+        return None
+    namespace = None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        namespace, rest = rest[1], rest[2:]
+    elif rest[:1] == ["namespaces"]:
+        return ("namespaces", None, rest[1] if len(rest) > 1 else None, None) if gv == "v1" else None
+    if not rest or rest[0] not in RESOURCES or RESOURCES[rest[0]][0] != gv:
+        return None
+    plural = rest[0]
+    name = rest[1] if len(rest) > 1 else None
+    sub = "/".join(rest[2:]) or None
+    return plural, namespace, name, sub
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeKube
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature
+        return
+
+    _body: bytes = b""
+
+    def body(self) -> bytes:
+        return self._body
+
+    def send_json(self, code: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def send_chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _dispatch(self) -> None:
+        # Always consume the body (DELETE carries DeleteOptions): left unread, it would be parsed
+        # as the next request on this keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._body = self.rfile.read(length) if length else b""
+        try:
+            self.fake.handle(self)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception as exc:
+            self.send_json(500, _status(500, "InternalError", f"fake apiserver: {exc!r}"))
+
+    do_GET = do_PATCH = do_DELETE = do_POST = do_PUT = _dispatch  # noqa: N815 - BaseHTTPRequestHandler API
+
+
+def _handler_for(fake: FakeKube) -> type[_Handler]:
+    return type("Handler", (_Handler,), {"fake": fake})

@@ -1,0 +1,192 @@
+"""cluster.py against the real kubectl talking to the fake API server, and the fake argocd CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from dex_tasks import cluster, proc
+from dex_tasks.config import ClusterConfig, Config
+from dex_tasks.errors import RemoteError, UsageError
+from tests import cluster_fixtures
+from tests.cluster_fixtures import IMAGE, deploy_envs
+from tests.fakes.argocd_state import FakeArgo
+from tests.fakes.kube_apiserver import FakeKube, image_id
+from tests.helpers import free_port
+
+fake_kube = cluster_fixtures.fake_kube
+fake_argo = cluster_fixtures.fake_argo
+no_cluster = cluster_fixtures.no_cluster
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.kubectl]
+
+OLD, NEW = "sha-1111aaaa", "sha-2222bbbb"
+
+
+def config(tmp_path: Path, **cluster_kwargs: object) -> Config:
+    return Config(root=tmp_path, cluster=ClusterConfig(**cluster_kwargs))  # type: ignore[arg-type]
+
+
+def test_live_ok_reports_digest(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert check.checked
+    assert check.ok, check.detail
+    assert check.image == f"{IMAGE}:{OLD}"
+    assert image_id(f"{IMAGE}:{OLD}").split("@")[1] in check.detail
+    assert fake_kube.writes() == []
+
+
+def test_live_refuses_and_says_what_runs_instead(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    check = cluster.check_live(config(tmp_path), "stage", NEW, required=False)
+    assert check.checked
+    assert not check.ok
+    assert check.image == f"{IMAGE}:{OLD}"
+    assert f"runs {IMAGE}:{OLD}, not {IMAGE}:{NEW}" in check.detail
+
+
+def test_live_missing_deployment(fake_kube: FakeKube, tmp_path: Path) -> None:
+    fake_kube.add_namespace("dex-stage")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert check.checked
+    assert not check.ok
+    assert "deployment dex not found in namespace dex-stage" in check.detail
+
+
+def test_live_rollout_incomplete(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    fake_kube.set_stall("dex-stage", "dex")
+    cfg = config(tmp_path, rollout_timeout=2)
+    with pytest.raises(RemoteError, match="rollout did not complete"):
+        cluster.emergency_rollout(cfg, "stage", NEW)
+    check = cluster.check_live(cfg, "stage", NEW, required=True)
+    assert check.checked
+    assert not check.ok
+    assert "rollout is not complete" in check.detail
+
+
+def test_no_kubeconfig_not_required_is_unchecked(no_cluster: None, tmp_path: Path) -> None:
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=False)
+    assert not check.checked
+    assert not check.ok
+    assert "no cluster access" in check.detail
+    assert "KUBECONFIG" in check.detail
+
+
+def test_no_kubeconfig_required_is_exit_2(no_cluster: None, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--verify live needs cluster access"):
+        cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+
+
+def test_unreachable_server(fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = tmp_path / "dead-kubeconfig"
+    dead.write_text(
+        Path(os.environ["KUBECONFIG"])
+        .read_text(encoding="utf-8")
+        .replace(fake_kube.url, f"http://127.0.0.1:{free_port()}"),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("KUBECONFIG", str(dead))
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=False)
+    assert not check.checked
+    assert "cannot reach the cluster" in check.detail
+    with pytest.raises(RemoteError, match="cannot reach the cluster"):
+        cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+
+
+def test_unknown_context_is_no_access(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    assert cluster.check_live(config(tmp_path, context="fake"), "stage", OLD, required=True).ok
+    check = cluster.check_live(config(tmp_path, context="nope"), "stage", OLD, required=False)
+    assert not check.checked
+    assert "context" in check.detail
+
+
+def test_emergency_rollout_completes(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"prod": NEW})
+    cluster.emergency_rollout(config(tmp_path, rollout_timeout=30), "prod", OLD)
+    assert fake_kube.deployment_image("dex-prod", "dex") == f"{IMAGE}:{OLD}"
+    assert fake_kube.pod_images("dex-prod") == [f"{IMAGE}:{OLD}"] * 2
+    assert cluster.check_live(config(tmp_path), "prod", OLD, required=True).ok
+
+
+def test_emergency_rollout_dry_run_changes_nothing(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"prod": NEW})
+    with proc.session(dry_run=True):
+        cluster.emergency_rollout(config(tmp_path), "prod", OLD)
+    assert fake_kube.writes() == []
+    assert fake_kube.deployment_image("dex-prod", "dex") == f"{IMAGE}:{NEW}"
+
+
+def test_emergency_rollout_bad_names_change_nothing(fake_kube: FakeKube, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"prod": NEW})
+    cfg = dataclasses.replace(config(tmp_path), container="web")
+    with pytest.raises(UsageError, match="no container 'web'"):
+        cluster.emergency_rollout(cfg, "prod", OLD)
+    cfg = dataclasses.replace(config(tmp_path), deployment="api")
+    with pytest.raises(UsageError, match="deployment api not found"):
+        cluster.emergency_rollout(cfg, "prod", OLD)
+    assert fake_kube.writes() == []
+
+
+def test_live_with_argocd(fake_kube: FakeKube, fake_argo: FakeArgo, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{OLD}", revision="a" * 40)
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert check.ok, check.detail
+    assert "Synced/Healthy" in check.detail
+    fake_argo.update_app("dex-stage", sync="OutOfSync", health="Degraded")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert check.checked
+    assert not check.ok
+    assert "Argo CD app dex-stage is OutOfSync/Degraded" in check.detail
+
+
+def test_live_with_argocd_unknown_app(fake_kube: FakeKube, fake_argo: FakeArgo, tmp_path: Path) -> None:
+    deploy_envs(fake_kube, {"stage": OLD})
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert not check.ok
+    assert "Argo CD app dex-stage does not exist" in check.detail
+
+
+def test_argocd_sync_and_wait(fake_argo: FakeArgo, tmp_path: Path) -> None:
+    fake_argo.add_app("dex-prod", namespace="dex-prod", image=f"{IMAGE}:{NEW}", sync="OutOfSync")
+    fake_argo.update_app("dex-prod", target_images=[f"{IMAGE}:{OLD}"], target_revision="b" * 40)
+    cluster.argocd_sync(config(tmp_path, argocd_prune=True, rollout_timeout=60), "prod")
+    assert fake_argo.calls() == [
+        ["app", "sync", "dex-prod", "--prune"],
+        ["app", "wait", "dex-prod", "--health", "--sync", "--timeout", "60"],
+    ]
+    app = fake_argo.app("dex-prod")
+    assert (app["sync"], app["health"], app["images"]) == ("Synced", "Healthy", [f"{IMAGE}:{OLD}"])
+
+
+def test_argocd_sync_failures(fake_argo: FakeArgo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(RemoteError, match=r'applications\.argoproj\.io "dex-prod" not found'):
+        cluster.argocd_sync(config(tmp_path), "prod")
+    fake_argo.add_app("dex-prod", namespace="dex-prod", image=f"{IMAGE}:{NEW}")
+    fake_argo.update_app("dex-prod", fail="wait_timeout")
+    with pytest.raises(RemoteError, match="timed out"):
+        cluster.argocd_sync(config(tmp_path), "prod")
+    monkeypatch.delenv("ARGOCD_SERVER")
+    with pytest.raises(UsageError, match="ARGOCD_SERVER is not set"):
+        cluster.argocd_sync(config(tmp_path), "prod")
+
+
+def test_argocd_token_never_in_argv_or_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    argo = FakeArgo(tmp_path, token="s3cret-token-value")
+    for key, value in argo.env(token="wrong-token-value").items():
+        monkeypatch.setenv(key, value)
+    argo.add_app("dex-prod", namespace="dex-prod", image=f"{IMAGE}:{NEW}")
+    with pytest.raises(RemoteError, match="Unauthenticated") as err:
+        cluster.argocd_sync(config(tmp_path), "prod")
+    assert "wrong-token-value" not in str(err.value)
+    assert "wrong-token-value" not in capsys.readouterr().err
+    assert all("wrong-token-value" not in " ".join(c) for c in argo.calls())
+    monkeypatch.setenv("ARGOCD_AUTH_TOKEN", "s3cret-token-value")
+    cluster.argocd_sync(config(tmp_path), "prod")
