@@ -1,0 +1,181 @@
+"""The GitOps tasks never leave anything half-done: refusals, push races, retries, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dex_tasks.gitops import workflow
+from dex_tasks.tools import git as git_tool
+from tests.conftest import CliRunner
+from tests.gitops_fixtures import GitOpsRepo, build
+from tests.helpers import git
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
+    monkeypatch.setenv(workflow.BACKOFF_ENV, "0")  # no real waiting between push attempts
+    return build(tmp_path)
+
+
+REFUSALS = [
+    # (argv, expected exit code, a piece of the one-line message)
+    (("bump-overlay", "dev", "sha-XYZ"), 2, "invalid tag"),
+    (("bump-overlay", "dev", "latest"), 2, "never written into an overlay"),
+    (("bump-overlay", "dev", "pr-12"), 2, "PR previews only"),
+    (("bump-overlay", "qa", "sha-1a2b3c4d"), 2, "unknown environment"),
+    (("bump-overlay", "../x", "sha-1a2b3c4d"), 2, "invalid environment name"),
+    (("bump-overlay", "dev/../prod", "sha-1a2b3c4d"), 2, "invalid environment name"),
+    (("bump-overlay", "sha-1a2b3c4d"), 2, "at least one environment"),
+    (("bump-overlay", "dev", "dev", "sha-1a2b3c4d"), 2, "listed twice"),
+    (("promote", "stage", "prod", "latest", "--verify", "git"), 2, "never written"),
+    (("promote", "stage", "stage", "--verify", "git"), 2, "to itself"),
+    (("promote", "prod", "dev", "--verify", "git"), 2, "prod is the last environment"),
+    (("promote", "../x", "prod"), 2, "invalid environment name"),
+    (("rollback", "../x"), 2, "invalid environment name"),
+    (("rollback", "stage", "pr-3"), 2, "PR previews only"),
+    (("rollback", "prod"), 2, "no known good tag"),
+    (("rollback", "dev", "sha-1a2b3c4d", "--revert"), 2, "takes no TAG"),
+    (("history", "../x"), 2, "invalid environment name"),
+    (("history", "dev", "--limit", "0"), 2, "--limit"),
+]
+
+
+@pytest.mark.parametrize(("argv", "code", "text"), REFUSALS, ids=[" ".join(a) for a, _, _ in REFUSALS])
+def test_refusals_change_nothing(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...], code: int, text: str
+) -> None:
+    before = repo.snapshot()
+    result = run_cli(*argv, cwd=repo.clone)
+    assert result.code == code, result.err
+    assert text in result.err
+    error_lines = [line for line in result.err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1, result.err
+    assert repo.snapshot() == before
+
+
+def test_not_a_git_repository(tmp_path: Path, run_cli: CliRunner) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.dex]\n", encoding="utf-8")
+    result = run_cli("bump-overlay", "dev", "sha-1a2b3c4d", cwd=tmp_path)
+    assert result.code == 2
+    assert "not inside a git repository" in result.err
+
+
+def test_branch_owned_by_someone_else_is_not_overwritten(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    t4 = repo.tags[4]
+    branch = f"dex/bump-dev-{t4}"
+    # Someone's own branch of the same name (an app commit: no Dex-Action trailer).
+    git("push", "--quiet", "origin", f"{repo.apps[4]}:refs/heads/{branch}", cwd=repo.writer)
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", t4, cwd=repo.clone)
+    assert result.code == 2
+    assert "was not made by dex-tasks" in result.err
+    after = repo.snapshot()
+    assert after["origin_refs"] == before["origin_refs"]
+    assert after["worktrees"] == before["worktrees"]
+
+
+def test_push_race_lands_both_changes(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t4 = repo.tags[4]
+    competing: list[str] = []
+
+    def second_writer(change: workflow.Change, attempt: int) -> None:
+        if attempt == 1:  # between our fetch+commit and our push, someone else pushes to dev
+            competing.append(repo.race(change.base))
+
+    monkeypatch.setattr(workflow, "_before_push", second_writer)
+    result = run_cli("bump-overlay", "dev", t4, "--direct", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["attempts"] == 2
+    assert "moved on origin" in result.err
+    # Both changes are on dev: ours on top of the competing commit.
+    assert repo.head("dev") == data["commit"]
+    assert git("rev-parse", "dev^", cwd=repo.origin) == competing[0]
+    assert repo.tag("dev") == t4
+    assert repo.show("dev", "CHANGELOG.md") == "another writer\n"
+    assert git("worktree", "list", "--porcelain", cwd=repo.clone).count("worktree ") == 1
+
+
+def test_push_race_where_the_other_writer_set_the_same_tag(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    t4 = repo.tags[4]
+    from tests.gitops_fixtures import overlay_path, overlay_text
+
+    def same_tag(change: workflow.Change, attempt: int) -> None:
+        if attempt == 1:
+            repo.race(change.base, overlay_path("dev"), overlay_text("dev", t4))
+
+    monkeypatch.setattr(workflow, "_before_push", same_tag)
+    result = run_cli("bump-overlay", "dev", t4, "--direct", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    # The edit was recomputed on the new tip: already at the tag, so nothing more to do.
+    assert data["changed"] is False and data["commit"] is None
+    assert repo.tag("dev") == t4
+    assert repo.subject("dev") == "chore: another writer on dev"
+
+
+def test_push_retries_exhausted_exit_4_nothing_half_done(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(workflow.ATTEMPTS_ENV, "3")
+    calls: list[int] = []
+
+    def always_racing(change: workflow.Change, attempt: int) -> None:
+        calls.append(attempt)
+        repo.race(change.base)
+
+    monkeypatch.setattr(workflow, "_before_push", always_racing)
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--json", cwd=repo.clone)
+    assert result.code == 4, result.err
+    assert "still rejected after 3 attempts" in result.err
+    assert calls == [1, 2, 3]
+    after = repo.snapshot()
+    assert repo.tag("stage") == repo.tags[1]  # not rolled back
+    assert repo.subject("main") == "chore: another writer on main"
+    assert after["worktrees"] == before["worktrees"] and after["worktree_dirs"] == before["worktree_dirs"]
+    for key in ("head", "status", "index", "worktree_diff", "files"):
+        assert after[key] == before[key], key
+    heads = [line for line in after["clone_refs"].splitlines() if "refs/heads/" in line]
+    assert heads == [line for line in before["clone_refs"].splitlines() if "refs/heads/" in line]
+
+
+@pytest.mark.parametrize("step", ["commit", "push"])
+def test_ctrl_c_leaves_no_worktree(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    def interrupt(*args: object, **kwargs: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(git_tool, step, interrupt)
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 130
+    assert "interrupted" in result.err
+    after = repo.snapshot()
+    assert after == before
+    assert not list(Path(git_tool.tempfile.gettempdir()).glob("dex-worktree-*/wt"))
+
+
+def test_push_rejected_by_the_remote_is_exit_4(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = repo.origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a PR' >&2\nexit 1\n", encoding="utf-8")
+    hook.chmod(0o755)
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 4, result.err
+    assert "rejected" in result.err
+    after = repo.snapshot()
+    assert after["origin_refs"] == before["origin_refs"]
+    assert after["worktrees"] == before["worktrees"]
