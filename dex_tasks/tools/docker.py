@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    import requests
+
 DOCKER = "docker"
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _PUSH_DIGEST_RE = re.compile(r"digest: (sha256:[0-9a-f]{64})")
@@ -222,8 +224,8 @@ class Repository:
 
 
 def is_loopback(host: str) -> bool:
-    hostname = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    hostname = hostname.strip("[]")
+    """``127.0.0.1:5000``, ``localhost``, ``[::1]:5000`` (a registry host, optionally with port)."""
+    hostname = host[1:].partition("]")[0] if host.startswith("[") else host.partition(":")[0]
     if hostname == "localhost":
         return True
     try:
@@ -290,13 +292,16 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
     credentials = registry_credentials(repo.host, env)
     if credentials:
         proc.register_secret(credentials[1])
+    session = requests.Session()
+    # A loopback registry is on this machine: an HTTP(S)_PROXY from the environment must not see it.
+    session.trust_env = not is_loopback(repo.host)
     last_error = ""
     token_tried = False
     for attempt in range(REGISTRY_ATTEMPTS):
         if attempt and last_error:
             time.sleep(RETRY_DELAY * attempt)  # a registry hiccup (5xx, reset) is often gone a moment later
         try:
-            response = requests.head(url, headers=headers, timeout=REGISTRY_TIMEOUT, allow_redirects=True)
+            response = session.head(url, headers=headers, timeout=REGISTRY_TIMEOUT, allow_redirects=True)
         except requests.RequestException as exc:
             last_error = f"{type(exc).__name__}: {exc}"
             continue
@@ -308,7 +313,7 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
         if response.status_code == requests.codes.unauthorized and not token_tried:
             token_tried = True
             challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
-            headers["Authorization"] = _authorization(challenge, repo, credentials)
+            headers["Authorization"] = _authorization(session, challenge, repo, credentials)
             continue
         if response.status_code in {requests.codes.unauthorized, requests.codes.forbidden}:
             raise RemoteError(
@@ -322,7 +327,10 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
 
 
 def _authorization(
-    challenge: Mapping[str, str], repo: Repository, credentials: tuple[str, str] | None
+    session: requests.Session,
+    challenge: Mapping[str, str],
+    repo: Repository,
+    credentials: tuple[str, str] | None,
 ) -> str:
     import requests  # noqa: PLC0415 - heavy; only registry checks need it
 
@@ -339,7 +347,7 @@ def _authorization(
     if challenge.get("service"):
         params["service"] = challenge["service"]
     try:
-        response = requests.get(realm, params=params, auth=credentials, timeout=REGISTRY_TIMEOUT)
+        response = session.get(realm, params=params, auth=credentials, timeout=REGISTRY_TIMEOUT)
     except requests.RequestException as exc:
         raise RemoteError(f"registry {repo.host}: token request failed: {type(exc).__name__}") from None
     if response.status_code != requests.codes.ok:
