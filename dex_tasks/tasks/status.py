@@ -1,0 +1,229 @@
+"""``status [ENV...]``: per env, the tag in git, the image live, Argo CD sync/health, and DRIFT.
+
+Git is the overlay's tag on ``origin/<base branch>`` (fetched). Live is the image of the env's
+deployment (kubectl). Argo CD columns appear when Argo CD is configured (``argocd`` on PATH and
+``ARGOCD_SERVER`` set). A missing tool, kubeconfig or unreachable server shows as ``unknown`` with
+the reason in the notes, never as a crash.
+
+``DRIFT``: git and live name different tags, or Argo CD reports the app OutOfSync.
+
+Exit code: 0 - status reports, drift included; ``--check`` makes drift (and unknown live state)
+exit 1, for a scheduled drift alarm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks.errors import EXIT_CHECK_FAILED, DexError
+from dex_tasks.tasks import Context, TaskResult, table
+
+if TYPE_CHECKING:
+    import argparse
+
+UNKNOWN = "unknown"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("envs", metavar="ENV", nargs="*", help="environments to show (default: all)")
+    parser.add_argument(
+        "--context", help="kubectl context (default: [tool.dex.cluster] context, else current)"
+    )
+    parser.add_argument("--no-fetch", dest="fetch", action="store_false", help="use origin/<base> as fetched")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when an env drifts or its live state is unknown"
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class EnvStatus:
+    env: str
+    git_tag: str | None = None
+    live_image: str | None = None
+    live_tag: str | None = None
+    sync: str | None = None
+    health: str | None = None
+    revision: str | None = None
+    drift: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def state(self) -> str:
+        if self.drift:
+            return "DRIFT"
+        if self.git_tag is None or self.live_tag is None:
+            return UNKNOWN
+        return "ok"
+
+
+def with_context(ctx: Context, context: str | None) -> Context:
+    """The context with ``--context`` applied to ``[tool.dex.cluster] context``."""
+    if not context:
+        return ctx
+    from dex_tasks.tools.kubectl import check_context  # noqa: PLC0415
+
+    cluster_cfg = dataclasses.replace(ctx.config.cluster, context=check_context(context))
+    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, cluster=cluster_cfg))
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    ctx = with_context(ctx, args.context)
+    cfg = ctx.config
+    envs = [cfg.check_env(e) for e in args.envs] or list(cfg.environments)
+    rows, argo_skipped = collect(ctx, envs, fetch=args.fetch)
+    headers = ["ENV", "GIT", "LIVE", "SYNC", "HEALTH", "REVISION", "STATE"]
+    body = [
+        [r.env, r.git_tag or UNKNOWN, r.live_tag or r.live_image or UNKNOWN, r.sync or "-", r.health or "-",
+         (r.revision or "-")[:12], r.state]
+        for r in rows
+    ]  # fmt: skip
+    ctx.out(table(headers, body))
+    for r in rows:
+        for note in r.notes:
+            ctx.out(f"  {r.env}: {note}")
+    if argo_skipped:
+        ctx.out(f"Argo CD not checked: {argo_skipped}")
+    _summary(rows)
+    drifting = [r.env for r in rows if r.drift]
+    unknown = [r.env for r in rows if not r.drift and r.state == UNKNOWN]
+    data: dict[str, Any] = {
+        "envs": [r.as_json() for r in rows],
+        "drift": drifting,
+        "argocd": "checked" if argo_skipped is None else f"not checked: {argo_skipped}",
+    }
+    if args.check and (drifting or unknown):
+        parts = []
+        if drifting:
+            parts.append(f"drift in {', '.join(drifting)}")
+        if unknown:
+            parts.append(f"live state unknown for {', '.join(unknown)}")
+        return TaskResult(exit_code=EXIT_CHECK_FAILED, message="; ".join(parts), data=data)
+    return TaskResult(data=data)
+
+
+def collect(ctx: Context, envs: list[str], *, fetch: bool = True) -> tuple[list[EnvStatus], str | None]:
+    """The rows, and why Argo CD was not asked (None when it was)."""
+    rows = [EnvStatus(env=e) for e in envs]
+    _git_tags(ctx, rows, fetch=fetch)
+    _live(ctx, rows)
+    argo_skipped = _argo(ctx, rows)
+    for row in rows:
+        if row.git_tag and row.live_tag and row.git_tag != row.live_tag:
+            row.drift = True
+            row.notes.insert(0, f"git says {row.git_tag}, the cluster runs {row.live_tag}")
+        if row.sync == "OutOfSync":
+            row.drift = True
+            row.notes.append("Argo CD reports the app OutOfSync")
+    return rows, argo_skipped
+
+
+def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
+    from dex_tasks.gitops import state  # noqa: PLC0415 - git and ruamel only when needed
+
+    fetched: set[str] = set()
+    failed: dict[str, str] = {}
+    for row in rows:
+        base = ctx.config.branch_for(row.env)
+        if base in failed:
+            row.notes.append(failed[base])
+            continue
+        try:
+            row.git_tag = state.tag_in_git(ctx.config, row.env, fetch=fetch and base not in fetched)
+            fetched.add(base)
+        except DexError as exc:
+            failed[base] = f"git {UNKNOWN}: {exc}"
+            row.notes.append(failed[base])
+            continue
+        if row.git_tag is None:
+            row.notes.append(
+                f"no tag for {ctx.config.kustomize_image_name} in the {row.env} overlay on {base}"
+            )
+
+
+def _live(ctx: Context, rows: list[EnvStatus]) -> None:
+    from dex_tasks import cluster  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import ClusterUnreachableError, ImageRef  # noqa: PLC0415
+
+    cfg = ctx.config
+    problem = cluster.access_problem(cfg)
+    kube = cluster.kubectl_for(cfg)
+    for row in rows:
+        if problem is not None:
+            row.notes.append(f"live {UNKNOWN}: {problem}")
+            continue
+        namespace = cfg.namespace_for(row.env)
+        try:
+            deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
+        except ClusterUnreachableError as exc:
+            problem = str(exc)  # the same for every env: ask once
+            row.notes.append(f"live {UNKNOWN}: {problem}")
+            continue
+        except DexError as exc:
+            row.notes.append(f"live {UNKNOWN}: {exc}")
+            continue
+        if deployment is None:
+            row.notes.append(
+                f"live {UNKNOWN}: deployment {cfg.deployment} not found in namespace {namespace}"
+            )
+            continue
+        row.live_image = deployment.image
+        if deployment.image is None:
+            row.notes.append(f"live {UNKNOWN}: deployment {namespace}/{cfg.deployment} has no container "
+                             f"{cfg.container!r}")  # fmt: skip
+            continue
+        ref = ImageRef.parse(deployment.image)
+        if ref.repository in {cfg.image, cfg.kustomize_image_name}:
+            row.live_tag = ref.tag or None
+        else:
+            row.drift = True
+            row.notes.append(f"the cluster runs {deployment.image}, not an image of {cfg.image}")
+        complete, why = deployment.rollout_state()
+        if not complete:
+            row.notes.append(f"rollout in progress: {why}")
+
+
+def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
+    """Fill the Argo CD columns; returns why Argo CD was not asked, or None."""
+    from dex_tasks.tools import argocd  # noqa: PLC0415
+
+    reason = argocd.not_configured_reason()
+    if reason is not None:
+        return reason
+    broken: str | None = None
+    for row in rows:
+        if broken is not None:
+            row.notes.append(broken)
+            continue
+        name = ctx.config.app_for(row.env)
+        try:
+            app = argocd.app_get(name)
+        except argocd.AppNotFoundError:
+            row.sync = row.health = UNKNOWN
+            row.notes.append(f"Argo CD app {name} does not exist")
+            continue
+        except DexError as exc:
+            row.sync = row.health = UNKNOWN
+            broken = f"Argo CD {UNKNOWN}: {exc}"
+            row.notes.append(broken)
+            continue
+        row.sync, row.health, row.revision = app.sync_status, app.health, app.revision or None
+    return None
+
+
+def _summary(rows: list[EnvStatus]) -> None:
+    from dex_tasks import gha  # noqa: PLC0415
+
+    if not gha.active():
+        return
+    body = [
+        [r.env, r.git_tag or UNKNOWN, r.live_tag or UNKNOWN, f"{r.sync or '-'}/{r.health or '-'}",
+         "**DRIFT**" if r.drift else r.state]
+        for r in rows
+    ]  # fmt: skip
+    gha.summary(
+        "### dex-tasks status\n\n" + gha.markdown_table(["env", "git", "live", "Argo CD", "state"], body)
+    )
