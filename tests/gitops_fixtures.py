@@ -28,9 +28,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.helpers import git
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 IMAGE = "ghcr.io/data-literate/dex"
 KUSTOMIZE_IMAGE = "data-literate/dex"
@@ -189,7 +192,7 @@ def _commit_overlay(work: Path, env: str, tag: str, subject: str, trailers: list
 
 
 def _bump_trailers(env: str, tag: str, previous: str) -> list[str]:
-    return [f"Dex-Action: bump", f"Dex-Env: {env}", f"Dex-Tag: {tag}", f"Dex-Previous-Tag: {previous}"]
+    return ["Dex-Action: bump", f"Dex-Env: {env}", f"Dex-Tag: {tag}", f"Dex-Previous-Tag: {previous}"]
 
 
 def build(tmp_path: Path) -> GitOpsRepo:
@@ -222,17 +225,37 @@ def build(tmp_path: Path) -> GitOpsRepo:
     _run("add", OVERLAYS, cwd=work)
     _run("commit", "--quiet", "-m", "chore: add overlays", cwd=work)
     # stage on main: T1, T2, then a rollback T2 -> T1.
-    _commit_overlay(work, "stage", tags[1], f"chore: update stage image to {tags[1]}",
-                    _bump_trailers("stage", tags[1], tags[0]))
-    _commit_overlay(work, "stage", tags[2], f"chore: update stage image to {tags[2]}",
-                    _bump_trailers("stage", tags[2], tags[1]))
-    _commit_overlay(work, "stage", tags[1], f"fix: rollback stage to {tags[1]}",
-                    ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"])
+    _commit_overlay(
+        work,
+        "stage",
+        tags[1],
+        f"chore: update stage image to {tags[1]}",
+        _bump_trailers("stage", tags[1], tags[0]),
+    )
+    _commit_overlay(
+        work,
+        "stage",
+        tags[2],
+        f"chore: update stage image to {tags[2]}",
+        _bump_trailers("stage", tags[2], tags[1]),
+    )
+    _commit_overlay(
+        work,
+        "stage",
+        tags[1],
+        f"fix: rollback stage to {tags[1]}",
+        ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"],
+    )
     _run("branch", "dev", cwd=work)
     _run("checkout", "--quiet", "dev", cwd=work)
     for i in range(1, 4):
-        _commit_overlay(work, "dev", tags[i], f"chore: update dev image to {tags[i]}",
-                        _bump_trailers("dev", tags[i], tags[i - 1]))
+        _commit_overlay(
+            work,
+            "dev",
+            tags[i],
+            f"chore: update dev image to {tags[i]}",
+            _bump_trailers("dev", tags[i], tags[i - 1]),
+        )
     _run("checkout", "--quiet", "main", cwd=work)  # fmt: skip
     _run("remote", "add", "origin", str(origin), cwd=work)
     _run("push", "--quiet", "origin", "main", "dev", cwd=work)

@@ -9,10 +9,13 @@ The ``Dex-*`` trailers our commits carry say which action made them; commits wit
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dex_tasks.errors import DexError
 from dex_tasks.tools import git
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MANUAL = "manual"
 ROLLBACK = "rollback"

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from dex_tasks.config import Config
 from dex_tasks.tools import git
+
+if TYPE_CHECKING:
+    from dex_tasks.config import Config
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

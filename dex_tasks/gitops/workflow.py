@@ -22,7 +22,6 @@ import dataclasses
 import os
 import random
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,8 @@ from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dex_tasks.config import Config
     from dex_tasks.gitops.overlay import OverlayEdit
     from dex_tasks.tasks import Context
@@ -421,7 +422,9 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
         outcome.changed = True
         outcome.diff = git.diff_commit(root, change.revert_commit, reverse=True)
         ctx.out(outcome.diff.rstrip("\n"))
-        _echo_plan(ctx, repo, change, base_sha, placeholder, [], outcome)
+        _echo_plan(
+            ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[], outcome=outcome
+        )
         return outcome
     edits = _edits(cfg, repo, change, lambda path: git.show(root, git.tracking(change.base), path))
     outcome.previous_tags = {env: edit.previous_tag for env, edit in edits}
@@ -432,12 +435,16 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
     outcome.changed = True
     outcome.diff = "".join(edit.diff() for edit in changed)
     ctx.out(outcome.diff.rstrip("\n"))
-    _echo_plan(ctx, repo, change, base_sha, placeholder, [edit.path for edit in changed], outcome)
+    _echo_plan(
+        ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[e.path for e in changed],
+        outcome=outcome,
+    )  # fmt: skip
     return outcome
 
 
 def _echo_plan(
     ctx: Context,
+    *,
     repo: Repo,
     change: Change,
     base_sha: str,

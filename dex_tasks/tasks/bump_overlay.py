@@ -6,10 +6,13 @@ The CD step: ``bump-overlay dev sha-1a2b3c4d`` opens ``dex/bump-dev-sha-1a2b3c4d
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
 from dex_tasks.tasks import Context, TaskResult
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ unless ``--force``, which the commit records (``Dex-Forced: true``). TO must be 
 
 from __future__ import annotations
 
-import argparse
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
@@ -15,6 +14,8 @@ from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tasks.bump_overlay import add_delivery_arguments
 
 if TYPE_CHECKING:
+    import argparse
+
     from dex_tasks.gitops.state import Repo
 
 VERIFY_MODES = ("auto", "git", "live")
@@ -75,11 +76,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         if not args.force:
             return _refused(problem)
         forced_reasons.append(problem)
-    problem = _verify_live(ctx, source, tag, args.verify)
-    if problem is not None:
+    live_problem = _verify_live(ctx, source, tag, args.verify)
+    if live_problem is not None:
         if not args.force:
-            return _refused(problem)
-        forced_reasons.append(problem)
+            return _refused(live_problem)
+        forced_reasons.append(live_problem)
     if source_base != target_base:
         git.fetch(repo.root, target_base)
     old = state.read_tag_at(cfg, repo, target, git.tracking(target_base))
@@ -94,7 +95,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         subject=f"chore: promote {tag} to {target}",
         body=tuple(body),
         pr_title=f"Promote {tag} to {target.title()}",
-        pr_body=_pr_body(ctx, repo, source, target, old, tag, forced_reasons),
+        pr_body=_pr_body(ctx, repo, source, target, old=old, new=tag, forced=forced_reasons),
         direct=not args.pr,
         push=args.push,
         from_env=source,
@@ -132,7 +133,7 @@ def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:
 
 
 def _pr_body(
-    ctx: Context, repo: Repo, source: str, target: str, old: str | None, new: str, forced: list[str]
+    ctx: Context, repo: Repo, source: str, target: str, *, old: str | None, new: str, forced: list[str]
 ) -> str:
     from dex_tasks.gitops import tags  # noqa: PLC0415
     from dex_tasks.tools import git  # noqa: PLC0415

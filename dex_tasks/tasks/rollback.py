@@ -8,11 +8,16 @@ kubectl (Argo CD down), then makes git match; ``--sync`` asks Argo CD to sync af
 
 from __future__ import annotations
 
-import argparse
+from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tasks.bump_overlay import add_delivery_arguments
+
+if TYPE_CHECKING:
+    import argparse
+
+    from dex_tasks.gitops.state import Repo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--revert", action="store_true", help="git revert the env's last overlay commit instead"
     )
-    # fmt: skip
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
@@ -52,7 +56,7 @@ def do_rollback(
     revert: bool = False,
 ) -> TaskResult:
     """Roll ``env`` back (see module docstring); also used by ``verify --rollback-on-failure``."""
-    from dex_tasks.gitops import history, state, tags, workflow  # noqa: PLC0415 - keep the parser light
+    from dex_tasks.gitops import state, tags, workflow  # noqa: PLC0415 - keep the parser import light
     from dex_tasks.tools import git  # noqa: PLC0415
 
     cfg = ctx.config
@@ -65,38 +69,12 @@ def do_rollback(
         raise UsageError("--revert and --emergency do not combine: use rollback --emergency ENV [TAG]")
     repo = state.open_repo(cfg)
     base = cfg.branch_for(env)
-    path = repo.overlay_path(cfg, env)
     git.fetch(repo.root, base, unshallow=True)
-    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
-    revert_commit: str | None = None
-    if revert:
-        if not entries:
-            raise UsageError(f"{path} on {base} has no deployment to revert")
-        revert_commit = entries[0].commit
-        tag = entries[0].previous_tag
-        if tag is None:
-            raise UsageError(
-                f"{path} on {base}: the last overlay commit {revert_commit[:12]} has nothing before it"
-            )
-    elif tag is None:
-        tag = history.last_known_good(entries, current)
-        if tag is None:
-            raise UsageError(
-                f"no known good tag for {env} in the history of {path} on {base} "
-                f"(current: {current or 'none'}); pass TAG"
-            )
-        ctx.out(f"last known good tag of {env}: {tag} (current: {current or 'none'})")
-    elif not history.was_deployed(entries, tag):
-        raise UsageError(f"{tag} was never deployed to {env} (not in the history of {path} on {base})")
+    tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
     if emergency:
-        from dex_tasks import cluster  # noqa: PLC0415 - kubectl only for emergencies
-
-        if ctx.dry_run:
-            ctx.out(f"would set the image of {env} to {tag} with kubectl and wait for the rollout")
-        else:
-            cluster.emergency_rollout(cfg, env, tag)
-            ctx.out(f"{env} now runs {tag} (kubectl); making git match so Argo CD does not undo it")
+        _emergency(ctx, env, tag)
+    how = " (emergency: kubectl first)" if emergency else ""
     change = workflow.Change(
         action="rollback",
         envs=(env,),
@@ -104,35 +82,79 @@ def do_rollback(
         base=base,
         branch=f"rollback-{env}-{tag}",
         subject=f"fix: rollback {env} to {tag}",
-        body=(f"Rolled back {env} from {current or '(none)'} to {tag} with dex-tasks"
-              + (" (emergency: kubectl first)" if emergency else "") + ".",),
+        body=(f"Rolled back {env} from {current or '(none)'} to {tag} with dex-tasks{how}.",),
         pr_title=f"Rollback {env.title()} to {tag}",
-        pr_body=f"Rolls **{env}** back from `{current or '(none)'}` to `{tag}`.",
+        pr_body=f"Rolls **{env}** back from `{current or '(none)'}` to `{tag}`{how}.",
         direct=not pr,
         push=push,
         revert_commit=revert_commit,
         labels=("rollback",),
-    )  # fmt: skip
+    )
     try:
         outcome = workflow.apply(ctx, change)
-    except Exception as exc:
+    except BaseException as exc:
         if emergency and not ctx.dry_run:
-            # The cluster already runs the old tag: say exactly how to make git match by hand.
+            # The cluster already runs the old tag: say exactly how to make git match by hand,
+            # or Argo CD's self-heal puts the bad tag back when it returns.
             ctx.warn(
-                f"the cluster runs {tag} but git was not updated ({exc}); follow up with: "
-                f"dex-tasks rollback {env} {tag} --direct"
+                f"the cluster runs {tag} but git was not updated ({exc or type(exc).__name__}); "
+                f"follow up with: dex-tasks rollback {env} {tag} --direct"
             )
         raise
-    if sync and outcome.pushed:
-        from dex_tasks import cluster  # noqa: PLC0415
-
+    if sync:
         if ctx.dry_run:
-            ctx.out(f"would sync Argo CD app {cfg.app_for(env)}")
-        else:
+            ctx.out(f"would sync Argo CD app {cfg.app_for(env)} and wait for it")
+        elif outcome.pushed:
+            from dex_tasks import cluster  # noqa: PLC0415 - argocd only when asked
+
             cluster.argocd_sync(cfg, env)
-    elif sync and ctx.dry_run:
-        ctx.out(f"would sync Argo CD app {cfg.app_for(env)}")
+        else:
+            ctx.out("--sync skipped: nothing was pushed")
     data = outcome.as_json()
     data["emergency"] = emergency
     data["revert"] = revert_commit
     return TaskResult(data=data)
+
+
+def _choose(
+    ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool
+) -> tuple[str, str | None]:
+    """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
+    from dex_tasks.gitops import history  # noqa: PLC0415
+    from dex_tasks.tools import git  # noqa: PLC0415
+
+    cfg = ctx.config
+    base = cfg.branch_for(env)
+    path = repo.overlay_path(cfg, env)
+    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name)
+    if revert:
+        if not entries:
+            raise UsageError(f"{path} on {base} has no deployment to revert")
+        last = entries[0]
+        if last.previous_tag is None:
+            raise UsageError(
+                f"{path} on {base}: the last overlay commit {last.commit[:12]} has nothing before it"
+            )
+        return last.previous_tag, last.commit
+    if tag is None:
+        found = history.last_known_good(entries, current)
+        if found is None:
+            raise UsageError(
+                f"no known good tag for {env} in the history of {path} on {base} "
+                f"(current: {current or 'none'}); pass TAG"
+            )
+        ctx.out(f"last known good tag of {env}: {found} (current: {current or 'none'})")
+        return found, None
+    if not history.was_deployed(entries, tag):
+        raise UsageError(f"{tag} was never deployed to {env} (not in the history of {path} on {base})")
+    return tag, None
+
+
+def _emergency(ctx: Context, env: str, tag: str) -> None:
+    if ctx.dry_run:
+        ctx.out(f"would set the image of {env} to {tag} with kubectl and wait for the rollout")
+        return
+    from dex_tasks import cluster  # noqa: PLC0415 - kubectl only for emergencies
+
+    cluster.emergency_rollout(ctx.config, env, tag)
+    ctx.out(f"{env} now runs {tag} (kubectl); making git match so Argo CD does not undo it")

@@ -18,11 +18,14 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dex_tasks import proc
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
 
 REMOTE = "origin"
 # Separators that never occur in commit metadata, so `git log` output parses without escaping.
@@ -203,8 +206,8 @@ def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = No
         args.append(path)
     out = _query(root, *args).stdout
     commits: list[Commit] = []
-    for record in out.split(_RECORD):
-        record = record.strip("\n")
+    for raw in out.split(_RECORD):
+        record = raw.strip("\n")
         if not record.strip():
             continue
         sha, date, author, subject, trailers = (record.split(_FIELD) + [""] * 5)[:5]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dex_tasks.gitops import workflow
 from dex_tasks.tools import git as git_tool
-from tests.conftest import CliRunner
-from tests.gitops_fixtures import GitOpsRepo, build
+from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text
 from tests.helpers import git
+
+if TYPE_CHECKING:
+    from tests.conftest import CliRunner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -107,7 +111,6 @@ def test_push_race_where_the_other_writer_set_the_same_tag(
     repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     t4 = repo.tags[4]
-    from tests.gitops_fixtures import overlay_path, overlay_text
 
     def same_tag(change: workflow.Change, attempt: int) -> None:
         if attempt == 1:
@@ -118,7 +121,8 @@ def test_push_race_where_the_other_writer_set_the_same_tag(
     assert result.code == 0, result.err
     data = json.loads(result.out)
     # The edit was recomputed on the new tip: already at the tag, so nothing more to do.
-    assert data["changed"] is False and data["commit"] is None
+    assert data["changed"] is False
+    assert data["commit"] is None
     assert repo.tag("dev") == t4
     assert repo.subject("dev") == "chore: another writer on dev"
 
@@ -142,7 +146,8 @@ def test_push_retries_exhausted_exit_4_nothing_half_done(
     after = repo.snapshot()
     assert repo.tag("stage") == repo.tags[1]  # not rolled back
     assert repo.subject("main") == "chore: another writer on main"
-    assert after["worktrees"] == before["worktrees"] and after["worktree_dirs"] == before["worktree_dirs"]
+    assert after["worktrees"] == before["worktrees"]
+    assert after["worktree_dirs"] == before["worktree_dirs"]
     for key in ("head", "status", "index", "worktree_diff", "files"):
         assert after[key] == before[key], key
     heads = [line for line in after["clone_refs"].splitlines() if "refs/heads/" in line]
@@ -163,7 +168,7 @@ def test_ctrl_c_leaves_no_worktree(
     assert "interrupted" in result.err
     after = repo.snapshot()
     assert after == before
-    assert not list(Path(git_tool.tempfile.gettempdir()).glob("dex-worktree-*/wt"))
+    assert not list(Path(tempfile.gettempdir()).glob("dex-worktree-*/wt"))
 
 
 def test_push_rejected_by_the_remote_is_exit_4(

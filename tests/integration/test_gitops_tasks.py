@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import CliRunner
+from dex_tasks.config import load
+from dex_tasks.gitops import state
+from dex_tasks.tasks import Context
+from dex_tasks.tasks.promote import _pr_body
 from tests.gitops_fixtures import GitOpsRepo, build, overlay_path
 from tests.helpers import git
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import CliRunner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,9 +55,13 @@ def test_bump_dev_pushes_a_branch_and_leaves_the_user_alone(repo: GitOpsRepo, ru
     data = _json(result.out)
     branch = f"dex/bump-dev-{t4}"
     assert data["changed"] is True
-    assert data["env"] == "dev" and data["envs"] == ["dev"]
-    assert data["tag"] == t4 and data["previous_tag"] == repo.tags[3]
-    assert data["base"] == "dev" and data["branch"] == branch and data["pushed"] is True
+    assert data["env"] == "dev"
+    assert data["envs"] == ["dev"]
+    assert data["tag"] == t4
+    assert data["previous_tag"] == repo.tags[3]
+    assert data["base"] == "dev"
+    assert data["branch"] == branch
+    assert data["pushed"] is True
     assert data["pr_url"] is None  # no token in the hermetic environment
     # The base branch did not move; the branch holds exactly one commit on top of it.
     assert repo.head("dev") == dev_before
@@ -96,12 +108,15 @@ def test_bump_stage_and_prod_in_one_commit(repo: GitOpsRepo, run_cli: CliRunner)
     assert result.code == 0, result.err
     data = _json(result.out)
     branch = f"dex/bump-stage-prod-{t4}"
-    assert data["branch"] == branch and data["base"] == "main"
-    assert data["env"] == "stage/prod" and data["envs"] == ["stage", "prod"]
+    assert data["branch"] == branch
+    assert data["base"] == "main"
+    assert data["env"] == "stage/prod"
+    assert data["envs"] == ["stage", "prod"]
     assert data["previous_tags"] == {"stage": repo.tags[1], "prod": repo.tags[0]}
     assert repo.head("main") == main_before
     assert git("rev-parse", f"{branch}^", cwd=repo.origin) == main_before
-    assert repo.tag("stage", branch) == t4 and repo.tag("prod", branch) == t4
+    assert repo.tag("stage", branch) == t4
+    assert repo.tag("prod", branch) == t4
     assert repo.subject(branch) == f"chore: update stage/prod image to {t4}"
     trailers = _trailers(repo.message(branch))
     assert trailers["Dex-Env"] == ["stage", "prod"]
@@ -122,7 +137,8 @@ def test_bump_direct_commits_to_the_base_branch(repo: GitOpsRepo, run_cli: CliRu
     result = run_cli("bump-overlay", "dev", t4, "--direct", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     data = _json(result.out)
-    assert data["branch"] == "dev" and data["pushed"] is True
+    assert data["branch"] == "dev"
+    assert data["pushed"] is True
     assert repo.head("dev") == data["commit"]
     assert git("rev-parse", "dev^", cwd=repo.origin) == dev_before
     assert repo.tag("dev") == t4
@@ -136,7 +152,8 @@ def test_bump_no_push_leaves_a_local_branch(repo: GitOpsRepo, run_cli: CliRunner
     assert result.code == 0, result.err
     data = _json(result.out)
     branch = f"dex/bump-dev-{t4}"
-    assert data["pushed"] is False and data["branch"] == branch
+    assert data["pushed"] is False
+    assert data["branch"] == branch
     assert f"on local branch {branch}" in result.err
     assert git("rev-parse", branch, cwd=repo.clone) == data["commit"]
     after = repo.snapshot()
@@ -150,7 +167,9 @@ def test_bump_to_the_current_tag_is_a_no_op(repo: GitOpsRepo, run_cli: CliRunner
     result = run_cli("bump-overlay", "dev", repo.tags[3], "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     data = _json(result.out)
-    assert data["changed"] is False and data["commit"] is None and data["pushed"] is False
+    assert data["changed"] is False
+    assert data["commit"] is None
+    assert data["pushed"] is False
     assert "nothing to do" in result.err
     assert repo.snapshot() == before
 
@@ -169,7 +188,9 @@ def test_dry_run_writes_nothing(repo: GitOpsRepo, run_cli: CliRunner) -> None:
         result = run_cli(*argv, "--dry-run", "--json", cwd=repo.clone)
         assert result.code == 0, (argv, result.err)
         data = _json(result.out)
-        assert data["dry_run"] is True and data["changed"] is True and data["commit"] is None
+        assert data["dry_run"] is True
+        assert data["changed"] is True
+        assert data["commit"] is None
         assert data["pushed"] is False
         assert "dry-run: not run" in result.err
         assert repo.snapshot() == before, argv
@@ -177,7 +198,8 @@ def test_dry_run_writes_nothing(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("bump-overlay", "dev", t4, "--dry-run", cwd=repo.clone)
     assert f"-    newTag: {repo.tags[3]}  # updated by CD" in result.out
     assert f"+    newTag: {t4}  # updated by CD" in result.out
-    assert f"git -C '<tmp-worktree>' push --porcelain --no-verify --force-with-lease origin HEAD:refs/heads/dex/bump-dev-{t4}" in result.err
+    push = "push --porcelain --no-verify --force-with-lease origin"
+    assert f"git -C '<tmp-worktree>' {push} HEAD:refs/heads/dex/bump-dev-{t4}" in result.err
 
 
 # -- promote -------------------------------------------------------------------------------------
@@ -189,12 +211,16 @@ def test_promote_stage_to_prod(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert result.code == 0, result.err
     data = _json(result.out)
     branch = f"promote-prod-{t1}"
-    assert data["from_env"] == "stage" and data["env"] == "prod"
-    assert data["tag"] == t1 and data["previous_tag"] == t0 and data["branch"] == branch
+    assert data["from_env"] == "stage"
+    assert data["env"] == "prod"
+    assert data["tag"] == t1
+    assert data["previous_tag"] == t0
+    assert data["branch"] == branch
     assert repo.tag("prod", branch) == t1
     assert repo.subject(branch) == f"chore: promote {t1} to prod"
     trailers = _trailers(repo.message(branch))
-    assert trailers["Dex-Action"] == ["promote"] and trailers["Dex-From-Env"] == ["stage"]
+    assert trailers["Dex-Action"] == ["promote"]
+    assert trailers["Dex-From-Env"] == ["stage"]
     assert "Dex-Forced" not in trailers
 
 
@@ -233,17 +259,16 @@ def test_promote_to_a_non_adjacent_env_is_refused(repo: GitOpsRepo, run_cli: Cli
 
 
 def test_promote_pr_body_lists_the_app_commits(repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch) -> None:
-    from dex_tasks.config import load
-    from dex_tasks.gitops import state
-    from dex_tasks.tasks import Context
-    from dex_tasks.tasks.promote import _pr_body
 
     cfg = load(repo.clone)
     ctx = Context(task="promote", config=cfg, cwd=repo.clone)
-    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", repo.tags[0], repo.tags[3], [])
-    assert "feat: app change 3" in body and "feat: app change 1" in body
+    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new=repo.tags[3], forced=[])
+    assert "feat: app change 3" in body
+    assert "feat: app change 1" in body
     assert "feat: dex app" not in body
-    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", repo.tags[0], "sha-deadbeef", [])
+    body = _pr_body(
+        ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new="sha-deadbeef", forced=[]
+    )
     assert "not both in this repository's history" in body
 
 
@@ -257,13 +282,16 @@ def test_rollback_to_last_known_good_skips_rolled_back_tags(repo: GitOpsRepo, ru
     assert result.code == 0, result.err
     data = _json(result.out)
     # Stage runs T1; T2 was rolled back from (known bad), so the last known good is T0.
-    assert data["tag"] == t0 and data["previous_tag"] == t1
-    assert data["branch"] == "main" and data["pushed"] is True  # --direct is the default
+    assert data["tag"] == t0
+    assert data["previous_tag"] == t1
+    assert data["branch"] == "main"
+    assert data["pushed"] is True  # --direct is the default
     assert repo.tag("stage") == t0
     assert git("rev-parse", "main^", cwd=repo.origin) == main_before
     assert repo.subject("main") == f"fix: rollback stage to {t0}"
     trailers = _trailers(repo.message("main"))
-    assert trailers["Dex-Action"] == ["rollback"] and trailers["Dex-Previous-Tag"] == [t1]
+    assert trailers["Dex-Action"] == ["rollback"]
+    assert trailers["Dex-Previous-Tag"] == [t1]
 
 
 def test_rollback_with_a_tag_never_deployed_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
@@ -279,7 +307,8 @@ def test_rollback_with_a_tag_and_pr(repo: GitOpsRepo, run_cli: CliRunner) -> Non
     result = run_cli("rollback", "dev", t2, "--pr", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     data = _json(result.out)
-    assert data["branch"] == f"rollback-dev-{t2}" and data["base"] == "dev"
+    assert data["branch"] == f"rollback-dev-{t2}"
+    assert data["base"] == "dev"
     assert repo.tag("dev", f"rollback-dev-{t2}") == t2
     assert repo.tag("dev") == repo.tags[3]
 
@@ -289,7 +318,9 @@ def test_rollback_revert(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("rollback", "dev", "--revert", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     data = _json(result.out)
-    assert data["tag"] == repo.tags[2] and data["previous_tag"] == repo.tags[3] and data["revert"] == last
+    assert data["tag"] == repo.tags[2]
+    assert data["previous_tag"] == repo.tags[3]
+    assert data["revert"] == last
     assert repo.tag("dev") == repo.tags[2]
     message = repo.message("dev")
     assert message.startswith('Revert "chore: update dev image to')
@@ -302,10 +333,12 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert result.code == 0, result.err
     lines = result.out.splitlines()
     assert lines[0].split() == ["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"]
-    assert lines[2].startswith(repo.tags[1]) and "rollback" in lines[2]
+    assert lines[2].startswith(repo.tags[1])
+    assert "rollback" in lines[2]
     result = run_cli("history", "stage", "--limit", "3", "--json", cwd=repo.clone)
     data = _json(result.out)
-    assert data["task"] == "history" and data["env"] == "stage"
+    assert data["task"] == "history"
+    assert data["env"] == "stage"
     entries = data["entries"]
     assert isinstance(entries, list)
     assert [e["tag"] for e in entries] == [repo.tags[1], repo.tags[2], repo.tags[1]]
@@ -313,7 +346,8 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert set(entries[0]) == {"tag", "commit", "date", "author", "subject", "action"}
     full = _json(run_cli("history", "stage", "--json", cwd=repo.clone).out)["entries"]
     assert isinstance(full, list)
-    assert full[-1]["action"] == "manual" and full[-1]["tag"] == repo.tags[0]
+    assert full[-1]["action"] == "manual"
+    assert full[-1]["tag"] == repo.tags[0]
 
 
 def test_shallow_clone_works(repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path) -> None:
@@ -346,4 +380,5 @@ def test_overlay_that_does_not_render_is_refused(repo: GitOpsRepo, run_cli: CliR
     assert "no longer builds with kubectl kustomize" in result.err
     after = repo.snapshot()
     assert after["origin_refs"] == before["origin_refs"]
-    assert after["worktrees"] == before["worktrees"] and after["worktree_dirs"] == before["worktree_dirs"]
+    assert after["worktrees"] == before["worktrees"]
+    assert after["worktree_dirs"] == before["worktree_dirs"]
