@@ -1,0 +1,245 @@
+"""``trivy-scan [IMAGE] [--report TRIVY_JSON] [--sarif FILE] [--ignore-unfixed]``.
+
+trivy scans once, for JSON; the gate (:mod:`dex_tasks.scan`) is computed from that JSON, never
+from trivy's exit code (aquasecurity/trivy-action#281: SARIF mode drops the severity filter).
+SARIF for code scanning is converted from the same JSON with ``trivy convert``. ``--report``
+evaluates an existing trivy JSON instead of scanning.
+
+The scan is a query (read-only: it also runs under ``--dry-run``); writing the SARIF file is the
+one change, so ``--dry-run`` prints the convert command instead of running it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dex_tasks import gha, proc, scan
+from dex_tasks.errors import UsageError
+from dex_tasks.scan import SEVERITIES, Finding, Verdict
+from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tools import trivy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from dex_tasks.gha import Level
+
+MAX_ANNOTATIONS = 20  # GitHub shows only the first 10 per level and step anyway
+MAX_SUMMARY_ROWS = 100
+# A registry reference with tag and/or digest; anything with spaces or a leading dash is refused
+# before trivy sees it.
+_IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "image",
+        nargs="?",
+        metavar="IMAGE",
+        help="image reference (default: the configured image at the sha tag)",
+    )
+    parser.add_argument(
+        "--report", metavar="TRIVY_JSON", help="evaluate an existing trivy JSON report instead of scanning"
+    )
+    parser.add_argument(
+        "--sarif", metavar="FILE", help="SARIF output (default: scan.sarif, reports/trivy.sarif)"
+    )
+    parser.add_argument(
+        "--ignore-unfixed",
+        action="store_true",
+        default=None,
+        help="pass --ignore-unfixed to trivy: skip unfixed findings (default: scan.ignore-unfixed)",
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    cfg = ctx.config.scan
+    fail_on = scan.check_severities(cfg.fail_on, "scan.fail-on")
+    warn_on = scan.check_severities(cfg.warn_on, "scan.warn-on")
+    ignore_unfixed = cfg.ignore_unfixed if args.ignore_unfixed is None else bool(args.ignore_unfixed)
+    sarif: Path | None = None
+    ignorefile: Path | None = None
+
+    if args.report is not None:
+        if args.image is not None:
+            raise UsageError("give IMAGE or --report, not both")
+        report = _resolve(ctx, args.report)
+        image = ""
+        verdict = scan.evaluate_file(report, fail_on=fail_on, warn_on=warn_on)
+        if args.sarif is not None:
+            # An existing report gets SARIF only on request (and then trivy is needed).
+            sarif = _resolve(ctx, args.sarif)
+            _convert(ctx, report, sarif)
+    else:
+        image = _check_image(args.image) if args.image is not None else _default_image(ctx)
+        sarif = _resolve(ctx, args.sarif) if args.sarif is not None else ctx.config.root / cfg.sarif
+        ignorefile = trivy.find_ignorefile(ctx.config.root)
+        proc.require("trivy")  # exit 3 before anything else happens
+        with tempfile.TemporaryDirectory(prefix="dex-trivy-") as tmp:
+            report = Path(tmp) / "trivy.json"
+            with gha.group(f"trivy image {image}"):
+                proc.run(
+                    trivy.image_argv(
+                        image,
+                        output=report,
+                        ignorefile=ignorefile,
+                        ignore_unfixed=ignore_unfixed,
+                        timeout=cfg.timeout,
+                    ),
+                    read_only=True,
+                    stream=True,
+                    timeout=cfg.timeout + 60,
+                    cwd=ctx.config.root,
+                )
+            verdict = scan.evaluate_file(report, fail_on=fail_on, warn_on=warn_on)
+            _convert(ctx, report, sarif)
+        image = image or verdict.artifact
+
+    _print(ctx, verdict, image or verdict.artifact)
+    _annotate(verdict)
+    gha.summary(_summary(verdict, image or verdict.artifact))
+    data = {
+        "image": image or verdict.artifact,
+        "report": str(_resolve(ctx, args.report)) if args.report is not None else None,
+        "sarif": str(sarif) if sarif is not None else None,
+        "ignorefile": str(ignorefile) if ignorefile is not None else None,
+        "ignore_unfixed": ignore_unfixed,
+        "fail_on": list(verdict.fail_on),
+        "warn_on": list(verdict.warn_on),
+        "counts": dict(verdict.counts),
+        "total": verdict.total,
+        "targets": verdict.targets,
+        "blocking": [f.as_dict() for f in verdict.blocking],
+        "warnings": [f.as_dict() for f in verdict.warnings],
+        "passed": verdict.passed,
+    }
+    if verdict.passed:
+        return TaskResult(data=data)
+    severities = "/".join(verdict.fail_on)
+    return TaskResult(
+        exit_code=1,
+        message=f"scan gate failed: {len(verdict.blocking)} {severities} finding(s) in {data['image']}",
+        data=data,
+    )
+
+
+def _resolve(ctx: Context, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else ctx.cwd / path
+
+
+def _check_image(image: str) -> str:
+    if not _IMAGE_RE.fullmatch(image):
+        raise UsageError(f"invalid image reference {image!r}: expected e.g. ghcr.io/org/app:sha-1a2b3c4d")
+    return image
+
+
+def _default_image(ctx: Context) -> str:
+    """The configured image at the sha tag of the commit being built (same rules as image-build)."""
+    from dex_tasks.gitops import build_tags  # noqa: PLC0415
+
+    def git_state() -> build_tags.GitState:
+        head = proc.run(("git", "rev-parse", "HEAD"), read_only=True, check=False, cwd=ctx.config.root)
+        if head.returncode != 0:
+            raise UsageError(
+                f"{ctx.config.root}: not a git repository and no GITHUB_SHA: pass IMAGE to trivy-scan"
+            )
+        return build_tags.GitState(head=head.stdout.strip())
+
+    tags = build_tags.compute(
+        os.environ,
+        default_branch=ctx.config.default_branch,
+        event=build_tags.read_event(os.environ),
+        git_state=git_state,
+        allow_dirty=True,  # scanning a tag never builds anything, so a dirty tree does not matter
+    )
+    return _check_image(f"{ctx.config.image}:{tags.sha}")
+
+
+def _convert(ctx: Context, report: Path, sarif: Path) -> None:
+    if not proc.is_dry_run():
+        sarif.parent.mkdir(parents=True, exist_ok=True)
+    proc.run(trivy.convert_argv(report, sarif=sarif), timeout=300, cwd=ctx.config.root)
+
+
+def _rows(findings: tuple[Finding, ...]) -> list[list[str]]:
+
+    return [[f.severity, f.id, f.package, f.installed, f.fixed or "(none)", f.target] for f in findings]
+
+
+_HEADERS = ["severity", "id", "package", "installed", "fixed", "target"]
+
+
+def _print(ctx: Context, verdict: Verdict, image: str) -> None:
+
+    ctx.out(f"trivy: {image}: {verdict.total} finding(s) in {verdict.targets} target(s)")
+    ctx.out(
+        table(
+            ["severity", "count", "gate"],
+            [[s, str(verdict.counts[s]), _role(verdict, s)] for s in SEVERITIES],
+        )
+    )
+    if verdict.blocking:
+        ctx.out(f"\nblocking ({'/'.join(verdict.fail_on)}):")
+        ctx.out(table(_HEADERS, _rows(verdict.blocking)))
+    if verdict.warnings:
+        ctx.out(f"\nwarnings ({'/'.join(verdict.warn_on)}):")
+        ctx.out(table(_HEADERS, _rows(verdict.warnings)))
+    ctx.out("\ngate: " + ("passed" if verdict.passed else "FAILED"))
+
+
+def _role(verdict: Verdict, severity: str) -> str:
+
+    if severity in verdict.fail_on:
+        return "blocks"
+    if severity in verdict.warn_on:
+        return "warns"
+    return "info"
+
+
+def _message(finding: Finding) -> str:
+
+    fixed = f"fixed in {finding.fixed}" if finding.fixed else "no fix yet"
+    where = f"{finding.package} {finding.installed}".strip()
+    return f"{finding.id} ({finding.severity}) in {where}, {fixed} [{finding.target}]"
+
+
+def _annotate(verdict: Verdict) -> None:
+
+    if not gha.active():
+        return
+    levels: tuple[tuple[Level, tuple[Finding, ...]], ...] = (
+        ("error", verdict.blocking),
+        ("warning", verdict.warnings),
+    )
+    for level, findings in levels:
+        for finding in findings[:MAX_ANNOTATIONS]:
+            gha.annotation(level, _message(finding), title=f"trivy {finding.severity}")
+        if len(findings) > MAX_ANNOTATIONS:
+            gha.annotation(
+                level,
+                f"... and {len(findings) - MAX_ANNOTATIONS} more; see the job summary",
+                title="trivy",
+            )
+
+
+def _summary(verdict: Verdict, image: str) -> str:
+
+    status = "passed" if verdict.passed else "**FAILED**"
+    parts = [
+        f"### trivy: `{image}` — gate {status}",
+        gha.markdown_table(
+            ["severity", "count", "gate"], [[s, verdict.counts[s], _role(verdict, s)] for s in SEVERITIES]
+        ),
+    ]
+    for title, findings in (("Blocking", verdict.blocking), ("Warnings", verdict.warnings)):
+        if findings:
+            parts.append(f"#### {title}")
+            parts.append(gha.markdown_table(_HEADERS, _rows(findings[:MAX_SUMMARY_ROWS])))
+            if len(findings) > MAX_SUMMARY_ROWS:
+                parts.append(f"... and {len(findings) - MAX_SUMMARY_ROWS} more")
+    return "\n\n".join(parts)

@@ -1,0 +1,53 @@
+"""trivy: argv for ``trivy image`` (JSON report) and ``trivy convert`` (JSON -> SARIF).
+
+The scan runs once, for JSON; SARIF is converted from that JSON with trivy's own ``convert``
+subcommand, so the code-scanning upload and the gate see the same findings. No ``--severity``
+and no ``--exit-code``: the gate counts every severity itself (aquasecurity/trivy-action#281).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+IGNORE_FILES = (".trivyignore.yaml", ".trivyignore")
+"""Looked up in the project root, first match wins. trivy itself only reads ``.trivyignore``
+from the current directory, and ``.trivyignore.yaml`` only when passed with ``--ignorefile``."""
+
+
+def find_ignorefile(root: Path) -> Path | None:
+    for name in IGNORE_FILES:
+        candidate = root / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def image_argv(
+    image: str,
+    *,
+    output: Path,
+    ignorefile: Path | None = None,
+    ignore_unfixed: bool = False,
+    timeout: int = 900,
+) -> tuple[str, ...]:
+    argv: list[str] = ["trivy", "image", "--format", "json", "--output", str(output)]
+    # Not --quiet: it also silences trivy's FATAL line, the one thing a failed scan must show.
+    argv += ["--timeout", f"{timeout}s", "--no-progress"]
+    if ignorefile is not None:
+        argv += ["--ignorefile", str(ignorefile)]
+    if ignore_unfixed:
+        argv.append("--ignore-unfixed")
+    # "--" ends the options, so an image reference can never be read as a flag.
+    argv += ["--", image]
+    return tuple(argv)
+
+
+def convert_argv(report: Path, *, sarif: Path) -> tuple[str, ...]:
+    return ("trivy", "convert", "--format", "sarif", "--output", str(sarif), "--", str(report))
+
+
+def version_argv() -> tuple[str, ...]:
+    return ("trivy", "--version")
