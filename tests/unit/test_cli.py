@@ -1,0 +1,191 @@
+"""cli: the one parser; global flags anywhere, -C, unavailable tasks, Ctrl-C, --json errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dex_tasks import cli, registry
+from dex_tasks.registry import TaskSpec
+
+if TYPE_CHECKING:
+    from tests.conftest import CliRunner
+
+CONTRACT = (
+    "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
+    "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
+)  # fmt: skip
+
+
+def test_registry_has_every_task_of_the_contract() -> None:
+    assert [spec.name for spec in registry.TASKS] == list(CONTRACT)
+    for spec in registry.TASKS:
+        assert spec.help
+        assert spec.example.startswith("dex-tasks " + spec.name)
+
+
+@pytest.mark.parametrize(
+    ("argv", "dry_run", "as_json", "directory", "rest"),
+    [
+        (["promote", "stage", "prod", "--dry-run"], True, False, None, ["promote", "stage", "prod"]),
+        (["--json", "status"], False, True, None, ["status"]),
+        (["-C", "some/dir", "history", "prod", "--json"], False, True, "some/dir", ["history", "prod"]),
+        (["history", "-Csome/dir", "prod"], False, False, "some/dir", ["history", "prod"]),
+        (["history", "--directory=d", "prod"], False, False, "d", ["history", "prod"]),
+        # After a literal `--` everything belongs to the tool, global-looking flags included.
+        (["test", "-x", "--", "--json", "--dry-run", "-C", "x"], False, False, None,
+         ["test", "-x", "--", "--json", "--dry-run", "-C", "x"]),
+        (["test", "--dry-run", "--", "--json"], True, False, None, ["test", "--", "--json"]),
+    ],
+)  # fmt: skip
+def test_split_global_flags(
+    argv: list[str], dry_run: bool, as_json: bool, directory: str | None, rest: list[str]
+) -> None:
+    flags, remaining = cli.split_global_flags(argv)
+    assert flags.dry_run is dry_run
+    assert flags.json is as_json
+    assert flags.directory == (Path(directory) if directory else None)
+    assert remaining == rest
+
+
+def test_dash_c_needs_a_value(run_cli: CliRunner) -> None:
+    result = run_cli("config", "-C")
+    assert result.code == 2
+    assert "-C needs a directory" in result.err
+
+
+def test_passthrough_args_reach_the_task() -> None:
+    flags, args, spec = cli._parse(["test", "tests/unit", "-k", "promote", "--dry-run", "-x"])
+    assert spec.name == "test"
+    assert flags.dry_run
+    assert args.passthrough == ["tests/unit", "-k", "promote", "-x"]
+    flags, args, _ = cli._parse(["test-cov", "--json", "--", "--json", "-q"])
+    assert flags.json
+    assert args.passthrough == ["--json", "-q"]
+
+
+def test_unknown_arguments_of_a_task_without_passthrough_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["config", "--bogus"])
+    assert caught.value.code == 2
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+def test_help_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        cli.main(["--help"])
+    assert caught.value.code == 0
+    out = capsys.readouterr().out
+    for name in CONTRACT:
+        assert f"\n    {name} " in out or f"\n    {name}\n" in out, name
+    assert "--dry-run" in out
+    assert "exit codes" in out
+
+
+def test_task_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["lint", "--help"])
+    out = capsys.readouterr().out
+    assert "example:\n  dex-tasks lint" in out
+    assert "-C DIR" in out
+
+
+def test_dash_c_runs_in_that_directory(tmp_path: Path, run_cli: CliRunner) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.dex]\nimage = "ghcr.io/acme/x"\n', encoding="utf-8")
+    result = run_cli("config", "--json", "-C", str(tmp_path))
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["root"] == str(tmp_path.resolve())
+
+
+def test_dash_c_not_a_directory(tmp_path: Path, run_cli: CliRunner) -> None:
+    result = run_cli("config", "-C", str(tmp_path / "missing"))
+    assert result.code == 2
+    assert "not a directory" in result.err
+
+
+def _future_task(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A task of the contract whose module is not in this version (one is added if all are built)."""
+    missing = [spec.name for spec in registry.TASKS if not spec.available]
+    if missing:
+        return missing[0]
+    spec = TaskSpec(
+        name="future", module="dex_tasks.tasks._not_built_yet", help="later", example="dex-tasks future"
+    )
+    monkeypatch.setattr(cli, "TASKS", (*registry.TASKS, spec))
+    return spec.name
+
+
+def test_unavailable_task_exits_2(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    name = _future_task(monkeypatch)
+    result = run_cli(name, "some", "args", "--dry-run", cwd=tmp_path)
+    assert result.code == 2
+    assert "not available in this version" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_unavailable_task_json_error_payload(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    name = _future_task(monkeypatch)
+    result = run_cli(name, "--json", cwd=tmp_path)
+    assert result.code == 2
+    payload = json.loads(result.out)
+    assert payload == {
+        "task": name,
+        "dry_run": False,
+        "exit_code": 2,
+        "error": f"task {name!r} is not available in this version",
+    }
+
+
+def test_config_error_json_payload(run_cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.dex]\nimgae = "x"\n', encoding="utf-8")
+    result = run_cli("config", "--json", "--dry-run", cwd=tmp_path)
+    assert result.code == 2
+    payload = json.loads(result.out)
+    assert payload["exit_code"] == 2
+    assert payload["dry_run"] is True
+    assert "imgae" in payload["error"]
+
+
+def test_keyboard_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dex_tasks.tasks.config_cmd.run", interrupted)
+    result = run_cli("config", cwd=tmp_path)
+    assert result.code == 130
+    assert "interrupted" in result.err
+
+
+def test_error_messages_are_redacted(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    token = "ghp_" + "Z9y8X7w6" * 4
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+    result = run_cli("config", "-C", str(tmp_path / token))
+    assert result.code == 2
+    assert token not in result.err
+    assert "***" in result.err
+
+
+def test_task_exit_code_and_message(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    from dex_tasks.tasks import TaskResult  # noqa: PLC0415 - only this test builds a result by hand
+
+    monkeypatch.setattr(
+        "dex_tasks.tasks.config_cmd.run",
+        lambda *_: TaskResult(exit_code=1, message="the check said no", data={"n": 1}),
+    )
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 1
+    assert json.loads(result.out) == {"task": "config", "dry_run": False, "exit_code": 1, "n": 1}
+    assert "dex-tasks config: the check said no" in result.err

@@ -1,0 +1,222 @@
+"""config: [tool.dex] into frozen dataclasses; defaults, walk-up, unknown keys, wrong types."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dex_tasks import config
+from dex_tasks.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from tests.conftest import CliRunner
+
+
+def _project(root: Path, dex: str = "", project: str = '[project]\nname = "demo-app"\n') -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "pyproject.toml"
+    path.write_text(project + dex, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_pyproject(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path)
+    assert cfg.path is None
+    assert cfg.root == tmp_path.resolve()
+    assert cfg.image == "ghcr.io/data-literate/dex"
+    assert cfg.kustomize_image_name == "data-literate/dex"
+    assert cfg.environments == ("dev", "stage", "prod")
+    assert cfg.overlay_file("prod") == Path("infra/argocd/overlays/prod/kustomization.yaml")
+    assert cfg.namespace_for("stage") == "dex-stage"
+    assert cfg.app_for("prod") == "dex-prod"
+    assert cfg.branch_for("dev") == "dev"
+    assert cfg.branch_for("prod") == "main"
+    assert cfg.next_env("stage") == "prod"
+    assert cfg.next_env("prod") is None
+    assert cfg.scan.fail_on == ("CRITICAL",)
+    assert cfg.test.coverage_fail_under == 80
+    assert cfg.from_file == frozenset()
+
+
+def test_config_is_frozen(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.image = "x"  # type: ignore[misc]  # the point: assignment must fail
+
+
+def test_walks_up_from_a_subdirectory(tmp_path: Path) -> None:
+    path = _project(tmp_path, '[tool.dex]\nimage = "registry.example.com:5000/team/app"\n')
+    sub = tmp_path / "src" / "deep"
+    sub.mkdir(parents=True)
+    cfg = config.load(sub)
+    assert cfg.path == path.resolve()
+    assert cfg.root == tmp_path.resolve()
+    assert cfg.image == "registry.example.com:5000/team/app"
+    assert cfg.kustomize_image_name == "team/app"
+
+
+def test_file_values_and_from_file_tracking(tmp_path: Path) -> None:
+    _project(
+        tmp_path,
+        '[tool.dex]\nenvironments = ["dev", "qa", "prod"]\nbranches = { qa = "release" }\n'
+        'namespace = "shop-{env}"\n'
+        "[tool.dex.test]\ncoverage-fail-under = 91.5\n"
+        '[tool.dex.scan]\nfail-on = ["CRITICAL", "HIGH"]\n',
+    )
+    cfg = config.load(tmp_path)
+    assert cfg.environments == ("dev", "qa", "prod")
+    assert cfg.branch_for("qa") == "release"
+    assert cfg.branch_for("prod") == "main"  # not in the table: the default branch
+    assert cfg.namespace_for("qa") == "shop-qa"
+    assert cfg.test.coverage_fail_under == 91.5
+    assert cfg.scan.fail_on == ("CRITICAL", "HIGH")
+    assert cfg.from_file == {
+        "environments",
+        "branches",
+        "namespace",
+        "test.coverage-fail-under",
+        "scan.fail-on",
+    }
+
+
+def test_no_tool_dex_table_is_all_defaults(tmp_path: Path) -> None:
+    path = _project(tmp_path)
+    cfg = config.load(tmp_path)
+    assert cfg.path == path.resolve()
+    assert cfg.from_file == frozenset()
+    assert cfg.image == "ghcr.io/data-literate/dex"
+
+
+def test_unknown_key_names_it_and_suggests(tmp_path: Path) -> None:
+    path = _project(tmp_path, '[tool.dex]\nimgae = "x"\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+    message = str(caught.value)
+    assert str(path.resolve()) in message
+    assert "tool.dex.imgae" in message
+    assert "did you mean 'image'?" in message
+    assert caught.value.exit_code == 2
+
+
+def test_unknown_nested_key_suggests_the_kebab_case_name(tmp_path: Path) -> None:
+    _project(tmp_path, '[tool.dex.scan]\nfail_on = ["HIGH"]\n')
+    with pytest.raises(ConfigError, match=r"tool\.dex\.scan\.fail_on; did you mean 'fail-on'\?"):
+        config.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("toml", "where", "expected"),
+    [
+        ('environments = "dev"', "tool.dex.environments", "expected a list of strings, got a string"),
+        ("image = 3", "tool.dex.image", "expected a string, got an integer"),
+        ('branches = ["dev"]', "tool.dex.branches", "expected a table of strings"),
+        (
+            '[tool.dex.test]\ncoverage-fail-under = "high"',
+            "tool.dex.test.coverage-fail-under",
+            "expected a number",
+        ),
+        (
+            "[tool.dex.test]\ncoverage-fail-under = true",
+            "tool.dex.test.coverage-fail-under",
+            "expected a number",
+        ),
+        ('[tool.dex.lint]\nmypy = "no"', "tool.dex.lint.mypy", "expected true or false"),
+        ('scan = "strict"', "tool.dex.scan", "must be a table"),
+    ],
+)
+def test_wrong_types_name_file_and_key(tmp_path: Path, toml: str, where: str, expected: str) -> None:
+    path = _project(tmp_path, f"[tool.dex]\n{toml}\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{path.resolve()}: {where}")
+    assert expected in message
+
+
+def test_branches_with_unknown_env(tmp_path: Path) -> None:
+    _project(tmp_path, '[tool.dex]\nbranches = { stagin = "main" }\n')
+    with pytest.raises(ConfigError, match=r"'stagin' is not in environments; did you mean 'stage'\?"):
+        config.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("environments = []", "must not be empty"),
+        ('environments = ["dev", "dev"]', "duplicates"),
+        ('environments = ["Prod"]', "invalid environment name 'Prod'"),
+        ('image = "ghcr.io/x/app:1.0"', "must not carry a tag"),
+        ('namespace = "dex-{stage}"', "bad template"),
+        ('[tool.dex.scan]\nfail-on = ["CRITICIAL"]', "did you mean 'CRITICAL'"),
+    ],
+)
+def test_invalid_values(tmp_path: Path, toml: str, expected: str) -> None:
+    _project(tmp_path, f"[tool.dex]\n{toml}\n")
+    with pytest.raises(ConfigError, match=expected):
+        config.load(tmp_path)
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.dex\nimage = ", encoding="utf-8")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        config.load(tmp_path)
+
+
+def test_check_env(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path)
+    assert cfg.check_env("prod") == "prod"
+    with pytest.raises(UsageError, match="did you mean 'stage'"):
+        cfg.check_env("stag")
+    with pytest.raises(UsageError, match="invalid environment name"):
+        cfg.check_env("../prod")
+
+
+def test_package_dir_is_guessed_from_the_project_name(tmp_path: Path) -> None:
+    _project(tmp_path)
+    assert config.load(tmp_path).package_dir() is None
+    (tmp_path / "src" / "demo_app").mkdir(parents=True)
+    (tmp_path / "src" / "demo_app" / "__init__.py").write_text("", encoding="utf-8")
+    assert config.load(tmp_path).package_dir() == str(Path("src/demo_app"))
+    _project(tmp_path, '[tool.dex]\npackage = "other"\n')
+    assert config.load(tmp_path).package_dir() == "other"
+
+
+def test_cli_unknown_key_exits_2_naming_it(tmp_path: Path, run_cli: CliRunner) -> None:
+    _project(tmp_path, '[tool.dex]\nimgae = "x"\n')
+    result = run_cli("config", cwd=tmp_path)
+    assert result.code == 2
+    assert "imgae" in result.err
+    assert "did you mean 'image'?" in result.err
+    assert len(result.err.strip().splitlines()) == 1  # one clear line
+    assert result.out == ""
+
+
+def test_cli_config_json(tmp_path: Path, run_cli: CliRunner) -> None:
+    path = _project(
+        tmp_path, '[tool.dex]\nimage = "ghcr.io/acme/shop"\n[tool.dex.test]\ncoverage-fail-under = 90\n'
+    )
+    result = run_cli("config", "--json", "-C", str(tmp_path))
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["task"] == "config"
+    assert data["exit_code"] == 0
+    assert data["path"] == str(path.resolve())
+    assert data["from_file"] == ["image", "test.coverage-fail-under"]
+    assert data["config"]["image"] == "ghcr.io/acme/shop"
+    assert data["config"]["kustomize-image"] == "acme/shop"
+    assert data["config"]["test"]["coverage-fail-under"] == 90
+    assert data["config"]["environments"] == ["dev", "stage", "prod"]
+    # Human output went to stderr so stdout is exactly one JSON object.
+    assert "* image" in result.err
+
+
+def test_cli_config_marks_file_values(tmp_path: Path, run_cli: CliRunner) -> None:
+    _project(tmp_path, '[tool.dex]\nimage = "ghcr.io/acme/shop"\n')
+    result = run_cli("config", cwd=tmp_path)
+    assert result.code == 0
+    assert '* image = "ghcr.io/acme/shop"' in result.out
+    assert '  overlays = "infra/argocd/overlays"' in result.out
