@@ -370,28 +370,30 @@ def _revert_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
 
 def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
     """Open or update the PR; with no token, print the compare URL instead."""
+    from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
+
     url = git.remote_url(repo.root) or ""
-    try:
-        from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
-    except ImportError:  # pragma: no cover - the module ships with the package
-        return
-    slug: str | None
-    try:
-        slug = github.repo_slug(url)
-    except DexError:
-        slug = None
+    slug = os.environ.get("GITHUB_REPOSITORY", "").strip() or None
+    if slug is None:
+        try:
+            slug = github.repo_slug(url)
+        except DexError:
+            slug = None  # not a GitHub remote (a local mirror, another forge): no URL to offer
     if slug:
         outcome.compare_url = github.compare_url(slug, change.base, change.branch)
     client = github.GitHub.from_env(remote_url=url)
     if client is None:
-        if outcome.compare_url:
-            ctx.out(f"no GitHub token (GITHUB_TOKEN/GH_TOKEN): open the PR at {outcome.compare_url}")
-        else:
-            ctx.out(f"no GitHub token: open a PR from {change.branch} to {change.base}")
+        where = outcome.compare_url or f"a PR from {change.branch} to {change.base}"
+        ctx.out(f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): open the PR at {where}")
         return
-    pr = client.open_or_update_pr(
-        head=change.branch, base=change.base, title=change.pr_title, body=change.pr_body, labels=change.labels
-    )
+    with client:
+        pr = client.open_or_update_pr(
+            head=change.branch,
+            base=change.base,
+            title=change.pr_title,
+            body=change.pr_body,
+            labels=change.labels,
+        )
     outcome.pr_url = pr.url
     outcome.pr_number = pr.number
     ctx.out(f"{'opened' if pr.created else 'updated'} PR #{pr.number}: {pr.url}")
