@@ -1,0 +1,197 @@
+"""promote's live check and rollback --emergency / --sync end to end: real git (bare origin),
+the real kubectl against the fake API server, the fake argocd CLI."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests import cluster_fixtures
+from tests.cluster_fixtures import IMAGE, deploy_envs
+from tests.gitops_fixtures import GitOpsRepo, build
+from tests.helpers import git
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import CliRunner
+    from tests.fakes.argocd_state import FakeArgo
+    from tests.fakes.kube_apiserver import FakeKube
+
+fake_kube = cluster_fixtures.fake_kube
+fake_argo = cluster_fixtures.fake_argo
+no_cluster = cluster_fixtures.no_cluster
+
+pytestmark = [pytest.mark.timeout(240), pytest.mark.kubectl]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitOpsRepo:
+    (tmp_path / "repo").mkdir()
+    return build(tmp_path / "repo")
+
+
+def set_rollout_timeout(repo: GitOpsRepo, seconds: int) -> None:
+    pyproject = repo.clone / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text + f"\n[tool.dex.cluster]\nrollout-timeout = {seconds}\n", encoding="utf-8")
+
+
+def last_commit(repo: GitOpsRepo, branch: str) -> tuple[str, str]:
+    """(message, patch) of the branch tip on origin, with the repo's tags spelled T0..T4 and no
+    blob hashes: two fixture repos have different app commits, hence different tags."""
+    message = git("log", "-1", "--format=%B", branch, cwd=repo.origin)
+    patch = git("diff", f"{branch}~1", branch, cwd=repo.origin)
+    patch = "\n".join(line for line in patch.splitlines() if not line.startswith("index "))
+    for i, tag in enumerate(repo.tags):
+        message, patch = message.replace(tag, f"T{i}"), patch.replace(tag, f"T{i}")
+    return message, patch
+
+
+def test_emergency_rollback_end_to_end(repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner,
+                                       tmp_path: Path) -> None:  # fmt: skip
+    t = repo.tags
+    # stage: git says T1 (a rollback from T2); last known good is T0. The cluster runs T1.
+    deploy_envs(fake_kube, {"stage": t[1]})
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code == 0, result.err
+    # The cluster runs T0 (kubectl set image + a completed rollout) ...
+    assert fake_kube.deployment_image("dex-stage", "dex") == f"{IMAGE}:{t[0]}"
+    assert fake_kube.pod_images("dex-stage") == [f"{IMAGE}:{t[0]}"] * 2
+    assert ("PATCH", "/apis/apps/v1/namespaces/dex-stage/deployments/dex") in fake_kube.writes()
+    # ... and git matches, so Argo CD's self-heal will not undo it.
+    assert repo.tag("stage") == t[0]
+    emergency = last_commit(repo, "main")
+    # The same commit as a normal rollback of an identical repository.
+    (tmp_path / "normal").mkdir()
+    other = build(tmp_path / "normal")
+    normal = run_cli("rollback", "stage", cwd=other.clone)
+    assert normal.code == 0, normal.err
+    normal_message, normal_patch = last_commit(other, "main")
+    assert emergency[1] == normal_patch
+    assert emergency[0].splitlines()[0] == normal_message.splitlines()[0] == "fix: rollback stage to T0"
+    trailers = [line for line in emergency[0].splitlines() if line.startswith("Dex-")]
+    assert trailers == [line for line in normal_message.splitlines() if line.startswith("Dex-")]
+    assert "Dex-Action: rollback" in trailers
+    # status agrees: no drift.
+    status = run_cli("status", "stage", "--check", cwd=repo.clone)
+    assert status.code == 0, status.out + status.err
+
+
+def test_emergency_rollback_stalled_rollout_is_exit_4_and_git_untouched(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    deploy_envs(fake_kube, {"stage": t[1]})
+    fake_kube.set_stall("dex-stage", "dex")
+    set_rollout_timeout(repo, 3)
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--emergency", "--json", cwd=repo.clone)
+    assert result.code == 4
+    assert "rollout did not complete" in result.err
+    assert "now runs" not in result.out + result.err  # nothing claimed
+    assert repo.snapshot() == before
+    assert repo.tag("stage") == t[1]
+
+
+def test_emergency_rollback_without_cluster_changes_nothing(repo: GitOpsRepo, no_cluster: None,
+                                                            run_cli: CliRunner) -> None:  # fmt: skip
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code == 2
+    assert "needs cluster access" in result.err
+    assert repo.snapshot() == before
+
+
+def test_emergency_rollback_dry_run(repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner) -> None:
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--emergency", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
+
+
+def test_promote_refused_when_stage_runs_something_else(repo: GitOpsRepo, fake_kube: FakeKube,
+                                                        run_cli: CliRunner) -> None:  # fmt: skip
+    t = repo.tags
+    # stage's overlay says T1, but the cluster runs T2 (the rolled-back tag is still live).
+    deploy_envs(fake_kube, {"stage": t[2], "prod": t[0]})
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", cwd=repo.clone)
+    assert result.code == 1
+    assert f"runs {IMAGE}:{t[2]}, not {IMAGE}:{t[1]}" in result.err
+    assert repo.snapshot() == before
+    assert repo.tag("prod") == t[0]
+    assert fake_kube.writes() == []
+
+
+def test_promote_refused_when_rollout_incomplete(repo: GitOpsRepo, fake_kube: FakeKube,
+                                                 run_cli: CliRunner) -> None:  # fmt: skip
+    t = repo.tags
+    deploy_envs(fake_kube, {"stage": t[0], "prod": t[0]})
+    fake_kube.set_stall("dex-stage", "dex")
+    # Someone started a rollout of T1 (what stage's overlay says) that never finishes.
+    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415 - the product's own wrapper
+
+    Kubectl().set_image("dex-stage", "dex", "dex", f"{IMAGE}:{t[1]}")
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", "--verify", "live", cwd=repo.clone)
+    assert result.code == 1
+    assert "rollout is not complete" in result.err
+    assert repo.snapshot() == before
+
+
+def test_promote_verify_live_without_cluster_is_exit_2(repo: GitOpsRepo, no_cluster: None,
+                                                        run_cli: CliRunner) -> None:  # fmt: skip
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", "--verify", "live", cwd=repo.clone)
+    assert result.code == 2
+    assert "needs cluster access" in result.err
+    assert repo.snapshot() == before
+
+
+def test_promote_without_cluster_says_only_git_was_checked(repo: GitOpsRepo, no_cluster: None,
+                                                           run_cli: CliRunner) -> None:  # fmt: skip
+    result = run_cli("promote", "stage", "prod", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert (result.out + result.err).count("only git was checked") == 1
+
+
+def test_promote_live_ok_with_argocd(repo: GitOpsRepo, fake_kube: FakeKube, fake_argo: FakeArgo,
+                                     run_cli: CliRunner) -> None:  # fmt: skip
+    t = repo.tags
+    deploy_envs(fake_kube, {"stage": t[1], "prod": t[0]})
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{t[1]}", sync="OutOfSync")
+    refused = run_cli("promote", "stage", "prod", "--dry-run", cwd=repo.clone)
+    assert refused.code == 1
+    assert "Argo CD app dex-stage is OutOfSync/Healthy" in refused.err
+    fake_argo.update_app("dex-stage", sync="Synced")
+    result = run_cli("promote", "stage", "prod", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "Synced/Healthy" in result.out + result.err
+
+
+def test_rollback_sync_calls_argocd(repo: GitOpsRepo, fake_argo: FakeArgo, run_cli: CliRunner) -> None:
+    t = repo.tags
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{t[1]}", sync="OutOfSync")
+    fake_argo.update_app("dex-stage", target_images=[f"{IMAGE}:{t[0]}"])
+    result = run_cli("rollback", "stage", "--sync", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert repo.tag("stage") == t[0]
+    assert fake_argo.calls() == [
+        ["app", "sync", "dex-stage"],
+        ["app", "wait", "dex-stage", "--health", "--sync", "--timeout", "300"],
+    ]
+    assert fake_argo.app("dex-stage")["images"] == [f"{IMAGE}:{t[0]}"]
+
+
+def test_rollback_sync_failure_is_exit_4_after_the_push(repo: GitOpsRepo, fake_argo: FakeArgo,
+                                                        run_cli: CliRunner) -> None:  # fmt: skip
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}")
+    fake_argo.update_app("dex-stage", fail="sync_error")
+    result = run_cli("rollback", "stage", "--sync", cwd=repo.clone)
+    assert result.code == 4
+    assert "argocd app sync dex-stage failed" in result.err
+    assert repo.tag("stage") == repo.tags[0]  # the rollback itself landed; only the sync failed
