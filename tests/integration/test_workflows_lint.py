@@ -93,7 +93,7 @@ def test_the_checks_catch_planted_mistakes(tmp_path: Path) -> None:
     # An unpinned action.
     unpinned = tmp_path / "unpinned.yml"
     unpinned.write_text(
-        cd.replace("docker/login-action@5e57cd118135c172c3672efd75eb46360885c0ef", "docker/login-action@v3"),
+        cd.replace("astral-sh/setup-uv@e92bafb6253dcd438e0484186d7669ea7a8ca1cc", "astral-sh/setup-uv@v6"),
         encoding="utf-8",
     )
     idents = {finding["ident"] for finding in zizmor(injected, unpinned)}

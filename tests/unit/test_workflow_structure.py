@@ -32,7 +32,6 @@ ALLOWED_ACTIONS = {
     "actions/checkout",
     "astral-sh/setup-uv",
     "actions/upload-artifact",
-    "docker/login-action",
     "github/codeql-action/upload-sarif",
     "github/codeql-action/init",
     "github/codeql-action/analyze",
@@ -40,7 +39,7 @@ ALLOWED_ACTIONS = {
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<ref>\S+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<comment>\S.*)$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<value>\S+)")
 PUSHING_TASKS = {"bump-overlay", "promote", "rollback"}
-TOKEN_TASKS = PUSHING_TASKS | {"preview"}
+TOKEN_TASKS = PUSHING_TASKS | {"preview", "image-build"}
 
 Step = Mapping[str, Any]
 
@@ -138,7 +137,11 @@ def test_tokens_are_passed_by_env_only() -> None:
             assert "GITHUB_TOKEN" in env, f"{workflow}:{job}: {task} needs GITHUB_TOKEN in env:"
         for name, value in env.items():
             if "secrets." in str(value) or "github.token" in str(value):
-                assert name.endswith("TOKEN") or name.startswith("ARGOCD_"), (workflow, job, name)
+                assert name.endswith(("TOKEN", "PASSWORD", "USER")) or name.startswith("ARGOCD_"), (
+                    workflow,
+                    job,
+                    name,
+                )
 
 
 def test_every_action_is_pinned_by_full_sha_with_a_version_comment() -> None:
@@ -263,7 +266,7 @@ def test_cd_blocks_the_bump_on_the_scan_but_always_uploads_the_sarif() -> None:
     assert [shlex.split(step["run"])[4:] for step in bumps] == [["dev", "$TAG"], ["stage", "prod", "$TAG"]]
     for step in bumps:
         assert not re.search(r"always\(\)|failure\(\)|cancelled\(\)", step["if"])  # implicit success()
-        assert step["env"]["TAG"] == "${{ steps.build.outputs.tag }}"
+        assert step["env"]["TAG"] == "${{ steps.build.outputs.sha }}"
 
 
 def test_this_repo_ci_dogfoods_the_reusable_workflows() -> None:
