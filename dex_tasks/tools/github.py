@@ -1,0 +1,454 @@
+"""GitHub REST API: open or update a pull request, sticky comments. Thin: requests + urllib3's Retry.
+
+Only imported lazily by the tasks that talk to GitHub, so requests/urllib3 at module top are fine.
+
+Secrets: the token travels in the ``Authorization`` header only (a ``requests`` auth object, so
+``~/.netrc`` cannot replace it and requests drops it on a redirect to another host). It is never part
+of a URL, argv, log line or error message; it is registered with :func:`proc.register_secret` so that
+anything printed through ``proc`` is redacted too.
+
+Retries are urllib3's :class:`~urllib3.util.retry.Retry` (bounded, exponential backoff, honours
+``Retry-After``), extended for GitHub's rate limits: a 403 is retried only when it is a secondary rate
+limit (``Retry-After`` present, or "secondary rate limit" in the message) and never when the primary
+quota is spent (``x-ratelimit-remaining: 0``, which resets up to an hour later).
+See https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json as jsonlib
+import logging
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import requests
+import requests.adapters
+import requests.auth
+from urllib3.exceptions import MaxRetryError, ResponseError
+from urllib3.util.retry import Retry
+
+from dex_tasks import __version__, proc
+from dex_tasks.errors import RemoteError, UsageError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+DEFAULT_API_URL = "https://api.github.com"
+DEFAULT_SERVER_URL = "https://github.com"
+API_VERSION = "2022-11-28"
+PERMISSIONS_HINT = "check GITHUB_TOKEN permissions: contents: write, pull-requests: write"
+# Retry-After values above this are capped: a CLI step should not hang for an hour.
+MAX_RETRY_AFTER = 300.0
+# GitHub: after a secondary rate limit without Retry-After, "wait for at least one minute".
+SECONDARY_RATE_LIMIT_WAIT = 60.0
+_SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_MAX_PAGES = 20  # comments are paged 100 at a time; 2000 comments is far beyond a bump PR
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PullRequest:
+    number: int
+    url: str  # html_url
+    created: bool  # False when an open PR for the same head was reused (and updated)
+
+
+# --- URLs and environment -----------------------------------------------------------------------
+
+
+def _without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for messages (remotes can embed tokens)."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.strip(), flags=re.IGNORECASE)
+
+
+def repo_slug(remote_url: str) -> str:
+    """``owner/name`` of a GitHub remote: https, ssh://, git://, ``git@host:owner/name``, ``.git`` or not."""
+    url = remote_url.strip()
+    path: str | None = None
+    scp = re.match(r"^(?:[^@/]+@)?[^/:]+:(?!//)(.+)$", url)  # git@github.com:owner/name.git
+    if re.match(r"^(https?|ssh|git|git\+ssh)://", url, flags=re.IGNORECASE):
+        path = urllib.parse.urlsplit(url).path
+    elif scp and not re.match(r"^[A-Za-z]:[\\/]", url):  # not a Windows drive path (C:\repo)
+        path = scp.group(1)
+    slug = (path or "").strip("/").removesuffix(".git").removesuffix("/")
+    if path is None or not _SLUG_RE.match(slug):
+        raise UsageError(
+            f"cannot tell the GitHub repository from remote {_without_credentials(url)!r}: "
+            "expected https://github.com/OWNER/NAME(.git) or git@github.com:OWNER/NAME.git "
+            "(set GITHUB_REPOSITORY=OWNER/NAME)"
+        )
+    return slug
+
+
+def server_url() -> str:
+    return (os.environ.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/")
+
+
+def default_api_url() -> str:
+    return (os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def compare_url(repo: str, base: str, branch: str) -> str:
+    """The page that offers to open a PR from ``branch`` into ``base`` (printed when there is no token)."""
+
+    def quote(ref: str) -> str:
+        return urllib.parse.quote(ref, safe="/")
+
+    return f"{server_url()}/{repo}/compare/{quote(base)}...{quote(branch)}?expand=1"
+
+
+def token_from_env() -> str | None:
+    """``GITHUB_TOKEN``, then ``GH_TOKEN`` (the gh CLI's name); registered for redaction."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        token = os.environ.get(name, "").strip()
+        if token:
+            proc.register_secret(token)
+            return token
+    return None
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def _message_of(body: Any) -> str:
+    if isinstance(body, Mapping):
+        return str(body.get("message") or "")
+    return ""
+
+
+def _is_secondary_rate_limit(headers: Mapping[str, str], body_text: str) -> bool:
+    if headers.get("Retry-After"):
+        return True
+    return "secondary rate limit" in body_text.lower()
+
+
+class _GitHubRetry(Retry):
+    """urllib3 Retry that also retries GitHub's secondary rate limit (a 403), with an injectable sleep.
+
+    A 403 can only be told apart from a permission error by its headers or body, and ``is_retry``
+    sees neither, so ``is_retry`` says yes for every 403 and :meth:`increment` (which gets the
+    response) gives up at once, returning the response unchanged, when it is not a rate limit.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        sleeper: Callable[[float], None] | None = None,
+        max_retry_after: float = MAX_RETRY_AFTER,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.sleeper = sleeper or time.sleep
+        self.max_retry_after = max_retry_after
+
+    def new(self, **kw: Any) -> Self:
+        # Retry.new() builds a fresh object from the standard parameters only; carry ours over.
+        retry = super().new(**kw)
+        retry.sleeper = self.sleeper
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 403:
+            return self._is_method_retryable(method)
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if response is not None and error is None and response.status == 403:
+            headers = response.headers
+            body = ""
+            if not headers.get("Retry-After"):
+                # Read (and cache) the body to look for the message. The HTTP layer then finds the
+                # stream consumed, so GitHub._body_of() falls back to this cached copy.
+                body = response.read(decode_content=True, cache_content=True).decode("utf-8", "replace")
+            if headers.get("x-ratelimit-remaining") == "0" or not _is_secondary_rate_limit(headers, body):
+                # Not transient: with raise_on_status=False urllib3 hands the response back as is.
+                raise MaxRetryError(_pool, url or "", ResponseError("403 is not a secondary rate limit"))
+        return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.max_retry_after)
+
+    def sleep_for_retry(self, response: Any) -> bool:
+        retry_after = self.get_retry_after(response)
+        if retry_after:
+            log.info("GitHub asked to retry after %s s", retry_after)
+            self.sleeper(retry_after)
+            return True
+        if response.status == 403:  # a secondary rate limit without Retry-After (see increment)
+            wait = min(SECONDARY_RATE_LIMIT_WAIT, self.max_retry_after)
+            log.info("GitHub secondary rate limit: retrying in %s s", wait)
+            self.sleeper(wait)
+            return True
+        return False
+
+    def _sleep_backoff(self) -> None:
+        backoff = self.get_backoff_time()
+        if backoff > 0:
+            self.sleeper(backoff)
+
+
+class _BearerAuth(requests.auth.AuthBase):
+    """Sets the header per request; ``repr`` never shows the token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+class GitHub:
+    """A small GitHub REST client for one repository. Use as a context manager (closes the session)."""
+
+    def __init__(
+        self,
+        *,
+        repo: str,
+        token: str,
+        api_url: str | None = None,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff_factor: float = 1.0,
+        sleep: Callable[[float], None] | None = None,
+        max_retry_after: float = MAX_RETRY_AFTER,
+    ) -> None:
+        if not _SLUG_RE.match(repo):
+            raise UsageError(f"invalid GitHub repository {repo!r}: expected OWNER/NAME")
+        if not token.strip():
+            raise UsageError("empty GitHub token")
+        proc.register_secret(token)
+        self.repo = repo
+        self.owner = repo.split("/", 1)[0]
+        self.api_url = (api_url or default_api_url()).rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self._token = token
+        self._session = requests.Session()
+        self._session.auth = _BearerAuth(token)
+        self._session.headers.update(
+            {
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": f"dex-tasks/{__version__}",
+            }
+        )
+        retry = _GitHubRetry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            redirect=0,
+            status_forcelist=(429, 500, 502, 503, 504),
+            # POST is retried on purpose: a PR created before a 5xx comes back as 422 "already
+            # exists" on the retry, which open_or_update_pr() turns into find + update.
+            allowed_methods=frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
+            backoff_factor=backoff_factor,
+            respect_retry_after_header=True,
+            # Give the final response back instead of raising, so errors carry GitHub's message.
+            raise_on_status=False,
+            sleeper=sleep,
+            max_retry_after=max_retry_after,
+        )
+        adapter = requests.adapters.HTTPAdapter(max_retries=retry)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+
+    @classmethod
+    def from_env(cls, *, remote_url: str | None = None) -> GitHub | None:
+        """A client from ``GITHUB_TOKEN``/``GH_TOKEN``, ``GITHUB_REPOSITORY`` (else ``remote_url``) and
+        ``GITHUB_API_URL``; None when there is no token (callers then print the compare URL)."""
+        token = token_from_env()
+        if token is None:
+            return None
+        repo = os.environ.get("GITHUB_REPOSITORY", "").strip()
+        if not repo:
+            if not remote_url:
+                raise UsageError("cannot tell the GitHub repository: set GITHUB_REPOSITORY=OWNER/NAME")
+            repo = repo_slug(remote_url)
+        return cls(repo=repo, token=token)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"GitHub(repo={self.repo!r}, api_url={self.api_url!r})"
+
+    # --- HTTP ---
+
+    def _safe(self, text: str) -> str:
+        return proc.redact(text.replace(self._token, proc.MASK)) if self._token else proc.redact(text)
+
+    @staticmethod
+    def _body_of(response: requests.Response) -> Any:
+        content = response.content
+        if not content:
+            # _GitHubRetry.increment() may have read a 403 body already; urllib3 keeps that copy.
+            cached = getattr(response.raw, "data", None)
+            content = cached if isinstance(cached, bytes) else b""
+        if not content:
+            return None
+        try:
+            return jsonlib.loads(content.decode("utf-8", "replace"))
+        except ValueError:
+            return content.decode("utf-8", "replace")
+
+    def _error(self, method: str, path: str, response: requests.Response) -> RemoteError:
+        body = self._body_of(response)
+        status = response.status_code
+        message = _message_of(body) or (response.reason or "").strip() or "error"
+        details = []
+        if isinstance(body, Mapping):
+            for item in body.get("errors") or ():
+                detail = item.get("message") if isinstance(item, Mapping) else str(item)
+                if not detail and isinstance(item, Mapping):
+                    detail = " ".join(f"{k}={item[k]}" for k in ("resource", "field", "code") if k in item)
+                if detail:
+                    details.append(str(detail))
+        text = message + (": " + "; ".join(details) if details else "")
+        retries = getattr(getattr(response.raw, "retries", None), "history", ())
+        hint: str | None = None
+        if status in {401, 403, 404}:
+            hint = PERMISSIONS_HINT
+            if status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
+                hint = f"rate limit exhausted; it resets at epoch {response.headers.get('x-ratelimit-reset')}"
+        if retries and (status >= 500 or status in {403, 429}):
+            text += f" (gave up after {len(retries)} retries)"
+        line = " ".join(f"GitHub API {method} {path}: {status} {text}".split())
+        return RemoteError(self._safe(line), hint=hint)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json: Any = None,
+        url: str | None = None,
+    ) -> requests.Response:
+        log.debug("GitHub API %s %s", method, path)
+        try:
+            response = self._session.request(
+                method, url or f"{self.api_url}{path}", params=params, json=json, timeout=self.timeout
+            )
+        except requests.RequestException as exc:
+            reason = type(exc).__name__
+            cause = exc.args[0] if exc.args else None
+            inner = getattr(cause, "reason", None)
+            if inner is not None:
+                reason += f": {type(inner).__name__}"
+            raise RemoteError(
+                self._safe(
+                    f"GitHub API {method} {path}: cannot reach {self.api_url} ({reason}) "
+                    f"after {self.retries} retries"
+                )
+            ) from None  # the chained exception text holds connection details, not needed
+        if response.status_code >= 400:
+            raise self._error(method, path, response)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._body_of(self._request(method, path, **kwargs))
+
+    # --- pull requests ---
+
+    def _pr(self, data: Any, *, created: bool) -> PullRequest:
+        return PullRequest(number=int(data["number"]), url=str(data["html_url"]), created=created)
+
+    def _head(self, head: str) -> str:
+        # The pulls list filter wants `owner:branch`; a head that already names its owner is kept.
+        return head if ":" in head else f"{self.owner}:{head}"
+
+    def find_open_pr(self, *, head: str, base: str) -> PullRequest | None:
+        pulls = self._json(
+            "GET",
+            f"/repos/{self.repo}/pulls",
+            params={"head": self._head(head), "base": base, "state": "open", "per_page": 100},
+        )
+        for pr in pulls or ():
+            return self._pr(pr, created=False)
+        return None
+
+    def open_or_update_pr(
+        self, *, head: str, base: str, title: str, body: str, labels: Sequence[str] = ()
+    ) -> PullRequest:
+        """Open a PR from ``head`` into ``base``, or update the open one for the same head (idempotent)."""
+        pr = self.find_open_pr(head=head, base=base)
+        if pr is None:
+            try:
+                data = self._json(
+                    "POST",
+                    f"/repos/{self.repo}/pulls",
+                    json={"title": title, "head": head, "base": base, "body": body},
+                )
+                pr = self._pr(data, created=True)
+            except RemoteError as exc:
+                # Created by a concurrent run, or by our own retried POST after a 5xx: reuse it.
+                if "pull request already exists" not in str(exc).lower():
+                    raise
+                pr = self.find_open_pr(head=head, base=base)
+                if pr is None:
+                    raise
+        if not pr.created:
+            self._json("PATCH", f"/repos/{self.repo}/pulls/{pr.number}", json={"title": title, "body": body})
+        if labels:
+            self._json("POST", f"/repos/{self.repo}/issues/{pr.number}/labels", json={"labels": list(labels)})
+        return pr
+
+    # --- comments ---
+
+    def upsert_comment(self, *, number: int, body: str, marker: str) -> str:
+        """Create or update the one comment on issue/PR ``number`` that contains ``marker``.
+
+        ``marker`` is an HTML comment (``<!-- dex:preview -->``), invisible on GitHub; it is added to
+        ``body`` when missing. Returns the comment's html_url.
+        """
+        if not (marker.startswith("<!--") and marker.endswith("-->")):
+            raise UsageError(f"comment marker must be an HTML comment like '<!-- dex:x -->', got {marker!r}")
+        if marker not in body:
+            body = f"{marker}\n{body}"
+        path = f"/repos/{self.repo}/issues/{number}/comments"
+        existing: Any = None
+        response = self._request("GET", path, params={"per_page": 100})
+        for _ in range(_MAX_PAGES):
+            for comment in self._body_of(response) or ():
+                if marker in str(comment.get("body") or ""):
+                    existing = comment
+                    break
+            next_url = response.links.get("next", {}).get("url")
+            if existing is not None or not next_url:
+                break
+            response = self._request("GET", path, url=next_url)
+        if existing is None:
+            return str(self._json("POST", path, json={"body": body})["html_url"])
+        if existing.get("body") == body:
+            return str(existing["html_url"])
+        comment_path = f"/repos/{self.repo}/issues/comments/{existing['id']}"
+        return str(self._json("PATCH", comment_path, json={"body": body})["html_url"])
