@@ -287,11 +287,15 @@ def test_push_plan_classic_logs_in_with_stdin_and_pushes_every_tag(
     assert token not in result.out + result.err
 
 
-def test_push_plan_buildx(
-    run_cli: CliRunner, project: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    root, _ = project
+@pytest.fixture
+def buildx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """buildx with a docker-container builder (what docker/setup-buildx-action creates), on any machine."""
     monkeypatch.setenv("DEX_DOCKER_BUILDX", "1")
+    monkeypatch.setattr(docker_tool, "buildx_driver", lambda: "docker-container")
+
+
+def test_push_plan_buildx(run_cli: CliRunner, project: tuple[Path, str], buildx: None) -> None:
+    root, _ = project
     result = run_cli("image-build", "--dry-run", "--json", "--push", cwd=root)
     assert result.code == 0, result.err
     data = json.loads(result.out)
@@ -305,10 +309,13 @@ def test_push_plan_buildx(
 
 
 def test_buildx_in_actions_uses_the_gha_cache(
-    run_cli: CliRunner, project: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    run_cli: CliRunner,
+    project: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    buildx: None,
 ) -> None:
     root, _ = project
-    monkeypatch.setenv("DEX_DOCKER_BUILDX", "1")
     github_env(
         monkeypatch,
         tmp_path,
@@ -324,6 +331,21 @@ def test_buildx_in_actions_uses_the_gha_cache(
     assert "--cache-from type=gha --cache-to type=gha,mode=max" in build
     assert build.split()[-2] == "--load"
     assert "--sbom" not in build
+
+
+def test_buildx_docker_driver_skips_cache_export_and_attestations(
+    run_cli: CliRunner, project: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, _ = project
+    monkeypatch.setenv("DEX_DOCKER_BUILDX", "1")
+    monkeypatch.setattr(docker_tool, "buildx_driver", lambda: "docker")
+    result = run_cli("image-build", "--dry-run", "--json", "--push", cwd=root)
+    assert result.code == 0, result.err
+    (build,) = json.loads(result.out)["commands"]
+    assert "--cache-to" not in build
+    assert "--sbom" not in build
+    assert build.split()[-2] == "--push"
+    assert "setup-buildx-action" in result.err
 
 
 # -- a real daemon and registry ----------------------------------------------------------------
