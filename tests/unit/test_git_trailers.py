@@ -1,0 +1,85 @@
+"""Commit messages and trailers: what history and rollback read back."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dex_tasks.gitops import workflow
+from dex_tasks.tools import git
+
+if TYPE_CHECKING:
+    import pytest
+
+
+def _change(**kwargs: object) -> workflow.Change:
+    base: dict[str, object] = {
+        "action": "bump", "envs": ("dev",), "tag": "sha-1a2b3c4d", "base": "dev",
+        "branch": "dex/bump-dev-sha-1a2b3c4d", "subject": "chore: update dev image to sha-1a2b3c4d",
+    }  # fmt: skip
+    base.update(kwargs)
+    return workflow.Change(**base)  # type: ignore[arg-type]
+
+
+def test_parse_trailers() -> None:
+    text = "Dex-Action: rollback\nDex-Env: stage\nDex-Env: prod\nSigned-off-by: A <a@x>\nnot a trailer\n"
+    trailers = git.parse_trailers(text)
+    assert trailers["dex-action"] == ("rollback",)
+    assert trailers["dex-env"] == ("stage", "prod")
+    assert "signed-off-by" in trailers
+
+
+def test_message_single_env() -> None:
+    msg = workflow.message(_change(), {"dev": "sha-00000000"})
+    assert msg == (
+        "chore: update dev image to sha-1a2b3c4d\n\n"
+        "Dex-Action: bump\nDex-Env: dev\nDex-Tag: sha-1a2b3c4d\nDex-Previous-Tag: sha-00000000\n"
+    )
+
+
+def test_message_several_envs_forced_promote() -> None:
+    change = _change(
+        action="promote", envs=("stage", "prod"), from_env="dev", forced=True, body=("Forced: because.",)
+    )
+    msg = workflow.message(change, {"stage": "sha-11111111", "prod": None})
+    paragraphs = msg.rstrip("\n").split("\n\n")
+    assert paragraphs[1] == "Forced: because."
+    assert paragraphs[2].splitlines() == [
+        "Dex-Action: promote", "Dex-Env: stage", "Dex-Env: prod", "Dex-Tag: sha-1a2b3c4d",
+        "Dex-Previous-Tag: sha-11111111", "Dex-Previous-Tag: none", "Dex-From-Env: dev", "Dex-Forced: true",
+    ]  # fmt: skip
+
+
+def test_outcome_json_fields() -> None:
+    single = workflow.Outcome(changed=True, envs=("dev",), tag="t", previous_tags={"dev": "p"}, base="dev")
+    data = single.as_json()
+    for key in (
+        "changed",
+        "env",
+        "tag",
+        "previous_tag",
+        "base",
+        "branch",
+        "commit",
+        "pushed",
+        "pr_url",
+        "compare_url",
+    ):
+        assert key in data
+    assert data["env"] == "dev"
+    assert data["previous_tag"] == "p"
+    several = workflow.Outcome(
+        changed=True, envs=("stage", "prod"), tag="t", previous_tags={"stage": "a", "prod": "b"}, base="main"
+    )
+    data = several.as_json()
+    assert data["env"] == "stage/prod"
+    assert data["envs"] == ["stage", "prod"]
+    assert data["previous_tag"] is None  # they differ; previous_tags has each
+    assert data["previous_tags"] == {"stage": "a", "prod": "b"}
+
+
+def test_backoff_is_bounded_and_jittered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(workflow.BACKOFF_ENV, "1")
+    for attempt in range(1, 20):
+        assert 0 <= workflow._backoff(attempt) <= workflow.MAX_BACKOFF
+    monkeypatch.setenv(workflow.BACKOFF_ENV, "0")
+    assert workflow._backoff(3) == 0
