@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dex_tasks.tools import docker as docker_tool
 from tests import docker_fixtures
-from tests.helpers import git
+from tests.helpers import REPO_ROOT, git, need
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -446,3 +448,24 @@ def test_push_to_an_unreachable_registry_is_exit_4(
     assert result.code == 4, result.err
     assert "docker push" in result.err
     assert services.registry not in result.err
+
+
+def test_services_script_usage_and_status_without_services(tmp_path: Path) -> None:
+    import subprocess  # noqa: PLC0415 - tests may start processes directly; only this one does
+
+    script = REPO_ROOT / "scripts" / "test-services.sh"
+    need(shutil.which("bash") is not None, "bash is not installed")
+    env = {**os.environ, "DEX_TEST_SERVICES_DIR": str(tmp_path / "svc")}
+    usage = subprocess.run(
+        ["bash", str(script), "bogus"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert usage.returncode == 2
+    assert "usage:" in usage.stderr
+    status = subprocess.run(
+        ["bash", str(script), "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert status.returncode == 1
+    assert "docker daemon: down" in status.stderr
+    stop = subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stop.returncode == 0
+    assert not (tmp_path / "svc").exists()
