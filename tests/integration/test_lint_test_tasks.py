@@ -6,13 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.conftest import CliRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -153,10 +152,8 @@ def test_lint_in_github_actions_annotates(
     # ruff writes its own workflow commands; mypy findings are turned into annotations by the task.
     assert "::error title=ruff (F401)" in result.out
     assert "--output-format=github" in result.err
-    assert (
-        "::error file=sample_pkg/bad.py,line=7,col=12,title=mypy (return-value)::Incompatible return value type"
-        in result.err
-    )
+    annotation = "::error file=sample_pkg/bad.py,line=7,col=12,title=mypy (return-value)::"
+    assert annotation + "Incompatible return value type" in result.err
     assert "::group::mypy" in result.err
     text = summary.read_text(encoding="utf-8")
     assert "### dex-tasks lint" in text
@@ -352,7 +349,7 @@ def test_doctor_unknown_required_task(sample: Path, run_cli: CliRunner) -> None:
 def _poe(sample: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("VIRTUAL_ENV", None)
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "poethepoet", "--no-ansi", *args],
         capture_output=True, text=True, timeout=300, cwd=sample, env=env, check=False,
