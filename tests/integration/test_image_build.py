@@ -453,19 +453,18 @@ def test_push_to_an_unreachable_registry_is_exit_4(
 def test_services_script_usage_and_status_without_services(tmp_path: Path) -> None:
     import subprocess  # noqa: PLC0415 - tests may start processes directly; only this one does
 
-    script = REPO_ROOT / "scripts" / "test-services.sh"
     need(shutil.which("bash") is not None, "bash is not installed")
     env = {**os.environ, "DEX_TEST_SERVICES_DIR": str(tmp_path / "svc")}
-    usage = subprocess.run(
-        ["bash", str(script), "bogus"], env=env, capture_output=True, text=True, timeout=60
-    )
+
+    def script(command: str) -> subprocess.CompletedProcess[str]:
+        argv = ["bash", str(REPO_ROOT / "scripts" / "test-services.sh"), command]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    usage = script("bogus")
     assert usage.returncode == 2
     assert "usage:" in usage.stderr
-    status = subprocess.run(
-        ["bash", str(script), "status"], env=env, capture_output=True, text=True, timeout=60
-    )
+    status = script("status")
     assert status.returncode == 1
     assert "docker daemon: down" in status.stderr
-    stop = subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, text=True, timeout=60)
-    assert stop.returncode == 0
+    assert script("stop").returncode == 0
     assert not (tmp_path / "svc").exists()
