@@ -20,6 +20,7 @@ Everything in :func:`check_live` is read-only.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING
 
 from dex_tasks import proc
@@ -236,3 +237,43 @@ def argocd_sync(cfg: Config, env: str) -> None:
 def _last(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Health:
+    ok: bool
+    url: str
+    status: int | None  # the last HTTP status, None when no answer
+    attempts: int
+    detail: str
+
+
+def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_timeout: float = 10.0,
+                deadline: float | None = None) -> Health:  # fmt: skip
+    """GET ``url`` until it answers 2xx: at most ``attempts`` tries, ``interval`` seconds apart, and
+    never past ``deadline`` (a ``time.monotonic()`` value). Each request has ``request_timeout``."""
+    import requests  # noqa: PLC0415 - only the smoke checks need it
+
+    status: int | None = None
+    detail = "not tried"
+    tried = 0
+    for attempt in range(1, max(1, attempts) + 1):
+        tried = attempt
+        try:
+            response = requests.get(url, timeout=request_timeout, allow_redirects=True)
+            status = response.status_code
+            if 200 <= status < 300:
+                return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")
+            detail = f"HTTP {status}: {response.text.strip()[:200]}"
+        except requests.RequestException as exc:
+            status = None
+            detail = f"no answer: {type(exc).__name__}: {_short(str(exc))}"
+        if attempt >= attempts or (deadline is not None and time.monotonic() + interval > deadline):
+            break
+        time.sleep(interval)
+    return Health(ok=False, url=url, status=status, attempts=tried, detail=detail)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

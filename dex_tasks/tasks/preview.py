@@ -1,0 +1,253 @@
+"""``preview {list | health PR | down PR | comment PR}``: PR preview environments.
+
+* ``list``: previews found as Argo CD apps matching ``[tool.dex.cluster] preview-app`` (when Argo
+  CD is configured) and as namespaces matching ``preview-namespace`` (when kubectl has access).
+* ``health PR``: ``kubectl port-forward svc/<service>`` in the preview namespace and GET
+  ``health-path`` with bounded retries (or ``--url``). Exit 1 when it does not answer 2xx.
+* ``down PR``: delete the preview's Argo CD app (``argocd app delete --yes``, which cascades to
+  its resources) or, without Argo CD, the namespace (``kubectl delete namespace``). A preview that
+  is already gone is exit 0. ``--dry-run`` prints the delete command only.
+* ``comment PR``: create or update one sticky PR comment (namespace, image tag ``pr-N``, the
+  port-forward command) through the GitHub API; without a token the comment is printed and the
+  task exits 0 with a note - so the PR-preview workflow stays one-line ``run:`` steps.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks.errors import EXIT_CHECK_FAILED, DexError, UsageError
+from dex_tasks.tasks import Context, TaskResult, table
+
+if TYPE_CHECKING:
+    import argparse
+
+COMMENT_MARKER = "<!-- dex-tasks:preview -->"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = sub.add_parser("list", help="previews that exist (Argo CD apps and namespaces)")
+    health = sub.add_parser("health", help="port-forward the preview's service and GET the health path")
+    health.add_argument("pr", metavar="PR", help="pull request number")
+    health.add_argument("--url", help="GET this URL instead of a port-forward")
+    health.add_argument("--attempts", type=int, default=10, metavar="N", help="GET attempts (default 10)")
+    health.add_argument("--interval", type=float, default=3.0, metavar="S", help="seconds between attempts")
+    down = sub.add_parser("down", help="delete the preview's Argo CD app, or its namespace")
+    down.add_argument("pr", metavar="PR", help="pull request number")
+    comment = sub.add_parser("comment", help="post or update the sticky preview comment on the PR")
+    comment.add_argument("pr", metavar="PR", help="pull request number")
+    # On each subcommand only: argparse lets a subparser's default overwrite the parent's value.
+    for p in (listing, health, down):
+        p.add_argument("--context", help="kubectl context (default: [tool.dex.cluster] context or current)")
+
+
+def _pr(value: str) -> int:
+    from dex_tasks.gitops.tags import pr_tag  # noqa: PLC0415
+
+    pr_tag(value)  # exit 2 unless a positive integer
+    return int(value)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks.tasks.status import with_context  # noqa: PLC0415
+
+    ctx = with_context(ctx, getattr(args, "context", None))
+    if args.action == "list":
+        return _list(ctx)
+    pr = _pr(args.pr)
+    if args.action == "health":
+        return _health(ctx, pr, args)
+    if args.action == "down":
+        return _down(ctx, pr)
+    return _comment(ctx, pr)
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    """``dex-pr-{pr}`` -> ``^dex\\-pr\\-(\\d+)$``."""
+    before, _, after = template.partition("{pr}")
+    return re.compile(f"^{re.escape(before)}([1-9][0-9]*){re.escape(after)}$")
+
+
+def _list(ctx: Context) -> TaskResult:
+    from dex_tasks import cluster  # noqa: PLC0415
+    from dex_tasks.tools import argocd  # noqa: PLC0415
+
+    cfg = ctx.config
+    previews: dict[int, dict[str, Any]] = {}
+    notes: list[str] = []
+
+    def entry(pr: int) -> dict[str, Any]:
+        return previews.setdefault(
+            pr, {"pr": pr, "namespace": None, "app": None, "sync": None, "health": None}
+        )
+
+    reason = argocd.not_configured_reason()
+    if reason is None:
+        app_re = _pattern(cfg.cluster.preview_app)
+        try:
+            for app in argocd.app_list():
+                if m := app_re.match(app.name):
+                    item = entry(int(m.group(1)))
+                    item.update(app=app.name, sync=app.sync_status, health=app.health)
+                    item["namespace"] = item["namespace"] or app.namespace or None
+        except DexError as exc:
+            notes.append(f"Argo CD apps unknown: {exc}")
+    else:
+        notes.append(f"Argo CD not checked: {reason}")
+    problem = cluster.access_problem(cfg)
+    if problem is None:
+        ns_re = _pattern(cfg.cluster.preview_namespace)
+        try:
+            for name in cluster.kubectl_for(cfg).names("namespaces"):
+                if m := ns_re.match(name):
+                    entry(int(m.group(1)))["namespace"] = name
+        except DexError as exc:
+            notes.append(f"namespaces unknown: {exc}")
+    else:
+        notes.append(f"namespaces not checked: {problem}")
+    rows = [previews[k] for k in sorted(previews)]
+    ctx.out(
+        table(
+            ["PR", "NAMESPACE", "APP", "SYNC", "HEALTH"],
+            [
+                [str(r["pr"]), r["namespace"] or "-", r["app"] or "-", r["sync"] or "-", r["health"] or "-"]
+                for r in rows
+            ],
+        )
+        if rows
+        else "no previews found"
+    )
+    for note in notes:
+        ctx.out(note)
+    return TaskResult(data={"previews": rows, "notes": notes})
+
+
+def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks import cluster  # noqa: PLC0415
+    from dex_tasks.tasks.verify import port_forward_health  # noqa: PLC0415
+
+    if args.attempts < 1 or args.interval < 0:
+        raise UsageError("--attempts must be positive and --interval not negative")
+    namespace = ctx.config.cluster.preview_namespace.format(pr=pr)
+    if args.url:
+        if not args.url.startswith(("http://", "https://")):
+            raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
+        health = cluster.http_health(args.url, attempts=args.attempts, interval=args.interval)
+    else:
+        health = port_forward_health(ctx, namespace, attempts=args.attempts, interval=args.interval)
+    data = {
+        "pr": pr,
+        "namespace": namespace,
+        "ok": health.ok,
+        "url": health.url,
+        "status": health.status,
+        "attempts": health.attempts,
+        "detail": health.detail,
+    }
+    if health.ok:
+        ctx.out(f"preview {pr} is healthy: {health.detail} from {health.url}")
+        return TaskResult(data=data)
+    message = f"preview {pr} is not healthy: {health.url}: {health.detail} after {health.attempts} attempt(s)"
+    return TaskResult(exit_code=EXIT_CHECK_FAILED, message=message, data=data)
+
+
+def _down(ctx: Context, pr: int) -> TaskResult:
+    from dex_tasks import cluster, proc  # noqa: PLC0415
+    from dex_tasks.tools import argocd  # noqa: PLC0415
+
+    cfg = ctx.config
+    namespace = cfg.cluster.preview_namespace.format(pr=pr)
+    app = cfg.cluster.preview_app.format(pr=pr)
+    data: dict[str, Any] = {"pr": pr, "namespace": namespace, "app": None, "deleted": None, "changed": False}
+    if argocd.configured():
+        data["app"] = app
+        try:
+            argocd.app_get(app)
+        except argocd.AppNotFoundError:
+            ctx.out(f"preview {pr}: Argo CD app {app} does not exist; nothing to do")
+            return TaskResult(data=data)
+        argocd.app_delete(app)
+        data.update(deleted=f"app/{app}", changed=not proc.is_dry_run())
+        ctx.out(f"{'would delete' if proc.is_dry_run() else 'deleted'} Argo CD app {app} (and its resources)")
+        return TaskResult(data=data)
+    proc.require("kubectl")
+    problem = cluster.access_problem(cfg)
+    if problem is not None:
+        raise UsageError(f"preview down needs Argo CD (ARGOCD_SERVER) or cluster access: {problem}")
+    kube = cluster.kubectl_for(cfg)
+    if kube.get_json("namespace", namespace) is None:
+        ctx.out(f"preview {pr}: namespace {namespace} does not exist; nothing to do")
+        return TaskResult(data=data)
+    kube.delete_namespace(namespace)
+    data.update(deleted=f"namespace/{namespace}", changed=not proc.is_dry_run())
+    ctx.out(f"{'would delete' if proc.is_dry_run() else 'deleted'} namespace {namespace}")
+    return TaskResult(data=data)
+
+
+def comment_body(ctx: Context, pr: int) -> str:
+    from dex_tasks import proc  # noqa: PLC0415
+    from dex_tasks.gitops.tags import pr_tag  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415
+
+    cfg = ctx.config
+    namespace = cfg.cluster.preview_namespace.format(pr=pr)
+    tag = pr_tag(pr)
+    port = cfg.cluster.service_port
+    local = 8080
+    forward = proc.quote(
+        Kubectl(context=cfg.cluster.context).argv(
+            "port-forward", "-n", namespace, f"svc/{cfg.cluster.service}", f"{local}:{port}"
+        )
+    )
+    return "\n".join(
+        [
+            COMMENT_MARKER,
+            f"### Preview of #{pr}",
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| namespace | `{namespace}` |",
+            f"| image | `{cfg.image}:{tag}` |",
+            f"| Argo CD app | `{cfg.cluster.preview_app.format(pr=pr)}` |",
+            "",
+            "Open it locally:",
+            "",
+            "```sh",
+            forward,
+            f"curl http://127.0.0.1:{local}{cfg.cluster.health_path}",
+            "```",
+            "",
+            f"Check it: `dex-tasks preview health {pr}` - tear it down: `dex-tasks preview down {pr}`",
+        ]
+    )
+
+
+def _comment(ctx: Context, pr: int) -> TaskResult:
+    from dex_tasks import proc  # noqa: PLC0415
+    from dex_tasks.tools import git, github  # noqa: PLC0415
+
+    body = comment_body(ctx, pr)
+    data: dict[str, Any] = {"pr": pr, "posted": False, "comment_url": None, "body": body}
+    remote: str | None = None
+    try:
+        remote = git.remote_url(git.toplevel(ctx.config.root))
+    except DexError:
+        remote = None
+    client = github.GitHub.from_env(remote_url=remote)
+    if client is None:
+        ctx.out(body)
+        ctx.out(f"note: no GITHUB_TOKEN/GH_TOKEN: the comment for PR #{pr} was printed, not posted")
+        data["note"] = "no token: printed, not posted"
+        return TaskResult(data=data)
+    if proc.is_dry_run():
+        ctx.out(body)
+        ctx.out(f"dry-run: would post or update the preview comment on PR #{pr} in {client.repo}")
+        client.close()
+        return TaskResult(data=data)
+    with client:
+        url = client.upsert_comment(number=pr, body=body, marker=COMMENT_MARKER)
+    data.update(posted=True, comment_url=url)
+    ctx.out(f"preview comment on PR #{pr}: {url}")
+    return TaskResult(data=data)

@@ -1,0 +1,212 @@
+"""``verify ENV [--url URL] [--rollback-on-failure] [--timeout S]``: the post-deploy smoke test.
+
+1. When Argo CD is configured (``argocd`` on PATH, ``ARGOCD_SERVER`` set): wait, bounded by
+   ``--timeout``, until ENV's app is Synced and Healthy at the expected revision - the tip of
+   ``origin/<ENV's base branch>`` (when this runs inside the repository; otherwise any revision).
+   A failed sync operation fails at once.
+2. GET the health URL with bounded retries: ``--url``, else ``[tool.dex.cluster] health-urls``
+   for ENV, else a ``kubectl port-forward`` to ``svc/<cluster.service>:<cluster.service-port>``
+   in ENV's namespace and ``cluster.health-path``.
+3. On failure: exit 1 saying why; with ``--rollback-on-failure`` first roll ENV back to its last
+   known good tag (``rollback ENV``) and say what was done.
+
+An Argo CD API that cannot be reached is exit 4 and never triggers a rollback: nothing is known
+about the deployment then.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks.errors import EXIT_CHECK_FAILED, DexError, UsageError
+from dex_tasks.tasks import Context, TaskResult
+
+if TYPE_CHECKING:
+    import argparse
+
+    from dex_tasks.cluster import Health
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("env", metavar="ENV", help="the environment to verify")
+    parser.add_argument(
+        "--url", help="health URL (default: [tool.dex.cluster] health-urls, else a port-forward)"
+    )
+    parser.add_argument(
+        "--rollback-on-failure", action="store_true", help="roll back to the last known good tag on failure"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds to wait for Argo CD and the health URL (default: [tool.dex.cluster] rollout-timeout)",
+    )
+    parser.add_argument(
+        "--attempts", type=int, default=10, metavar="N", help="health GET attempts (default 10)"
+    )
+    parser.add_argument("--interval", type=float, default=3.0, metavar="S", help="seconds between attempts")
+    parser.add_argument("--context", help="kubectl context for the port-forward")
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    from dex_tasks.tasks.status import with_context  # noqa: PLC0415
+
+    ctx = with_context(ctx, args.context)
+    cfg = ctx.config
+    env = cfg.check_env(args.env)
+    timeout = float(args.timeout if args.timeout is not None else cfg.cluster.rollout_timeout)
+    if timeout <= 0 or args.attempts < 1 or args.interval < 0:
+        raise UsageError("--timeout and --attempts must be positive, --interval not negative")
+    if args.url and not args.url.startswith(("http://", "https://")):
+        raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
+    deadline = time.monotonic() + timeout
+    data: dict[str, Any] = {"env": env, "ok": False, "argocd": None, "health": None, "rolled_back": None}
+
+    problem = _argo_wait(ctx, env, deadline=deadline, interval=args.interval, data=data)
+    if problem is None:
+        problem = _health(ctx, env, args, deadline=deadline, data=data)
+    if problem is None:
+        data["ok"] = True
+        ctx.out(f"{env} verified: {data['health']['detail']} from {data['health']['url']}")
+        return TaskResult(data=data)
+
+    ctx.out(f"verify {env} failed: {problem}")
+    if not args.rollback_on_failure:
+        return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
+    from dex_tasks.tasks.rollback import do_rollback  # noqa: PLC0415 - git only when rolling back
+
+    ctx.out(f"rolling {env} back to its last known good tag")
+    try:
+        rolled = do_rollback(ctx, env)
+    except DexError as exc:
+        exc.message = f"verify {env} failed: {problem}; the rollback failed too: {exc.message}"
+        raise
+    data["rolled_back"] = rolled.data
+    what = f"rolled {env} back to {rolled.data.get('tag')}"
+    if rolled.data.get("commit"):
+        what += f" (commit {str(rolled.data['commit'])[:12]}"
+        what += ", pushed)" if rolled.data.get("pushed") else ", not pushed)"
+    if rolled.data.get("pr_url"):
+        what += f" - {rolled.data['pr_url']}"
+    if ctx.dry_run:
+        what = f"would have {what}"
+    return TaskResult(
+        exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}; {what}", data=data
+    )
+
+
+def _expected_revision(ctx: Context, env: str) -> tuple[str | None, str]:
+    """The tip of origin/<base> (what Argo CD should be synced to), or None and why not."""
+    from dex_tasks.gitops import state  # noqa: PLC0415
+    from dex_tasks.tools import git  # noqa: PLC0415
+
+    base = ctx.config.branch_for(env)
+    try:
+        repo = state.open_repo(ctx.config)
+        return git.fetch(repo.root, base), f"origin/{base}"
+    except DexError as exc:
+        return None, f"any revision ({exc})"
+
+
+def _argo_wait(
+    ctx: Context, env: str, *, deadline: float, interval: float, data: dict[str, Any]
+) -> str | None:
+    from dex_tasks.tools import argocd  # noqa: PLC0415
+
+    reason = argocd.not_configured_reason()
+    if reason is not None:
+        ctx.out(f"Argo CD not checked ({reason}); checking the health URL only")
+        data["argocd"] = {"checked": False, "reason": reason}
+        return None
+    name = ctx.config.app_for(env)
+    expected, source = _expected_revision(ctx, env)
+    ctx.out(f"waiting for Argo CD app {name}: Synced+Healthy at {expected[:12] if expected else source}")
+    polls = 0
+    while True:
+        polls += 1
+        try:
+            app = argocd.app_get(name)
+        except argocd.AppNotFoundError:
+            data["argocd"] = {"checked": True, "app": name, "exists": False}
+            return f"Argo CD app {name} does not exist"
+        at_revision = expected is None or app.revision == expected
+        data["argocd"] = {
+            "checked": True,
+            "app": name,
+            "sync": app.sync_status,
+            "health": app.health,
+            "revision": app.revision,
+            "expected_revision": expected,
+            "polls": polls,
+        }
+        state = f"{app.sync_status}/{app.health} at {app.revision[:12] or '?'}"
+        if app.synced_and_healthy and at_revision:
+            ctx.out(f"Argo CD app {name}: {state}")
+            return None
+        if app.operation_phase in {"Failed", "Error"}:
+            return f"Argo CD app {name}: the last sync {app.operation_phase.lower()} ({state})"
+        if time.monotonic() + interval > deadline:
+            want = f"Synced/Healthy at {expected[:12]}" if expected else "Synced/Healthy"
+            return f"Argo CD app {name} is {state}, not {want}, after {polls} check(s)"
+        time.sleep(interval)
+
+
+def _health(
+    ctx: Context, env: str, args: argparse.Namespace, *, deadline: float, data: dict[str, Any]
+) -> str | None:
+    from dex_tasks import cluster  # noqa: PLC0415
+
+    cfg = ctx.config
+    url = args.url or cfg.cluster.health_urls.get(env)
+    if url:
+        health = cluster.http_health(url, attempts=args.attempts, interval=args.interval, deadline=deadline)
+    else:
+        health = port_forward_health(
+            ctx, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline
+        )
+    data["health"] = {
+        "ok": health.ok,
+        "url": health.url,
+        "status": health.status,
+        "attempts": health.attempts,
+        "detail": health.detail,
+    }
+    if health.ok:
+        return None
+    return f"{health.url}: {health.detail} after {health.attempts} attempt(s)"
+
+
+def port_forward_health(
+    ctx: Context, namespace: str, *, attempts: int, interval: float, deadline: float | None = None
+) -> Health:
+    """GET the health path through ``kubectl port-forward svc/<service>`` (also ``preview health``)."""
+    from dex_tasks import cluster, proc  # noqa: PLC0415
+    from dex_tasks.errors import RemoteError  # noqa: PLC0415
+
+    cfg = ctx.config
+    proc.require("kubectl")
+    problem = cluster.access_problem(cfg)
+    if problem is not None:
+        raise UsageError(
+            f"the health check needs a URL (--url, [tool.dex.cluster] health-urls) or cluster access: "
+            f"{problem}"
+        )
+    kube = cluster.kubectl_for(cfg)
+    target = f"svc/{cfg.cluster.service}"
+    path = (
+        cfg.cluster.health_path if cfg.cluster.health_path.startswith("/") else "/" + cfg.cluster.health_path
+    )
+    try:
+        with kube.port_forward(namespace, target, cfg.cluster.service_port) as port:
+            url = f"http://127.0.0.1:{port}{path}"
+            return cluster.http_health(url, attempts=attempts, interval=interval, deadline=deadline)
+    except RemoteError as exc:
+        return cluster.Health(
+            ok=False,
+            url=f"{target} in {namespace}{path}",
+            status=None,
+            attempts=0,
+            detail=f"port-forward failed: {exc}",
+        )

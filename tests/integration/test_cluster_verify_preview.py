@@ -1,0 +1,322 @@
+"""``verify`` and ``preview``: a local health server, the fake API server (real kubectl), the fake
+argocd CLI, the fake GitHub API, and a DEX-like repository with a bare origin."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests import cluster_fixtures
+from tests.cluster_fixtures import IMAGE, deploy_envs
+from tests.fakes.argocd_state import FakeArgo
+from tests.fakes.github_api import FakeGitHub
+from tests.gitops_fixtures import GitOpsRepo, build
+from tests.helpers import need_tool
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tests.conftest import CliRunner
+    from tests.fakes.kube_apiserver import FakeKube
+
+fake_kube = cluster_fixtures.fake_kube
+fake_argo = cluster_fixtures.fake_argo
+no_cluster = cluster_fixtures.no_cluster
+
+pytestmark = [pytest.mark.timeout(180)]
+FAST = ("--interval", "0", "--attempts", "2")
+
+
+class HealthServer:
+    """``GET /health`` answers ``status`` (200 or 503); counts the requests."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.hits = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.hits += 1
+                code = outer.status if self.path == "/health" else 404
+                body = b'{"status":"ok"}' if code == 200 else b'{"status":"down"}'
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
+
+
+@pytest.fixture
+def health() -> Iterator[HealthServer]:
+    server = HealthServer()
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+    server.thread.join(timeout=10)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitOpsRepo:
+    return build(tmp_path)
+
+
+# -- verify -------------------------------------------------------------------------------------
+
+
+def test_verify_health_url_ok(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
+    result = run_cli("verify", "stage", "--url", health.url, "--json", *FAST, cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["ok"] is True
+    assert data["health"]["status"] == 200
+    assert data["argocd"] == {"checked": False, "reason": "argocd is not on PATH"}
+
+
+def test_verify_health_urls_from_config(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
+    pyproject = repo.clone / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8")
+        + f'\n[tool.dex.cluster]\nhealth-urls = {{ stage = "{health.url}" }}\n',
+        encoding="utf-8",
+    )
+    result = run_cli("verify", "stage", *FAST, cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert health.hits == 1
+
+
+def test_verify_failure_without_rollback_changes_nothing(
+    repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    health.status = 503
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--url", health.url, *FAST, cwd=repo.clone)
+    assert result.code == 1
+    assert "verify stage failed" in result.err
+    assert "HTTP 503" in result.err
+    assert health.hits == 2  # bounded retries
+    assert repo.snapshot() == before
+
+
+def test_verify_rollback_on_failure(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
+    health.status = 503
+    t = repo.tags
+    result = run_cli(
+        "verify", "stage", "--url", health.url, "--rollback-on-failure", "--json", *FAST, cwd=repo.clone
+    )
+    assert result.code == 1
+    assert f"rolled stage back to {t[0]}" in result.err
+    assert repo.tag("stage") == t[0]
+    data = json.loads(result.out)
+    assert data["rolled_back"]["tag"] == t[0]
+    assert data["rolled_back"]["pushed"] is True
+
+
+def test_verify_rollback_dry_run(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
+    health.status = 503
+    before = repo.snapshot()
+    result = run_cli(
+        "verify", "stage", "--url", health.url, "--rollback-on-failure", "--dry-run", *FAST, cwd=repo.clone
+    )
+    assert result.code == 1
+    assert "would have rolled stage back" in result.err
+    assert repo.snapshot() == before
+
+
+def test_verify_waits_for_argocd_at_the_expected_revision(
+    repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    main = repo.head("main")
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", revision="f" * 40)
+    before = repo.snapshot()
+    stale = run_cli(
+        "verify",
+        "stage",
+        "--url",
+        health.url,
+        "--timeout",
+        "1",
+        "--rollback-on-failure",
+        *FAST,
+        cwd=repo.clone,
+    )
+    assert stale.code == 1
+    assert f"not Synced/Healthy at {main[:12]}" in stale.err
+    assert health.hits == 0  # the health URL is only asked once Argo CD is there
+    assert repo.tag("stage") == repo.tags[0]  # rolled back
+    # A synced app at the (new) tip passes.
+    repo_main = repo.head("main")
+    assert repo_main != main
+    fake_argo.update_app("dex-stage", revision=repo_main)
+    assert before != repo.snapshot()
+    ok = run_cli("verify", "stage", "--url", health.url, *FAST, cwd=repo.clone)
+    assert ok.code == 0, ok.err
+    assert "Synced/Healthy" in ok.out
+
+
+def test_verify_failed_sync_fails_fast(
+    repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", health="Degraded")
+    fake_argo.update_app("dex-stage", operation_phase="Failed")
+    result = run_cli("verify", "stage", "--url", health.url, "--timeout", "60", *FAST, cwd=repo.clone)
+    assert result.code == 1
+    assert "the last sync failed" in result.err
+
+
+def test_verify_argocd_unreachable_is_exit_4_and_no_rollback(
+    repo: GitOpsRepo,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    health: HealthServer,
+    run_cli: CliRunner,
+) -> None:
+    argo = FakeArgo(tmp_path / "argo", token="right")
+    for key, value in argo.env(token="wrong").items():
+        monkeypatch.setenv(key, value)
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--url", health.url, "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 4
+    assert "Unauthenticated" in result.err
+    assert repo.snapshot() == before
+
+
+@pytest.mark.kubectl
+def test_verify_port_forward_failure_is_reported(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    # The fake API server does not implement pods/portforward (a real one would stream): kubectl
+    # exits with an upgrade error, and verify must say so and stop the process.
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    result = run_cli("verify", "stage", *FAST, cwd=repo.clone)
+    assert result.code == 1
+    assert "port-forward failed" in result.err
+
+
+def test_verify_bad_input(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    assert run_cli("verify", "qa", cwd=repo.clone).code == 2
+    bad = run_cli("verify", "stage", "--url", "ftp://x", cwd=repo.clone)
+    assert bad.code == 2
+    assert "--url must be an http(s) URL" in bad.err
+
+
+# -- preview ------------------------------------------------------------------------------------
+
+
+@pytest.mark.kubectl
+def test_preview_list(fake_kube: FakeKube, fake_argo: FakeArgo, run_cli: CliRunner, tmp_path: Path) -> None:
+    for ns in ("dex-pr-7", "dex-pr-12", "dex-stage", "dex-pr-x"):
+        fake_kube.add_namespace(ns)
+    fake_argo.add_app("dex-pr-12", namespace="dex-pr-12", image=f"{IMAGE}:pr-12", health="Progressing")
+    fake_argo.add_app("dex-pr-31", namespace="dex-pr-31", image=f"{IMAGE}:pr-31")
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:sha-1234567")
+    result = run_cli("preview", "list", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    previews = json.loads(result.out)["previews"]
+    assert [(p["pr"], p["namespace"], p["app"], p["health"]) for p in previews] == [
+        (7, "dex-pr-7", None, None),
+        (12, "dex-pr-12", "dex-pr-12", "Progressing"),
+        (31, "dex-pr-31", "dex-pr-31", "Healthy"),
+    ]
+
+
+def test_preview_list_without_anything(no_cluster: None, run_cli: CliRunner, tmp_path: Path) -> None:
+    result = run_cli("preview", "list", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "no previews found" in result.out
+    assert "namespaces not checked" in result.out
+
+
+def test_preview_down_argocd(fake_argo: FakeArgo, run_cli: CliRunner, tmp_path: Path) -> None:
+    fake_argo.add_app("dex-pr-12", namespace="dex-pr-12", image=f"{IMAGE}:pr-12")
+    dry = run_cli("preview", "down", "12", "--dry-run", cwd=tmp_path)
+    assert dry.code == 0, dry.err
+    assert "argocd app delete dex-pr-12 --yes" in dry.err
+    assert "dex-pr-12" in fake_argo.load()["apps"]
+    result = run_cli("preview", "down", "12", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["deleted"] == "app/dex-pr-12"
+    assert "dex-pr-12" not in fake_argo.load()["apps"]
+    again = run_cli("preview", "down", "12", "--json", cwd=tmp_path)
+    assert again.code == 0
+    assert json.loads(again.out)["changed"] is False
+
+
+@pytest.mark.kubectl
+def test_preview_down_namespace(fake_kube: FakeKube, run_cli: CliRunner, tmp_path: Path) -> None:
+    fake_kube.add_namespace("dex-pr-5")
+    dry = run_cli("preview", "down", "5", "--dry-run", cwd=tmp_path)
+    assert dry.code == 0, dry.err
+    assert "kubectl delete namespace dex-pr-5" in dry.err
+    assert fake_kube.writes() == []
+    result = run_cli("preview", "down", "5", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert ("DELETE", "/api/v1/namespaces/dex-pr-5") in fake_kube.writes()
+    gone = run_cli("preview", "down", "5", cwd=tmp_path)
+    assert gone.code == 0
+    assert "does not exist; nothing to do" in gone.out
+
+
+def test_preview_bad_pr_is_exit_2(run_cli: CliRunner, tmp_path: Path) -> None:
+    for bad in ("0", "-3", "abc", "12/../x"):
+        result = run_cli("preview", "down", bad, cwd=tmp_path)
+        assert result.code == 2, (bad, result.err)
+
+
+def test_preview_health_url(health: HealthServer, run_cli: CliRunner, tmp_path: Path) -> None:
+    ok = run_cli("preview", "health", "12", "--url", health.url, *FAST, cwd=tmp_path)
+    assert ok.code == 0, ok.err
+    health.status = 503
+    bad = run_cli("preview", "health", "12", "--url", health.url, *FAST, cwd=tmp_path)
+    assert bad.code == 1
+    assert "preview 12 is not healthy" in bad.err
+
+
+def test_preview_health_without_cluster(no_cluster: None, run_cli: CliRunner, tmp_path: Path) -> None:
+    need_tool("kubectl")
+    result = run_cli("preview", "health", "12", cwd=tmp_path)
+    assert result.code == 2
+    assert "needs a URL" in result.err
+
+
+def test_preview_comment_without_token_prints(run_cli: CliRunner, tmp_path: Path) -> None:
+    result = run_cli("preview", "comment", "12", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert "kubectl port-forward -n dex-pr-12 svc/dex 8080:80" in result.out
+    assert "pr-12" in result.out
+    assert "not posted" in result.out
+
+
+def test_preview_comment_is_sticky(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeGitHub(repo="data-literate/dex") as gh:
+        for key, value in gh.env().items():
+            monkeypatch.setenv(key, value)
+        gh.add_pull(head="feature", base="main")
+        first = run_cli("preview", "comment", "1", "--json", cwd=tmp_path)
+        assert first.code == 0, first.err
+        second = run_cli("preview", "comment", "1", "--json", cwd=tmp_path)
+        assert second.code == 0, second.err
+        assert json.loads(second.out)["comment_url"] == json.loads(first.out)["comment_url"]
+        assert len(gh.comments) == 1
+        body = next(iter(gh.comments.values()))["body"]
+        assert "<!-- dex-tasks:preview -->" in body
+        assert "dex-pr-1" in body
+        assert gh.token not in first.out + first.err
