@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -99,7 +100,7 @@ def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> Ove
         previous = None
         new_text = _append_entry(text, located, image, tag, path)
     edit = OverlayEdit(path=path, old_text=text, new_text=new_text, previous_tag=previous, tag=tag)
-    _verify(edit, image, replaced=located.tag_node is not None)
+    _verify(edit, image, old_data=located.data, replaced=located.tag_node is not None)
     return edit
 
 
@@ -109,6 +110,7 @@ def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> Ove
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Located:
     root: MappingNode
+    data: Any  # the loaded document, for comparing structures after the edit
     images_key: ScalarNode | None
     images: Node | None  # the value of `images:` (a sequence, or a null scalar for `images:`)
     entry: MappingNode | None
@@ -168,15 +170,16 @@ def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
 def _locate(text: str, image: str, path: str) -> _Located:
     from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode  # noqa: PLC0415 - see _yaml
 
-    root, _data = _parse(text, path)
+    root, data = _parse(text, path)
+    located = functools.partial(_Located, root=root, data=data)
     found = _get(root, "images")
     if found is None:
-        return _Located(root=root, images_key=None, images=None, entry=None, tag_node=None)
+        return located(images_key=None, images=None, entry=None, tag_node=None)
     images_key, images = found
     # `images:` with nothing after it (an empty null): the entry can go on the lines below the key.
     # `images: ~` / `images: null` would need that line changed, so they are refused as "not a list".
     if isinstance(images, ScalarNode) and str(images.tag).endswith(":null") and images.value == "":
-        return _Located(root=root, images_key=images_key, images=images, entry=None, tag_node=None)
+        return located(images_key=images_key, images=images, entry=None, tag_node=None)
     if not isinstance(images, SequenceNode):
         raise UsageError(f"{path}: `images` is not a list")
     entries: list[MappingNode] = []
@@ -190,7 +193,7 @@ def _locate(text: str, image: str, path: str) -> _Located:
         lines = ", ".join(str(e.start_mark.line + 1) for e in entries)
         raise UsageError(f"{path}: {len(entries)} `images` entries for {image!r} (lines {lines}); keep one")
     if not entries:
-        return _Located(root=root, images_key=images_key, images=images, entry=None, tag_node=None)
+        return located(images_key=images_key, images=images, entry=None, tag_node=None)
     entry = entries[0]
     if _get(entry, "digest") is not None:
         # kustomize uses the digest and ignores newTag when both are set, so editing newTag would
@@ -201,7 +204,7 @@ def _locate(text: str, image: str, path: str) -> _Located:
         )
     new_tag = _get(entry, "newTag")
     if new_tag is None:
-        return _Located(root=root, images_key=images_key, images=images, entry=entry, tag_node=None)
+        return located(images_key=images_key, images=images, entry=entry, tag_node=None)
     key, value = new_tag
     if not isinstance(value, ScalarNode):
         raise UsageError(f"{path}: `newTag` of {image!r} is not a scalar (line {key.start_mark.line + 1})")
@@ -209,7 +212,7 @@ def _locate(text: str, image: str, path: str) -> _Located:
         # An alias (`newTag: *anchor`) composes to the anchored node, which sits earlier in the file:
         # splicing there would change every user of the anchor.
         raise UsageError(f"{path}: `newTag` of {image!r} is an alias (line {key.start_mark.line + 1})")
-    return _Located(root=root, images_key=images_key, images=images, entry=entry, tag_node=value)
+    return located(images_key=images_key, images=images, entry=entry, tag_node=value)
 
 
 # --- editing ------------------------------------------------------------------------------------
@@ -353,13 +356,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _verify(edit: OverlayEdit, image: str, *, replaced: bool) -> None:
+def _verify(edit: OverlayEdit, image: str, *, old_data: Any, replaced: bool) -> None:
     """Re-parse the new text; only ``newTag`` of ``image`` may differ from the old structure."""
     path = edit.path
     try:
-        _, old_data = _parse(edit.old_text, path)
-        _, new_data = _parse(edit.new_text, path)
-        read_back = read_tag(edit.new_text, image, path=path)
+        new = _locate(edit.new_text, image, path)
+        new_data = new.data
+        read_back = None if new.tag_node is None else str(new.tag_node.value)
     except UsageError as exc:
         raise OverlayInternalError(f"{path}: the edited file does not parse ({exc}); this is a bug") from exc
     expected = copy.deepcopy(_plain(old_data))

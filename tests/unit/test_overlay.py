@@ -356,7 +356,7 @@ eol = st.sampled_from(["\n", "\r\n"])
 sha_tags = st.from_regex(r"sha-[0-9a-f]{7,40}", fullmatch=True)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(tag=sha_tags, old=sha_tags, seq=indent, c1=comment, c2=comment, q=quote, nl=eol)
 def test_property_only_the_tag_line_changes(  # noqa: PLR0917 - hypothesis passes strategies by name
     tag: str, old: str, seq: str, c1: str, c2: str, q: str, nl: str
@@ -383,3 +383,57 @@ def test_property_only_the_tag_line_changes(  # noqa: PLR0917 - hypothesis passe
         [7] if tag != old else []
     )
     assert new_lines[7] == f"{key}newTag: {q}{tag}{q}{c2}"
+
+
+@st.composite
+def overlays(draw: st.DrawFn) -> tuple[str, str, str | None]:
+    """A random kustomization: (text, eol, current tag of IMAGE or None)."""
+    nl = draw(eol)
+    seq = draw(st.sampled_from(["", "  ", "    "]))
+    pad = draw(st.sampled_from([" ", "   "]))  # spaces after the dash
+    key = seq + " " + pad
+    names = draw(
+        st.lists(st.sampled_from([f"{IMAGE}-worker", f"ghcr.io/{IMAGE}", f"{IMAGE}2", "nginx"]), unique=True)
+    )
+    mode = draw(st.sampled_from(["tag", "no-tag", "missing", "no-images"]))
+    position = draw(st.integers(min_value=0, max_value=len(names)))
+    current = draw(sha_tags)
+    lines = ["apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization", "resources:"]
+    lines.append(f"{seq}- ../../base{draw(comment)}")
+    if mode != "no-images":
+        entries: list[tuple[str, str | None, str]] = [(n, draw(sha_tags), draw(quote)) for n in names]
+        if mode != "missing":
+            entries.insert(position, (IMAGE, current if mode == "tag" else None, draw(quote)))
+        lines.append(f"images:{draw(comment)}")
+        for name, tag, q in entries:
+            lines.append(f"{seq}-{pad}name: {name}{draw(comment)}")
+            if draw(st.booleans()):
+                lines.append(f"{key}newName: registry.example/{name}")
+            if tag is not None:
+                lines.append(f"{key}newTag: {q}{tag}{q}{draw(comment)}")
+        if not entries:
+            lines[-1] = "images: []"
+    if draw(st.booleans()):
+        lines.append("# trailing comment")
+    text = nl.join(lines) + (nl if draw(st.booleans()) else "")
+    return text, nl, current if mode == "tag" else None
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=overlays(), tag=sha_tags)
+def test_property_random_overlays(case: tuple[str, str, str | None], tag: str) -> None:
+    text, nl, current = case
+    others = {n: read_tag(text, n) for n in (f"{IMAGE}-worker", f"ghcr.io/{IMAGE}", f"{IMAGE}2", "nginx")}
+    edit = set_tag(text, IMAGE, tag)
+    assert edit.previous_tag == current
+    assert read_tag(edit.new_text, IMAGE) == tag
+    assert {n: read_tag(edit.new_text, n) for n in others} == others
+    # Line endings of the file are kept: no bare LF sneaks into a CRLF file.
+    if nl == "\r\n":
+        assert edit.new_text.count("\n") == edit.new_text.count("\r\n")
+    minus, plus = changed_lines(edit)
+    if current is not None:
+        assert len(minus) == len(plus) == (0 if tag == current else 1)
+    elif text.endswith(nl) and "images: []" not in text:
+        assert minus == []
+        assert plus
