@@ -189,3 +189,19 @@ def test_task_exit_code_and_message(
     assert result.code == 1
     assert json.loads(result.out) == {"task": "config", "dry_run": False, "exit_code": 1, "n": 1}
     assert "dex-tasks config: the check said no" in result.err
+
+
+def test_missing_tool_exits_3_with_hint(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # Nothing on the search path, not even the interpreter's own scripts dir.
+    monkeypatch.setattr("dex_tasks.proc._search_path", lambda: str(empty))
+    result = run_cli("lint", "--json", cwd=tmp_path)
+    assert result.code == 3
+    assert (
+        "required tool 'ruff' was not found on PATH (install it with: uv add --dev dex-tasks)" in result.err
+    )
+    assert "$ ruff" not in result.err  # looked up before anything ran
+    assert json.loads(result.out)["exit_code"] == 3
