@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,15 +164,33 @@ def _build_paths(cfg: Config) -> tuple[Path, Path]:
     return context, dockerfile
 
 
+PUSH_ATTEMPTS = 3
+PUSH_RETRY_DELAY = 5.0
+
+
+def _push_one(ref: str, cfg: Config) -> proc.Result:
+    """``docker push`` with bounded retries: registries (ghcr.io too) answer 5xx or reset now and then.
+
+    dockerd already retries single layer uploads; this covers the whole push failing (auth
+    endpoint hiccup, manifest PUT 502). Layers that made it are not uploaded again.
+    """
+    last = ""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            return proc.run(docker.push_argv(ref), stream=True, timeout=cfg.build.timeout)
+        except CommandFailed as exc:
+            tail = exc.stderr_tail.splitlines()
+            last = tail[-1] if tail else str(exc)
+            if attempt < PUSH_ATTEMPTS:
+                proc.echo(f"# docker push failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
+                time.sleep(PUSH_RETRY_DELAY * attempt)
+    raise RemoteError(f"docker push {ref} failed after {PUSH_ATTEMPTS} attempts: {last}")
+
+
 def _push_classic(refs: tuple[str, ...], cfg: Config) -> str | None:
     digest: str | None = None
     for ref in refs:
-        try:
-            result = proc.run(docker.push_argv(ref), stream=True, timeout=cfg.build.timeout)
-        except CommandFailed as exc:
-            tail = exc.stderr_tail.splitlines()
-            raise RemoteError(f"docker push {ref} failed: {tail[-1] if tail else exc}") from None
-        digest = docker.parse_push_digest(result.stdout) or digest
+        digest = docker.parse_push_digest(_push_one(ref, cfg).stdout) or digest
     return digest
 
 

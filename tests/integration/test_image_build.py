@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from dex_tasks.tasks import image_build
 from dex_tasks.tools import docker as docker_tool
 from tests import docker_fixtures
 from tests.helpers import REPO_ROOT, git, need
@@ -437,16 +438,21 @@ def test_real_push_reports_the_registry_digest(
 @pytest.mark.docker
 @pytest.mark.timeout(300)
 def test_push_to_an_unreachable_registry_is_exit_4(
-    run_cli: CliRunner, services: docker_fixtures.DockerServices, tmp_path: Path
+    run_cli: CliRunner,
+    services: docker_fixtures.DockerServices,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.helpers import free_port  # noqa: PLC0415 - only here
 
+    monkeypatch.setattr(image_build, "PUSH_RETRY_DELAY", 0.0)
     image = f"127.0.0.1:{free_port()}/data-literate/dex"
     root = tmp_path / "app"
     make_project(root, image=image)
     result = run_cli("image-build", "--push", cwd=root)
     assert result.code == 4, result.err
-    assert "docker push" in result.err
+    assert result.err.count("$ docker push") == image_build.PUSH_ATTEMPTS
+    assert "failed after 3 attempts" in result.err
     assert services.registry not in result.err
 
 
