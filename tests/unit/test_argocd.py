@@ -1,0 +1,83 @@
+"""Parsing in tools/argocd.py and the 'configured' rule (no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed
+from dex_tasks.tools import argocd
+
+APP = {
+    "metadata": {"name": "dex-prod"},
+    "spec": {"destination": {"namespace": "dex-prod"}},
+    "status": {
+        "sync": {"status": "Synced", "revision": "a" * 40},
+        "health": {"status": "Healthy"},
+        "summary": {"images": ["ghcr.io/data-literate/dex:sha-1234567"]},
+        "history": [
+            {"id": 1, "revision": "b" * 40, "deployedAt": "2026-01-01T00:00:00Z"},
+            {"id": 2, "revision": "a" * 40, "deployedAt": "2026-01-02T00:00:00Z"},
+        ],
+        "operationState": {"phase": "Succeeded"},
+    },
+}
+
+
+def test_app_parse() -> None:
+    app = argocd.App.from_json(APP)
+    assert (app.name, app.sync_status, app.health, app.revision) == (
+        "dex-prod",
+        "Synced",
+        "Healthy",
+        "a" * 40,
+    )
+    assert app.images == ("ghcr.io/data-literate/dex:sha-1234567",)
+    assert app.operation_phase == "Succeeded"
+    assert app.namespace == "dex-prod"
+    assert [h.id for h in app.history] == [1, 2]
+    assert app.synced_and_healthy
+
+
+def test_app_parse_missing_status() -> None:
+    app = argocd.App.from_json({"metadata": {"name": "x"}})
+    assert (app.sync_status, app.health, app.revision, app.images) == ("Unknown", "Unknown", "", ())
+    assert not app.synced_and_healthy
+
+
+def test_configured_needs_cli_and_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(proc, "which", lambda _tool: None)
+    assert argocd.not_configured_reason({"ARGOCD_SERVER": "x"}) == "argocd is not on PATH"
+    monkeypatch.setattr(proc, "which", lambda tool: f"/usr/bin/{tool}")
+    assert argocd.not_configured_reason({}) == "ARGOCD_SERVER is not set"
+    assert argocd.configured({"ARGOCD_SERVER": "argocd.example"})
+
+
+@pytest.mark.parametrize(
+    ("tail", "cls", "text"),
+    [
+        (
+            'FATA[0000] rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
+            argocd.AppNotFoundError,
+            'rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
+        ),
+        (
+            "FATA[0000] Argo CD server address unspecified",
+            argocd.ArgoCDError,
+            "Argo CD server address unspecified",
+        ),
+    ],
+)
+def test_error_mapping(tail: str, cls: type[Exception], text: str) -> None:
+    err = argocd._fail(CommandFailed("x", argv=("argocd",), returncode=20, stderr_tail=tail), "app get x")
+    assert type(err) is cls
+    assert str(err) == f"argocd app get x failed (exit 20): {text}"
+
+
+def test_token_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGOCD_AUTH_TOKEN", "tok-very-secret")
+    monkeypatch.setattr(
+        proc, "run", lambda *_a, **_k: proc.Result(argv=("argocd",), returncode=0, stdout="[]", stderr="")
+    )
+    argocd.app_list()
+    assert proc.redact("token tok-very-secret here") == "token *** here"

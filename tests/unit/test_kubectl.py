@@ -1,0 +1,139 @@
+"""Parsing in tools/kubectl.py (no processes): deployments, pods, image refs, rollout rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dex_tasks.tools import kubectl
+from dex_tasks.tools.kubectl import Deployment, ImageRef, Kubectl, Pod
+
+
+def deployment_json(**status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "dex", "namespace": "dex-prod", "generation": 3},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "dex"}},
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "sidecar", "image": "envoy:1"},
+                        {"name": "dex", "image": "ghcr.io/data-literate/dex:sha-1234567"},
+                    ]
+                }
+            },
+        },
+        "status": {
+            "observedGeneration": 3,
+            "replicas": 2,
+            "updatedReplicas": 2,
+            "availableReplicas": 2,
+            **status,
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("image", "repository", "tag", "digest"),
+    [
+        ("ghcr.io/data-literate/dex:sha-1234567", "ghcr.io/data-literate/dex", "sha-1234567", ""),
+        ("localhost:5000/dex:pr-3", "localhost:5000/dex", "pr-3", ""),
+        ("localhost:5000/dex", "localhost:5000/dex", "", ""),
+        ("dex@sha256:abc", "dex", "", "sha256:abc"),
+        ("ghcr.io/x/dex:sha-1234567@sha256:abc", "ghcr.io/x/dex", "sha-1234567", "sha256:abc"),
+    ],
+)
+def test_image_ref(image: str, repository: str, tag: str, digest: str) -> None:
+    assert ImageRef.parse(image) == ImageRef(repository=repository, tag=tag, digest=digest)
+
+
+def test_deployment_parse_picks_the_container() -> None:
+    d = Deployment.from_json(deployment_json(), "dex")
+    assert d.image == "ghcr.io/data-literate/dex:sha-1234567"
+    assert d.containers == ("sidecar", "dex")
+    assert d.selector == {"app": "dex"}
+    assert d.rollout_state() == (True, "rollout complete")
+    assert Deployment.from_json(deployment_json(), "web").image is None
+
+
+@pytest.mark.parametrize(
+    ("status", "why"),
+    [
+        ({"observedGeneration": 2}, "spec update to be observed"),
+        ({"updatedReplicas": 1}, "1 of 2 new replicas"),
+        ({"replicas": 3}, "1 old replicas are pending termination"),
+        ({"availableReplicas": 1}, "1 of 2 updated replicas are available"),
+        (
+            {"conditions": [{"type": "Progressing", "reason": "ProgressDeadlineExceeded"}]},
+            "progress deadline",
+        ),
+    ],
+)
+def test_rollout_rules_like_kubectl(status: dict[str, Any], why: str) -> None:
+    complete, reason = Deployment.from_json(deployment_json(**status), "dex").rollout_state()
+    assert not complete
+    assert why in reason
+
+
+def test_pod_digest_and_terminating() -> None:
+    pod = Pod.from_json(
+        {
+            "metadata": {"name": "dex-1", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "dex", "image": "ghcr.io/x/dex:sha-1234567"}]},
+            "status": {
+                "containerStatuses": [{"name": "dex", "imageID": "ghcr.io/x/dex@sha256:feed", "ready": True}]
+            },
+        },
+        "dex",
+    )
+    assert pod.digest == "sha256:feed"
+    assert pod.terminating
+    assert pod.ready
+    assert Pod.from_json({"metadata": {"name": "p"}}, "dex").digest is None
+
+
+def test_argv_context() -> None:
+    assert Kubectl().argv("get", "ns") == ("kubectl", "get", "ns")
+    assert Kubectl(context="prod").argv("get", "ns") == ("kubectl", "--context", "prod", "get", "ns")
+
+
+def test_kubeconfig_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(Path, "home", lambda: tmp_path)
+    assert "KUBECONFIG unset" in (kubectl.kubeconfig_problem({}) or "")
+    assert "names no existing file" in (kubectl.kubeconfig_problem({"KUBECONFIG": str(tmp_path / "x")}) or "")
+    config = tmp_path / "config"
+    config.write_text("apiVersion: v1\n", encoding="utf-8")
+    assert kubectl.kubeconfig_problem({"KUBECONFIG": str(config)}) is None
+    assert kubectl.kubeconfig_problem({"KUBERNETES_SERVICE_HOST": "10.0.0.1"}) is None
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text("apiVersion: v1\n", encoding="utf-8")
+    assert kubectl.kubeconfig_problem({}) is None
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        "The connection to the server 127.0.0.1:6443 was refused - did you specify the right host or port?",
+        "Unable to connect to the server: dial tcp: lookup k8s.example: no such host",
+        'error: context "nope" does not exist',
+        "error: You must be logged in to the server (Unauthorized)",
+    ],
+)
+def test_unreachable_messages(stderr: str) -> None:
+    assert kubectl._is_unreachable(stderr)
+
+
+def test_not_found_is_not_unreachable() -> None:
+    text = 'Error from server (NotFound): deployments.apps "dex" not found'
+    assert not kubectl._is_unreachable(text)
+    assert kubectl._is_not_found(text)
+
+
+def test_check_context() -> None:
+    assert kubectl.check_context("prod") == "prod"
+    with pytest.raises(Exception, match="invalid kubectl context"):
+        kubectl.check_context("--kubeconfig=/etc/x")
