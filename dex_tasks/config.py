@@ -221,6 +221,9 @@ def _convert(value: object, hint: Any, where: str) -> object:
         raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
     if hint is int or hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if hint is int and isinstance(value, float) and not value.is_integer():
+                # int(1.5) would silently become 1 second: say so instead.
+                raise ConfigError(f"{where}: expected a whole number, got {value}")
             return hint(value)
         raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
     if origin is tuple:
@@ -248,7 +251,7 @@ def _build(
         if field is None:
             raise ConfigError(f"{file_label}: unknown key {dotted}" + _suggest(key, fields))
         hint = hints[field.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{file_label}: {dotted} must be a table ([{dotted}])")
             kwargs[field.name] = hint(**_build(hint, value, dotted, file_label, seen))

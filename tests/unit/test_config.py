@@ -125,6 +125,7 @@ def test_unknown_nested_key_suggests_the_kebab_case_name(tmp_path: Path) -> None
             "expected a number",
         ),
         ('[tool.dex.lint]\nmypy = "no"', "tool.dex.lint.mypy", "expected true or false"),
+        ("[tool.dex.lint]\ntimeout = 1.5", "tool.dex.lint.timeout", "expected a whole number, got 1.5"),
         ('scan = "strict"', "tool.dex.scan", "must be a table"),
     ],
 )
