@@ -74,12 +74,12 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             f"{tag} is not what {source} runs: its overlay on {source_base} says {running or '(no tag)'}"
         )
         if not args.force:
-            return _refused(problem)
+            return _refused(problem, source=source, target=target, tag=tag, base=target_base)
         forced_reasons.append(problem)
     live_problem = _verify_live(ctx, source, tag, args.verify)
     if live_problem is not None:
         if not args.force:
-            return _refused(live_problem)
+            return _refused(live_problem, source=source, target=target, tag=tag, base=target_base)
         forced_reasons.append(live_problem)
     if source_base != target_base:
         git.fetch(repo.root, target_base)
@@ -105,12 +105,16 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     return TaskResult(data=outcome.as_json())
 
 
-def _refused(problem: str) -> TaskResult:
+def _refused(problem: str, *, source: str, target: str, tag: str, base: str) -> TaskResult:
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED,
         message=f"promotion refused: {problem}; nothing was written (use --force to override)",
-        data={"changed": False, "refused": problem},
-    )
+        data={
+            "changed": False, "env": target, "envs": [target], "from_env": source, "tag": tag,
+            "previous_tag": None, "base": base, "branch": None, "commit": None, "pushed": False,
+            "pr_url": None, "compare_url": None, "refused": problem,
+        },
+    )  # fmt: skip
 
 
 def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:

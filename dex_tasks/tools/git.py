@@ -234,6 +234,20 @@ def diff_commit(root: Path, commit: str, *, reverse: bool = False) -> str:
 # -- writing ---------------------------------------------------------------------------------
 
 
+NO_HOOKS = "no-hooks"
+
+
+def _hookless(wt: Path) -> tuple[str, ...]:
+    """``-c core.hooksPath=<empty dir>`` for commands in our temporary worktree.
+
+    The user's hooks (pre-commit, post-checkout, pre-push, ...) are for their own edits; a
+    one-line overlay change made by a tool must not depend on their hook environment, nor
+    trigger it. An empty directory instead of /dev/null works on Windows too.
+    """
+    empty = wt.parent / NO_HOOKS
+    return ("-c", f"core.hooksPath={empty}") if empty.is_dir() else ()
+
+
 @contextlib.contextmanager
 def worktree(root: Path, rev: str) -> Iterator[Path]:
     """A temporary detached worktree of ``rev``; removed (and pruned) on any exit, Ctrl-C included.
@@ -242,9 +256,12 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
     """
     holder = Path(tempfile.mkdtemp(prefix="dex-worktree-"))
     path = holder / "wt"
+    (holder / NO_HOOKS).mkdir()
     added = False
     try:
-        git("worktree", "add", "--quiet", "--detach", path, rev, cwd=root)
+        # No LFS smudge: the overlays are small text files, and a checkout must not download blobs.
+        git(*_hookless(path), "worktree", "add", "--quiet", "--detach", path, rev, cwd=root,
+            env={"GIT_LFS_SKIP_SMUDGE": "1"})  # fmt: skip
         added = True
         yield path
     finally:
@@ -278,12 +295,14 @@ def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
     edit made by a tool in a temporary worktree must not depend on their hook environment.
     """
     git("add", "--", *paths, cwd=wt)
-    git("commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message, env=identity_env(root))
+    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message,
+        env=identity_env(root))  # fmt: skip
     return head(wt)
 
 
 def amend_message(wt: Path, message: str, *, root: Path) -> str:
     git(
+        *_hookless(wt),
         "commit",
         "--quiet",
         "--amend",
@@ -298,7 +317,7 @@ def amend_message(wt: Path, message: str, *, root: Path) -> str:
 
 def revert(wt: Path, sha: str, *, root: Path) -> str:
     try:
-        git("revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
+        git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
         raise UsageError(f"git revert of {sha[:12]} does not apply cleanly: {exc.stderr_tail}") from None
     return head(wt)
@@ -330,7 +349,7 @@ def push(
     re-pushing our own PR branch. ``new_branch``: the branch must not exist yet (lease on "").
     ``--no-verify``: skip the user's pre-push hooks, as for commits.
     """
-    args: list[str] = ["push", "--porcelain", "--no-verify"]
+    args: list[str] = [*_hookless(wt), "push", "--porcelain", "--no-verify"]
     ref = f"refs/heads/{branch}"
     if lease is not None:
         args.append(f"--force-with-lease={ref}:{lease}")

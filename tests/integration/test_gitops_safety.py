@@ -184,3 +184,19 @@ def test_push_rejected_by_the_remote_is_exit_4(
     after = repo.snapshot()
     assert after["origin_refs"] == before["origin_refs"]
     assert after["worktrees"] == before["worktrees"]
+
+
+def test_user_hooks_are_not_run(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    hooks = repo.clone / ".git" / "hooks"
+    marker = repo.clone.parent / "hook-ran"
+    for name in ("pre-commit", "commit-msg", "post-checkout", "post-commit", "pre-push"):
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> '{marker}'\nexit 1\n", encoding="utf-8")
+        hook.chmod(0o755)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert repo.tag("dev") == repo.tags[4]
+    assert not marker.exists()
+    result = run_cli("rollback", "dev", "--revert", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert not marker.exists()

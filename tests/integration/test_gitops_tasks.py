@@ -12,7 +12,7 @@ from dex_tasks.config import load
 from dex_tasks.gitops import state
 from dex_tasks.tasks import Context
 from dex_tasks.tasks.promote import _pr_body
-from tests.gitops_fixtures import GitOpsRepo, build, overlay_path
+from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -382,3 +382,30 @@ def test_overlay_that_does_not_render_is_refused(repo: GitOpsRepo, run_cli: CliR
     assert after["origin_refs"] == before["origin_refs"]
     assert after["worktrees"] == before["worktrees"]
     assert after["worktree_dirs"] == before["worktree_dirs"]
+
+
+def test_tag_in_git(repo: GitOpsRepo) -> None:
+    cfg = load(repo.clone)
+    assert state.tag_in_git(cfg, "stage") == repo.tags[1]
+    assert state.tag_in_git(cfg, "dev") == repo.tags[3]
+    assert state.tag_in_git(cfg, "prod", fetch=False) == repo.tags[0]
+    repo.race("main", overlay_path("prod"), overlay_text("prod", repo.tags[4]))
+    assert state.tag_in_git(cfg, "prod", fetch=False) == repo.tags[0]  # not fetched: the old tip
+    assert state.tag_in_git(cfg, "prod") == repo.tags[4]
+
+
+def test_pyproject_in_a_subdirectory(tmp_path: Path, run_cli: CliRunner) -> None:
+    # A monorepo: [tool.dex] lives in app/, the overlays under app/infra/... in the same repo.
+    repo = build(tmp_path)
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    (w / "app").mkdir()
+    git("mv", "infra", "app/infra", cwd=w)
+    git("mv", "pyproject.toml", "app/pyproject.toml", cwd=w)
+    git("commit", "--quiet", "-m", "chore: move into app/", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    clone = tmp_path / "mono"
+    git("clone", "--quiet", "--branch", "dev", str(repo.origin), str(clone), cwd=tmp_path)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", "--json", cwd=clone / "app")
+    assert result.code == 0, result.err
+    assert f"newTag: {repo.tags[4]}" in (repo.show("dev", "app/" + overlay_path("dev")) or "")
