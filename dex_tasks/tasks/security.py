@@ -1,0 +1,179 @@
+"""``security [--sarif FILE] [PATH...]``: semgrep with the rules bundled in ``dex_tasks/rules``.
+
+Runs offline (no registry, no metrics, no version check). One semgrep run gives the JSON we gate
+on and the SARIF for code scanning. Findings whose severity is in ``security.fail-on`` (default
+ERROR) fail the task (exit 1); the others are reported. Extra rule sets come only from
+``[tool.dex.security] configs`` (e.g. ``p/owasp-top-ten`` when the runner is online).
+
+Writing the SARIF file is the only change: semgrep writes it to a temporary directory and it is
+copied into place afterwards (not under ``--dry-run``), so a failed run never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dex_tasks import gha, proc
+from dex_tasks.errors import UsageError
+from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tools import semgrep
+
+if TYPE_CHECKING:
+    import argparse
+
+MAX_ANNOTATIONS = 50
+MAX_SUMMARY_ROWS = 100
+_LEVELS: dict[str, gha.Level] = {"ERROR": "error", "CRITICAL": "error", "HIGH": "error", "WARNING": "warning",
+                                 "MEDIUM": "warning"}  # fmt: skip
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="files or directories to scan (default: security.paths or the root)",
+    )
+    parser.add_argument(
+        "--sarif", metavar="FILE", help="SARIF output (default: security.sarif, reports/semgrep.sarif)"
+    )
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    cfg = ctx.config.security
+    root = ctx.config.root
+    targets = _targets(ctx, list(args.paths) or list(cfg.paths))
+    sarif = _resolve(ctx.cwd, args.sarif) if args.sarif else root / cfg.sarif
+    configs = [str(p) for p in semgrep.rule_files()] + [_config(root, c) for c in cfg.configs]
+    excludes = _excludes(root)
+    fail_on = {s.upper() for s in cfg.fail_on}
+
+    with tempfile.TemporaryDirectory(prefix="dex-semgrep-") as tmp:
+        tmp_sarif = Path(tmp) / "semgrep.sarif"
+        argv = semgrep.scan_argv(configs=configs, targets=targets, sarif=tmp_sarif, excludes=excludes)
+        with gha.group("semgrep"):
+            result = proc.run(argv, read_only=True, timeout=cfg.timeout, env=semgrep.OFFLINE_ENV, cwd=root)
+        output = semgrep.parse(result.stdout, argv)
+        wrote_sarif = False
+        if not proc.is_dry_run() and tmp_sarif.is_file():
+            sarif.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(tmp_sarif, sarif)
+            wrote_sarif = True
+        elif proc.is_dry_run():
+            proc.echo(f"(dry-run) would write {sarif}")
+
+    blocking = [f for f in output.findings if f.severity in fail_on]
+    counts: dict[str, int] = {}
+    for finding in output.findings:
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+
+    _report(ctx, output, blocking, root)
+    for error in output.errors:
+        ctx.warn(f"semgrep: {error}")
+    data = {
+        "paths": targets,
+        "configs": configs,
+        "sarif": str(sarif) if wrote_sarif else None,
+        "fail_on": sorted(fail_on),
+        "counts": counts,
+        "findings": [f.as_dict() for f in output.findings],
+        "blocking": len(blocking),
+        "errors": list(output.errors),
+        "scanned": output.scanned,
+        "passed": not blocking,
+    }
+    if not blocking:
+        return TaskResult(data=data)
+    return TaskResult(
+        exit_code=1,
+        message=f"{len(blocking)} semgrep finding(s) of severity {'/'.join(sorted(fail_on))}",
+        data=data,
+    )
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else base / path
+
+
+def _targets(ctx: Context, paths: list[str]) -> list[str]:
+    """Targets relative to the project root when inside it (stable paths in SARIF and annotations)."""
+    if not paths:
+        return ["."]
+    targets = []
+    for value in paths:
+        path = _resolve(ctx.cwd, value).resolve()
+        if not path.exists():
+            raise UsageError(f"{value}: no such file or directory")
+        try:
+            targets.append(path.relative_to(ctx.config.root.resolve()).as_posix() or ".")
+        except ValueError:
+            targets.append(str(path))
+    return targets
+
+
+def _config(root: Path, value: str) -> str:
+    # A local file or directory (relative to the project root) or a registry name such as
+    # p/owasp-top-ten; registry names need network, which is why none is used by default.
+    local = root / value
+    return str(local) if local.exists() else value
+
+
+def _excludes(root: Path) -> list[str]:
+    """Skip the bundled rules' own test files when the package is scanned from its source tree."""
+    patterns = []
+    for path in semgrep.rule_test_files():
+        try:
+            patterns.append(path.relative_to(root.resolve()).as_posix())
+        except ValueError:
+            continue  # installed in site-packages: not part of the project
+    return patterns
+
+
+def _first_sentence(message: str) -> str:
+    head, dot, _ = message.partition(". ")
+    return head + dot.strip() if dot else message
+
+
+def _report(ctx: Context, output: semgrep.Output, blocking: list[semgrep.Finding], root: Path) -> None:
+    ctx.out(f"semgrep: {output.scanned} file(s) scanned, {len(output.findings)} finding(s)")
+    rows = [
+        [f.severity, f.rule, f"{f.path}:{f.line}", _first_sentence(f.message)[:100]] for f in output.findings
+    ]
+    if rows:
+        ctx.out(table(["severity", "rule", "location", "why"], rows))
+    ctx.out("security: " + ("passed" if not blocking else f"FAILED ({len(blocking)} blocking)"))
+    if not gha.active():
+        return
+    for finding in output.findings[:MAX_ANNOTATIONS]:
+        gha.annotation(
+            _LEVELS.get(finding.severity, "notice"),
+            finding.message,
+            file=_repo_path(finding.path, root),
+            line=finding.line,
+            end_line=finding.end_line,
+            col=finding.col,
+            title=f"semgrep {finding.rule}",
+        )
+    status = "passed" if not blocking else "**FAILED**"
+    parts = [f"### semgrep: {len(output.findings)} finding(s) — {status}"]
+    if output.findings:
+        rows = [
+            [f.severity, f"`{f.rule}`", f"`{f.path}:{f.line}`", _first_sentence(f.message)]
+            for f in output.findings[:MAX_SUMMARY_ROWS]
+        ]
+        parts.append(gha.markdown_table(["severity", "rule", "location", "why"], rows))
+    gha.summary("\n\n".join(parts))
+
+
+def _repo_path(path: str, root: Path) -> str:
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return candidate.relative_to(root.resolve()).as_posix()
+        except ValueError:
+            return path
+    return candidate.as_posix()
