@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
+from dex_tasks.errors import UsageError
 from dex_tasks.tasks import Context, TaskResult
 
 if TYPE_CHECKING:
@@ -105,11 +106,27 @@ def _cov_target(ctx: Context) -> str:
     return package or "."
 
 
+def _floor_override(extra: list[str], floor: float) -> float:
+    """A ``--cov-fail-under=N`` passed through wins over the config, as it does for pytest-cov."""
+    for i, arg in enumerate(extra):
+        value = None
+        if arg.startswith("--cov-fail-under="):
+            value = arg.partition("=")[2]
+        elif arg == "--cov-fail-under" and i + 1 < len(extra):
+            value = extra[i + 1]
+        if value is not None:
+            try:
+                floor = float(value)
+            except ValueError:
+                raise UsageError(f"--cov-fail-under: not a number: {value!r}") from None
+    return floor
+
+
 def run_cov(ctx: Context, args: argparse.Namespace) -> TaskResult:
     cfg = ctx.config.test
     xml_path = ctx.config.root / cfg.coverage_xml
     junit_path = ctx.config.root / cfg.junit_xml
-    floor = cfg.coverage_fail_under
+    floor = _floor_override(args.passthrough, cfg.coverage_fail_under)
     extra = [
         f"--cov={_cov_target(ctx)}",
         "--cov-report=term-missing",

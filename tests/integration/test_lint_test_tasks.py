@@ -365,3 +365,10 @@ def test_poe_lint_gives_the_same_result(sample: Path) -> None:
     assert "F401" in dirty.stdout
     assert "[return-value]" in dirty.stdout
     assert "lint failed: ruff check, mypy" in dirty.stderr
+
+
+def test_test_cov_floor_passed_through_wins(sample: Path, run_cli: CliRunner) -> None:
+    _set_floor(sample, 99)
+    result = run_cli("test-cov", "--json", "-C", str(sample), "--cov-fail-under=60")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["fail_under"] == 60
