@@ -230,6 +230,43 @@ def _check_local_branch(root: Path, change: Change) -> None:
 
 def apply(ctx: Context, change: Change) -> Outcome:
     """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done."""
+    outcome = _apply(ctx, change)
+    _report(ctx, change, outcome)
+    return outcome
+
+
+def _report(ctx: Context, change: Change, outcome: Outcome) -> None:
+    """Step outputs and a job summary line in GitHub Actions (no-ops elsewhere)."""
+    from dex_tasks import gha  # noqa: PLC0415
+
+    if not gha.active():
+        return
+    data = outcome.as_json()
+    keys = (
+        "changed",
+        "env",
+        "tag",
+        "previous_tag",
+        "base",
+        "branch",
+        "commit",
+        "pushed",
+        "pr_url",
+        "compare_url",
+    )
+    gha.set_outputs({key: _output(data.get(key)) for key in keys})
+    where = outcome.pr_url or outcome.compare_url or outcome.branch or change.base
+    verb = "dry-run: would set" if ctx.dry_run else ("set" if outcome.changed else "already at")
+    gha.summary(f"**{ctx.task}** {data['env']}: {verb} `{change.tag}` ({where})\n")
+
+
+def _output(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _apply(ctx: Context, change: Change) -> Outcome:
     cfg = ctx.config
     repo = open_repo(cfg)
     git.require_remote(repo.root)

@@ -276,7 +276,14 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
 
 def identity_env(root: Path) -> dict[str, str | None]:
     """Author/committer variables when git has no identity configured (fresh CI runners)."""
-    if _query(root, "var", "GIT_COMMITTER_IDENT", check=False).ok:
+    # Not `git var GIT_COMMITTER_IDENT`: git may guess user@hostname, which on a CI runner is a
+    # meaningless identity in the audit trail. Only an explicitly configured one counts.
+    configured = all(
+        os.environ.get(f"GIT_COMMITTER_{part}")
+        or _query(root, "config", f"user.{part.lower()}", check=False).ok
+        for part in ("NAME", "EMAIL")
+    )
+    if configured:
         return {}
     in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
     name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if in_actions else (FALLBACK_NAME, FALLBACK_EMAIL)

@@ -409,3 +409,38 @@ def test_pyproject_in_a_subdirectory(tmp_path: Path, run_cli: CliRunner) -> None
     result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", "--json", cwd=clone / "app")
     assert result.code == 0, result.err
     assert f"newTag: {repo.tags[4]}" in (repo.show("dev", "app/" + overlay_path("dev")) or "")
+
+
+def test_github_actions_outputs(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outputs = repo.clone.parent / "gh-output"
+    summary = repo.clone.parent / "gh-summary"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    lines = outputs.read_text(encoding="utf-8").splitlines()
+    assert "changed=true" in lines
+    assert f"commit={repo.head('dev')}" in lines
+    assert f"tag={repo.tags[4]}" in lines
+    assert "pushed=true" in lines
+    assert "pr_url=" in lines
+    assert f"**bump-overlay** dev: set `{repo.tags[4]}`" in summary.read_text(encoding="utf-8")
+
+
+def test_commit_without_a_configured_identity(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A fresh CI runner: no user.name/user.email anywhere.
+    empty = tmp_path / "empty-gitconfig"
+    empty.write_text("", encoding="utf-8")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    for name in ("EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert git("log", "-1", "--format=%an <%ae>", "dev", cwd=repo.origin) == (
+        "dex-tasks <dex-tasks@users.noreply.github.com>"
+    )
