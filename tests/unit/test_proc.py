@@ -238,3 +238,18 @@ def test_background_stops_the_helper() -> None:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "ready"
     assert process.returncode is not None  # stopped and reaped on exit
+
+
+def test_only_proc_starts_processes() -> None:
+    """No module but proc.py imports subprocess, and nothing anywhere passes shell=True."""
+    package = Path(proc.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if "rules" in path.relative_to(package).parts:
+            continue  # bundled semgrep rules and their test targets: data, never imported
+        text = path.read_text(encoding="utf-8")
+        if path.name != "proc.py" and ("import subprocess" in text or "from subprocess" in text):
+            offenders.append(str(path.relative_to(package)))
+        if "shell=True" in text:
+            offenders.append(f"{path.relative_to(package)}: shell=True")
+    assert offenders == []
