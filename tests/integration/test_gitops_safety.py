@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,3 +201,40 @@ def test_user_hooks_are_not_run(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("rollback", "dev", "--revert", cwd=repo.clone)
     assert result.code == 0, result.err
     assert not marker.exists()
+
+
+def test_push_race_on_the_same_file_reapplies_the_edit(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other writer changes another line of the SAME overlay: a stale patch would conflict or
+    # drop their change; re-applying the edit on the new tip keeps both.
+    t4 = repo.tags[4]
+    theirs = overlay_text("dev", repo.tags[3]).replace("namespace: dex-dev", "namespace: dex-dev-2")
+
+    def same_file(change: workflow.Change, attempt: int) -> None:
+        if attempt == 1:
+            repo.race(change.base, overlay_path("dev"), theirs)
+
+    monkeypatch.setattr(workflow, "_before_push", same_file)
+    result = run_cli("bump-overlay", "dev", t4, "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert repo.show("dev", overlay_path("dev")) == theirs.replace(f"newTag: {repo.tags[3]}", f"newTag: {t4}")
+
+
+def test_crlf_overlay_stays_crlf(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    crlf = overlay_text("prod", repo.tags[0]).replace("\n", "\r\n").encode("utf-8")
+    w = repo.writer
+    git("checkout", "--quiet", "main", cwd=w)
+    git("pull", "--quiet", "origin", "main", cwd=w)
+    (w / overlay_path("prod")).write_bytes(crlf)
+    git("commit", "--quiet", "-am", "chore: prod overlay with CRLF", cwd=w)
+    git("push", "--quiet", "origin", "main", cwd=w)
+    result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    blob = subprocess.run(
+        ["git", "cat-file", "blob", f"main:{overlay_path('prod')}"],
+        cwd=repo.origin,
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert blob == crlf.replace(repo.tags[0].encode(), repo.tags[4].encode())

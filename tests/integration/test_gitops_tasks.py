@@ -444,3 +444,24 @@ def test_commit_without_a_configured_identity(
     assert git("log", "-1", "--format=%an <%ae>", "dev", cwd=repo.origin) == (
         "dex-tasks <dex-tasks@users.noreply.github.com>"
     )
+
+
+def test_promote_twice_second_is_a_no_op(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    first = run_cli("promote", "stage", "prod", "--direct", "--verify", "git", cwd=repo.clone)
+    assert first.code == 0, first.err
+    before = repo.snapshot()
+    second = run_cli("promote", "stage", "prod", "--direct", "--verify", "git", "--json", cwd=repo.clone)
+    assert second.code == 0, second.err
+    data = json.loads(second.out)
+    assert data["changed"] is False
+    assert data["commit"] is None
+    assert repo.snapshot()["origin_refs"] == before["origin_refs"]
+
+
+def test_bump_several_envs_one_already_at_the_tag(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # stage already runs T1, prod runs T0: only prod's file changes, in one commit.
+    result = run_cli("bump-overlay", "stage", "prod", repo.tags[1], "--direct", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    changed = git("diff", "--name-only", "main^", "main", cwd=repo.origin).splitlines()
+    assert changed == [overlay_path("prod")]
+    assert json.loads(result.out)["previous_tags"] == {"stage": repo.tags[1], "prod": repo.tags[0]}
