@@ -18,6 +18,9 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
   ``image``/``imageID``) or, with ``stall=True``, stays stuck with 0 updated replicas so
   ``kubectl rollout status --timeout`` gives up.
 * DELETE of namespaces.
+* ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an
+  API server before 1.30 does, kubectl falls back to SPDY/3.1, served by
+  :mod:`tests.fakes.kube_portforward` and forwarded to a test's TCP server (``set_backend``).
 * Errors as ``Status`` objects with the real reason/code (404 NotFound ``deployments.apps "x" not
   found``, 405, 415).
 
@@ -35,6 +38,8 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
+
+from tests.fakes.kube_portforward import SpdySession
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -175,6 +180,7 @@ class FakeKube:
         self.requests: list[tuple[str, str]] = []
         self.stopping = False
         self._timers: list[threading.Timer] = []
+        self.backends: dict[str, int] = {}  # namespace -> 127.0.0.1 port that its pods "listen" on
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -320,6 +326,34 @@ class FakeKube:
                 },
                 "ADDED",
             )
+
+    def set_backend(self, namespace: str, port: int) -> None:
+        """Port-forwards to pods in ``namespace`` reach ``127.0.0.1:port`` (a test's HTTP server)."""
+        with self.lock:
+            self.backends[namespace] = port
+
+    def _portforward(self, h: _Handler, namespace: str, name: str) -> None:
+        with self.lock:
+            pod = self.objects.get(("pods", namespace, name))
+            backend = self.backends.get(namespace)
+        if pod is None:
+            h.send_json(
+                404, _status(404, "NotFound", f'pods "{name}" not found', {"name": name, "kind": "pods"})
+            )
+            return
+        if "spdy/3.1" not in h.headers.get("Upgrade", "").lower():
+            # What an API server without WebSocket streaming (before 1.30) answers; kubectl then
+            # falls back to SPDY.
+            h.send_json(400, _status(400, "BadRequest", "Upgrade request required"))
+            return
+        h.send_response(101, "Switching Protocols")
+        h.send_header("Connection", "Upgrade")
+        h.send_header("Upgrade", "SPDY/3.1")
+        h.send_header("X-Stream-Protocol-Version", "portforward.k8s.io")
+        h.end_headers()
+        h.wfile.flush()
+        h.close_connection = True
+        SpdySession(h.rfile, h.connection, pod=name, backend=backend).serve()
 
     def set_stall(self, namespace: str, name: str, stall: bool = True) -> None:
         with self.lock:
@@ -485,6 +519,8 @@ class FakeKube:
                 404, _status(404, "NotFound", "the server could not find the requested resource")
             )
         plural, namespace, name, sub = route
+        if sub == "portforward" and plural == "pods" and name is not None:
+            return self._portforward(h, namespace or "", name)
         if sub:
             return h.send_json(
                 404, _status(404, "NotFound", "the server could not find the requested resource")

@@ -58,8 +58,12 @@ class HealthServer:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
 
     @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/health"
+        return f"http://127.0.0.1:{self.port}/health"
 
 
 @pytest.fixture
@@ -198,15 +202,33 @@ def test_verify_argocd_unreachable_is_exit_4_and_no_rollback(
 
 
 @pytest.mark.kubectl
-def test_verify_port_forward_failure_is_reported(
+def test_verify_through_port_forward(
+    repo: GitOpsRepo, fake_kube: FakeKube, health: HealthServer, run_cli: CliRunner
+) -> None:
+    # No URL configured: kubectl port-forward svc/dex in dex-stage (SPDY through the fake API
+    # server to the test's HTTP server), GET /health, and kubectl is stopped afterwards.
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    fake_kube.set_backend("dex-stage", health.port)
+    result = run_cli("verify", "stage", "--json", *FAST, cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["health"]["url"].startswith("http://127.0.0.1:")
+    assert data["health"]["url"].endswith("/health")
+    assert health.hits == 1
+    assert "kubectl port-forward -n dex-stage svc/dex" in result.err
+    assert ("POST", "/api/v1/namespaces/dex-stage/pods/dex-0001-0/portforward") in fake_kube.writes()
+
+
+@pytest.mark.kubectl
+def test_verify_port_forward_nothing_listening(
     repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
 ) -> None:
-    # The fake API server does not implement pods/portforward (a real one would stream): kubectl
-    # exits with an upgrade error, and verify must say so and stop the process.
+    # The pod accepts the port-forward but nothing listens on its port (the app crashed).
     deploy_envs(fake_kube, {"stage": repo.tags[1]})
     result = run_cli("verify", "stage", *FAST, cwd=repo.clone)
     assert result.code == 1
-    assert "port-forward failed" in result.err
+    assert "verify stage failed" in result.err
+    assert "no answer" in result.err
 
 
 def test_verify_bad_input(repo: GitOpsRepo, run_cli: CliRunner) -> None:
@@ -286,6 +308,21 @@ def test_preview_health_url(health: HealthServer, run_cli: CliRunner, tmp_path: 
     bad = run_cli("preview", "health", "12", "--url", health.url, *FAST, cwd=tmp_path)
     assert bad.code == 1
     assert "preview 12 is not healthy" in bad.err
+
+
+@pytest.mark.kubectl
+def test_preview_health_through_port_forward(
+    fake_kube: FakeKube, health: HealthServer, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    fake_kube.add_deployment("dex-pr-12", "dex", image=f"{IMAGE}:pr-12")
+    fake_kube.set_backend("dex-pr-12", health.port)
+    result = run_cli("preview", "health", "12", "--json", *FAST, cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["namespace"] == "dex-pr-12"
+    assert health.hits == 1
+    missing = run_cli("preview", "health", "13", *FAST, cwd=tmp_path)
+    assert missing.code == 1
+    assert "port-forward failed" in missing.err
 
 
 def test_preview_health_without_cluster(no_cluster: None, run_cli: CliRunner, tmp_path: Path) -> None:
