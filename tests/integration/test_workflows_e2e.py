@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests import docker_fixtures, sample_consumer
+from tests.fakes.argocd_state import STATE_ENV, FakeArgo
 from tests.fakes.github_api import FakeGitHub
 from tests.helpers import REPO_ROOT, git
 from tests.workflow_runner import JobResult, Runner
@@ -197,6 +198,12 @@ def test_pr_preview_pushes_pr_n_and_comments(
         },
     }
 
+    # Argo CD (the fake CLI) runs the preview app the ApplicationSet made for the PR.
+    argo = FakeArgo(tmp_path / "argo", token="argo-token")
+    argo.add_app(f"dex-pr-{number}", namespace=f"dex-pr-{number}", image=f"{consumer.image}:pr-{number}")
+    argo_env = argo.env()
+    env = {**services.env, "PATH": argo_env["PATH"], STATE_ENV: argo_env[STATE_ENV]}
+
     def runner(action: str) -> Runner:
         return Runner(
             workflow=WORKFLOWS / "dex-pr-preview.yml",
@@ -210,7 +217,8 @@ def test_pr_preview_pushes_pr_n_and_comments(
             api_url=github.url,
             server_url=github.html_url,
             token=TOKEN,
-            env=services.env,
+            env=env,
+            secrets={"ARGOCD_SERVER": "argocd.example.invalid", "ARGOCD_AUTH_TOKEN": "argo-token"},
         )
 
     assert not runner("labeled").run_job("down").ran
@@ -234,14 +242,14 @@ def test_pr_preview_pushes_pr_n_and_comments(
 
     assert not runner("closed").run_job("up").ran
     down = runner("closed").run_job("down")
-    assert down.ran
+    assert down.success, down.log()
     assert down.steps[-1].argv[1:] == ("preview", "down", str(number))
+    assert f"dex-pr-{number}" not in argo.load()["apps"]
+    assert ["app", "delete", f"dex-pr-{number}", "--yes"] in [call[:4] for call in argo.calls()]
 
 
-@pytest.mark.timeout(600)
-@pytest.mark.slow
-def test_ci_lint_and_test_cov_jobs_pass_on_a_clean_consumer(tmp_path: Path) -> None:
-    """dex-ci.yml's jobs (`uv run poe lint`, `uv run poe test-cov`) on a small consumer project."""
+def _small_project(tmp_path: Path) -> Path:
+    """A clean consumer: src/app, one test, poe adapter line, coverage floor 90."""
     project = tmp_path / "app"
     (project / "src" / "app").mkdir(parents=True)
     (project / "tests").mkdir()
@@ -261,6 +269,14 @@ def test_ci_lint_and_test_cov_jobs_pass_on_a_clean_consumer(tmp_path: Path) -> N
     git("init", "--quiet", cwd=project)
     git("add", "-A", cwd=project)
     git("commit", "--quiet", "-m", "init", cwd=project)
+    return project
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.slow
+def test_ci_lint_and_test_cov_jobs_pass_on_a_clean_consumer(tmp_path: Path) -> None:
+    """dex-ci.yml's jobs (`uv run poe lint`, `uv run poe test-cov`) on a small consumer project."""
+    project = _small_project(tmp_path)
     sha = git("rev-parse", "HEAD", cwd=project)
     runner = Runner(
         workflow=WORKFLOWS / "dex-ci.yml",
@@ -277,3 +293,26 @@ def test_ci_lint_and_test_cov_jobs_pass_on_a_clean_consumer(tmp_path: Path) -> N
     test_cov = runner.run_job("test-cov")
     assert test_cov.success, test_cov.log()
     assert test_cov.artifacts["test-reports"] == [project / "coverage.xml", project / "reports" / "junit.xml"]
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.slow
+def test_security_semgrep_job_uploads_sarif(tmp_path: Path) -> None:
+    """dex-security.yml's semgrep job: `uv run poe security --sarif ...`, then the SARIF upload."""
+    project = _small_project(tmp_path)
+    runner = Runner(
+        workflow=WORKFLOWS / "dex-security.yml",
+        workspace=project,
+        temp=tmp_path / "runner",
+        event_name="push",
+        ref="refs/heads/main",
+        sha=git("rev-parse", "HEAD", cwd=project),
+    )
+    result = runner.run_job("semgrep")
+    assert result.success, result.log()
+    assert result.step("semgrep").argv[1:] == ("security", "--sarif", "reports/semgrep.sarif")
+    sarif = json.loads(result.sarif["semgrep"].read_text(encoding="utf-8"))
+    assert sarif["version"] == "2.1.0"
+    codeql = runner.run_job("codeql")
+    assert codeql.ran  # CodeQL has no local equivalent: its steps are recorded as skipped-local
+    assert all("no local equivalent" in step.note for step in codeql.steps[1:])
