@@ -190,3 +190,37 @@ def test_argocd_token_never_in_argv_or_errors(tmp_path: Path, monkeypatch: pytes
     assert all("wrong-token-value" not in " ".join(c) for c in argo.calls())
     monkeypatch.setenv("ARGOCD_AUTH_TOKEN", "s3cret-token-value")
     cluster.argocd_sync(config(tmp_path), "prod")
+
+
+def test_port_forward_is_always_stopped(fake_kube: FakeKube, tmp_path: Path) -> None:
+    import socket  # noqa: PLC0415 - only this test talks TCP itself
+
+    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415
+
+    deploy_envs(fake_kube, {"stage": OLD})
+    with socket.create_server(("127.0.0.1", 0)) as backend:
+        fake_kube.set_backend("dex-stage", backend.getsockname()[1])
+        kube = Kubectl()
+        with kube.port_forward("dex-stage", "svc/dex", 80) as port:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5)
+        # On an exception inside the block too.
+        with (
+            pytest.raises(RuntimeError, match="boom"),
+            kube.port_forward("dex-stage", "svc/dex", 80) as port2,
+        ):
+            raise RuntimeError("boom")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port2), timeout=5)
+
+
+def test_port_forward_to_missing_service_says_why(fake_kube: FakeKube) -> None:
+    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415
+
+    fake_kube.add_namespace("dex-stage")
+    with (
+        pytest.raises(RemoteError, match=r'services "dex" not found'),
+        Kubectl().port_forward("dex-stage", "svc/dex", 80),
+    ):
+        pass
