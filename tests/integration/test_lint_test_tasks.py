@@ -372,3 +372,63 @@ def test_test_cov_floor_passed_through_wins(sample: Path, run_cli: CliRunner) ->
     result = run_cli("test-cov", "--json", "-C", str(sample), "--cov-fail-under=60")
     assert result.code == 0, result.err
     assert json.loads(result.out)["fail_under"] == 60
+
+
+# -- output parsing (pure) -----------------------------------------------------------------------
+
+
+def test_mypy_findings_parsing() -> None:
+    from dex_tasks.tasks.lint import mypy_findings  # noqa: PLC0415 - keeps the parsing tests together
+
+    output = (
+        'pkg/a.py:3:5: error: Name "x" is not defined  [name-defined]\n'
+        "pkg/a.py:3:5: note: See https://mypy.rtfd.io\n"
+        r"C:\work\pkg\b.py:10:1: error: Missing return statement  [return]" + "\n"
+        "pkg/c.py:7: warning: unused 'type: ignore' comment\n"
+        "Found 3 errors in 3 files (checked 9 source files)\n"
+    )
+    assert mypy_findings(output) == [
+        {"file": "pkg/a.py", "line": 3, "col": 5, "level": "error",
+         "message": 'Name "x" is not defined', "code": "name-defined"},
+        {"file": r"C:\work\pkg\b.py", "line": 10, "col": 1, "level": "error",
+         "message": "Missing return statement", "code": "return"},
+        {"file": "pkg/c.py", "line": 7, "col": None, "level": "warning",
+         "message": "unused 'type: ignore' comment", "code": None},
+    ]  # fmt: skip
+
+
+def test_ruff_findings_parsing() -> None:
+    from dex_tasks.tasks.lint import ruff_check_findings, ruff_format_findings  # noqa: PLC0415 - see above
+
+    assert ruff_check_findings("All checks passed!\n", github=False) == 0
+    assert ruff_check_findings("...\nFound 12 errors.\n[*] 3 fixable", github=False) == 12
+    assert ruff_check_findings("Found 1 error.\n", github=False) == 1
+    assert ruff_check_findings("Found 3 errors (2 fixed, 1 remaining).\n", github=False) == 1
+    assert ruff_check_findings("error: unexpected argument\n", github=False) is None
+    github = "::error title=ruff (F401),file=a.py,line=1::x\n::warning title=ruff::y\nplain\n"
+    assert ruff_check_findings(github, github=True) == 2
+    assert (
+        ruff_format_findings("2 files would be reformatted, 3 files already formatted\n", github=False) == 2
+    )
+    assert ruff_format_findings("5 files already formatted\n", github=False) == 0
+
+
+def test_report_parsing(tmp_path: Path) -> None:
+    from dex_tasks.tasks.test import coverage_percent, junit_failures  # noqa: PLC0415 - see above
+
+    xml = tmp_path / "coverage.xml"
+    xml.write_text(
+        '<?xml version="1.0" ?><coverage line-rate="0.8333" branch-rate="0.5" lines-valid="6" '
+        'lines-covered="5" branches-valid="2" branches-covered="1"></coverage>',
+        encoding="utf-8",
+    )
+    assert coverage_percent(xml) == 75.0
+    assert coverage_percent(tmp_path / "missing.xml") is None
+    junit = tmp_path / "junit.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest" errors="1" failures="2" tests="9"/></testsuites>',
+        encoding="utf-8",
+    )
+    assert junit_failures(junit) == 3
+    junit.write_text("not xml", encoding="utf-8")
+    assert junit_failures(junit) is None
