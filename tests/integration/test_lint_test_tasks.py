@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from dex_tasks.tasks.lint import mypy_findings, ruff_check_findings, ruff_format_findings
+from dex_tasks.tasks.test import coverage_percent, junit_failures
+
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
 
@@ -378,8 +381,6 @@ def test_test_cov_floor_passed_through_wins(sample: Path, run_cli: CliRunner) ->
 
 
 def test_mypy_findings_parsing() -> None:
-    from dex_tasks.tasks.lint import mypy_findings  # noqa: PLC0415 - keeps the parsing tests together
-
     output = (
         'pkg/a.py:3:5: error: Name "x" is not defined  [name-defined]\n'
         "pkg/a.py:3:5: note: See https://mypy.rtfd.io\n"
@@ -398,8 +399,6 @@ def test_mypy_findings_parsing() -> None:
 
 
 def test_ruff_findings_parsing() -> None:
-    from dex_tasks.tasks.lint import ruff_check_findings, ruff_format_findings  # noqa: PLC0415 - see above
-
     assert ruff_check_findings("All checks passed!\n", github=False) == 0
     assert ruff_check_findings("...\nFound 12 errors.\n[*] 3 fixable", github=False) == 12
     assert ruff_check_findings("Found 1 error.\n", github=False) == 1
@@ -414,8 +413,6 @@ def test_ruff_findings_parsing() -> None:
 
 
 def test_report_parsing(tmp_path: Path) -> None:
-    from dex_tasks.tasks.test import coverage_percent, junit_failures  # noqa: PLC0415 - see above
-
     xml = tmp_path / "coverage.xml"
     xml.write_text(
         '<?xml version="1.0" ?><coverage line-rate="0.8333" branch-rate="0.5" lines-valid="6" '
