@@ -46,7 +46,8 @@ def fake_argo(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
 
 @pytest.fixture
 def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No kubeconfig anywhere kubectl would look."""
+    """No kubeconfig anywhere kubectl would look (kubectl itself is there: that is another case)."""
+    need_tool("kubectl")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,10 @@ class FakeArgo:
         self.path = directory / "argocd-state.json"
         self.bin = directory / "argocd-bin"
         self.bin.mkdir(parents=True, exist_ok=True)
-        link = self.bin / "argocd"
-        if not link.exists():
+        if os.name == "nt":  # no shebangs or unprivileged symlinks: a .cmd wrapper, found via PATHEXT
+            wrapper = self.bin / "argocd.cmd"
+            wrapper.write_text(f'@"{sys.executable}" "{SCRIPT}" %*\r\n', encoding="utf-8")
+        elif not (link := self.bin / "argocd").exists():
             link.symlink_to(SCRIPT)
         mode = SCRIPT.stat().st_mode
         if not mode & stat.S_IXUSR:  # a checkout without the executable bit
