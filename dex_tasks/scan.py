@@ -73,11 +73,40 @@ def _bad(source: str, detail: str) -> MalformedReportError:
     return MalformedReportError(f"{source}: not a valid trivy JSON report: {detail}")
 
 
+# The keys the gate reads from each finding; everything else (descriptions, references, CVSS
+# vectors, layers: about 90% of a report) is dropped while the JSON is decoded.
+_KEEP = {
+    "VulnerabilityID": (
+        "VulnerabilityID",
+        "PkgName",
+        "InstalledVersion",
+        "FixedVersion",
+        "Severity",
+        "Title",
+    ),
+    "RuleID": ("RuleID", "Category", "Severity", "Title"),
+    "AVDID": ("ID", "Type", "Severity", "Title", "Status"),
+}
+
+
+def _slim(obj: dict[str, Any]) -> dict[str, Any]:
+    """``json`` object hook: keep only what the gate reads of each finding, as soon as it is decoded.
+
+    Called innermost first, so a finding's CVSS, references and description are released as soon
+    as the finding itself is complete; peak memory is then a fraction of ``json.load``'s.
+    """
+    for marker, keys in _KEEP.items():
+        if marker in obj:
+            return {key: obj[key] for key in keys if key in obj}
+    return obj
+
+
 def load(path: Path) -> dict[str, Any]:
     """Read and decode ``path``; any problem is a :class:`MalformedReportError` naming the file."""
     try:
-        with path.open("rb") as handle:
-            data = json.load(handle)
+        # Text mode: only the decoded str is held (json.load on a binary file keeps the bytes too).
+        with path.open(encoding="utf-8") as handle:
+            data = json.load(handle, object_hook=_slim)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report file") from None
     except OSError as exc:

@@ -134,16 +134,18 @@ def test_unknown_severity_is_counted_and_can_block() -> None:
     assert not scan.evaluate(data, fail_on=["UNKNOWN"]).passed
 
 
-def test_secrets_and_failed_misconfigurations_count() -> None:
+def test_secrets_and_failed_misconfigurations_count(tmp_path: Path) -> None:
     data = _report([{
         "Target": "/app/.env",
         "Secrets": [{"RuleID": "github-pat", "Category": "GitHub", "Severity": "CRITICAL", "Title": "PAT"}],
         "Misconfigurations": [
-            {"ID": "DS002", "Type": "dockerfile", "Severity": "HIGH", "Status": "FAIL"},
-            {"ID": "DS001", "Type": "dockerfile", "Severity": "HIGH", "Status": "PASS"},
+            {"ID": "DS002", "AVDID": "AVD-DS-0002", "Type": "docker", "Severity": "HIGH", "Status": "FAIL"},
+            {"ID": "DS001", "AVDID": "AVD-DS-0001", "Type": "docker", "Severity": "HIGH", "Status": "PASS"},
         ],
     }])  # fmt: skip
-    verdict = scan.evaluate(data)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    verdict = scan.evaluate_file(path)  # through the slimming decoder
     assert [(f.kind, f.id) for f in verdict.blocking] == [("secret", "github-pat")]
     assert [(f.kind, f.id) for f in verdict.warnings] == [("misconfiguration", "DS002")]
 
@@ -175,6 +177,20 @@ def test_malformed_report_is_a_usage_error_naming_the_file(tmp_path: Path, conte
     assert info.value.exit_code == EXIT_USAGE
     assert str(path) in str(info.value)
     assert detail in str(info.value)
+
+
+def test_slimming_keeps_what_the_gate_reads(tmp_path: Path) -> None:
+    data = scan.load(FIXTURES / "debian-buster.json")
+    vuln = data["Results"][0]["Vulnerabilities"][0]
+    assert set(vuln) <= {
+        "VulnerabilityID",
+        "PkgName",
+        "InstalledVersion",
+        "FixedVersion",
+        "Severity",
+        "Title",
+    }
+    assert data["Metadata"]["OS"]["Family"] == "debian"  # other objects are untouched
 
 
 def test_missing_report_file(tmp_path: Path) -> None:
