@@ -281,6 +281,7 @@ def _apply(ctx: Context, change: Change) -> Outcome:
     elif not change.direct:
         lease = _lease(repo.root, change)
     attempts = _attempts()
+    last = ""
     for attempt in range(1, attempts + 1):
         with git.worktree(repo.root, base_sha) as wt:
             outcome = _commit_in(ctx, repo, wt, change)
@@ -297,35 +298,37 @@ def _apply(ctx: Context, change: Change) -> Outcome:
                 )
                 return outcome
             _before_push(change, attempt)
+            target = change.base if change.direct else change.branch
             if change.direct:
-                pushed = git.push(wt, "HEAD", change.base)
-                if pushed.ok:
-                    outcome.pushed = True
-                    outcome.branch = change.base
-                    ctx.out(f"pushed {short(outcome.commit)} to {change.base}")
-                    return outcome
-                if not pushed.stale:
-                    raise RemoteError(f"push to {change.base} was rejected: {pushed.detail}")
-                if attempt == attempts:
-                    break
-                delay = _backoff(attempt)
-                ctx.warn(
-                    f"{change.base} moved on origin while we committed (attempt {attempt}/{attempts}); "
-                    f"re-applying the edit on the new tip in {delay:.1f}s"
-                )
+                pushed = git.push(wt, "HEAD", target)
             else:
-                pushed = git.push(wt, "HEAD", change.branch, lease=lease, new_branch=lease is None)
-                if not pushed.ok:
-                    raise RemoteError(f"push of branch {change.branch} was rejected: {pushed.detail}")
+                pushed = git.push(wt, "HEAD", target, lease=lease, new_branch=lease is None)
+            if pushed.ok:
                 outcome.pushed = True
-                outcome.branch = change.branch
-                ctx.out(f"pushed {short(outcome.commit)} to branch {change.branch}")
-                _pull_request(ctx, repo, change, outcome)
+                outcome.branch = target
+                ctx.out(f"pushed {short(outcome.commit)} to {'' if change.direct else 'branch '}{target}")
+                if not change.direct:
+                    _pull_request_or_say(ctx, repo, change, outcome)
                 return outcome
+            # Retry what can heal: the base branch moved (re-apply the edit on its new tip), or the
+            # network hiccuped. A stale lease on a PR branch or a rejection by the server
+            # (protected branch, hook, permissions) does not heal by retrying.
+            if not ((pushed.stale and change.direct) or pushed.transient):
+                raise RemoteError(f"push to {target} was rejected: {pushed.detail}; nothing was changed")
+            last = (
+                f"rejected after {attempt} attempts: {change.base} keeps moving"
+                if pushed.stale
+                else (f"failed after {attempt} attempts ({pushed.detail})")
+            )
+            if attempt == attempts:
+                break
+            delay = _backoff(attempt)
+            why = f"{change.base} moved on origin while we committed" if pushed.stale else pushed.detail
+            ctx.warn(f"{why} (attempt {attempt}/{attempts}); trying again on the new tip in {delay:.1f}s")
         time.sleep(delay)
         base_sha = git.fetch(repo.root, change.base)
     raise RemoteError(
-        f"push to {change.base} still rejected after {attempts} attempts: the branch keeps moving; "
+        f"push to {change.base if change.direct else change.branch} still {last}; "
         "nothing was changed, run the task again"
     )
 
@@ -403,6 +406,17 @@ def _revert_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
         commit=commit,
         forced=change.forced,
     )
+
+
+def _pull_request_or_say(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
+    try:
+        _pull_request(ctx, repo, change, outcome)
+    except DexError as exc:
+        # The branch is pushed (that part is done and idempotent); say how to finish.
+        raise RemoteError(
+            f"{exc}; branch {change.branch} is pushed: run the task again to open the PR"
+            + (f", or open it at {outcome.compare_url}" if outcome.compare_url else "")
+        ) from None
 
 
 def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:

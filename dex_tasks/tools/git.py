@@ -344,6 +344,7 @@ def message_body(root: Path, sha: str) -> str:
 class PushResult:
     ok: bool
     stale: bool  # rejected because the remote moved on (fetch first / non-fast-forward / stale lease)
+    transient: bool  # the connection failed; the same push may well succeed a moment later
     detail: str
 
 
@@ -365,12 +366,43 @@ def push(
     args += [REMOTE, f"{src}:{ref}"]
     result = git(*args, cwd=wt, check=False)
     if result.skipped or result.ok:
-        return PushResult(ok=True, stale=False, detail="")
+        return PushResult(ok=True, stale=False, transient=False, detail="")
     text = proc.redact((result.stdout + "\n" + result.stderr).strip())
     stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
+    transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(
-        ok=False, stale=stale, detail=text.splitlines()[-1] if text else f"exit {result.returncode}"
+        ok=False, stale=stale, transient=transient, detail=_push_detail(text, result.returncode)
     )
+
+
+def _push_detail(text: str, returncode: int) -> str:
+    """The one informative line: the porcelain ``!`` line's reason, else git's first fatal/error."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    remote = next((line for line in lines if line.startswith("remote:") and len(line) > 8), "")
+    for line in lines:
+        if line.startswith("!"):
+            reason = line.split("\t")[-1].strip()
+            return f"{reason}: {remote}" if remote else reason
+    for line in lines:
+        if line.startswith(("fatal:", "error:", "remote:")):
+            return line
+    return lines[-1] if lines else f"git push exited with {returncode}"
+
+
+# Network failures worth another try (git's own wording, over https and ssh).
+_TRANSIENT = (
+    "could not resolve host",
+    "connection timed out",
+    "connection reset",
+    "connection refused",
+    "the remote end hung up unexpectedly",
+    "early eof",
+    "rpc failed",
+    "operation timed out",
+    "failed to connect",
+    "returned error: 5",  # HTTP 5xx from the git server
+    "temporary failure",
+)
 
 
 def set_local_branch(root: Path, branch: str, sha: str) -> None:

@@ -238,3 +238,40 @@ def test_crlf_overlay_stays_crlf(repo: GitOpsRepo, run_cli: CliRunner) -> None:
         check=True,
     ).stdout
     assert blob == crlf.replace(repo.tags[0].encode(), repo.tags[4].encode())
+
+
+def test_transient_push_failure_is_retried(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_push = git_tool.push
+    calls: list[str] = []
+
+    def flaky(wt: Path, src: str, branch: str, **kwargs: object) -> git_tool.PushResult:
+        calls.append(branch)
+        if len(calls) == 1:
+            return git_tool.PushResult(
+                ok=False, stale=False, transient=True, detail="fatal: the remote end hung up unexpectedly"
+            )
+        return real_push(wt, src, branch, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(git_tool, "push", flaky)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert calls == [f"dex/bump-dev-{repo.tags[4]}"] * 2
+    assert "hung up unexpectedly (attempt 1/" in result.err
+    assert repo.tag("dev", f"dex/bump-dev-{repo.tags[4]}") == repo.tags[4]
+
+
+def test_push_detail_lines() -> None:
+    porcelain = (
+        "To /tmp/origin.git\n"
+        "!\trefs/heads/dev:refs/heads/dev\t[remote rejected] (pre-receive hook declined)\nDone\n"
+        "remote: protected branch: pushes need a PR\nerror: failed to push some refs to '/tmp/origin.git'"
+    )
+    assert git_tool._push_detail(porcelain, 1) == (
+        "[remote rejected] (pre-receive hook declined): remote: protected branch: pushes need a PR"
+    )
+    assert git_tool._push_detail(
+        "fatal: unable to access 'https://x/': Could not resolve host: x", 128
+    ).startswith("fatal: unable to access")
+    assert git_tool._push_detail("", 1) == "git push exited with 1"
