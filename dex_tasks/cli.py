@@ -13,13 +13,15 @@ import importlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dex_tasks import __version__, gha, proc
 from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
 from dex_tasks.registry import TASKS, TaskSpec
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 PROG = "dex-tasks"
 
@@ -73,7 +75,9 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 def _add_global_help(parser: argparse.ArgumentParser) -> None:
     # Parsed by split_global_flags; declared here only so --help documents them.
     group = parser.add_argument_group("global options (accepted anywhere on the line)")
-    group.add_argument("--dry-run", action="store_true", help="print the plan and every changing command; change nothing")
+    group.add_argument(
+        "--dry-run", action="store_true", help="print the plan and every changing command; change nothing"
+    )
     group.add_argument("--json", action="store_true", help="print one JSON result object on stdout")
     group.add_argument("-C", metavar="DIR", dest="directory", help="run as if started in DIR")
 
@@ -175,7 +179,9 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
             proc.register_secret(os.environ.get(name))
         result = _task_attr(spec, spec.run)(ctx, args)
     if flags.json:
-        _emit_json({"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data})
+        _emit_json(
+            {"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data}
+        )
     if result.exit_code != 0:
         line = result.message or f"{spec.name} failed"
         sys.stderr.write(f"{PROG} {spec.name}: {line}\n")

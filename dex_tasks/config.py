@@ -233,7 +233,7 @@ def _convert(value: object, hint: Any, where: str) -> object:
     if origin is Mapping or origin is dict:
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             return dict(value)
-        raise ConfigError(f"{where}: expected a table of strings, e.g. {{ dev = \"...\" }}")
+        raise ConfigError(f'{where}: expected a table of strings, e.g. {{ dev = "..." }}')
     if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields today
         return value
     raise TypeError(f"unsupported config type {hint!r}")  # pragma: no cover - programming error
@@ -310,7 +310,8 @@ def _validate(config: Config, file_label: str) -> None:
             template.format(**dict.fromkeys(names, "x"))
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(
-                f"{file_label}: tool.dex.{key}: bad template {template!r} (only {{{next(iter(names))}}} is known)"
+                f"{file_label}: tool.dex.{key}: bad template {template!r} "
+                f"(only {{{next(iter(names))}}} is known)"
             ) from exc
     last = config.image.rsplit("/", 1)[-1]
     if ":" in last or "@" in last:

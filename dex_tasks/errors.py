@@ -7,7 +7,10 @@ Exit codes (DESIGN.md): 0 done or nothing to do; 1 a check failed; 2 bad input o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1

@@ -11,9 +11,11 @@ import contextlib
 import os
 import sys
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
 
 Level = Literal["error", "warning", "notice"]
 
@@ -33,7 +35,9 @@ def escape_property(value: str) -> str:
 def _command(name: str, message: str, properties: Mapping[str, object] | None = None) -> str:
     props = ""
     if properties:
-        parts = [f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None]
+        parts = [
+            f"{key}={escape_property(str(value))}" for key, value in properties.items() if value is not None
+        ]
         if parts:
             props = " " + ",".join(parts)
     return f"::{name}{props}::{escape_data(message)}"

@@ -23,11 +23,13 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
@@ -73,7 +75,8 @@ class _Settings:
     echo_to: TextIO | None = None
 
 
-_settings: contextvars.ContextVar[_Settings] = contextvars.ContextVar("dex_proc", default=_Settings())
+# _Settings is frozen, so sharing one default instance is safe.
+_settings: contextvars.ContextVar[_Settings] = contextvars.ContextVar("dex_proc", default=_Settings())  # noqa: B039
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 
@@ -254,7 +257,9 @@ def _run_captured(
             returncode=None,
             stderr_tail=tail,
         ) from None
-    return Result(argv=args, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr)
+    return Result(
+        argv=args, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr
+    )
 
 
 def _decode(data: str | bytes | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +48,7 @@ CliRunner = Callable[..., CliResult]
 
 
 @pytest.fixture
-def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """Run ``dex-tasks ARGS`` in-process: ``run_cli("lint", "--json", cwd=path)``."""
     start = Path.cwd()
 
@@ -63,4 +63,4 @@ def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch)
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 
-    yield runner
+    return runner

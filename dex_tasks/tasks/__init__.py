@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from dex_tasks.config import Config
 from dex_tasks.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dex_tasks.config import Config
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+from typing import TYPE_CHECKING
 
 from dex_tasks import config as config_mod
 from dex_tasks.tasks import Context, TaskResult
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:  # noqa: ARG001 - no options of its own
