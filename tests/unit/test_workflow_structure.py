@@ -203,7 +203,7 @@ def test_least_privilege_permissions() -> None:
 
 
 def test_each_write_permission_is_needed() -> None:
-    """contents: write only where a task pushes; packages: write only where an image is pushed."""
+    """Each write scope only where a step needs it: push (contents), image (packages), PR, SARIF."""
     for path in WORKFLOWS:
         for job, spec in _jobs(path).items():
             if "steps" not in spec:
@@ -213,6 +213,9 @@ def test_each_write_permission_is_needed() -> None:
             actions = {str(step.get("uses", "")).split("@")[0] for step in spec["steps"]}
             assert (permissions.get("contents") == "write") == bool(tasks & PUSHING_TASKS), (path.name, job)
             assert (permissions.get("packages") == "write") == ("image-build" in tasks), (path.name, job)
+            # rollback pushes straight to the env's branch (--direct by default): no PR, no PR scope.
+            opens_prs = bool(tasks & {"bump-overlay", "promote", "preview"})
+            assert (permissions.get("pull-requests") == "write") == opens_prs, (path.name, job)
             needs_events = bool(
                 actions & {"github/codeql-action/upload-sarif", "github/codeql-action/analyze"}
             )
