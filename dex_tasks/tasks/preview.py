@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +155,13 @@ def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
 
 
 def _down(ctx: Context, pr: int) -> TaskResult:
+    result = _delete(ctx, pr)
+    # Tell the PR: the sticky comment now says the preview is gone (when a token is there).
+    _post(ctx, pr, gone_body(pr, result.data), result.data, quiet_without_token=True)
+    return result
+
+
+def _delete(ctx: Context, pr: int) -> TaskResult:
     from dex_tasks import cluster, proc  # noqa: PLC0415
     from dex_tasks.tools import argocd  # noqa: PLC0415
 
@@ -161,6 +169,11 @@ def _down(ctx: Context, pr: int) -> TaskResult:
     namespace = cfg.cluster.preview_namespace.format(pr=pr)
     app = cfg.cluster.preview_app.format(pr=pr)
     data: dict[str, Any] = {"pr": pr, "namespace": namespace, "app": None, "deleted": None, "changed": False}
+    verb = "would delete" if proc.is_dry_run() else "deleted"
+    if os.environ.get(argocd.SERVER_ENV, "").strip():
+        # ARGOCD_SERVER says "this project uses Argo CD": a missing CLI is exit 3, not a silent
+        # fallback to deleting the namespace under Argo CD's feet (self-heal would recreate it).
+        proc.require("argocd")
     if argocd.configured():
         data["app"] = app
         try:
@@ -170,20 +183,42 @@ def _down(ctx: Context, pr: int) -> TaskResult:
             return TaskResult(data=data)
         argocd.app_delete(app)
         data.update(deleted=f"app/{app}", changed=not proc.is_dry_run())
-        ctx.out(f"{'would delete' if proc.is_dry_run() else 'deleted'} Argo CD app {app} (and its resources)")
+        ctx.out(f"{verb} Argo CD app {app} (and its resources)")
         return TaskResult(data=data)
-    proc.require("kubectl")
     problem = cluster.access_problem(cfg)
     if problem is not None:
-        raise UsageError(f"preview down needs Argo CD (ARGOCD_SERVER) or cluster access: {problem}")
+        # Nothing here can delete it. With an Argo CD ApplicationSet pull-request generator the
+        # preview goes away by itself when the PR closes, so this is a note, not a failure.
+        data["note"] = (
+            f"nothing deleted: Argo CD is not configured ({argocd.not_configured_reason()}) "
+            f"and there is no cluster access ({problem})"
+        )
+        ctx.warn(data["note"])
+        return TaskResult(data=data)
     kube = cluster.kubectl_for(cfg)
     if kube.get_json("namespace", namespace) is None:
         ctx.out(f"preview {pr}: namespace {namespace} does not exist; nothing to do")
         return TaskResult(data=data)
     kube.delete_namespace(namespace)
     data.update(deleted=f"namespace/{namespace}", changed=not proc.is_dry_run())
-    ctx.out(f"{'would delete' if proc.is_dry_run() else 'deleted'} namespace {namespace}")
+    ctx.out(f"{verb} namespace {namespace}")
     return TaskResult(data=data)
+
+
+def gone_body(pr: int, data: dict[str, Any]) -> str:
+    deleted = data.get("deleted")
+    what = f"`{deleted}` was deleted" if deleted else "nothing was left to delete"
+    if data.get("note"):
+        what = (
+            "dex-tasks deleted nothing (no Argo CD or cluster access in this job); "
+            "an Argo CD pull-request generator removes it when the PR closes"
+        )
+    return "\n".join([
+        COMMENT_MARKER,
+        f"### Preview of #{pr}",
+        "",
+        f"The preview in `{data['namespace']}` is gone: {what}.",
+    ])  # fmt: skip
 
 
 def comment_body(ctx: Context, pr: int) -> str:
@@ -225,29 +260,34 @@ def comment_body(ctx: Context, pr: int) -> str:
 
 
 def _comment(ctx: Context, pr: int) -> TaskResult:
+    body = comment_body(ctx, pr)
+    data: dict[str, Any] = {"pr": pr, "body": body}
+    _post(ctx, pr, body, data, quiet_without_token=False)
+    return TaskResult(data=data)
+
+
+def _post(ctx: Context, pr: int, body: str, data: dict[str, Any], *, quiet_without_token: bool) -> None:
+    """Create or update the sticky comment; without a token print it (or stay quiet) and say so."""
     from dex_tasks import proc  # noqa: PLC0415
     from dex_tasks.tools import git, github  # noqa: PLC0415
 
-    body = comment_body(ctx, pr)
-    data: dict[str, Any] = {"pr": pr, "posted": False, "comment_url": None, "body": body}
-    remote: str | None = None
+    data.update(posted=False, comment_url=None)
     try:
         remote = git.remote_url(git.toplevel(ctx.config.root))
     except DexError:
         remote = None
     client = github.GitHub.from_env(remote_url=remote)
     if client is None:
-        ctx.out(body)
-        ctx.out(f"note: no GITHUB_TOKEN/GH_TOKEN: the comment for PR #{pr} was printed, not posted")
-        data["note"] = "no token: printed, not posted"
-        return TaskResult(data=data)
-    if proc.is_dry_run():
-        ctx.out(body)
-        ctx.out(f"dry-run: would post or update the preview comment on PR #{pr} in {client.repo}")
-        client.close()
-        return TaskResult(data=data)
+        if not quiet_without_token:
+            ctx.out(body)
+            ctx.out(f"note: no GITHUB_TOKEN/GH_TOKEN: the comment for PR #{pr} was printed, not posted")
+        data["comment_note"] = "no token: comment not posted"
+        return
     with client:
+        if proc.is_dry_run():
+            ctx.out(body)
+            ctx.out(f"dry-run: would post or update the preview comment on PR #{pr} in {client.repo}")
+            return
         url = client.upsert_comment(number=pr, body=body, marker=COMMENT_MARKER)
     data.update(posted=True, comment_url=url)
     ctx.out(f"preview comment on PR #{pr}: {url}")
-    return TaskResult(data=data)

@@ -357,3 +357,32 @@ def test_preview_comment_is_sticky(
         assert "<!-- dex-tasks:preview -->" in body
         assert "dex-pr-1" in body
         assert gh.token not in first.out + first.err
+
+
+def test_preview_down_without_access_notes_and_updates_the_comment(
+    no_cluster: None, run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeGitHub(repo="data-literate/dex") as gh:
+        for key, value in gh.env().items():
+            monkeypatch.setenv(key, value)
+        gh.add_pull(head="feature", base="main")
+        up = run_cli("preview", "comment", "1", cwd=tmp_path)
+        assert up.code == 0, up.err
+        down = run_cli("preview", "down", "1", "--json", cwd=tmp_path)
+        assert down.code == 0, down.err
+        data = json.loads(down.out)
+        assert data["deleted"] is None
+        assert "nothing deleted" in data["note"]
+        assert data["posted"] is True
+        assert len(gh.comments) == 1
+        assert "is gone" in next(iter(gh.comments.values()))["body"]
+
+
+def test_preview_down_argocd_server_without_cli_is_exit_3(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARGOCD_SERVER", "argocd.example.invalid")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run_cli("preview", "down", "4", cwd=tmp_path)
+    assert result.code == 3
+    assert "argocd" in result.err
