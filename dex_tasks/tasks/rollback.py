@@ -131,6 +131,17 @@ def _choose(
         if not entries:
             raise UsageError(f"{path} on {base} has no deployment to revert")
         last = entries[0]
+        if len(git.parents(repo.root, last.commit)) > 1:
+            raise UsageError(
+                f"the last overlay commit {last.commit[:12]} is a merge: use rollback {env} TAG instead"
+            )
+        others = [p for p in git.changed_paths(repo.root, last.commit) if p != path]
+        if others:
+            # git revert would undo those too (e.g. the other env of a stage+prod bump).
+            raise UsageError(
+                f"the last overlay commit {last.commit[:12]} also changes {', '.join(others)}: "
+                f"use rollback {env} {last.previous_tag or 'TAG'} instead of --revert"
+            )
         if last.previous_tag is None:
             raise UsageError(
                 f"{path} on {base}: the last overlay commit {last.commit[:12]} has nothing before it"

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
 REMOTE = "origin"
+FETCH_ATTEMPTS = 3  # a flaky network gets two more tries; a missing branch or auth failure none
 # Separators that never occur in commit metadata, so `git log` output parses without escaping.
 _FIELD = "\x1f"
 _RECORD = "\x1e"
@@ -128,10 +130,19 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
         # actions/checkout clones with --depth 1; the overlay's history needs the rest.
         args.append("--unshallow")
     args += [REMOTE, f"+refs/heads/{branch}:{tracking(branch)}"]
-    try:
-        git(*args, cwd=root, read_only=True)
-    except CommandFailed as exc:
-        raise RemoteError(f"cannot fetch branch {branch!r} from {REMOTE}: {exc.stderr_tail or exc}") from None
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        result = git(*args, cwd=root, read_only=True, check=False)
+        if result.ok:
+            break
+        text = proc.redact(result.stderr.strip() or result.stdout.strip())
+        if "couldn't find remote ref" in text.lower():
+            raise UsageError(
+                f"branch {branch!r} does not exist on {REMOTE} (check [tool.dex] branches / default-branch)"
+            )
+        if attempt == FETCH_ATTEMPTS or not any(marker in text.lower() for marker in _TRANSIENT):
+            last = text.splitlines()[-1] if text else f"exit {result.returncode}"
+            raise RemoteError(f"cannot fetch branch {branch!r} from {REMOTE}: {last}")
+        time.sleep(min(8.0, 0.5 * 2**attempt))
     sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
@@ -223,6 +234,16 @@ def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:
     """``git log --oneline old..new`` lines."""
     out = _query(root, "log", "--oneline", "--no-decorate", f"--max-count={limit}", f"{old}..{new}").stdout
     return [line for line in out.splitlines() if line.strip()]
+
+
+def changed_paths(root: Path, sha: str) -> list[str]:
+    """Paths a (non-merge) commit changes."""
+    out = _query(root, "diff-tree", "--no-commit-id", "--name-only", "-r", sha).stdout
+    return [line for line in out.splitlines() if line.strip()]
+
+
+def parents(root: Path, sha: str) -> list[str]:
+    return _query(root, "rev-list", "--parents", "-n", "1", sha).stdout.split()[1:]
 
 
 def diff_commit(root: Path, commit: str, *, reverse: bool = False) -> str:

@@ -275,3 +275,23 @@ def test_push_detail_lines() -> None:
         "fatal: unable to access 'https://x/': Could not resolve host: x", 128
     ).startswith("fatal: unable to access")
     assert git_tool._push_detail("", 1) == "git push exited with 1"
+
+
+def test_revert_of_a_commit_that_changed_other_envs_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    result = run_cli("bump-overlay", "stage", "prod", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    before = repo.snapshot()
+    result = run_cli("rollback", "prod", "--revert", cwd=repo.clone)
+    assert result.code == 2
+    assert "also changes infra/argocd/overlays/stage/kustomization.yaml" in result.err
+    assert f"use rollback prod {repo.tags[0]} instead" in result.err
+    after = repo.snapshot()
+    assert after["origin_refs"] == before["origin_refs"]
+    assert after["worktrees"] == before["worktrees"]
+
+
+def test_missing_base_branch_is_exit_2(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    git("push", "--quiet", "origin", "--delete", "dev", cwd=repo.writer)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], cwd=repo.clone)
+    assert result.code == 2
+    assert "branch 'dev' does not exist on origin" in result.err
