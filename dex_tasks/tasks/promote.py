@@ -156,6 +156,12 @@ def _pr_body(
     new_sha = tags.sha_of(new)
     old_commit = git.rev_parse(repo.root, old_sha) if old_sha else None
     new_commit = git.rev_parse(repo.root, new_sha) if new_sha else None
+    if old_sha and new_sha and not (old_commit and new_commit) and git.is_shallow(repo.root):
+        # A --depth 1 checkout (actions/checkout's default): the app commits are on the default
+        # branch's history, which is what we complete - once, and only for the PR body.
+        git.fetch(repo.root, ctx.config.default_branch, unshallow=True)
+        old_commit = git.rev_parse(repo.root, old_sha)
+        new_commit = git.rev_parse(repo.root, new_sha)
     if old_commit and new_commit:
         log = git.oneline(repo.root, old_commit, new_commit)
         lines.append(f"### App commits {old_sha}..{new_sha} ({len(log)})")
@@ -165,5 +171,4 @@ def _pr_body(
             f"The commits of `{old or '(none)'}` and `{new}` are not both in this repository's history, "
             "so the change list is not shown."
         )
-    del ctx
     return "\n".join(lines)

@@ -272,6 +272,16 @@ def test_promote_pr_body_lists_the_app_commits(repo: GitOpsRepo, monkeypatch: py
     assert "not both in this repository's history" in body
 
 
+def test_promote_pr_body_from_a_shallow_clone(repo: GitOpsRepo, tmp_path: Path) -> None:
+    shallow = tmp_path / "shallow-body"
+    git("clone", "--quiet", "--depth", "1", repo.origin.resolve().as_uri(), str(shallow), cwd=tmp_path)
+    cfg = load(shallow)
+    ctx = Context(task="promote", config=cfg, cwd=shallow)
+    body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new=repo.tags[2], forced=[])
+    assert "feat: app change 2" in body
+    assert "feat: app change 1" in body
+
+
 # -- rollback ------------------------------------------------------------------------------------
 
 
