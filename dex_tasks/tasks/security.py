@@ -11,13 +11,14 @@ copied into place afterwards (not under ``--dry-run``), so a failed run never le
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
-from dex_tasks.errors import UsageError
+from dex_tasks.errors import CommandFailed, ConfigError, UsageError
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import semgrep
 
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     import argparse
 
 MAX_ANNOTATIONS = 50
+_REGISTRY_RE = re.compile(r"^(auto$|[prs]/[\w.-]+|https?://)")
+# semgrep exit codes that mean a rule config is bad (4 invalid pattern, 5 unparsable YAML,
+# 7 missing config, 8 invalid language); 0 is a finished scan (findings or not, without --error).
+_CONFIG_EXITS = frozenset({4, 5, 7, 8})
 MAX_SUMMARY_ROWS = 100
 _LEVELS: dict[str, gha.Level] = {"ERROR": "error", "CRITICAL": "error", "HIGH": "error", "WARNING": "warning",
                                  "MEDIUM": "warning"}  # fmt: skip
@@ -55,7 +60,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         tmp_sarif = Path(tmp) / "semgrep.sarif"
         argv = semgrep.scan_argv(configs=configs, targets=targets, sarif=tmp_sarif, excludes=excludes)
         with gha.group("semgrep"):
-            result = proc.run(argv, read_only=True, timeout=cfg.timeout, env=semgrep.OFFLINE_ENV, cwd=root)
+            result = proc.run(
+                argv, read_only=True, check=False, timeout=cfg.timeout, env=semgrep.OFFLINE_ENV, cwd=root
+            )
+        if result.returncode != 0:
+            _failed(argv, result)
         output = semgrep.parse(result.stdout, argv)
         wrote_sarif = False
         if not proc.is_dry_run() and tmp_sarif.is_file():
@@ -94,6 +103,18 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     )
 
 
+def _failed(argv: tuple[str, ...], result: proc.Result) -> None:
+    tail = proc.redact("\n".join((result.stderr or result.stdout).strip().splitlines()[-15:]))
+    if result.returncode in _CONFIG_EXITS:
+        raise ConfigError(f"semgrep rejected a rule configuration (exit {result.returncode}):\n{tail}")
+    raise CommandFailed(
+        f"semgrep failed with exit code {result.returncode}: {proc.quote(argv)}\n{tail}",
+        argv=argv,
+        returncode=result.returncode,
+        stderr_tail=tail,
+    )
+
+
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value)
     return path if path.is_absolute() else base / path
@@ -116,10 +137,21 @@ def _targets(ctx: Context, paths: list[str]) -> list[str]:
 
 
 def _config(root: Path, value: str) -> str:
-    # A local file or directory (relative to the project root) or a registry name such as
-    # p/owasp-top-ten; registry names need network, which is why none is used by default.
-    local = root / value
-    return str(local) if local.exists() else value
+    """A local rule file or directory (relative to the project root), or a registry/URL config.
+
+    Registry names (``p/owasp-top-ten``, ``r/...``, ``auto``) and URLs need network, which is why
+    none is used by default; anything else must exist locally, so a typo fails here (exit 2) instead
+    of turning into a registry lookup that hangs for minutes offline.
+    """
+    local = _resolve(root, value)
+    if local.exists():
+        return str(local)
+    if _REGISTRY_RE.match(value):
+        return value
+    raise ConfigError(
+        f"[tool.dex.security] configs: {value!r} is neither a file or directory under {root} "
+        "nor a registry name (p/..., r/..., auto) or URL"
+    )
 
 
 def _excludes(root: Path) -> list[str]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_ANNOTATIONS = 20  # GitHub shows only the first 10 per level and step anyway
 MAX_SUMMARY_ROWS = 100
+MAX_WARNING_ROWS = 50  # blocking findings are always listed in full
 # A registry reference with tag and/or digest; anything with spaces or a leading dash is refused
 # before trivy sees it.
 _IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
@@ -188,7 +189,10 @@ def _print(ctx: Context, verdict: Verdict, image: str) -> None:
         ctx.out(table(_HEADERS, _rows(verdict.blocking)))
     if verdict.warnings:
         ctx.out(f"\nwarnings ({'/'.join(verdict.warn_on)}):")
-        ctx.out(table(_HEADERS, _rows(verdict.warnings)))
+        ctx.out(table(_HEADERS, _rows(verdict.warnings[:MAX_WARNING_ROWS])))
+        if len(verdict.warnings) > MAX_WARNING_ROWS:
+            more = len(verdict.warnings) - MAX_WARNING_ROWS
+            ctx.out(f"... and {more} more (all of them in --json and the SARIF)")
     ctx.out("\ngate: " + ("passed" if verdict.passed else "FAILED"))
 
 

@@ -1,8 +1,9 @@
 """trivy: argv for ``trivy image`` (JSON report) and ``trivy convert`` (JSON -> SARIF).
 
 The scan runs once, for JSON; SARIF is converted from that JSON with trivy's own ``convert``
-subcommand, so the code-scanning upload and the gate see the same findings. No ``--severity``
-and no ``--exit-code``: the gate counts every severity itself (aquasecurity/trivy-action#281).
+subcommand, so the code-scanning upload and the gate see the same findings. ``--severity`` is
+every severity and ``--exit-code`` is 0: the gate counts every severity itself and never reads
+trivy's exit code (aquasecurity/trivy-action#281), so a non-zero exit always means trivy failed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+ALL_SEVERITIES = "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL"  # trivy's default value of --severity
 IGNORE_FILES = (".trivyignore.yaml", ".trivyignore")
 """Looked up in the project root, first match wins. trivy itself only reads ``.trivyignore``
 from the current directory, and ``.trivyignore.yaml`` only when passed with ``--ignorefile``."""
@@ -34,6 +36,9 @@ def image_argv(
     timeout: int = 900,
 ) -> tuple[str, ...]:
     argv: list[str] = ["trivy", "image", "--format", "json", "--output", str(output)]
+    # Every severity and exit code 0, stated explicitly so a trivy.yaml in the project cannot filter
+    # the report or turn findings into a failed command: the gate decides, from the JSON.
+    argv += ["--severity", ALL_SEVERITIES, "--exit-code", "0"]
     # Not --quiet: it also silences trivy's FATAL line, the one thing a failed scan must show.
     argv += ["--timeout", f"{timeout}s", "--no-progress"]
     if ignorefile is not None:

@@ -47,8 +47,18 @@ def deploy(ref):
 app = flask.Flask(__name__)
 
 if __name__ == "__main__":
+    print("starting")
     app.run(host="0.0.0.0", debug=True)
 '''
+
+TEAM_RULES = """\
+rules:
+  - id: team-no-print
+    pattern: print(...)
+    message: use logging
+    languages: [python]
+    severity: INFO
+"""
 
 VULNERABLE_WORKFLOW = """\
 name: greet
@@ -126,7 +136,17 @@ def test_planted_vulnerabilities_fail_with_annotations_sarif_and_summary(
 ) -> None:
     project = _project(
         tmp_path / "proj",
-        {"deploy/app.py": VULNERABLE_APP, ".github/workflows/greet.yml": VULNERABLE_WORKFLOW},
+        {
+            "deploy/app.py": VULNERABLE_APP,
+            ".github/workflows/greet.yml": VULNERABLE_WORKFLOW,
+            # an extra local rule set from [tool.dex.security] configs runs beside the bundled rules
+            "semgrep-rules/team.yml": TEAM_RULES,
+        },
+    )
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + '[tool.dex.security]\nconfigs = ["semgrep-rules"]\n',
+        encoding="utf-8",
     )
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
@@ -152,6 +172,8 @@ def test_planted_vulnerabilities_fail_with_annotations_sarif_and_summary(
         ("dex-gha-script-injection", ".github/workflows/greet.yml", 7),
     }
     assert expected <= found, found
+    assert ("team-no-print", "deploy/app.py", line_of("print(")) in found
+    assert str(project / "semgrep-rules") in data["configs"]
     assert data["passed"] is False
     assert data["blocking"] == sum(1 for f in data["findings"] if f["severity"] == "ERROR")
     assert data["counts"]["WARNING"] >= 1  # the md5
@@ -197,6 +219,38 @@ def test_missing_path_is_exit_2(tmp_path: Path, run_cli: CliRunner) -> None:
     result = run_cli("security", "nope", cwd=project)
     assert result.code == 2
     assert "nope: no such file or directory" in result.err
+
+
+@pytest.mark.parametrize("config", ["rules/typo.yml", "owasp-top-ten"])
+def test_unknown_extra_config_is_exit_2_before_semgrep_runs(
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, config: str
+) -> None:
+    project = _project(tmp_path / "proj", {})
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "app"\n[tool.dex.security]\nconfigs = ["{config}"]\n', encoding="utf-8"
+    )
+    ran: list[object] = []
+    monkeypatch.setattr(proc, "run", lambda *a, **_k: ran.append(a))
+    result = run_cli("security", cwd=project)
+    assert result.code == 2
+    assert f"{config!r} is neither a file or directory" in result.err
+    assert ran == []
+
+
+@pytest.mark.parametrize(("returncode", "code"), [(7, 2), (5, 2), (2, 1)])
+def test_semgrep_failures_map_to_exit_codes(
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, returncode: int, code: int
+) -> None:
+    project = _project(tmp_path / "proj", {})
+    monkeypatch.setattr(
+        proc,
+        "run",
+        lambda argv, **_: proc.Result(argv=tuple(argv), returncode=returncode, stdout="", stderr="boom"),
+    )
+    result = run_cli("security", cwd=project)
+    assert result.code == code
+    assert "boom" in result.err
+    assert not (project / "reports").exists()
 
 
 def test_semgrep_missing_is_exit_3(

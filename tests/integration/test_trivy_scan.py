@@ -123,12 +123,13 @@ def test_critical_blocks_with_json_payload_and_sarif(env: Env, run_cli: CliRunne
     assert "CRITICAL  2" in result.err
     assert "musl-utils" in result.err
     assert "scan gate failed: 2 CRITICAL finding(s) in alpine:3.9" in result.err
-    # trivy ran once for the scan and once to convert; never with a severity filter or exit code
+    # trivy ran once for the scan and once to convert
     scan_call, convert_call = env.calls()
     assert scan_call[:5] == ["image", "--format", "json", "--output", scan_call[4]]
     assert scan_call[-2:] == ["--", "alpine:3.9"]
-    assert "--severity" not in scan_call
-    assert "--exit-code" not in scan_call
+    # every severity, exit code 0: neither filtered nor judged by trivy
+    assert scan_call[scan_call.index("--severity") + 1] == "UNKNOWN,LOW,MEDIUM,HIGH,CRITICAL"
+    assert scan_call[scan_call.index("--exit-code") + 1] == "0"
     assert convert_call[:5] == ["convert", "--format", "sarif", "--output", str(sarif)]
     assert convert_call[-1] == scan_call[4]
 
