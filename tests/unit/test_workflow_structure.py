@@ -39,7 +39,7 @@ ALLOWED_ACTIONS = {
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<ref>\S+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<comment>\S.*)$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<value>\S+)")
 PUSHING_TASKS = {"bump-overlay", "promote", "rollback"}
-TOKEN_TASKS = PUSHING_TASKS | {"preview", "image-build"}
+TOKEN_TASKS = PUSHING_TASKS | {"image-build"}
 
 Step = Mapping[str, Any]
 
@@ -61,6 +61,13 @@ def _all_steps() -> list[tuple[str, str, Step]]:
 
 def _run_steps() -> list[tuple[str, str, Step]]:
     return [item for item in _all_steps() if "run" in item[2]]
+
+
+def _pr_step(line: str) -> bool:
+    """Does this task call open or update a PR (so it needs pull-requests: write and a token)?"""
+    argv = shlex.split(line)
+    task = _task_of(line)
+    return task in {"bump-overlay", "promote"} or (task == "preview" and "comment" in argv)
 
 
 def _task_of(line: str) -> str:
@@ -133,7 +140,7 @@ def test_tokens_are_passed_by_env_only() -> None:
     for workflow, job, step in _run_steps():
         task = _task_of(step["run"])
         env = step.get("env") or {}
-        if task in TOKEN_TASKS:
+        if task in TOKEN_TASKS or _pr_step(step["run"]):
             assert "GITHUB_TOKEN" in env, f"{workflow}:{job}: {task} needs GITHUB_TOKEN in env:"
         for name, value in env.items():
             if "secrets." in str(value) or "github.token" in str(value):
@@ -214,7 +221,7 @@ def test_each_write_permission_is_needed() -> None:
             assert (permissions.get("contents") == "write") == bool(tasks & PUSHING_TASKS), (path.name, job)
             assert (permissions.get("packages") == "write") == ("image-build" in tasks), (path.name, job)
             # rollback pushes straight to the env's branch (--direct by default): no PR, no PR scope.
-            opens_prs = bool(tasks & {"bump-overlay", "promote", "preview"})
+            opens_prs = any(_pr_step(step["run"]) for step in spec["steps"] if "run" in step)
             assert (permissions.get("pull-requests") == "write") == opens_prs, (path.name, job)
             needs_events = bool(
                 actions & {"github/codeql-action/upload-sarif", "github/codeql-action/analyze"}
@@ -292,42 +299,61 @@ def _callers() -> list[tuple[Path, str, dict[str, Any]]]:
     return callers
 
 
-def _callee(uses: str) -> Path:
+def _callee_versions(uses: str) -> list[tuple[str, dict[str, Any]]]:
+    """The called workflow as it is now and, for a SHA pin in this clone's history, as pinned."""
     if uses.startswith("./"):
-        return REPO_ROOT / uses
+        return [(uses, load_workflow(REPO_ROOT / uses))]
     match = re.fullmatch(
-        r"data-literate/dex-tasks/(?P<path>\.github/workflows/[\w.-]+\.yml)@[0-9a-f]{40}", uses
+        r"data-literate/dex-tasks/(?P<path>\.github/workflows/[\w.-]+\.yml)@(?P<sha>[0-9a-f]{40})", uses
     )
     assert match, uses
-    return REPO_ROOT / match.group("path")
+    current = REPO_ROOT / match.group("path")
+    assert current.is_file(), uses
+    versions = [(current.name, load_workflow(current))]
+    pinned = subprocess.run(
+        ["git", "show", f"{match.group('sha')}:{match.group('path')}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if pinned.returncode == 0:
+        from ruamel.yaml import YAML  # noqa: PLC0415 - only this test reads YAML text
+
+        versions.append((f"{current.name}@{match.group('sha')[:8]}", YAML(typ="safe").load(pinned.stdout)))
+    return versions
 
 
 def test_callers_match_the_reusable_workflows() -> None:
-    """Inputs and secrets a caller passes are declared; required ones are passed; permissions suffice."""
+    """Inputs and secrets a caller passes are declared; required ones are passed; permissions suffice.
+
+    Checked against the workflow as it is now and as the example pins it.
+    """
     callers = _callers()
     assert len(callers) >= 6
     for path, job, spec in callers:
-        callee_path = _callee(spec["uses"])
-        assert callee_path.is_file(), (path.name, job, spec["uses"])
-        callee = load_workflow(callee_path)
-        call = callee["on"]["workflow_call"]
-        declared_inputs = call.get("inputs") or {}
-        declared_secrets = call.get("secrets") or {}
-        given_inputs = spec.get("with") or {}
-        given_secrets = spec.get("secrets") or {}
-        assert set(given_inputs) <= set(declared_inputs), (path.name, job)
-        assert given_secrets == "inherit" or set(given_secrets) <= set(declared_secrets), (path.name, job)
-        for name, input_spec in declared_inputs.items():
-            if input_spec.get("required"):
-                assert name in given_inputs, (path.name, job, name)
-        # A called workflow's job can only keep or reduce the caller's permissions.
-        granted = spec.get("permissions") or {}
-        for callee_job, callee_spec in callee["jobs"].items():
-            for scope, level in (callee_spec.get("permissions") or {}).items():
-                assert granted.get(scope) in ({"read", "write"} if level == "read" else {"write"}), (
-                    f"{path.name}:{job} grants {scope}={granted.get(scope)} "
-                    f"but {callee_path.name}:{callee_job} needs {level}"
-                )
+        for label, callee in _callee_versions(spec["uses"]):
+            _check_call(f"{path.name}:{job} -> {label}", spec, callee)
+
+
+def _check_call(where: str, spec: Mapping[str, Any], callee: Mapping[str, Any]) -> None:
+    call = callee["on"]["workflow_call"]
+    declared_inputs = call.get("inputs") or {}
+    declared_secrets = call.get("secrets") or {}
+    given_inputs = spec.get("with") or {}
+    given_secrets = spec.get("secrets") or {}
+    assert set(given_inputs) <= set(declared_inputs), where
+    assert given_secrets == "inherit" or set(given_secrets) <= set(declared_secrets), where
+    for name, input_spec in declared_inputs.items():
+        if input_spec.get("required"):
+            assert name in given_inputs, (where, name)
+    # A called workflow's job can only keep or reduce the caller's permissions.
+    granted = spec.get("permissions") or {}
+    for callee_job, callee_spec in callee["jobs"].items():
+        for scope, level in (callee_spec.get("permissions") or {}).items():
+            allowed = {"read", "write"} if level == "read" else {"write"}
+            assert granted.get(scope) in allowed, f"{where}: {callee_job} needs {scope}={level}"
 
 
 def test_examples_pin_a_commit_that_has_the_workflow() -> None:
