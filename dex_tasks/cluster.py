@@ -79,7 +79,7 @@ def _not_checked(required: bool, problem: str, *, missing_tool: bool = False) ->
         if missing_tool:
             raise ToolMissing("kubectl", hint=proc.INSTALL_HINTS["kubectl"])
         raise UsageError(f"--verify live needs cluster access: {problem}")
-    return LiveCheck(checked=False, ok=False, detail=f"no cluster access ({problem})", image=None)
+    return LiveCheck(checked=False, ok=False, detail=f"no cluster access: {problem}", image=None)
 
 
 def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
@@ -105,7 +105,7 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
     except ClusterUnreachableError as exc:
         if required:
             raise
-        return LiveCheck(checked=False, ok=False, detail=f"no cluster access ({exc})", image=None)
+        return LiveCheck(checked=False, ok=False, detail=f"no cluster access: {exc}", image=None)
     return _judge(cfg, env, tag, deployment=deployment, pods=pods)
 
 
