@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dex_tasks import scan
 from dex_tasks.errors import EXIT_USAGE, UsageError
+from tests.helpers import REPO_ROOT
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "trivy"
 
@@ -201,3 +205,51 @@ def test_missing_report_file(tmp_path: Path) -> None:
 def test_unknown_gate_severity_is_refused() -> None:
     with pytest.raises(UsageError, match="unknown severity 'SEVERE'"):
         scan.evaluate(_report([]), fail_on=["SEVERE"])
+
+
+_severity = st.sampled_from([*scan.SEVERITIES, ""])
+_vulns = st.lists(
+    st.fixed_dictionaries({
+        "VulnerabilityID": st.from_regex(r"CVE-20[0-9]{2}-[0-9]{4,6}", fullmatch=True),
+        "PkgName": st.sampled_from(["openssl", "zlib", "musl", "requests"]),
+        "Severity": _severity,
+    }),
+    max_size=8,
+)  # fmt: skip
+_results = st.lists(
+    st.fixed_dictionaries(
+        {"Target": st.text(min_size=1, max_size=10), "Vulnerabilities": st.none() | _vulns}
+    ),
+    max_size=4,
+)
+_gate = st.lists(st.sampled_from(scan.SEVERITIES), max_size=3, unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(results=_results, fail_on=_gate, warn_on=_gate)
+def test_gate_properties(results: list[dict[str, Any]], fail_on: list[str], warn_on: list[str]) -> None:
+    verdict = scan.evaluate(_report(results), fail_on=fail_on, warn_on=warn_on)
+    severities = [v["Severity"] or "UNKNOWN" for r in results for v in (r["Vulnerabilities"] or [])]
+    assert verdict.total == len(severities)
+    assert dict(verdict.counts) == {s: severities.count(s) for s in scan.SEVERITIES}
+    assert verdict.passed == (not any(s in fail_on for s in severities))
+    assert all(f.severity in fail_on for f in verdict.blocking)
+    assert all(f.severity in warn_on and f.severity not in fail_on for f in verdict.warnings)
+    assert len(verdict.blocking) + len(verdict.warnings) == sum(
+        1 for s in severities if s in {*fail_on, *warn_on}
+    )
+
+
+def test_bench_generator_makes_a_valid_report(tmp_path: Path) -> None:
+    """bench/trivy_gate.py stays runnable: its generated report passes the gate's validation."""
+    spec = importlib.util.spec_from_file_location("trivy_gate_bench", REPO_ROOT / "bench" / "trivy_gate.py")
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    path = tmp_path / "report.json"
+    counts = bench.generate(path, 250, 3)
+    verdict = scan.evaluate_file(path)
+    assert verdict.total == 250
+    assert verdict.targets == 3
+    assert dict(verdict.counts) == counts
