@@ -195,3 +195,20 @@ def test_rollback_sync_failure_is_exit_4_after_the_push(repo: GitOpsRepo, fake_a
     assert result.code == 4
     assert "argocd app sync dex-stage failed" in result.err
     assert repo.tag("stage") == repo.tags[0]  # the rollback itself landed; only the sync failed
+
+
+def test_emergency_rollback_push_rejected_prints_the_follow_up(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    deploy_envs(fake_kube, {"stage": t[1]})
+    hook = repo.origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes are disabled' >&2\nexit 1\n", encoding="utf-8")
+    hook.chmod(0o755)
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code != 0
+    # The cluster was rolled back; git could not be made to match: say exactly what to run.
+    assert fake_kube.deployment_image("dex-stage", "dex") == f"{IMAGE}:{t[0]}"
+    assert repo.tag("stage") == t[1]
+    assert f"the cluster runs {t[0]} but git was not updated" in result.err
+    assert f"dex-tasks rollback stage {t[0]} --direct" in result.err
