@@ -206,7 +206,7 @@ def test_emergency_rollback_push_rejected_prints_the_follow_up(
     hook.write_text("#!/bin/sh\necho 'protected branch: pushes are disabled' >&2\nexit 1\n", encoding="utf-8")
     hook.chmod(0o755)
     result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
-    assert result.code != 0
+    assert result.code == 4, result.err
     # The cluster was rolled back; git could not be made to match: say exactly what to run.
     assert fake_kube.deployment_image("dex-stage", "dex") == f"{IMAGE}:{t[0]}"
     assert repo.tag("stage") == t[1]
