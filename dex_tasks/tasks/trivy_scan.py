@@ -68,16 +68,17 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if args.report is not None:
         if args.image is not None:
             raise UsageError("give IMAGE or --report, not both")
+        if args.ignore_unfixed:
+            ctx.warn("--ignore-unfixed is passed to trivy when it scans; it has no effect with --report")
         report = _resolve(ctx, args.report)
-        image = ""
         verdict = scan.evaluate_file(report, fail_on=fail_on, warn_on=warn_on)
+        image = verdict.artifact
         if args.sarif is not None:
             # An existing report gets SARIF only on request (and then trivy is needed).
-            sarif = _resolve(ctx, args.sarif)
-            _convert(ctx, report, sarif)
+            sarif = _convert(ctx, report, _resolve(ctx, args.sarif))
     else:
         image = _check_image(args.image) if args.image is not None else _default_image(ctx)
-        sarif = _resolve(ctx, args.sarif) if args.sarif is not None else ctx.config.root / cfg.sarif
+        target = _resolve(ctx, args.sarif) if args.sarif is not None else ctx.config.root / cfg.sarif
         ignorefile = trivy.find_ignorefile(ctx.config.root)
         proc.require("trivy")  # exit 3 before anything else happens
         with tempfile.TemporaryDirectory(prefix="dex-trivy-") as tmp:
@@ -96,15 +97,18 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
                     timeout=cfg.timeout + 60,
                     cwd=ctx.config.root,
                 )
-            verdict = scan.evaluate_file(report, fail_on=fail_on, warn_on=warn_on)
-            _convert(ctx, report, sarif)
-        image = image or verdict.artifact
+            try:
+                verdict = scan.evaluate_file(report, fail_on=fail_on, warn_on=warn_on)
+            except UsageError as exc:
+                # The file is gone with the temporary directory: say whose report it was.
+                raise UsageError(f"trivy's report for {image} cannot be read: {exc}") from None
+            sarif = _convert(ctx, report, target)
 
-    _print(ctx, verdict, image or verdict.artifact)
+    _print(ctx, verdict, image)
     _annotate(verdict)
-    gha.summary(_summary(verdict, image or verdict.artifact))
+    gha.summary(_summary(verdict, image))
     data = {
-        "image": image or verdict.artifact,
+        "image": image,
         "report": str(_resolve(ctx, args.report)) if args.report is not None else None,
         "sarif": str(sarif) if sarif is not None else None,
         "ignorefile": str(ignorefile) if ignorefile is not None else None,
@@ -161,10 +165,12 @@ def _default_image(ctx: Context) -> str:
     return _check_image(f"{ctx.config.image}:{tags.sha}")
 
 
-def _convert(ctx: Context, report: Path, sarif: Path) -> None:
+def _convert(ctx: Context, report: Path, sarif: Path) -> Path | None:
+    """Write SARIF from the JSON report with ``trivy convert``; None when dry-run only printed it."""
     if not proc.is_dry_run():
         sarif.parent.mkdir(parents=True, exist_ok=True)
-    proc.run(trivy.convert_argv(report, sarif=sarif), timeout=300, cwd=ctx.config.root)
+    result = proc.run(trivy.convert_argv(report, sarif=sarif), timeout=300, cwd=ctx.config.root)
+    return None if result.skipped else sarif
 
 
 def _rows(findings: tuple[Finding, ...]) -> list[list[str]]:

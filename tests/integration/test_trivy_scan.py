@@ -355,9 +355,20 @@ def test_dry_run_scans_but_writes_no_sarif(env: Env, run_cli: CliRunner) -> None
     result = run_cli("trivy-scan", "alpine:3.9", "--dry-run", "--json", cwd=env.project)
     assert result.code == 1
     assert _json(result.out)["counts"]["CRITICAL"] == 2
+    assert _json(result.out)["sarif"] is None
     assert not (env.project / "reports").exists()
     assert [call[0] for call in env.calls()] == ["image"]
     assert "trivy convert --format sarif" in result.err
+
+
+@pytest.mark.timeout(60)
+def test_unreadable_report_from_trivy_is_exit_2_naming_the_image(env: Env, run_cli: CliRunner) -> None:
+    (env.reports / _name("old:1")).write_text('{"SchemaVersion": 1, "Results": []}', encoding="utf-8")
+    result = run_cli("trivy-scan", "old:1", cwd=env.project)
+    assert result.code == 2
+    assert "trivy's report for old:1 cannot be read:" in result.err
+    assert "SchemaVersion is 1" in result.err
+    assert not (env.project / "reports").exists()
 
 
 # -- the fake itself: the real behaviour it claims ------------------------------------------------
