@@ -70,10 +70,12 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if problem is None:
         data["ok"] = True
         ctx.out(f"{env} verified: {data['health']['detail']} from {data['health']['url']}")
+        _report(env, data, "verified")
         return TaskResult(data=data)
 
     ctx.out(f"verify {env} failed: {problem}")
     if not args.rollback_on_failure:
+        _report(env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
     from dex_tasks.tasks.rollback import do_rollback  # noqa: PLC0415 - git only when rolling back
 
@@ -92,6 +94,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         what += f" - {rolled.data['pr_url']}"
     if ctx.dry_run:
         what = f"would have {what}"
+    _report(env, data, f"failed: {problem}; {what}")
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}; {what}", data=data
     )
@@ -210,3 +213,12 @@ def port_forward_health(
             attempts=0,
             detail=f"port-forward failed: {exc}",
         )
+
+
+def _report(env: str, data: dict[str, Any], outcome: str) -> None:
+    """Step outputs (``ok``, ``rolled-back-to``) and a job summary line in GitHub Actions."""
+    from dex_tasks import gha  # noqa: PLC0415
+
+    rolled = data.get("rolled_back") or {}
+    gha.set_outputs({"ok": "true" if data["ok"] else "false", "rolled-back-to": str(rolled.get("tag") or "")})
+    gha.summary(f"### dex-tasks verify {env}\n\n{'✅' if data['ok'] else '❌'} {outcome}\n")

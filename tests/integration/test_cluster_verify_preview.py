@@ -132,6 +132,25 @@ def test_verify_rollback_on_failure(repo: GitOpsRepo, health: HealthServer, run_
     assert data["rolled_back"]["pushed"] is True
 
 
+def test_verify_outputs_in_actions(
+    repo: GitOpsRepo,
+    health: HealthServer,
+    run_cli: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outputs, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    health.status = 503
+    result = run_cli("verify", "stage", "--url", health.url, "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 1
+    lines = outputs.read_text(encoding="utf-8").splitlines()  # the rollback adds its own outputs
+    assert lines[-2:] == ["ok=false", f"rolled-back-to={repo.tags[0]}"]
+    assert "verify stage" in summary.read_text(encoding="utf-8")
+
+
 def test_verify_rollback_dry_run(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
     health.status = 503
     before = repo.snapshot()
