@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -16,6 +15,8 @@ from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text
 from tests.helpers import git
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import CliRunner
 
 pytestmark = pytest.mark.timeout(120)
@@ -155,21 +156,28 @@ def test_push_retries_exhausted_exit_4_nothing_half_done(
     assert heads == [line for line in before["clone_refs"].splitlines() if "refs/heads/" in line]
 
 
-@pytest.mark.parametrize("step", ["commit", "push"])
+@pytest.mark.parametrize("step", ["commit", "push", "_render_check"])
 def test_ctrl_c_leaves_no_worktree(
-    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, step: str
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, step: str, tmp_path: Path
 ) -> None:
+    seen: list[Path] = []
+
     def interrupt(*args: object, **kwargs: object) -> object:
+        seen.extend(p for p in private_tmp.glob("dex-worktree-*/wt") if p.is_dir())
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(git_tool, step, interrupt)
+    # A private temp dir, so worktrees of other test runs on this machine cannot confuse us.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    monkeypatch.setattr(workflow if step.startswith("_") else git_tool, step, interrupt)
     before = repo.snapshot()
     result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
     assert result.code == 130
     assert "interrupted" in result.err
-    after = repo.snapshot()
-    assert after == before
-    assert not list(Path(tempfile.gettempdir()).glob("dex-worktree-*/wt"))
+    assert len(seen) == 1  # the worktree existed when Ctrl-C came...
+    assert repo.snapshot() == before  # ...and is gone, with its .git/worktrees entry
+    assert list(private_tmp.iterdir()) == []
 
 
 def test_push_rejected_by_the_remote_is_exit_4(
