@@ -235,14 +235,13 @@ def _run_captured(
 ) -> Result:
     try:
         # subprocess.run kills the child on timeout and on KeyboardInterrupt before re-raising.
+        # Bytes, decoded here: text mode would translate CRLF to LF, and `git show` of a CRLF
+        # overlay must come back byte-exact (dry-run diffs are computed from it).
         completed = subprocess.run(
             full,
-            input=stdin,
+            input=stdin.encode("utf-8") if stdin is not None else None,
             stdin=None if stdin is not None else subprocess.DEVNULL,
             capture_output=True,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
             timeout=timeout,
             env=env,
             cwd=cwd,
@@ -258,7 +257,10 @@ def _run_captured(
             stderr_tail=tail,
         ) from None
     return Result(
-        argv=args, returncode=completed.returncode, stdout=completed.stdout, stderr=completed.stderr
+        argv=args,
+        returncode=completed.returncode,
+        stdout=_decode(completed.stdout),
+        stderr=_decode(completed.stderr),
     )
 
 

@@ -253,3 +253,16 @@ def test_only_proc_starts_processes() -> None:
         if "shell=True" in text:
             offenders.append(f"{path.relative_to(package)}: shell=True")
     assert offenders == []
+
+
+def test_captured_output_keeps_crlf_byte_exact() -> None:
+    # `git show` of a CRLF overlay feeds the dry-run diff: text mode would turn \r\n into \n.
+    code = "import sys; sys.stdout.buffer.write(b'images:\\r\\n  - name: x\\r\\n')"
+    result = proc.run((sys.executable, "-c", code), read_only=True, quiet=True)
+    assert result.stdout == "images:\r\n  - name: x\r\n"
+
+
+def test_stdin_text_reaches_the_process() -> None:
+    code = "import sys; sys.stdout.write(sys.stdin.read().upper())"
+    result = proc.run((sys.executable, "-c", code), read_only=True, quiet=True, stdin="secret-ish\n")
+    assert result.stdout == "SECRET-ISH\n"
