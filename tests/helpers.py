@@ -48,7 +48,5 @@ def free_port() -> int:
 
 def git(*args: str, cwd: Path | str) -> str:
     """Run git in a test fixture (tests may use subprocess directly; the product may not)."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60)
     return done.stdout.strip()
