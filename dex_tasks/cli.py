@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from dex_tasks import __version__, gha, proc
 from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
@@ -72,6 +72,14 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
     pass
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of exiting, so a bad argument is one line (and one
+    JSON object under --json) through the same path as every other error; --help still exits 0."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
 def _add_global_help(parser: argparse.ArgumentParser) -> None:
     # Parsed by split_global_flags; declared here only so --help documents them.
     group = parser.add_argument_group("global options (accepted anywhere on the line)")
@@ -83,7 +91,7 @@ def _add_global_help(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser(*, load_tasks: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="The DEX CI/CD runbook as tasks. The same from poe, nox and GitHub Actions.",
         epilog="exit codes: 0 done or nothing to do, 1 a check failed, 2 bad input or configuration,\n"
@@ -139,9 +147,10 @@ def _emit_json(payload: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one task and return its exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    task_name = "?"
-    as_json = False
-    dry_run = False
+    # Best guesses for the error line until the parser has spoken.
+    task_name = next((a for a in argv if not a.startswith("-")), "?")
+    as_json = "--json" in argv
+    dry_run = "--dry-run" in argv
     try:
         flags, args, spec = _parse(argv)
         task_name, as_json, dry_run = spec.name, flags.json, flags.dry_run

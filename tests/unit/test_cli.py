@@ -68,10 +68,19 @@ def test_passthrough_args_reach_the_task() -> None:
 
 
 def test_unknown_arguments_of_a_task_without_passthrough_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as caught:
-        cli.main(["config", "--bogus"])
-    assert caught.value.code == 2
-    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    assert cli.main(["config", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "dex-tasks config: error: unrecognized arguments: --bogus (see: dex-tasks --help)"
+
+
+def test_argument_errors_are_one_json_object_under_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["history", "--json", "--limit", "many"]) == 2
+    captured = capsys.readouterr()
+    payload = json.loads(captured.out)
+    assert payload["task"] == "history"
+    assert payload["exit_code"] == 2
+    assert "invalid int value: 'many'" in payload["error"]
+    assert len(captured.err.strip().splitlines()) == 1
 
 
 def test_help_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
