@@ -62,7 +62,7 @@ TASKS: tuple[TaskSpec, ...] = (
     _spec("history", "every deployment of an env, from git, newest first",
           "dex-tasks history prod --limit 10"),
     _spec("status", "per env: tag in git, image live, Argo CD sync/health, DRIFT", "dex-tasks status"),
-    _spec("preview", "PR preview environments: list, health PR, down PR", "dex-tasks preview health 42",
+    _spec("preview", "PR preview environments: list, health PR, down PR, comment PR", "dex-tasks preview health 42",
           mutating=True),
     _spec("verify", "post-deploy smoke test: Argo CD synced+healthy, then the health URL",
           "dex-tasks verify prod --rollback-on-failure", mutating=True),
