@@ -125,6 +125,9 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     A missing branch or unreachable remote is a :class:`RemoteError` (exit 4).
     """
     check_ref_name(branch)
+    # Without this, git's "Could not read from remote repository" reads as a network failure
+    # (exit 4) when the clone simply has no origin: that is a setup problem (exit 2).
+    require_remote(root)
     args: list[str] = ["fetch", "--no-tags", "--quiet"]
     if unshallow and is_shallow(root):
         # actions/checkout clones with --depth 1; the overlay's history needs the rest.
@@ -140,13 +143,24 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
                 f"branch {branch!r} does not exist on {REMOTE} (check [tool.dex] branches / default-branch)"
             )
         if attempt == FETCH_ATTEMPTS or not any(marker in text.lower() for marker in _TRANSIENT):
-            last = text.splitlines()[-1] if text else f"exit {result.returncode}"
-            raise RemoteError(f"cannot fetch branch {branch!r} from {REMOTE}: {last}")
+            raise RemoteError(
+                f"cannot fetch branch {branch!r} from {REMOTE}: {_fetch_detail(text, result.returncode)}"
+            )
         time.sleep(min(8.0, 0.5 * 2**attempt))
     sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
     return sha
+
+
+def _fetch_detail(text: str, returncode: int) -> str:
+    """git's first specific ``fatal:``/``error:`` line; its last line is boilerplate
+    ("and the repository exists.") that says nothing about what went wrong."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")) and "could not read from remote" not in line.lower():
+            return line
+    return lines[0] if lines else f"exit {returncode}"
 
 
 def remote_branch_sha(root: Path, branch: str) -> str | None:

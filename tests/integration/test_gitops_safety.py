@@ -303,3 +303,26 @@ def test_missing_base_branch_is_exit_2(repo: GitOpsRepo, run_cli: CliRunner) -> 
     result = run_cli("bump-overlay", "dev", repo.tags[4], cwd=repo.clone)
     assert result.code == 2
     assert "branch 'dev' does not exist on origin" in result.err
+
+
+@pytest.mark.parametrize("argv", [("history", "dev"), ("rollback", "dev"), ("promote", "dev", "stage")])
+def test_no_origin_remote_is_exit_2_for_every_gitops_task(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...]
+) -> None:
+    # Regression: history/rollback/promote fetch before anything else, and a clone without origin
+    # was exit 4 with git's boilerplate last line ("and the repository exists.").
+    git("remote", "remove", "origin", cwd=repo.clone)
+    result = run_cli(*argv, cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "no git remote 'origin'" in result.err
+    assert "repository exists" not in result.err
+
+
+def test_unreachable_origin_names_the_reason(repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path) -> None:
+    git("remote", "set-url", "origin", str(tmp_path / "does-not-exist.git"), cwd=repo.clone)
+    before = repo.snapshot()
+    result = run_cli("history", "dev", cwd=repo.clone)
+    assert result.code == 4, result.err
+    (line,) = [line for line in result.err.splitlines() if "error:" in line]
+    assert "does not appear to be a git repository" in line
+    assert repo.snapshot() == before
