@@ -125,7 +125,7 @@ class Config:
 
     def check_env(self, env: str) -> str:
         """Return ``env`` if it is a configured environment, else raise UsageError (exit 2)."""
-        if not ENV_NAME_RE.match(env):
+        if not ENV_NAME_RE.fullmatch(env):  # fullmatch: `$` alone lets "dev\n" through
             raise UsageError(f"invalid environment name {env!r}: use lowercase letters, digits and '-'")
         if env not in self.environments:
             raise UsageError(
@@ -185,8 +185,10 @@ def _project_name(path: Path) -> str | None:
 
 
 def _suggest(key: str, known: typing.Iterable[str]) -> str:
-    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
+    # Case-insensitive: 'critical' and 'eror' should point at 'CRITICAL' and 'ERROR'.
+    by_lower = {name.lower(): name for name in known}
+    matches = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[matches[0]]!r}?" if matches else ""
 
 
 def find_pyproject(start: Path) -> Path | None:
@@ -274,9 +276,14 @@ def load(start: Path | None = None) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (TOML must be): {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    table = data.get("tool", {}).get("dex", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: tool must be a table ([tool])")
+    table = tool.get("dex", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: tool.dex must be a table ([tool.dex])")
     seen: set[str] = set()
@@ -292,7 +299,7 @@ def _validate(config: Config, file_label: str) -> None:
     if len(set(config.environments)) != len(config.environments):
         raise ConfigError(f"{file_label}: tool.dex.environments has duplicates")
     for env in config.environments:
-        if not ENV_NAME_RE.match(env):
+        if not ENV_NAME_RE.fullmatch(env):
             raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
     for env in config.branches:
         if env not in config.environments:
@@ -308,22 +315,37 @@ def _validate(config: Config, file_label: str) -> None:
     ):
         try:
             template.format(**dict.fromkeys(names, "x"))
-        except (KeyError, IndexError, ValueError) as exc:
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as exc:  # "{env.x}", "{env[a]}"
             raise ConfigError(
                 f"{file_label}: tool.dex.{key}: bad template {template!r} "
                 f"(only {{{next(iter(names))}}} is known)"
             ) from exc
+    if not config.image.strip():
+        raise ConfigError(f"{file_label}: tool.dex.image must not be empty")
     last = config.image.rsplit("/", 1)[-1]
     if ":" in last or "@" in last:
         raise ConfigError(f"{file_label}: tool.dex.image must not carry a tag or digest: {config.image!r}")
+    _validate_severities(config, file_label)
+
+
+def _validate_severities(config: Config, file_label: str) -> None:
     for severity in (*config.scan.fail_on, *config.scan.warn_on):
         if severity not in SEVERITIES:
             raise ConfigError(
                 f"{file_label}: tool.dex.scan: unknown severity {severity!r}" + _suggest(severity, SEVERITIES)
             )
+    for severity in config.security.fail_on:
+        if severity.upper() not in SEMGREP_SEVERITIES:
+            # A typo here would silently make the security gate pass everything.
+            raise ConfigError(
+                f"{file_label}: tool.dex.security.fail-on: unknown semgrep severity {severity!r} "
+                f"(known: {', '.join(SEMGREP_SEVERITIES)})" + _suggest(severity, SEMGREP_SEVERITIES)
+            )
 
 
 SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
+# semgrep's rule severities: the classic three and the newer CRITICAL..LOW scale.
+SEMGREP_SEVERITIES = ("ERROR", "WARNING", "INFO", "CRITICAL", "HIGH", "MEDIUM", "LOW")
 
 
 def as_dict(config: Config) -> dict[str, object]:

@@ -153,6 +153,14 @@ def test_branches_with_unknown_env(tmp_path: Path) -> None:
         ('image = "ghcr.io/x/app:1.0"', "must not carry a tag"),
         ('namespace = "dex-{stage}"', "bad template"),
         ('[tool.dex.scan]\nfail-on = ["CRITICIAL"]', "did you mean 'CRITICAL'"),
+        # Regressions: these used to be tracebacks or silently accepted.
+        ('[tool.dex.scan]\nfail-on = ["critical"]', "did you mean 'CRITICAL'"),
+        ('namespace = "dex-{env.x}"', "bad template"),
+        ('argocd-app = "dex-{env[a]}"', "bad template"),
+        ('environments = ["dev\\n"]', "invalid environment name"),
+        ('image = ""', "image must not be empty"),
+        ('[tool.dex.security]\nfail-on = ["BLOCKER"]', "unknown semgrep severity 'BLOCKER'"),
+        ('[tool.dex.security]\nfail-on = ["eror"]', "did you mean 'ERROR'"),
     ],
 )
 def test_invalid_values(tmp_path: Path, toml: str, expected: str) -> None:
@@ -167,6 +175,25 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
         config.load(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'tool = "x"\n', "tool must be a table"),
+        (b'[tool.dex]\nimage = "\xff\xfe"\n', "not UTF-8"),
+    ],
+)
+def test_broken_pyproject_is_a_config_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    # Regression: both were Python tracebacks (AttributeError, UnicodeDecodeError).
+    (tmp_path / "pyproject.toml").write_bytes(content)
+    with pytest.raises(ConfigError, match=expected):
+        config.load(tmp_path)
+
+
+def test_security_fail_on_accepts_semgrep_severities_in_any_case(tmp_path: Path) -> None:
+    _project(tmp_path, '[tool.dex.security]\nfail-on = ["error", "WARNING", "HIGH"]\n')
+    assert config.load(tmp_path).security.fail_on == ("error", "WARNING", "HIGH")
+
+
 def test_check_env(tmp_path: Path) -> None:
     cfg = config.load(tmp_path)
     assert cfg.check_env("prod") == "prod"
@@ -174,6 +201,8 @@ def test_check_env(tmp_path: Path) -> None:
         cfg.check_env("stag")
     with pytest.raises(UsageError, match="invalid environment name"):
         cfg.check_env("../prod")
+    with pytest.raises(UsageError, match="invalid environment name"):
+        cfg.check_env("prod\n")
 
 
 def test_package_dir_is_guessed_from_the_project_name(tmp_path: Path) -> None:
