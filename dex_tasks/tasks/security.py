@@ -31,6 +31,9 @@ _REGISTRY_RE = re.compile(r"^(auto$|[prs]/[\w.-]+|https?://)")
 # 7 missing config, 8 invalid language); 0 is a finished scan (findings or not, without --error).
 _CONFIG_EXITS = frozenset({4, 5, 7, 8})
 MAX_SUMMARY_ROWS = 100
+# semgrep's newer CRITICAL..LOW rule severities on its classic scale, so `fail-on = ["ERROR"]`
+# also blocks a CRITICAL or HIGH finding (as its annotation level already says "error").
+_CLASSIC = {"CRITICAL": "ERROR", "HIGH": "ERROR", "MEDIUM": "WARNING", "LOW": "INFO"}
 _LEVELS: dict[str, gha.Level] = {"ERROR": "error", "CRITICAL": "error", "HIGH": "error", "WARNING": "warning",
                                  "MEDIUM": "warning"}  # fmt: skip
 
@@ -74,7 +77,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         elif proc.is_dry_run():
             proc.echo(f"(dry-run) would write {sarif}")
 
-    blocking = [f for f in output.findings if f.severity in fail_on]
+    blocking = [f for f in output.findings if _blocks(f.severity, fail_on)]
     counts: dict[str, int] = {}
     for finding in output.findings:
         counts[finding.severity] = counts.get(finding.severity, 0) + 1
@@ -101,6 +104,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         message=f"{len(blocking)} semgrep finding(s) of severity {'/'.join(sorted(fail_on))}",
         data=data,
     )
+
+
+def _blocks(severity: str, fail_on: set[str]) -> bool:
+    """In ``fail-on`` as written (``CRITICAL`` blocks only CRITICAL) or on the classic scale."""
+    return severity in fail_on or _CLASSIC.get(severity) in fail_on
 
 
 def _failed(argv: tuple[str, ...], result: proc.Result) -> None:

@@ -280,3 +280,49 @@ def test_argv_is_offline_and_skips_rule_tests(tmp_path: Path) -> None:
 def test_parse_rejects_non_json() -> None:
     with pytest.raises(CommandFailed, match="semgrep did not print its JSON result"):
         semgrep.parse("Traceback: boom", ("semgrep",))
+
+
+def _semgrep_json(*severities: str) -> str:
+    results = [
+        {
+            "check_id": f"rule-{severity.lower()}",
+            "path": "app.py",
+            "start": {"line": i + 1, "col": 1},
+            "end": {"line": i + 1},
+            "extra": {"severity": severity, "message": f"a {severity} finding"},
+        }
+        for i, severity in enumerate(severities)
+    ]
+    return json.dumps({"results": results, "errors": [], "paths": {"scanned": ["app.py"]}})
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        # Regression: semgrep reports CRITICAL/HIGH for rules written on its newer scale, and the
+        # default gate (ERROR) passed them while their annotations said "error".
+        ('["ERROR"]', ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"), 2),
+        ('["ERROR", "WARNING"]', ("HIGH", "MEDIUM", "WARNING", "LOW"), 3),
+        ('["CRITICAL"]', ("CRITICAL", "HIGH", "ERROR"), 1),
+        ('["error"]', ("ERROR", "INFO"), 1),
+    ],
+)
+def test_gate_maps_semgrep_severity_scales(
+    tmp_path: Path,
+    run_cli: CliRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str, tuple[str, ...], int],
+) -> None:
+    fail_on, severities, blocking = case
+    project = _project(tmp_path / "proj", {"app.py": "x = 1\n"})
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "app"\n[tool.dex.security]\nfail-on = {fail_on}\n', encoding="utf-8"
+    )
+    stdout = _semgrep_json(*severities)
+    monkeypatch.setattr(
+        proc, "run", lambda argv, **_: proc.Result(argv=tuple(argv), returncode=0, stdout=stdout, stderr="")
+    )
+    result = run_cli("security", "--json", cwd=project)
+    data = json.loads(result.out)
+    assert data["blocking"] == blocking
+    assert result.code == (1 if blocking else 0)
