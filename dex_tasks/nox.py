@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import nox
+import nox.command
 
 from dex_tasks.registry import TASKS, TaskSpec
 
@@ -51,18 +52,35 @@ def _sync_project(session: nox.Session) -> None:
     )
 
 
+def _run_cli(session: nox.Session, *args: str, **kwargs: Any) -> None:
+    """Run the CLI like the console script would: its stderr stays stderr, its exit code counts.
+
+    nox merges a command's stderr into stdout by default, which breaks ``--json`` (exactly one
+    JSON object on stdout), and reports every failure as exit 1. A check that said no (1) stays
+    nox's ordinary session failure; bad input (2), a missing tool (3), a remote failure (4) and
+    an interrupt (130) end nox with that same code, as ``dex-tasks`` and ``poe`` do.
+    """
+    try:
+        session.run(*args, stderr=None, **kwargs)
+    except nox.command.CommandFailed as exc:
+        code = getattr(exc, "return_code", None)
+        if isinstance(code, int) and code > 1:
+            raise SystemExit(code) from None
+        raise
+
+
 def _make_session(spec: TaskSpec) -> Callable[[nox.Session], None]:
     if spec.python:
 
         def session_func(session: nox.Session) -> None:
             _sync_project(session)
-            session.run("python", "-m", "dex_tasks", spec.name, *session.posargs)
+            _run_cli(session, "python", "-m", "dex_tasks", spec.name, *session.posargs)
 
     else:
 
         def session_func(session: nox.Session) -> None:
             # The interpreter nox itself runs in has dex-tasks installed (it imported this module).
-            session.run(sys.executable, "-m", "dex_tasks", spec.name, *session.posargs, external=True)
+            _run_cli(session, sys.executable, "-m", "dex_tasks", spec.name, *session.posargs, external=True)
 
     session_func.__name__ = spec.name.replace("-", "_")
     session_func.__qualname__ = session_func.__name__

@@ -173,7 +173,7 @@ def test_python_session_syncs_the_lock_then_runs_the_cli(
     assert install[0] == "run_install"
     assert install[1][:3] == ("uv", "sync", "--locked")
     assert install[2]["env"] == {"UV_PROJECT_ENVIRONMENT": "/tmp/nox-venv"}
-    assert run == ("run", ("python", "-m", "dex_tasks", "lint", "src/", "--dry-run"), {})
+    assert run == ("run", ("python", "-m", "dex_tasks", "lint", "src/", "--dry-run"), {"stderr": None})
 
 
 def test_python_session_without_a_lock_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,7 +195,7 @@ def test_plain_session_uses_the_running_interpreter() -> None:
         (
             "run",
             (sys.executable, "-m", "dex_tasks", "promote", "stage", "prod", "--dry-run"),
-            {"external": True},
+            {"stderr": None, "external": True},
         )
     ]
 
@@ -212,3 +212,26 @@ def test_real_nox_lists_every_task_from_the_repo_noxfile() -> None:
         # `*` = in a bare `nox` run, `-` = only when asked for by name.
         marker = "*" if spec.name in {"lint", "test"} else "-"
         assert f"{marker} {spec.name} -> {spec.help}" in listing, spec.name
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("extra", "code"), [("", 0), ('imgae = "typo"\n', 2)])
+def test_real_nox_json_is_pure_and_exit_codes_pass_through(tmp_path: Path, extra: str, code: int) -> None:
+    # Regression: nox merged the CLI's stderr into stdout (so --json was not one JSON object) and
+    # turned exit 2 into 1.
+    project = tmp_path / "consumer"
+    project.mkdir()
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "consumer"\n[tool.dex]\nimage = "ghcr.io/acme/app"\n{extra}', encoding="utf-8"
+    )
+    (project / "noxfile.py").write_text("import dex_tasks.nox  # noqa: F401\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "nox", "-s", "config", "--", "--json"],
+        capture_output=True, text=True, timeout=120, cwd=project, env=_venv_env(), check=False,
+    )  # fmt: skip
+    assert done.returncode == code, done.stderr
+    data = json.loads(done.stdout)
+    assert data["task"] == "config"
+    assert data["exit_code"] == code
+    if code:
+        assert "did you mean 'image'?" in done.stderr
