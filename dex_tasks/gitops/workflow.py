@@ -434,8 +434,12 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
         outcome.compare_url = github.compare_url(slug, change.base, change.branch)
     client = github.GitHub.from_env(remote_url=url)
     if client is None:
-        where = outcome.compare_url or f"a PR from {change.branch} to {change.base}"
-        ctx.out(f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): open the PR at {where}")
+        where = (
+            f"open the PR at {outcome.compare_url}"
+            if outcome.compare_url
+            else f"open a PR from {change.branch} to {change.base}"
+        )
+        ctx.out(f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): {where}")
         return
     with client:
         pr = client.open_or_update_pr(

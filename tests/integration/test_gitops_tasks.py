@@ -63,6 +63,8 @@ def test_bump_dev_pushes_a_branch_and_leaves_the_user_alone(repo: GitOpsRepo, ru
     assert data["branch"] == branch
     assert data["pushed"] is True
     assert data["pr_url"] is None  # no token in the hermetic environment
+    # A local origin has no compare page: say what to open, in words (regression: "open the PR at a PR from").
+    assert f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): open a PR from {branch} to dev" in result.err
     # The base branch did not move; the branch holds exactly one commit on top of it.
     assert repo.head("dev") == dev_before
     assert repo.head(branch) == data["commit"]
