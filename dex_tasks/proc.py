@@ -35,6 +35,10 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
 
 TAIL_LINES = 20
+DRAIN_GRACE = 5.0
+"""Seconds to keep reading a command's output after it ended or was stopped. A grandchild that
+inherited the pipe (ssh under git, a server a test left running, a docker CLI plugin) holds it
+open, and waiting for end-of-file would turn a bounded timeout into an unbounded hang."""
 SECRET_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
 MASK = "***"
 
@@ -233,35 +237,70 @@ def _run_captured(
     cwd: Path | str | None,
     stdin: str | None,
 ) -> Result:
+    # Bytes, decoded here: text mode would translate CRLF to LF, and `git show` of a CRLF
+    # overlay must come back byte-exact (dry-run diffs are computed from it).
+    # Not subprocess.run: after a timeout it kills the child and then, on Windows, reads the pipes
+    # until end-of-file with no limit, so a grandchild holding them (git-remote-https, ssh) hangs
+    # us forever; and its `with Popen` closes pipes a reader thread may still hold (a deadlock).
+    process = subprocess.Popen(
+        full,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+    )
     try:
-        # subprocess.run kills the child on timeout and on KeyboardInterrupt before re-raising.
-        # Bytes, decoded here: text mode would translate CRLF to LF, and `git show` of a CRLF
-        # overlay must come back byte-exact (dry-run diffs are computed from it).
-        completed = subprocess.run(
-            full,
-            input=stdin.encode("utf-8") if stdin is not None else None,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            env=env,
-            cwd=cwd,
-            check=False,
+        stdout, stderr = process.communicate(
+            input=stdin.encode("utf-8") if stdin is not None else None, timeout=timeout
         )
     except subprocess.TimeoutExpired as exc:
-        output = _decode(exc.stderr) or _decode(exc.output)
-        tail = redact(_tail(output))
-        raise CommandTimeout(
-            f"command timed out after {timeout:g}s: {quote(args)}",
-            argv=args,
-            returncode=None,
-            stderr_tail=tail,
-        ) from None
+        exited = process.poll() is not None  # it ended; a grandchild kept the pipes open
+        if not exited:
+            process.kill()
+        stdout, stderr = _drain(process, exc)
+        process.wait()  # killed (or already gone): this returns at once and reaps the child
+        if not exited:
+            tail = redact(_tail(_decode(stderr) or _decode(stdout)))
+            raise CommandTimeout(
+                f"command timed out after {timeout:g}s: {quote(args)}",
+                argv=args,
+                returncode=None,
+                stderr_tail=tail,
+            ) from None
+    except BaseException:
+        # Ctrl-C and anything else: never leave the child running behind us.
+        process.kill()
+        process.wait()
+        raise
     return Result(
         argv=args,
-        returncode=completed.returncode,
-        stdout=_decode(completed.stdout),
-        stderr=_decode(completed.stderr),
+        returncode=process.returncode,
+        stdout=_decode(stdout),
+        stderr=_decode(stderr),
     )
+
+
+def _drain(process: subprocess.Popen[bytes], first: subprocess.TimeoutExpired) -> tuple[bytes, bytes]:
+    """What the process wrote, read for at most :data:`DRAIN_GRACE` more seconds."""
+    try:
+        return process.communicate(timeout=DRAIN_GRACE)
+    except subprocess.TimeoutExpired as exc:
+        # Give up on the rest. On Windows communicate() reads in threads that close the pipes when
+        # the grandchild lets go (closing them here would wait for those threads' locks); elsewhere
+        # it reads in this thread, so nothing else holds them.
+        if sys.platform != "win32":
+            for pipe in (process.stdout, process.stderr):
+                if pipe is not None:
+                    pipe.close()
+        partial = exc if exc.output is not None or exc.stderr is not None else first
+        return _as_bytes(partial.output), _as_bytes(partial.stderr)
+
+
+def _as_bytes(data: str | bytes | None) -> bytes:
+    if data is None:
+        return b""
+    return data if isinstance(data, bytes) else data.encode("utf-8")
 
 
 def _decode(data: str | bytes | None) -> str:
@@ -284,7 +323,9 @@ def _run_streaming(
     out = _settings.get().stream_to or sys.stdout
     lines: list[str] = []
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    with subprocess.Popen(
+    # Not `with Popen(...)`: its exit closes stdout, which blocks on the lock the reader thread
+    # holds while a grandchild keeps the pipe open - the timeout would never end (see _finish).
+    process = subprocess.Popen(
         full,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -294,39 +335,55 @@ def _run_streaming(
         errors="replace",
         env=env,
         cwd=cwd,
-    ) as process:
+    )
 
-        def pump() -> None:
-            assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
+    def pump() -> None:
+        assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
+        # The reader owns the pipe and closes it: only it can do so without waiting for its lock.
+        with process.stdout:
             for line in process.stdout:
                 lines.append(line)
                 tail.append(line)
                 out.write(redact(line))
                 out.flush()
 
-        reader = threading.Thread(target=pump, daemon=True)
-        reader.start()
-        try:
-            if stdin is not None and process.stdin is not None:
-                process.stdin.write(stdin)
-                process.stdin.close()
-            returncode = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            reader.join(timeout=5)
-            raise CommandTimeout(
-                f"command timed out after {timeout:g}s: {quote(args)}",
-                argv=args,
-                returncode=None,
-                stderr_tail=redact("".join(tail)).rstrip(),
-            ) from None
-        except BaseException:
-            # Ctrl-C and anything else: never leave the child running behind us.
-            _stop(process)
-            raise
-        reader.join(timeout=5)
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        if stdin is not None and process.stdin is not None:
+            process.stdin.write(stdin)
+            process.stdin.close()
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        _finish(process, reader)
+        raise CommandTimeout(
+            f"command timed out after {timeout:g}s: {quote(args)}",
+            argv=args,
+            returncode=None,
+            stderr_tail=redact("".join(tail)).rstrip(),
+        ) from None
+    except BaseException:
+        # Ctrl-C and anything else: never leave the child running behind us.
+        _stop(process)
+        _finish(process, reader, grace=0)
+        raise
+    _finish(process, reader)
     output = "".join(lines)
     return Result(argv=args, returncode=returncode, stdout=output, stderr=output)
+
+
+def _finish(process: subprocess.Popen[str], reader: threading.Thread, *, grace: float = DRAIN_GRACE) -> None:
+    """Let the reader copy what is left, for at most ``grace`` seconds.
+
+    A reader still blocked after that (a grandchild holds the pipe) is left behind: closing the
+    pipe from here would wait for the reader's lock. It is a daemon thread; it closes the pipe and
+    ends when the grandchild does.
+    """
+    if process.stdin is not None and not process.stdin.closed:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+    reader.join(timeout=grace)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

@@ -1,0 +1,73 @@
+"""proc's timeouts stay bounded when a grandchild inherits the output pipe.
+
+Real commands do this: git runs git-remote-https or ssh, a test suite leaves a server running,
+docker runs CLI plugins. The grandchild keeps the pipe open after the command ended or was killed,
+so reading "until end-of-file" would wait for the grandchild, not for the timeout. The grandchild
+here sleeps far longer than each test's pytest timeout: waiting for it fails the test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandTimeout
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+PY = sys.executable
+LINGER = 120  # seconds the grandchild would keep the pipe open; far above every test's timeout
+
+
+def _script(pid_file: Path, *, parent_sleeps: int) -> str:
+    """A parent that starts a pipe-holding grandchild, prints, then sleeps ``parent_sleeps``."""
+    grandchild = f"import time; time.sleep({LINGER})"
+    return (
+        "import pathlib, subprocess, sys, time\n"
+        f"child = subprocess.Popen([sys.executable, '-c', {grandchild!r}])\n"
+        f"pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))\n"
+        "print('parent says hi', flush=True)\n"
+        f"time.sleep({parent_sleeps})\n"
+    )
+
+
+@contextlib.contextmanager
+def _reaping(pid_file: Path) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if pid_file.exists():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("stream", [False, True])
+def test_timeout_is_not_held_up_by_a_grandchild(stream: bool, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    with (
+        _reaping(pid_file),
+        proc.session(echo_to=io.StringIO(), stream_to=io.StringIO()),
+        pytest.raises(CommandTimeout) as caught,
+    ):
+        proc.run([PY, "-c", _script(pid_file, parent_sleeps=LINGER)], timeout=2, stream=stream)
+    assert "timed out after 2s" in str(caught.value)
+
+
+@pytest.mark.timeout(40)
+@pytest.mark.parametrize("stream", [False, True])
+def test_finished_command_returns_while_a_grandchild_lingers(stream: bool, tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    with _reaping(pid_file), proc.session(echo_to=io.StringIO(), stream_to=io.StringIO()):
+        result = proc.run([PY, "-c", _script(pid_file, parent_sleeps=0)], timeout=10, stream=stream)
+    assert result.returncode == 0
+    assert "parent says hi" in result.stdout
