@@ -10,15 +10,16 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
+from dex_tasks.errors import UsageError
 from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
-    from pathlib import Path
 
     from dex_tasks.config import Config
 
@@ -93,8 +94,24 @@ def default_paths(cfg: Config) -> list[str]:
 
 
 def _paths(ctx: Context, args: argparse.Namespace) -> list[str]:
+    """Given paths are relative to where the user is (``ctx.cwd``), but the tools run in the project
+    root: rewrite them relative to the root, and refuse a missing one (exit 2) instead of letting
+    three tools fail on it."""
     given: list[str] = list(args.paths or [])
-    return given or default_paths(ctx.config)
+    if not given:
+        return default_paths(ctx.config)
+    root = ctx.config.root.resolve()
+    paths: list[str] = []
+    for value in given:
+        path = Path(value) if Path(value).is_absolute() else ctx.cwd / value
+        if not path.exists():
+            raise UsageError(f"{value}: no such file or directory")
+        resolved = path.resolve()
+        try:
+            paths.append(resolved.relative_to(root).as_posix() or ".")
+        except ValueError:
+            paths.append(str(resolved))  # outside the project: the tools get it as it is
+    return paths
 
 
 def _run_tool(tool: str, argv: Sequence[str], *, timeout: float, cwd: Path) -> tuple[proc.Result, float]:

@@ -429,3 +429,19 @@ def test_report_parsing(tmp_path: Path) -> None:
     assert junit_failures(junit) == 3
     junit.write_text("not xml", encoding="utf-8")
     assert junit_failures(junit) is None
+
+
+def test_lint_paths_are_relative_to_where_the_user_is(sample: Path, run_cli: CliRunner) -> None:
+    # Regression: paths were handed to the tools as given, but the tools run in the project root,
+    # so `lint calc.py` inside sample_pkg/ failed all three tools on a file that exists.
+    result = run_cli("lint", "--json", "calc.py", cwd=sample / "sample_pkg")
+    assert result.code == 0, result.err
+    assert "$ ruff check sample_pkg/calc.py" in result.err
+
+
+@pytest.mark.parametrize("task", ["lint", "lint-fix"])
+def test_lint_missing_path_is_exit_2_and_runs_nothing(sample: Path, run_cli: CliRunner, task: str) -> None:
+    result = run_cli(task, "--json", "nope.py", cwd=sample)
+    assert result.code == 2, result.err
+    assert json.loads(result.out)["error"] == "nope.py: no such file or directory"
+    assert "$ ruff" not in result.err
