@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -39,7 +40,9 @@ DRAIN_GRACE = 5.0
 """Seconds to keep reading a command's output after it ended or was stopped. A grandchild that
 inherited the pipe (ssh under git, a server a test left running, a docker CLI plugin) holds it
 open, and waiting for end-of-file would turn a bounded timeout into an unbounded hang."""
-SECRET_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+# Redacted wherever they show up, from the first line on (not only once the code that uses them
+# has registered them): the tools that read them can echo them in an error.
+SECRET_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN", "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
 MASK = "***"
 
 INSTALL_HINTS: Mapping[str, str] = {
@@ -120,13 +123,35 @@ def _env_secrets(env: Mapping[str, str] | None = None) -> set[str]:
     return {v for name in SECRET_ENV_VARS if (v := source.get(name, "").strip())}
 
 
+# Credentials inside URLs, which nobody registered: a token in a git remote
+# (https://x-access-token:TOKEN@github.com/o/r), basic auth in a health URL. GitHub also takes a
+# token as the user name alone (https://TOKEN@github.com/o/r), so http(s) loses the whole userinfo.
+_URL_PASSWORD_RE = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]+):[^/\s@'\"]+@", re.IGNORECASE)
+_HTTP_USER_RE = re.compile(r"\b(https?://)[^/\s:@'\"]+@", re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked."""
+    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked.
+
+    Passwords in URLs are masked too (``https://user:***@host``, ``https://***@host``).
+    """
     with _secrets_lock:
         secrets = _secrets | _env_secrets()
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
-    return text
+    text = _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", text)
+    return _HTTP_USER_RE.sub(rf"\1{MASK}@", text)
+
+
+def redact_data(value: object) -> object:
+    """:func:`redact` every string in a JSON-like value (dict keys too); the structure stays."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    return value
 
 
 def quote(argv: Sequence[str]) -> str:

@@ -1,0 +1,65 @@
+"""proc.redact: secrets from the environment and credentials inside URLs never reach output."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed
+
+PY = sys.executable
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "fatal: could not read from https://x-access-token:ghs_abc123@github.com/o/r.git",
+            "fatal: could not read from https://x-access-token:***@github.com/o/r.git",
+        ),
+        ("https://ghp_abc123@github.com/o/r", "https://***@github.com/o/r"),
+        ("GET http://admin:s3cret@127.0.0.1:8080/healthz", "GET http://admin:***@127.0.0.1:8080/healthz"),
+        ("$ git push 'https://u:pw@host/x'", "$ git push 'https://u:***@host/x'"),
+        ("ssh://deploy:pw@host:22/r.git", "ssh://deploy:***@host:22/r.git"),
+        # Nothing secret here: a user name alone over ssh, scp-like remotes, plain URLs.
+        ("ssh://git@github.com/o/r.git", "ssh://git@github.com/o/r.git"),
+        ("git@github.com:o/r.git", "git@github.com:o/r.git"),
+        (
+            "https://github.com/o/r/compare/main...dex/bump?expand=1",
+            "https://github.com/o/r/compare/main...dex/bump?expand=1",
+        ),
+    ],
+)
+def test_credentials_in_urls_are_masked(text: str, expected: str) -> None:
+    assert proc.redact(text) == expected
+
+
+@pytest.mark.parametrize("var", ["ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD"])
+def test_tool_secrets_from_the_environment_are_masked_before_anyone_registers_them(
+    var: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # e.g. `kubectl`/`docker` failing before the argocd or registry code ran and registered it.
+    monkeypatch.setenv(var, "planted-secret-4711")
+    code = f"import os, sys; sys.stderr.write('bad credentials: ' + os.environ[{var!r}]); sys.exit(1)"
+    echo = io.StringIO()
+    with proc.session(echo_to=echo), pytest.raises(CommandFailed) as caught:
+        proc.run([PY, "-c", code, "planted-secret-4711"], read_only=True)
+    assert "planted-secret-4711" not in str(caught.value)
+    assert "planted-secret-4711" not in caught.value.stderr_tail
+    assert "planted-secret-4711" not in echo.getvalue()
+    assert "bad credentials: ***" in str(caught.value)
+
+
+def test_redact_data_keeps_the_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_planted")
+    data = {"url": "https://u:pw@h/x", "n": 1, "ok": True, "none": None, "list": ["ghs_planted", 2]}
+    assert proc.redact_data(data) == {
+        "url": "https://u:***@h/x",
+        "n": 1,
+        "ok": True,
+        "none": None,
+        "list": ["***", 2],
+    }
