@@ -71,8 +71,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         output = semgrep.parse(result.stdout, argv)
         wrote_sarif = False
         if not proc.is_dry_run() and tmp_sarif.is_file():
-            sarif.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(tmp_sarif, sarif)
+            try:
+                sarif.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tmp_sarif, sarif)
+            except OSError as exc:  # e.g. a file where the directory should be: bad input, not a crash
+                raise UsageError(f"cannot write SARIF to {sarif}: {exc.strerror}") from None
             wrote_sarif = True
         elif proc.is_dry_run():
             proc.echo(f"(dry-run) would write {sarif}")

@@ -168,7 +168,10 @@ def _default_image(ctx: Context) -> str:
 def _convert(ctx: Context, report: Path, sarif: Path) -> Path | None:
     """Write SARIF from the JSON report with ``trivy convert``; None when dry-run only printed it."""
     if not proc.is_dry_run():
-        sarif.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            sarif.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file where the directory should be: bad input, not a crash
+            raise UsageError(f"cannot write SARIF to {sarif}: {exc.strerror}") from None
     result = proc.run(trivy.convert_argv(report, sarif=sarif), timeout=300, cwd=ctx.config.root)
     return None if result.skipped else sarif
 

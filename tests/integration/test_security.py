@@ -326,3 +326,20 @@ def test_gate_maps_semgrep_severity_scales(
     data = json.loads(result.out)
     assert data["blocking"] == blocking
     assert result.code == (1 if blocking else 0)
+
+
+def test_sarif_under_a_file_is_exit_2_not_a_traceback(
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: creating the SARIF's directory raised FileExistsError through to the user.
+    project = _project(tmp_path / "proj", {"app.py": "x = 1\n", "blocker": "a file\n"})
+
+    def fake_run(argv: tuple[str, ...], **_: object) -> proc.Result:
+        sarif = next(a.split("=", 1)[1] for a in argv if a.startswith("--sarif-output="))
+        Path(sarif).write_text("{}", encoding="utf-8")
+        return proc.Result(argv=tuple(argv), returncode=0, stdout=_semgrep_json(), stderr="")
+
+    monkeypatch.setattr(proc, "run", fake_run)
+    result = run_cli("security", "--sarif", "blocker/s.sarif", "--json", cwd=project)
+    assert result.code == 2, result.err
+    assert "cannot write SARIF to" in json.loads(result.out)["error"]

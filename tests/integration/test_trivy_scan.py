@@ -438,3 +438,16 @@ def test_fake_sarif_matches_trivys_golden(env: Env, tmp_path: Path) -> None:
     assert [r["help"]["text"] for r in ours["tool"]["driver"]["rules"]] == [
         r["help"]["text"] for r in golden["tool"]["driver"]["rules"]
     ]
+
+
+@pytest.mark.timeout(60)
+def test_sarif_under_a_file_is_exit_2_not_a_traceback(env: Env, run_cli: CliRunner) -> None:
+    # Regression: mkdir of the SARIF's directory raised FileExistsError through to the user.
+    (env.project / "blocker").write_text("a file, not a directory\n", encoding="utf-8")
+    result = run_cli(
+        "trivy-scan", "--report", str(FIXTURES / "alpine-310.json"), "--sarif", "blocker/x.sarif", "--json",
+        cwd=env.project,
+    )  # fmt: skip
+    assert result.code == 2, result.err
+    assert "cannot write SARIF to" in _json(result.out)["error"]
+    assert "Traceback" not in result.err
