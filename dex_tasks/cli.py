@@ -140,7 +140,9 @@ def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSp
 
 
 def _emit_json(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    # Redacted value by value: a URL with a password or a token in a task's data must not reach
+    # stdout, and replacing inside the dumped text could break the JSON.
+    sys.stdout.write(json.dumps(proc.redact_data(payload), indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -156,15 +158,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         task_name, as_json, dry_run = spec.name, flags.json, flags.dry_run
         return _run(flags, args, spec)
     except DexError as err:
-        message = proc.redact(str(err))
-        sys.stderr.write(f"{PROG} {task_name}: error: {message}\n")
-        gha.annotation("error", message.splitlines()[0] if message else "failed", title=f"{PROG} {task_name}")
-        if as_json:
-            _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": err.exit_code, "error": message})
-        return err.exit_code
+        return _report_error(err, task_name=task_name, as_json=as_json, dry_run=dry_run)
+    except OSError as err:
+        # A file-system problem no task anticipated (permissions, a file where a directory should
+        # be, a full disk): still one line and one JSON object, never a traceback.
+        where = f"{err.filename}: " if err.filename else ""
+        usage = UsageError(f"{where}{err.strerror or err}")
+        return _report_error(usage, task_name=task_name, as_json=as_json, dry_run=dry_run)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG} {task_name}: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def _report_error(err: DexError, *, task_name: str, as_json: bool, dry_run: bool) -> int:
+    message = proc.redact(str(err))
+    sys.stderr.write(f"{PROG} {task_name}: error: {message}\n")
+    gha.annotation("error", message.splitlines()[0] if message else "failed", title=f"{PROG} {task_name}")
+    if as_json:
+        _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": err.exit_code, "error": message})
+    return err.exit_code
 
 
 def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
@@ -192,7 +204,7 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
             {"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data}
         )
     if result.exit_code != 0:
-        line = result.message or f"{spec.name} failed"
+        line = proc.redact(result.message or f"{spec.name} failed")
         sys.stderr.write(f"{PROG} {spec.name}: {line}\n")
     return int(result.exit_code)
 

@@ -174,6 +174,21 @@ def test_keyboard_interrupt_exits_130(
     assert "interrupted" in result.err
 
 
+def test_unexpected_os_error_is_one_line_and_one_json_object(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # Regression: a file-system error no task caught (e.g. a file where a directory should be)
+    # reached the user as a Python traceback, and under --json with nothing on stdout.
+    def blocked(*_args: object) -> None:
+        raise FileExistsError(17, "File exists", str(tmp_path / "reports"))
+
+    monkeypatch.setattr("dex_tasks.tasks.config_cmd.run", blocked)
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 2
+    assert json.loads(result.out)["error"] == f"{tmp_path / 'reports'}: File exists"
+    assert result.err == f"dex-tasks config: error: {tmp_path / 'reports'}: File exists\n"
+
+
 def test_error_messages_are_redacted(
     monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
 ) -> None:
