@@ -247,6 +247,9 @@ class Health:
     attempts: int
     detail: str
 
+    def as_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
 
 def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_timeout: float = 10.0,
                 deadline: float | None = None) -> Health:  # fmt: skip

@@ -138,15 +138,7 @@ def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
         health = cluster.http_health(args.url, attempts=args.attempts, interval=args.interval)
     else:
         health = port_forward_health(ctx, namespace, attempts=args.attempts, interval=args.interval)
-    data = {
-        "pr": pr,
-        "namespace": namespace,
-        "ok": health.ok,
-        "url": health.url,
-        "status": health.status,
-        "attempts": health.attempts,
-        "detail": health.detail,
-    }
+    data = {"pr": pr, "namespace": namespace, **health.as_json()}
     if health.ok:
         ctx.out(f"preview {pr} is healthy: {health.detail} from {health.url}")
         return TaskResult(data=data)

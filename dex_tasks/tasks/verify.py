@@ -169,13 +169,7 @@ def _health(
         health = port_forward_health(
             ctx, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline
         )
-    data["health"] = {
-        "ok": health.ok,
-        "url": health.url,
-        "status": health.status,
-        "attempts": health.attempts,
-        "detail": health.detail,
-    }
+    data["health"] = health.as_json()
     if health.ok:
         return None
     return f"{health.url}: {health.detail} after {health.attempts} attempt(s)"
