@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from dex_tasks import proc
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
 
@@ -62,7 +64,7 @@ def annotation(
     if not active():
         return
     props = {"file": file, "line": line, "endLine": end_line, "col": col, "title": title}
-    _emit(_command(level, message, props))
+    _emit(_command(level, proc.redact(message), props))
 
 
 def add_mask(value: str) -> None:
@@ -93,7 +95,11 @@ def _append(env_var: str, text: str) -> bool:
 
 
 def set_output(name: str, value: str) -> None:
-    """Write a step output. Multi-line values use the heredoc form with a random delimiter."""
+    """Write a step output. Multi-line values use the heredoc form with a random delimiter.
+
+    Redacted: the runner only masks the secrets it knows, and outputs travel to other jobs.
+    """
+    value = proc.redact(value)
     if "\n" in value or "\r" in value:
         delimiter = f"ghadelimiter_{uuid.uuid4()}"
         _append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
@@ -107,8 +113,8 @@ def set_outputs(outputs: Mapping[str, str]) -> None:
 
 
 def summary(markdown: str) -> None:
-    """Append markdown to the job summary ($GITHUB_STEP_SUMMARY)."""
-    _append("GITHUB_STEP_SUMMARY", markdown.rstrip("\n") + "\n\n")
+    """Append markdown to the job summary ($GITHUB_STEP_SUMMARY), redacted."""
+    _append("GITHUB_STEP_SUMMARY", proc.redact(markdown).rstrip("\n") + "\n\n")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dex_tasks import proc
 from dex_tasks.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -34,13 +35,13 @@ class Context:
         return sys.stderr if self.json else sys.stdout
 
     def out(self, text: str = "") -> None:
-        """Human-readable output: stdout normally, stderr under --json."""
+        """Human-readable output: stdout normally, stderr under --json. Secrets are redacted."""
         stream = self.human
-        stream.write(text + "\n")
+        stream.write(proc.redact(text) + "\n")
         stream.flush()
 
     def warn(self, text: str) -> None:
-        sys.stderr.write(f"warning: {text}\n")
+        sys.stderr.write(f"warning: {proc.redact(text)}\n")
         sys.stderr.flush()
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dex_tasks import proc
 from dex_tasks.errors import CommandFailed
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 PY = sys.executable
 
@@ -63,3 +67,24 @@ def test_redact_data_keeps_the_json_shape(monkeypatch: pytest.MonkeyPatch) -> No
         "none": None,
         "list": ["***", 2],
     }
+
+
+def test_actions_outputs_summary_and_annotations_are_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks import gha  # noqa: PLC0415 - after the environment is set
+
+    outputs, summary = tmp_path / "out", tmp_path / "summary"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    monkeypatch.setenv("GH_TOKEN", "ghs_planted_for_gha")
+    gha.set_output("url", "https://u:pw-planted@h/x")
+    gha.set_output("multi", "a\nghs_planted_for_gha")
+    gha.summary("pushed with ghs_planted_for_gha to https://u:pw-planted@h/x")
+    gha.annotation("error", "failed at https://u:pw-planted@h/x")
+    written = outputs.read_text(encoding="utf-8") + summary.read_text(encoding="utf-8")
+    written += capsys.readouterr().err
+    assert "pw-planted" not in written
+    assert "ghs_planted_for_gha" not in written
+    assert "url=https://u:***@h/x" in written
