@@ -74,7 +74,7 @@ def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
     Raises UsageError for files :func:`set_tag` would refuse (invalid YAML, several documents, ...).
     """
     located = _locate(text, image, path)
-    if located.tag_node is None:
+    if located.tag_node is None or _is_empty(located.tag_node):
         return None
     return str(located.tag_node.value)
 
@@ -90,8 +90,14 @@ def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> Ove
     # Overlays take sha- tags; pr-<N> goes into preview overlays. `latest` and anything else: never.
     tags.validate_tag(tag, preview=True)
     located = _locate(text, image, path)
-    if located.tag_node is not None:
-        previous: str | None = str(located.tag_node.value)
+    if located.tag_node is not None and located.tag_key is not None and _is_empty(located.tag_node):
+        # `newTag:` with nothing after it: its (empty) node starts at the *next* token, so the value
+        # goes right after the key's colon instead, keeping any comment on that line.
+        previous = None
+        colon = text.index(":", located.tag_key.end_mark.index) + 1
+        new_text = text[:colon] + " " + tag + text[colon:]
+    elif located.tag_node is not None:
+        previous = str(located.tag_node.value)
         new_text = _replace_scalar(text, located.tag_node, tag, path)
     elif located.entry is not None:
         previous = None
@@ -115,6 +121,12 @@ class _Located:
     images: Node | None  # the value of `images:` (a sequence, or a null scalar for `images:`)
     entry: MappingNode | None
     tag_node: ScalarNode | None
+    tag_key: ScalarNode | None = None
+
+
+def _is_empty(node: ScalarNode) -> bool:
+    """A plain empty value (``key:`` and nothing else), which YAML reads as null."""
+    return node.value == "" and node.style in {None, ""}
 
 
 def _yaml() -> Any:
@@ -212,7 +224,7 @@ def _locate(text: str, image: str, path: str) -> _Located:
         # An alias (`newTag: *anchor`) composes to the anchored node, which sits earlier in the file:
         # splicing there would change every user of the anchor.
         raise UsageError(f"{path}: `newTag` of {image!r} is an alias (line {key.start_mark.line + 1})")
-    return located(images_key=images_key, images=images, entry=entry, tag_node=value)
+    return located(images_key=images_key, images=images, entry=entry, tag_node=value, tag_key=key)
 
 
 # --- editing ------------------------------------------------------------------------------------

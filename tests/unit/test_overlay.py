@@ -132,6 +132,18 @@ REPLACE_CASES = [
         "namePrefix: x   \nimages:\n  - name: data-literate/dex\n    newTag: sha-a1b2c3d4   \n",
         "namePrefix: x   \nimages:\n  - name: data-literate/dex\n    newTag: sha-0123abcd   \n",
     ),
+    # Regressions: an empty `newTag:` (YAML null) was spliced at the next token, so the edit wrote
+    # `newTag:\nsha-...` and was refused as "this is a bug".
+    (
+        "empty-value",
+        "images:\n  - name: data-literate/dex\n    newTag:\n    newName: ghcr.io/x/dex\n",
+        "images:\n  - name: data-literate/dex\n    newTag: sha-0123abcd\n    newName: ghcr.io/x/dex\n",
+    ),
+    (
+        "empty-value-with-comment-at-eof",
+        "images:\n  - name: data-literate/dex\n    newTag:  # set by CD\n",
+        "images:\n  - name: data-literate/dex\n    newTag: sha-0123abcd  # set by CD\n",
+    ),
 ]
 
 
@@ -151,6 +163,14 @@ def test_replace_is_byte_exact_one_line(old: str, new: str) -> None:
         "--- a/infra/argocd/overlays/dev/kustomization.yaml\n"
         "+++ b/infra/argocd/overlays/dev/kustomization.yaml\n"
     )
+
+
+def test_empty_value_reads_as_no_tag() -> None:
+    text = "images:\n  - name: data-literate/dex\n    newTag:\r\n"
+    assert read_tag(text, IMAGE) is None
+    edit = set_tag(text, IMAGE, NEW)
+    assert edit.previous_tag is None
+    assert edit.new_text == "images:\n  - name: data-literate/dex\n    newTag: sha-0123abcd\r\n"
 
 
 def test_number_like_previous_tag_is_the_source_text() -> None:
