@@ -71,6 +71,7 @@ def _git_state(cwd: Path) -> build_tags.GitState:
 
 
 _SCP_LIKE = re.compile(r"^(?:[\w.-]+@)?([\w.-]+):(?!//)(.+)$")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 def normalize_source_url(url: str) -> str | None:
@@ -80,8 +81,8 @@ def normalize_source_url(url: str) -> str | None:
     ``https://host/r`` (a label is public forever: a token in it would leak with the image).
     """
     url = url.strip()
-    if not url:
-        return None
+    if not url or _WINDOWS_PATH.match(url):
+        return None  # a local clone on Windows (C:\src\repo, C:/src/repo), not host "C"
     match = _SCP_LIKE.match(url)
     if match and "://" not in url:
         host, path = match.groups()
