@@ -194,10 +194,16 @@ def _locate(text: str, image: str, path: str) -> _Located:
         return located(images_key=images_key, images=images, entry=None, tag_node=None)
     if not isinstance(images, SequenceNode):
         raise UsageError(f"{path}: `images` is not a list")
+    if images.start_mark.index < images_key.end_mark.index:
+        # `images: *anchor`: the list is written elsewhere and shared; editing it there would change
+        # every user of the anchor (like an aliased newTag below).
+        raise UsageError(f"{path}: `images` is a YAML alias (line {images_key.start_mark.line + 1})")
     entries: list[MappingNode] = []
     for item in images.value:
         if not isinstance(item, MappingNode):
             raise UsageError(f"{path}: an `images` entry is not a mapping (line {item.start_mark.line + 1})")
+        if item.start_mark.index < images.start_mark.index:
+            raise UsageError(f"{path}: an `images` entry is a YAML alias (line {item.start_mark.line + 1})")
         name = _get(item, "name")
         if name is not None and isinstance(name[1], ScalarNode) and name[1].value == image:
             entries.append(item)

@@ -305,6 +305,17 @@ def test_crlf_diff_is_readable() -> None:
 
 REFUSALS = [
     ("invalid-yaml", "images:\n  - name: [unclosed\n", "invalid YAML"),
+    # Regressions: aliased lists/entries ended in OverlayInternalError ("this is a bug", exit 1).
+    (
+        "images-alias",
+        "x: &a\n  - name: data-literate/dex\n    newTag: sha-a1b2c3d4\nimages: *a\n",
+        "`images` is a YAML alias",
+    ),
+    (
+        "entry-alias",
+        "x: &e {name: data-literate/dex, newTag: sha-a1b2c3d4}\nimages:\n  - *e\n",
+        "an `images` entry is a YAML alias",
+    ),
     ("tab-indent", "images:\n\t- name: x\n", "invalid YAML"),
     ("duplicate-key", "images: []\nimages: []\n", "invalid YAML"),
     ("empty", "", "empty"),
