@@ -262,7 +262,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     commands: list[tuple[str, ...]] = []
     registry_host: str | None = None
     digest: str | None = None
-    with tempfile.TemporaryDirectory(prefix="dex-build-") as tmp:
+    # ignore_cleanup_errors: on Windows a tool's child process that outlived a timeout can still hold a
+    # file in here; the cleanup's PermissionError must not replace the task's own error.
+    with tempfile.TemporaryDirectory(prefix="dex-build-", ignore_cleanup_errors=True) as tmp:
         metadata = Path(tmp) / "metadata.json"
         spec, buildx, cache_why = _build_spec(ctx, args, refs=refs, labels=labels, metadata=metadata)
         argv = docker.build_argv(spec, buildx=buildx)  # before login: a bad spec is exit 2 first

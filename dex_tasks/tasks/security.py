@@ -59,7 +59,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     excludes = _excludes(root)
     fail_on = {s.upper() for s in cfg.fail_on}
 
-    with tempfile.TemporaryDirectory(prefix="dex-semgrep-") as tmp:
+    # ignore_cleanup_errors: on Windows a tool's child process that outlived a timeout can still hold a
+    # file in here; the cleanup's PermissionError must not replace the task's own error.
+    with tempfile.TemporaryDirectory(prefix="dex-semgrep-", ignore_cleanup_errors=True) as tmp:
         tmp_sarif = Path(tmp) / "semgrep.sarif"
         argv = semgrep.scan_argv(configs=configs, targets=targets, sarif=tmp_sarif, excludes=excludes)
         with gha.group("semgrep"):

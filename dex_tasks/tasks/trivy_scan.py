@@ -81,7 +81,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         target = _resolve(ctx, args.sarif) if args.sarif is not None else ctx.config.root / cfg.sarif
         ignorefile = trivy.find_ignorefile(ctx.config.root)
         proc.require("trivy")  # exit 3 before anything else happens
-        with tempfile.TemporaryDirectory(prefix="dex-trivy-") as tmp:
+        # ignore_cleanup_errors: on Windows a tool's child process that outlived a timeout can still hold a
+        # file in here; the cleanup's PermissionError must not replace the task's own error.
+        with tempfile.TemporaryDirectory(prefix="dex-trivy-", ignore_cleanup_errors=True) as tmp:
             report = Path(tmp) / "trivy.json"
             with gha.group(f"trivy image {image}"):
                 proc.run(
