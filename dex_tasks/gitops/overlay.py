@@ -24,7 +24,7 @@ from dex_tasks.errors import DexError, UsageError
 from dex_tasks.gitops import tags
 
 if TYPE_CHECKING:
-    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 DEFAULT_PATH = "kustomization.yaml"
 _NEWLINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
@@ -179,8 +179,24 @@ def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
     return None
 
 
+def _entries_for(images: SequenceNode, image: str, path: str) -> list[MappingNode]:
+    """The ``images`` entries named ``image``; non-mapping and aliased entries are refused."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode  # noqa: PLC0415 - see _yaml
+
+    entries: list[MappingNode] = []
+    for item in images.value:
+        if not isinstance(item, MappingNode):
+            raise UsageError(f"{path}: an `images` entry is not a mapping (line {item.start_mark.line + 1})")
+        if item.start_mark.index < images.start_mark.index:
+            raise UsageError(f"{path}: an `images` entry is a YAML alias (line {item.start_mark.line + 1})")
+        name = _get(item, "name")
+        if name is not None and isinstance(name[1], ScalarNode) and name[1].value == image:
+            entries.append(item)
+    return entries
+
+
 def _locate(text: str, image: str, path: str) -> _Located:
-    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode  # noqa: PLC0415 - see _yaml
+    from ruamel.yaml.nodes import ScalarNode, SequenceNode  # noqa: PLC0415 - see _yaml
 
     root, data = _parse(text, path)
     located = functools.partial(_Located, root=root, data=data)
@@ -198,15 +214,7 @@ def _locate(text: str, image: str, path: str) -> _Located:
         # `images: *anchor`: the list is written elsewhere and shared; editing it there would change
         # every user of the anchor (like an aliased newTag below).
         raise UsageError(f"{path}: `images` is a YAML alias (line {images_key.start_mark.line + 1})")
-    entries: list[MappingNode] = []
-    for item in images.value:
-        if not isinstance(item, MappingNode):
-            raise UsageError(f"{path}: an `images` entry is not a mapping (line {item.start_mark.line + 1})")
-        if item.start_mark.index < images.start_mark.index:
-            raise UsageError(f"{path}: an `images` entry is a YAML alias (line {item.start_mark.line + 1})")
-        name = _get(item, "name")
-        if name is not None and isinstance(name[1], ScalarNode) and name[1].value == image:
-            entries.append(item)
+    entries = _entries_for(images, image, path)
     if len(entries) > 1:
         lines = ", ".join(str(e.start_mark.line + 1) for e in entries)
         raise UsageError(f"{path}: {len(entries)} `images` entries for {image!r} (lines {lines}); keep one")
