@@ -303,6 +303,11 @@ class GitHub:
 
     # --- HTTP ---
 
+    def _same_origin(self, url: str) -> bool:
+        """Whether ``url`` has the API's scheme, host and port (pagination links must)."""
+        ours, theirs = urllib.parse.urlsplit(self.api_url), urllib.parse.urlsplit(url)
+        return (ours.scheme.lower(), ours.netloc.lower()) == (theirs.scheme.lower(), theirs.netloc.lower())
+
     def _safe(self, text: str) -> str:
         return proc.redact(text.replace(self._token, proc.MASK)) if self._token else proc.redact(text)
 
@@ -445,6 +450,11 @@ class GitHub:
             next_url = response.links.get("next", {}).get("url")
             if existing is not None or not next_url:
                 break
+            if not self._same_origin(next_url):
+                # The session sends the token to every URL it is given: follow no link elsewhere.
+                raise RemoteError(
+                    self._safe(f"GitHub API GET {path}: the next page is not on {self.api_url}: {next_url}")
+                )
             response = self._request("GET", path, url=next_url)
         if existing is None:
             return str(self._json("POST", path, json={"body": body})["html_url"])

@@ -88,3 +88,23 @@ def test_actions_outputs_summary_and_annotations_are_redacted(
     assert "pw-planted" not in written
     assert "ghs_planted_for_gha" not in written
     assert "url=https://u:***@h/x" in written
+
+
+@pytest.mark.timeout(60)
+def test_github_token_is_not_sent_to_a_pagination_link_on_another_host() -> None:
+    from dex_tasks.errors import RemoteError  # noqa: PLC0415 - beside the client it is about
+    from dex_tasks.tools.github import GitHub  # noqa: PLC0415 - requests only here
+    from tests.fakes.github_api import FakeGitHub  # noqa: PLC0415 - only this test needs the fake
+
+    token = "ghs_planted_for_pagination"  # planted, to be searched for
+    with FakeGitHub(token=token, repo="o/r") as api, FakeGitHub(token="other", repo="o/r") as elsewhere:
+        api.add_pull(head="dex/x", base="main")
+        foreign = f"{elsewhere.url}/repos/o/r/issues/1/comments?page=2"
+        api.fail_next("GET", "/repos/o/r/issues/1/comments", status=200, body=[],
+                      headers={"Link": f'<{foreign}>; rel="next"'})  # fmt: skip
+        with (
+            GitHub(repo="o/r", token=token, api_url=api.url, retries=0) as client,
+            pytest.raises(RemoteError, match="next page is not on"),
+        ):
+            client.upsert_comment(number=1, body="hello", marker="<!-- dex:t -->")
+        assert elsewhere.requests == []
