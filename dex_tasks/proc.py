@@ -42,7 +42,8 @@ inherited the pipe (ssh under git, a server a test left running, a docker CLI pl
 open, and waiting for end-of-file would turn a bounded timeout into an unbounded hang."""
 # Redacted wherever they show up, from the first line on (not only once the code that uses them
 # has registered them): the tools that read them can echo them in an error.
-SECRET_ENV_VARS = ("GITHUB_TOKEN", "GH_TOKEN", "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
+GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+SECRET_ENV_VARS = (*GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
 MASK = "***"
 
 INSTALL_HINTS: Mapping[str, str] = {

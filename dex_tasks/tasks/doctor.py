@@ -52,7 +52,7 @@ TOOLS: tuple[Tool, ...] = (
          env=(("SEMGREP_ENABLE_VERSION_CHECK", "0"), ("SEMGREP_SEND_METRICS", "off"))),
 )  # fmt: skip
 
-TOKEN_VARS = proc.SECRET_ENV_VARS
+TOKEN_VARS = proc.GITHUB_TOKEN_VARS
 TOKEN_TASKS = ("bump-overlay", "promote", "rollback", "preview")
 
 

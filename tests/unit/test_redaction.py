@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,8 @@ from dex_tasks.errors import CommandFailed
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from tests.conftest import CliRunner
 
 PY = sys.executable
 
@@ -108,3 +111,16 @@ def test_github_token_is_not_sent_to_a_pagination_link_on_another_host() -> None
         ):
             client.upsert_comment(number=1, body="hello", marker="<!-- dex:t -->")
         assert elsewhere.requests == []
+
+
+def test_doctor_does_not_take_another_secret_for_the_github_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, run_cli: CliRunner
+) -> None:
+    # ARGOCD_AUTH_TOKEN and DEX_REGISTRY_PASSWORD are redacted like the GitHub token, but are no
+    # GitHub token: doctor must still say that one is missing.
+    monkeypatch.setenv("ARGOCD_AUTH_TOKEN", "argocd-planted")
+    monkeypatch.setenv("DEX_REGISTRY_PASSWORD", "registry-planted")
+    result = run_cli("doctor", "--json", cwd=tmp_path)
+    assert json.loads(result.out)["github_token"] == {"present": False, "env": None}
+    assert "argocd-planted" not in result.out + result.err
+    assert "registry-planted" not in result.out + result.err
