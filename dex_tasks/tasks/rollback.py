@@ -146,6 +146,13 @@ def _choose(
             raise UsageError(
                 f"{path} on {base}: the last overlay commit {last.commit[:12]} has nothing before it"
             )
+        if last.previous_tag in history.known_bad(entries):
+            # E.g. the last commit is itself a rollback: reverting it would redeploy the tag it moved
+            # away from, and record the good tag as rolled back from (known bad) in the audit trail.
+            raise UsageError(
+                f"--revert of {last.commit[:12]} would bring back {last.previous_tag}, which was rolled back "
+                f"from before (known bad); use rollback {env} TAG to pick the tag"
+            )
         return last.previous_tag, last.commit
     if tag is None:
         found = history.last_known_good(entries, current)
