@@ -479,9 +479,15 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
         outcome.changed = True
         outcome.diff = git.diff_commit(root, change.revert_commit, reverse=True)
         ctx.out(outcome.diff.rstrip("\n"))
+        # The message the real run writes: git revert's subject, "This reverts commit ...", trailers.
+        reverted = git.message_body(root, change.revert_commit).splitlines()
+        subject = f'Revert "{reverted[0] if reverted else change.revert_commit}"'
+        reverts = f"This reverts commit {change.revert_commit}."
+        change = dataclasses.replace(change, body=(reverts, *change.body))
         _echo_plan(
-            ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[], outcome=outcome
-        )
+            ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[], outcome=outcome,
+            subject=subject,
+        )  # fmt: skip
         return outcome
     edits = _edits(cfg, repo, change, lambda path: git.show(root, git.tracking(change.base), path))
     outcome.previous_tags = {env: edit.previous_tag for env, edit in edits}
@@ -508,6 +514,7 @@ def _echo_plan(
     wt: Path,
     paths: Sequence[str],
     outcome: Outcome,
+    subject: str | None = None,
 ) -> None:
     root = repo.root
     git.git("worktree", "add", "--quiet", "--detach", wt, base_sha, cwd=root)
@@ -516,7 +523,8 @@ def _echo_plan(
     else:
         git.git("add", "--", *paths, cwd=wt)
         git.git("commit", "--quiet", "--no-verify", "--file=-", cwd=wt)
-    ctx.out("commit message:\n  " + message(change, outcome.previous_tags).rstrip("\n").replace("\n", "\n  "))
+    text = message(change, outcome.previous_tags, subject=subject)
+    ctx.out("commit message:\n  " + text.rstrip("\n").replace("\n", "\n  "))
     if not change.push:
         git.git("branch", "--force", "--no-track", change.branch, "HEAD", cwd=root)
         outcome.branch = change.branch

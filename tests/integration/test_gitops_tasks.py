@@ -340,6 +340,20 @@ def test_rollback_revert(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert _trailers(message)["Dex-Action"] == ["rollback"]
 
 
+def test_rollback_revert_dry_run_shows_the_message_the_real_run_writes(
+    repo: GitOpsRepo, run_cli: CliRunner
+) -> None:
+    # Regression: the dry-run printed "fix: rollback dev to ..." while the real commit is git
+    # revert's 'Revert "..."' with "This reverts commit ...".
+    planned = run_cli("rollback", "dev", "--revert", "--dry-run", "--json", cwd=repo.clone)
+    assert planned.code == 0, planned.err
+    shown = planned.err.split("commit message:\n", 1)[1].split("\n$ ", 1)[0]
+    result = run_cli("rollback", "dev", "--revert", cwd=repo.clone)
+    assert result.code == 0, result.err
+    written = repo.message("dev").strip("\n")
+    assert [line.strip() for line in shown.splitlines()] == [line.strip() for line in written.splitlines()]
+
+
 def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("history", "stage", cwd=repo.clone)
     assert result.code == 0, result.err
