@@ -209,7 +209,20 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
     return int(result.exit_code)
 
 
+def _tolerant_streams() -> None:
+    """Unencodable output becomes ``?`` instead of a UnicodeEncodeError traceback.
+
+    On Windows stdout/stderr use the ANSI code page (cp1252) when they are a pipe or file, as in
+    CI or ``| tee``; tool output, commit subjects and file names often hold characters it lacks.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")
+
+
 def entry() -> None:
+    _tolerant_streams()
     try:
         code = main()
         sys.stdout.flush()

@@ -370,8 +370,7 @@ def _run_streaming(
             for line in process.stdout:
                 lines.append(line)
                 tail.append(line)
-                out.write(redact(line))
-                out.flush()
+                _write(out, redact(line))
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -397,6 +396,18 @@ def _run_streaming(
     _finish(process, reader)
     output = "".join(lines)
     return Result(argv=args, returncode=returncode, stdout=output, stderr=output)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    """Write tool output that the stream's encoding may not hold (trivy's box drawing, a test's
+    emoji on a cp1252 Windows console or pipe): unencodable characters become ``?``. An exception
+    here would end the reader thread, and the tool would block on a full pipe."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = getattr(stream, "encoding", None) or "ascii"
+        stream.write(text.encode(encoding, "replace").decode(encoding))
+    stream.flush()
 
 
 def _finish(process: subprocess.Popen[str], reader: threading.Thread, *, grace: float = DRAIN_GRACE) -> None:

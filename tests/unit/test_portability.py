@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import os
+import sys
 from pathlib import Path
 
 import pytest
 
+from dex_tasks import proc
 from dex_tasks.tasks import image_build
 
 
@@ -39,3 +43,47 @@ def test_temporary_directories_do_not_mask_errors_on_windows() -> None:
             if "TemporaryDirectory(" in line and "ignore_cleanup_errors=True" not in line:
                 offenders.append(f"{path.relative_to(package)}:{number}")
     assert offenders == []
+
+
+# -- output a Windows code page cannot hold --------------------------------------------------------
+UNICODE_LINE = "table \u250c\u2500\u2510 \u2705"  # trivy's box drawing, a test's emoji
+
+
+@pytest.mark.timeout(60)
+def test_streamed_output_the_terminal_cannot_encode_is_replaced_not_fatal() -> None:
+    # Windows: stdout is cp1252 when it is a pipe (CI, `| tee`). A UnicodeEncodeError used to end
+    # the reader thread; the tool then got a closed pipe (or blocked on a full one).
+    raw = io.BytesIO()
+    cp1252 = io.TextIOWrapper(raw, encoding="cp1252", write_through=True)
+    code = (
+        "import sys\n"
+        f"sys.stdout.buffer.write({UNICODE_LINE!r}.encode() + b'\\n')\n"
+        "for i in range(2000): print('after', i)\n"
+    )
+    with proc.session(echo_to=io.StringIO(), stream_to=cp1252):
+        result = proc.run([sys.executable, "-c", code], stream=True, timeout=30)
+    assert result.returncode == 0
+    assert result.stdout.startswith(UNICODE_LINE + "\n")  # the result keeps the real text
+    shown = raw.getvalue().decode("cp1252")
+    assert shown.startswith("table ??? ?\n")
+    assert "after 1999" in shown
+
+
+@pytest.mark.timeout(120)
+def test_cli_on_a_cp1252_pipe_does_not_crash(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "u"\nversion = "0"\n', encoding="utf-8")
+    (tmp_path / "test_u.py").write_text(
+        "import sys\n\n\ndef test_u() -> None:\n"
+        f"    sys.stdout.buffer.write({UNICODE_LINE!r}.encode() + b'\\n')\n"
+        "    sys.stdout.flush()\n",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    env.pop("PYTHONUTF8", None)
+    done = proc.run(
+        [sys.executable, "-m", "dex_tasks", "test", "-q", "-s", "-p", "no:cacheprovider", "test_u.py"],
+        read_only=True, check=False, quiet=True, cwd=tmp_path, env=env, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert "1 passed" in done.stdout
