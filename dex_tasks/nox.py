@@ -49,6 +49,7 @@ def _sync_project(session: nox.Session) -> None:
         f"--python={venv}",
         env={"UV_PROJECT_ENVIRONMENT": venv},
         external=True,
+        stderr=None,  # uv's progress stays on stderr: stdout is the task's (one JSON object under --json)
     )
 
 

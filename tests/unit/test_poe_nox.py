@@ -173,6 +173,7 @@ def test_python_session_syncs_the_lock_then_runs_the_cli(
     assert install[0] == "run_install"
     assert install[1][:3] == ("uv", "sync", "--locked")
     assert install[2]["env"] == {"UV_PROJECT_ENVIRONMENT": "/tmp/nox-venv"}
+    assert install[2]["stderr"] is None  # not merged into stdout, which --json keeps for its object
     assert run == ("run", ("python", "-m", "dex_tasks", "lint", "src/", "--dry-run"), {"stderr": None})
 
 
