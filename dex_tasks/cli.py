@@ -76,6 +76,13 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so a bad argument is one line (and one
     JSON object under --json) through the same path as every other error; --help still exits 0."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviations: the global flags are taken out by exact name before parsing, so
+        # argparse would accept `--dry` as `--dry-run` on the task's parser and the task would
+        # then run for real. Abbreviations would also swallow pass-through arguments (pytest's).
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see: {self.prog} --help)")
 

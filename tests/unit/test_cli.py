@@ -73,6 +73,22 @@ def test_unknown_arguments_of_a_task_without_passthrough_exit_2(capsys: pytest.C
     assert err.strip() == "dex-tasks config: error: unrecognized arguments: --bogus (see: dex-tasks --help)"
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bump-overlay", "dev", "sha-1a2b3c4d", "--dry"],  # not --dry-run: must not run for real
+        ["promote", "stage", "prod", "--dry-r"],
+        ["config", "--js"],
+        ["rollback", "dev", "--emerg"],
+    ],
+)
+def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    # Regression: argparse took `--dry` as `--dry-run` on the task's parser, where nothing reads it,
+    # and the task ran for real (pushing, committing) instead of printing its plan.
+    assert cli.main(argv) == 2
+    assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
+
+
 def test_argument_errors_are_one_json_object_under_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["history", "--json", "--limit", "many"]) == 2
     captured = capsys.readouterr()
