@@ -174,7 +174,8 @@ def _annotate_mypy(findings: list[dict[str, str | int | None]]) -> None:
         gha.annotation(
             "warning" if finding["level"] == "warning" else "error",
             message,
-            file=str(finding["file"]),
+            # mypy on Windows prints src\pkg\mod.py; GitHub matches annotations to posix paths only.
+            file=str(finding["file"]).replace("\\", "/"),
             line=line if isinstance(line, int) else None,
             col=col if isinstance(col, int) else None,
             title=f"mypy ({code})" if code else "mypy",

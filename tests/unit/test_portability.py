@@ -87,3 +87,14 @@ def test_cli_on_a_cp1252_pipe_does_not_crash(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert "1 passed" in done.stdout
+
+
+def test_mypy_annotations_on_windows_use_posix_paths(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks.tasks import lint  # noqa: PLC0415 - the lint task module, only here
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    output = "src\\dex\\cli.py:12:5: error: Incompatible return value  [return-value]\n"
+    lint._annotate_mypy(lint.mypy_findings(output))
+    assert "::error file=src/dex/cli.py,line=12,col=5,title=mypy (return-value)::" in capsys.readouterr().err
