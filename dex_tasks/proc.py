@@ -23,6 +23,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -162,9 +163,12 @@ def quote(argv: Sequence[str]) -> str:
 
 def _search_path() -> str:
     # The interpreter's own scripts dir first: `python -m dex_tasks` from an unactivated venv must
-    # still find the ruff/mypy/pytest installed beside it.
-    scripts = str(Path(sys.executable).parent)
-    return os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    # still find the ruff/mypy/pytest installed beside it. That is the interpreter's directory in a
+    # venv, but not in a Windows base install (python.exe in C:\Python311, ruff.exe in
+    # C:\Python311\Scripts): sysconfig knows the scripts dir of both.
+    scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
+    dirs = [*dict.fromkeys(d for d in scripts if d), os.environ.get("PATH", "")]
+    return os.pathsep.join(dirs)
 
 
 def which(tool: str) -> str | None:

@@ -98,3 +98,29 @@ def test_mypy_annotations_on_windows_use_posix_paths(
     output = "src\\dex\\cli.py:12:5: error: Incompatible return value  [return-value]\n"
     lint._annotate_mypy(lint.mypy_findings(output))
     assert "::error file=src/dex/cli.py,line=12,col=5,title=mypy (return-value)::" in capsys.readouterr().err
+
+
+def test_tools_in_the_interpreters_scripts_dir_are_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Windows base install: python.exe in C:\Python311, ruff.exe in C:\Python311\Scripts, and
+    # neither on PATH when `py -m dex_tasks lint` runs.
+    import stat  # noqa: PLC0415
+    import sysconfig  # noqa: PLC0415
+
+    scripts = tmp_path / "Scripts"
+    scripts.mkdir()
+    name = "dex-fake-linter"
+    tool = scripts / (f"{name}.exe" if os.name == "nt" else name)
+    tool.write_text("", encoding="utf-8")
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    real = sysconfig.get_path
+
+    def get_path(key: str, scheme: str | None = None) -> str:
+        if key == "scripts" and scheme is None:
+            return str(scripts)
+        return real(key) if scheme is None else real(key, scheme)
+
+    monkeypatch.setattr(sysconfig, "get_path", get_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert proc.which(name) == str(tool)
