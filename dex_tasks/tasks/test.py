@@ -8,8 +8,10 @@ result says whether the tests failed, the coverage was under the floor, or both.
 
 from __future__ import annotations
 
+import os
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
@@ -18,7 +20,6 @@ from dex_tasks.tasks import Context, TaskResult
 
 if TYPE_CHECKING:
     import argparse
-    from pathlib import Path
 
 # pytest's documented exit codes (https://docs.pytest.org/en/stable/reference/exit-codes.html).
 PYTEST_EXIT = {
@@ -102,8 +103,38 @@ def coverage_percent(xml_path: Path) -> float | None:
 
 
 def _cov_target(ctx: Context) -> str:
+    """The package (else the project root) as pytest-cov must see it from where pytest runs.
+
+    pytest runs in the user's directory, which may be below the root (``cd tests && dex-tasks
+    test-cov``): a root-relative ``src/pkg`` would then be taken for a module name and measure 0%.
+    """
     package = ctx.config.package_dir()
-    return package or "."
+    target = ctx.config.root / (package or ".")
+    try:
+        return Path(os.path.relpath(target, ctx.cwd)).as_posix()
+    except ValueError:  # another drive on Windows: no relative path exists
+        return str(target)
+
+
+def _cov_config(ctx: Context) -> list[str]:
+    """``--cov-config`` naming the project's coverage settings, found the way coverage.py finds
+    them, but from the project root: coverage.py itself looks only in the current directory, so
+    from a subdirectory ``[tool.coverage]`` (branch = true, omit, ...) was silently ignored."""
+    root = ctx.config.root
+    rc = root / ".coveragerc"
+    if rc.is_file():
+        return [f"--cov-config={rc}"]
+    for name in ("setup.cfg", "tox.ini"):
+        candidate = root / name
+        try:
+            text = candidate.read_text(encoding="utf-8", errors="replace") if candidate.is_file() else ""
+        except OSError:
+            continue
+        if "[coverage:" in text:
+            return [f"--cov-config={candidate}"]
+    if ctx.config.path is not None:
+        return [f"--cov-config={ctx.config.path}"]
+    return []
 
 
 def _floor_override(extra: list[str], floor: float) -> float:
@@ -129,6 +160,7 @@ def run_cov(ctx: Context, args: argparse.Namespace) -> TaskResult:
     floor = _floor_override(args.passthrough, cfg.coverage_fail_under)
     extra = [
         f"--cov={_cov_target(ctx)}",
+        *_cov_config(ctx),
         "--cov-report=term-missing",
         f"--cov-report=xml:{xml_path}",
         f"--junitxml={junit_path}",

@@ -445,3 +445,21 @@ def test_lint_missing_path_is_exit_2_and_runs_nothing(sample: Path, run_cli: Cli
     assert result.code == 2, result.err
     assert json.loads(result.out)["error"] == "nope.py: no such file or directory"
     assert "$ ruff" not in result.err
+
+
+def test_test_cov_from_a_subdirectory_with_a_src_layout(sample: Path, run_cli: CliRunner) -> None:
+    # Regression: pytest runs where the user is, but --cov got the root-relative `src/sample_pkg`,
+    # which pytest-cov then took for a module name from tests/: 0% and exit 1.
+    (sample / "src").mkdir()
+    (sample / "sample_pkg").rename(sample / "src" / "sample_pkg")
+    pyproject = sample / "pyproject.toml"
+    addopts = 'addopts = ["-p", "no:cacheprovider"]'
+    text = pyproject.read_text(encoding="utf-8").replace(addopts, addopts + '\npythonpath = ["src"]')
+    pyproject.write_text(text, encoding="utf-8")
+    from_root = run_cli("test-cov", "--json", cwd=sample)
+    assert from_root.code == 0, from_root.err
+    result = run_cli("test-cov", "--json", cwd=sample / "tests")
+    assert result.code == 0, result.err
+    # The same number as from the root: [tool.coverage.run] branch = true is read from there too.
+    assert json.loads(result.out)["coverage"] == json.loads(from_root.out)["coverage"] == 75.0
+    assert "--cov=../src/sample_pkg" in result.err
