@@ -165,6 +165,9 @@ def _choose(
         return found, None
     if not history.was_deployed(entries, tag):
         raise UsageError(f"{tag} was never deployed to {env} (not in the history of {path} on {base})")
+    if tag in history.known_bad(entries):
+        # Asked for by name, so allowed; but the last-known-good rule would never pick it.
+        ctx.warn(f"{tag} was rolled back from before in {env} (known bad); rolling back to it as asked")
     return tag, None
 
 

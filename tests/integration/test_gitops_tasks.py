@@ -325,6 +325,16 @@ def test_rollback_with_a_tag_and_pr(repo: GitOpsRepo, run_cli: CliRunner) -> Non
     assert repo.tag("dev") == repo.tags[3]
 
 
+def test_rollback_to_a_known_bad_tag_by_name_warns(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # stage was rolled back from T2 before: asked for by name it is allowed, but not silently.
+    result = run_cli("rollback", "stage", repo.tags[2], "--dry-run", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert f"warning: {repo.tags[2]} was rolled back from before in stage (known bad)" in result.err
+    quiet = run_cli("rollback", "stage", repo.tags[0], "--dry-run", "--json", cwd=repo.clone)
+    assert quiet.code == 0, quiet.err
+    assert "known bad" not in quiet.err
+
+
 def test_rollback_revert(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     last = repo.head("dev")
     result = run_cli("rollback", "dev", "--revert", "--json", cwd=repo.clone)
