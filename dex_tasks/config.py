@@ -21,6 +21,9 @@ from dex_tasks.errors import ConfigError, UsageError
 ENV_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 
 
+DEFAULT_BRANCHES = {"dev": "dev", "stage": "main", "prod": "main"}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ScanConfig:
     """``[tool.dex.scan]``: the trivy gate."""
@@ -103,9 +106,7 @@ class Config:
     deployment: str = "dex"
     container: str = "dex"
     default_branch: str = "main"
-    branches: Mapping[str, str] = dataclasses.field(
-        default_factory=lambda: {"dev": "dev", "stage": "main", "prod": "main"}
-    )
+    branches: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BRANCHES))
     package: str = ""  # empty: guessed from [project].name
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
@@ -288,6 +289,12 @@ def load(start: Path | None = None) -> Config:
         raise ConfigError(f"{path}: tool.dex must be a table ([tool.dex])")
     seen: set[str] = set()
     kwargs = _build(Config, table, "tool.dex", str(path), seen)
+    if "branches" not in kwargs and "environments" in kwargs:
+        # The default branches name dev/stage/prod: with other environments they are only a
+        # default for those that exist (the rest use default-branch), not an error about a key
+        # the file never set.
+        environments = typing.cast("tuple[str, ...]", kwargs["environments"])
+        kwargs["branches"] = {env: branch for env, branch in DEFAULT_BRANCHES.items() if env in environments}
     config = Config(**kwargs, root=path.parent, path=path, from_file=frozenset(seen))  # type: ignore[arg-type]
     _validate(config, str(path))
     return config

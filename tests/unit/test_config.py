@@ -138,6 +138,20 @@ def test_wrong_types_name_file_and_key(tmp_path: Path, toml: str, where: str, ex
     assert expected in message
 
 
+def test_custom_environments_without_branches(tmp_path: Path) -> None:
+    # Regression: the default branches (dev/stage/prod) were validated against custom environments,
+    # so `environments = ["dev", "prod"]` alone failed with "branches: 'stage' is not in environments".
+    _project(tmp_path, '[tool.dex]\nenvironments = ["dev", "prod"]\n')
+    cfg = config.load(tmp_path)
+    assert dict(cfg.branches) == {"dev": "dev", "prod": "main"}
+    assert cfg.branch_for("dev") == "dev"
+    _project(tmp_path, '[tool.dex]\nenvironments = ["qa", "live"]\ndefault-branch = "trunk"\n')
+    cfg = config.load(tmp_path)
+    assert dict(cfg.branches) == {}
+    assert cfg.branch_for("live") == "trunk"
+    assert "branches" not in cfg.from_file
+
+
 def test_branches_with_unknown_env(tmp_path: Path) -> None:
     _project(tmp_path, '[tool.dex]\nbranches = { stagin = "main" }\n')
     with pytest.raises(ConfigError, match=r"'stagin' is not in environments; did you mean 'stage'\?"):
