@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report_error(usage, task_name=task_name, as_json=as_json, dry_run=dry_run)
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG} {task_name}: interrupted\n")
+        if as_json:  # still one JSON object: a caller parsing stdout gets the exit code and why
+            payload = {"task": task_name, "dry_run": dry_run, "exit_code": EXIT_INTERRUPTED}
+            _emit_json({**payload, "error": "interrupted"})
         return EXIT_INTERRUPTED
 
 

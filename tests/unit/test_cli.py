@@ -190,6 +190,20 @@ def test_keyboard_interrupt_exits_130(
     assert "interrupted" in result.err
 
 
+def test_keyboard_interrupt_under_json_is_one_json_object(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # Regression: Ctrl-C under --json left stdout empty.
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dex_tasks.tasks.config_cmd.run", interrupted)
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 130
+    expected = {"task": "config", "dry_run": False, "exit_code": 130, "error": "interrupted"}
+    assert json.loads(result.out) == expected
+
+
 def test_unexpected_os_error_is_one_line_and_one_json_object(
     monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
 ) -> None:
