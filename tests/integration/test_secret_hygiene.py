@@ -127,3 +127,28 @@ def test_verify_url_password_not_in_the_error_line(
     last = result.err.strip().splitlines()[-1]
     assert last.startswith("dex-tasks verify: verify stage failed: http://admin:***@127.0.0.1:")
     assert PASSWORD not in _everything(result.out, result.err, *channels)
+
+
+def test_token_in_the_origin_url_reaches_no_output(
+    repo: GitOpsRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner
+) -> None:
+    # A clone made with `git clone https://x-access-token:TOKEN@github.com/...` keeps the token in
+    # its origin URL. The PR/compare URL is derived from that remote: the token must not come along.
+    from dex_tasks.tools import git as git_tool  # noqa: PLC0415 - patched for this test only
+
+    remote_token = "ghp_remote_planted_0a1b"  # planted, to be searched for
+    url = f"https://x-access-token:{remote_token}@github.com/data-literate/dex.git"
+    real = git_tool.remote_url
+    monkeypatch.setattr(git_tool, "remote_url", lambda root, remote="origin": real(root, remote) and url)
+    outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    for argv in (("--dry-run",), ()):
+        result = run_cli("bump-overlay", "dev", repo.tags[4], "--json", *argv, cwd=repo.clone)
+        assert result.code == 0, result.err
+        assert remote_token not in _everything(result.out, result.err, outputs, summary)
+    data = json.loads(result.out)
+    assert data["compare_url"] == (
+        f"https://github.com/data-literate/dex/compare/dev...dex/bump-dev-{repo.tags[4]}?expand=1"
+    )
