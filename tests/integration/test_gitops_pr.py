@@ -111,3 +111,28 @@ def test_no_token_prints_the_compare_url(
     assert data["compare_url"] == url
     assert data["pr_url"] is None
     assert data["pushed"] is True
+
+
+def test_origin_not_on_github_com_keeps_the_token_home(
+    repo: GitOpsRepo, github: FakeGitHub, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: with a token and an origin on GitHub Enterprise (or another forge), the slug was
+    # taken from the remote and the PR was opened through api.github.com, with that token, and the
+    # compare URL pointed at github.com.
+    from dex_tasks.tools import git as git_tool  # noqa: PLC0415 - patched for this test only
+
+    for name in ("GITHUB_API_URL", "GITHUB_REPOSITORY", "GITHUB_SERVER_URL"):
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(git_tool, "remote_url", lambda *_a, **_k: "git@ghe.example.com:data-literate/dex.git")
+    t4 = repo.tags[4]
+    result = run_cli("bump-overlay", "dev", t4, "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["pushed"] is True
+    assert data["pr_url"] is None
+    assert (
+        data["compare_url"]
+        == f"https://ghe.example.com/data-literate/dex/compare/dev...dex/bump-dev-{t4}?expand=1"
+    )
+    assert "set GITHUB_API_URL (GitHub Enterprise: https://ghe.example.com/api/v3)" in result.err
+    assert github.requests == []
