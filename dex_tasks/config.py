@@ -192,6 +192,15 @@ def _suggest(key: str, known: typing.Iterable[str]) -> str:
     return f"; did you mean {by_lower[matches[0]]!r}?" if matches else ""
 
 
+def _repository_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` holding ``.git`` (a directory, or a file in a
+    worktree or submodule); found without starting git, as config is read on every call."""
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above ``start``."""
     start = start.resolve()
@@ -272,7 +281,9 @@ def load(start: Path | None = None) -> Config:
     start = (start or Path.cwd()).resolve()
     path = find_pyproject(start)
     if path is None:
-        return Config(root=start)
+        # No pyproject (e.g. an infra-only repository): paths such as `overlays` are relative to
+        # the repository's top level, not to whichever subdirectory the command ran in.
+        return Config(root=_repository_root(start) or start)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

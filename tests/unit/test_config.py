@@ -42,6 +42,17 @@ def test_defaults_without_pyproject(tmp_path: Path) -> None:
     assert cfg.from_file == frozenset()
 
 
+def test_without_pyproject_the_root_is_the_repository_top_level(tmp_path: Path) -> None:
+    # Regression: in a repository without pyproject.toml the root was the current directory, so
+    # `history dev` run from infra/ looked for infra/infra/argocd/overlays/dev/kustomization.yaml.
+    (tmp_path / ".git").mkdir()
+    sub = tmp_path / "infra" / "argocd"
+    sub.mkdir(parents=True)
+    cfg = config.load(sub)
+    assert cfg.path is None
+    assert cfg.root == tmp_path.resolve()
+
+
 def test_config_is_frozen(tmp_path: Path) -> None:
     cfg = config.load(tmp_path)
     with pytest.raises(dataclasses.FrozenInstanceError):
