@@ -130,7 +130,9 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
             image=image,
             detail=f"{where} specifies {image} but its rollout is not complete: {why}",
         )
-    live_pods = [p for p in pods if not p.terminating]
+    # Evicted pods (phase Failed) of an old ReplicaSet stay listed with the old image until the
+    # pod garbage collector removes them; they run nothing, so they do not count.
+    live_pods = [p for p in pods if not p.terminating and not p.finished]
     stray = sorted({p.image or "?" for p in live_pods if not image_matches(cfg, p.image, tag)})
     if stray:
         return LiveCheck(

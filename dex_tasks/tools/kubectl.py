@@ -145,6 +145,12 @@ class Pod:
     image_id: str | None  # what the kubelet really pulled (containerStatuses[].imageID, a digest)
     ready: bool
     terminating: bool
+    phase: str = ""  # status.phase: Pending | Running | Succeeded | Failed | Unknown
+
+    @property
+    def finished(self) -> bool:
+        """An evicted or completed pod: it stays listed (until garbage-collected) but runs nothing."""
+        return self.phase in {"Succeeded", "Failed"}
 
     @property
     def digest(self) -> str | None:
@@ -165,6 +171,7 @@ class Pod:
             image_id=status.get("imageID") or None,
             ready=bool(status.get("ready", False)),
             terminating=bool(meta.get("deletionTimestamp")),
+            phase=str(data.get("status", {}).get("phase", "") or ""),
         )
 
 

@@ -137,3 +137,46 @@ def test_check_context() -> None:
     assert kubectl.check_context("prod") == "prod"
     with pytest.raises(Exception, match="invalid kubectl context"):
         kubectl.check_context("--kubeconfig=/etc/x")
+
+
+def _pod(name: str, image: str, *, phase: str = "Running", reason: str = "") -> Pod:
+    status: dict[str, Any] = {
+        "phase": phase,
+        "containerStatuses": [{"name": "dex", "imageID": "ghcr.io/x/dex@sha256:feed", "ready": True}],
+    }
+    if reason:
+        status["reason"] = reason
+    return Pod.from_json(
+        {
+            "metadata": {"name": name},
+            "spec": {"containers": [{"name": "dex", "image": image}]},
+            "status": status,
+        },
+        "dex",
+    )
+
+
+def test_live_check_ignores_evicted_and_completed_pods(tmp_path: Path) -> None:
+    # An old ReplicaSet's evicted pod (phase Failed, reason Evicted) stays listed with the old
+    # image until the pod GC removes it: the rollout is complete and the check must say so.
+    from dex_tasks import cluster  # noqa: PLC0415
+    from dex_tasks.config import Config  # noqa: PLC0415
+
+    new = "ghcr.io/data-literate/dex:sha-1234567"
+    pods = [
+        _pod("dex-new-1", new),
+        _pod("dex-new-2", new),
+        _pod("dex-old-1", "ghcr.io/data-literate/dex:sha-7654321", phase="Failed", reason="Evicted"),
+        _pod("dex-job-1", "ghcr.io/data-literate/dex:sha-7654321", phase="Succeeded"),
+    ]
+    assert pods[2].finished
+    assert not pods[0].finished
+    deployment = Deployment.from_json(deployment_json(), "dex")
+    check = cluster._judge(Config(root=tmp_path), "prod", "sha-1234567", deployment=deployment, pods=pods)
+    assert check.ok, check.detail
+    assert "2 pod(s)" in check.detail
+    # A running pod with another image still fails the check.
+    stray = [*pods, _pod("dex-old-2", "ghcr.io/data-literate/dex:sha-7654321")]
+    check = cluster._judge(Config(root=tmp_path), "prod", "sha-1234567", deployment=deployment, pods=stray)
+    assert not check.ok
+    assert "pods still run ghcr.io/data-literate/dex:sha-7654321" in check.detail
