@@ -48,3 +48,12 @@ def test_sha_tag_and_pr_tag() -> None:
         tags.sha_tag("xyz")
     with pytest.raises(UsageError):
         tags.pr_tag(0)
+
+
+def test_a_very_long_invalid_tag_is_shown_cut_short() -> None:
+    # Regression: a pasted 5000-character value was echoed whole in the one error line.
+    with pytest.raises(UsageError) as caught:
+        tags.validate_tag("x" * 5000)
+    message = str(caught.value)
+    assert len(message) < 200
+    assert "(5000 characters)" in message
