@@ -141,7 +141,8 @@ def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSp
     if extra and extra[0] == "--":
         extra = extra[1:]
     if extra and not spec.passthrough:
-        parser.parse_args(rest)  # let argparse report the unknown arguments its usual way (exit 2)
+        # Pointing at the task's own --help (the top-level parser would say `dex-tasks --help`).
+        raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see: {PROG} {spec.name} --help)")
     args.passthrough = extra
     return flags, args, spec
 

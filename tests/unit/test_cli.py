@@ -70,7 +70,8 @@ def test_passthrough_args_reach_the_task() -> None:
 def test_unknown_arguments_of_a_task_without_passthrough_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["config", "--bogus"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == "dex-tasks config: error: unrecognized arguments: --bogus (see: dex-tasks --help)"
+    expected = "dex-tasks config: error: unrecognized arguments: --bogus (see: dex-tasks config --help)"
+    assert err.strip() == expected
 
 
 @pytest.mark.parametrize(
