@@ -25,6 +25,7 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -37,6 +38,7 @@ DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
 
 TAIL_LINES = 20
+POLL_INTERVAL = 0.5  # seconds between checks whether a captured command has ended
 DRAIN_GRACE = 5.0
 """Seconds to keep reading a command's output after it ended or was stopped. A grandchild that
 inherited the pipe (ssh under git, a server a test left running, a docker CLI plugin) holds it
@@ -280,24 +282,39 @@ def _run_captured(
         env=env,
         cwd=cwd,
     )
+    deadline = None if timeout is None else time.monotonic() + timeout
+    data = stdin.encode("utf-8") if stdin is not None else None
     try:
-        stdout, stderr = process.communicate(
-            input=stdin.encode("utf-8") if stdin is not None else None, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        exited = process.poll() is not None  # it ended; a grandchild kept the pipes open
-        if not exited:
-            process.kill()
-        stdout, stderr = _drain(process, exc)
-        process.wait()  # killed (or already gone): this returns at once and reaps the child
-        if not exited:
-            tail = redact(_tail(_decode(stderr) or _decode(stdout)))
-            raise CommandTimeout(
-                f"command timed out after {timeout:g}s: {quote(args)}",
-                argv=args,
-                returncode=None,
-                stderr_tail=tail,
-            ) from None
+        while True:
+            # In short steps, to notice a command that ended while a grandchild keeps its pipes
+            # open (ssh's ControlPersist master under `git fetch`): that is not a timeout.
+            step = (
+                POLL_INTERVAL
+                if deadline is None
+                else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
+            )
+            try:
+                # The input is handed over once; a repeated communicate() goes on where it was.
+                stdout, stderr = process.communicate(input=data, timeout=step)
+                break
+            except subprocess.TimeoutExpired as exc:
+                data = None
+                if process.poll() is not None:
+                    stdout, stderr = _drain(process, exc)
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    process.kill()
+                    stdout, stderr = _drain(process, exc)
+                    process.wait()  # killed: this returns at once and reaps the child
+                    tail = redact(_tail(_decode(stderr) or _decode(stdout)))
+                    raise CommandTimeout(
+                        f"command timed out after {timeout:g}s: {quote(args)}",
+                        argv=args,
+                        returncode=None,
+                        stderr_tail=tail,
+                    ) from None
+    except CommandTimeout:
+        raise
     except BaseException:
         # Ctrl-C and anything else: never leave the child running behind us.
         process.kill()
