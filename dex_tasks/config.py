@@ -21,6 +21,13 @@ from dex_tasks.errors import ConfigError, UsageError
 ENV_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 
 
+# An image name as docker's reference grammar (distribution/reference) has it: an optional
+# registry host (with port), then lowercase path components.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_NAME_RE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
+
 DEFAULT_BRANCHES = {"dev": "dev", "stage": "main", "prod": "main"}
 
 
@@ -343,6 +350,12 @@ def _validate(config: Config, file_label: str) -> None:
     last = config.image.rsplit("/", 1)[-1]
     if ":" in last or "@" in last:
         raise ConfigError(f"{file_label}: tool.dex.image must not carry a tag or digest: {config.image!r}")
+    if not IMAGE_NAME_RE.fullmatch(config.image):
+        # Caught here (exit 2) instead of as docker's "invalid reference format" after a build setup.
+        raise ConfigError(
+            f"{file_label}: tool.dex.image {config.image!r} is not an image reference "
+            "(lowercase letters, digits, '.', '_', '-' and '/', optionally a registry host first)"
+        )
     _validate_severities(config, file_label)
 
 

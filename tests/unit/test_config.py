@@ -184,6 +184,8 @@ def test_branches_with_unknown_env(tmp_path: Path) -> None:
         ('argocd-app = "dex-{env[a]}"', "bad template"),
         ('environments = ["dev\\n"]', "invalid environment name"),
         ('image = ""', "image must not be empty"),
+        ('image = "ghcr.io/Data-Literate/Dex"', "is not an image reference"),
+        ('image = "ghcr.io/dex app"', "is not an image reference"),
         ('[tool.dex.security]\nfail-on = ["BLOCKER"]', "unknown semgrep severity 'BLOCKER'"),
         ('[tool.dex.security]\nfail-on = ["eror"]', "did you mean 'ERROR'"),
     ],
