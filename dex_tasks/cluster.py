@@ -9,8 +9,9 @@ Access rules (documented in the README):
   reached (connection, unknown context, credentials). ``check_live(required=False)`` then
   returns ``checked=False`` and the caller says once that only git was checked.
   ``check_live(required=True)`` (``promote --verify live``) raises instead: kubectl missing ->
-  :class:`ToolMissing` (exit 3), no kubeconfig -> :class:`UsageError` (exit 2), unreachable ->
-  :class:`RemoteError` (exit 4).
+  :class:`ToolMissing` (exit 3), no kubeconfig, an unknown context or an unusable kubeconfig ->
+  exit 2 (:class:`UsageError`, :class:`~dex_tasks.tools.kubectl.KubeconfigError`), unreachable
+  or forbidden (RBAC) -> :class:`RemoteError` (exit 4).
 * **Argo CD is configured** when ``argocd`` is on PATH and ``ARGOCD_SERVER`` is set
   (:func:`dex_tasks.tools.argocd.configured`); then the env's app must also be Synced and Healthy.
 

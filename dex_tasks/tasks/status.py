@@ -146,7 +146,7 @@ def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
 
 def _live(ctx: Context, rows: list[EnvStatus]) -> None:
     from dex_tasks import cluster  # noqa: PLC0415
-    from dex_tasks.tools.kubectl import ClusterUnreachableError, ImageRef  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import ClusterUnreachableError, ForbiddenError, ImageRef  # noqa: PLC0415
 
     cfg = ctx.config
     problem = cluster.access_problem(cfg)
@@ -158,6 +158,9 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         namespace = cfg.namespace_for(row.env)
         try:
             deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
+        except ForbiddenError as exc:
+            row.notes.append(f"live {UNKNOWN}: {exc}")  # RBAC is per namespace: ask the next env
+            continue
         except ClusterUnreachableError as exc:
             problem = str(exc)  # the same for every env: ask once
             row.notes.append(f"live {UNKNOWN}: {problem}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import EXIT_USAGE, CommandFailed, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -40,17 +40,37 @@ _UNREACHABLE = (
     "tls handshake timeout",
     "couldn't get current server api group list",
     "context deadline exceeded",
+    "the server has asked for the client to provide credentials",
+    "you must be logged in to the server",
+    # RBAC said no (`Error from server (Forbidden): deployments.apps "dex" is forbidden: User ...`):
+    # no access, like a missing credential - not "the deployment is missing".
+    "(forbidden)",
+)
+# The kubeconfig itself is wrong: bad input (exit 2), not a remote failure.
+_BAD_KUBECONFIG = (
     "no configuration has been provided",
     "context was not found for specified context",
     'error: context "',  # `error: context "x" does not exist` (kubectl 1.32, unknown --context)
-    "the server has asked for the client to provide credentials",
-    "you must be logged in to the server",
     "invalid configuration",
 )
 
 
 class ClusterUnreachableError(RemoteError):
     """kubectl could not talk to the API server (no kubeconfig, unknown context, network, auth)."""
+
+
+class ForbiddenError(ClusterUnreachableError):
+    """RBAC denied the request: no access to *this* namespace (others may be fine)."""
+
+
+class KubeconfigError(ClusterUnreachableError):
+    """The kubeconfig is unusable: unknown context, invalid file, a user without credentials.
+
+    A :class:`ClusterUnreachableError` ("no cluster access" for ``status`` and the optional live
+    check) but exit 2 when it ends a task: it is configuration, retrying will not help.
+    """
+
+    exit_code = EXIT_USAGE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -192,7 +212,14 @@ def kubeconfig_problem(env: Mapping[str, str] | None = None) -> str | None:
 
 def _is_unreachable(text: str) -> bool:
     lowered = text.lower()
-    return any(fragment in lowered for fragment in _UNREACHABLE)
+    return _is_bad_kubeconfig(text) or any(fragment in lowered for fragment in _UNREACHABLE)
+
+
+def _is_bad_kubeconfig(text: str) -> bool:
+    lowered = text.lower()
+    # A kubeconfig user without credentials for an https server: kubectl prompts "Please enter
+    # Username:" on stdout, reads stdin (/dev/null here) and fails with a bare `error: EOF`.
+    return _last_line(lowered) == "error: eof" or any(f in lowered for f in _BAD_KUBECONFIG)
 
 
 def _is_not_found(text: str) -> bool:
@@ -215,10 +242,16 @@ class Kubectl:
         try:
             return proc.run(self.argv(*args), read_only=read_only, timeout=timeout, quiet=quiet)
         except CommandFailed as exc:
+            if _is_bad_kubeconfig(exc.stderr_tail):
+                last = _last_line(exc.stderr_tail)
+                if last.lower() == "error: eof":
+                    last = "kubectl asked for a username (the kubeconfig user has no credentials)"
+                raise KubeconfigError(f"unusable kubeconfig{self._where()}: {last}") from exc
             if _is_unreachable(exc.stderr_tail):
-                raise ClusterUnreachableError(
-                    f"cannot reach the cluster{self._where()}: {_last_line(exc.stderr_tail)}"
-                ) from exc
+                last = _last_line(exc.stderr_tail)
+                if "(forbidden)" in exc.stderr_tail.lower():
+                    raise ForbiddenError(f"no access to the cluster{self._where()}: {last}") from exc
+                raise ClusterUnreachableError(f"cannot reach the cluster{self._where()}: {last}") from exc
             raise
 
     def _where(self) -> str:
@@ -242,7 +275,13 @@ class Kubectl:
         except CommandFailed as exc:
             if name and _is_not_found(exc.stderr_tail):
                 return None
-            raise
+            # An answer from the API server that is not "not found" (InternalError, a webhook, a
+            # timeout): one line saying what, as a remote failure - not a multi-line exit 1.
+            what = " ".join(["kubectl get", kind, *([name] if name else [])])
+            where = f" in namespace {namespace}" if namespace else ""
+            raise RemoteError(
+                f"{what}{where} failed: {_last_line(exc.stderr_tail) or f'exit {exc.returncode}'}"
+            ) from exc
         try:
             data = json.loads(result.stdout)
         except json.JSONDecodeError as exc:
@@ -345,7 +384,9 @@ def check_context(context: str) -> str:
 __all__: Sequence[str] = (
     "ClusterUnreachableError",
     "Deployment",
+    "ForbiddenError",
     "ImageRef",
+    "KubeconfigError",
     "Kubectl",
     "Pod",
     "check_context",

@@ -22,7 +22,9 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
   API server before 1.30 does, kubectl falls back to SPDY/3.1, served by
   :mod:`tests.fakes.kube_portforward` and forwarded to a test's TCP server (``set_backend``).
 * Errors as ``Status`` objects with the real reason/code (404 NotFound ``deployments.apps "x" not
-  found``, 405, 415).
+  found``, 405, 415; 403 Forbidden ``deployments.apps "dex" is forbidden: User "..." cannot get
+  resource "deployments" in API group "apps" in the namespace "ns"`` for namespaces a test
+  :meth:`FakeKube.forbid` - what RBAC answers a service account without a Role there).
 
 ``requests`` records every (method, path) so tests can assert that nothing was written.
 Plain HTTP: the kubeconfig says ``server: http://127.0.0.1:PORT`` and kubectl accepts that.
@@ -181,6 +183,7 @@ class FakeKube:
         self.stopping = False
         self._timers: list[threading.Timer] = []
         self.backends: dict[str, int] = {}  # namespace -> 127.0.0.1 port that its pods "listen" on
+        self.forbidden: set[str] = set()  # namespaces where RBAC denies everything (403)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -355,6 +358,11 @@ class FakeKube:
         h.close_connection = True
         SpdySession(h.rfile, h.connection, pod=name, backend=backend).serve()
 
+    def forbid(self, namespace: str) -> None:
+        """Every request in ``namespace`` gets RBAC's 403 (the client's user has no Role there)."""
+        with self.lock:
+            self.forbidden.add(namespace)
+
     def set_stall(self, namespace: str, name: str, stall: bool = True) -> None:
         with self.lock:
             (self.stall.add if stall else self.stall.discard)((namespace, name))
@@ -519,6 +527,8 @@ class FakeKube:
                 404, _status(404, "NotFound", "the server could not find the requested resource")
             )
         plural, namespace, name, sub = route
+        if namespace is not None and namespace in self.forbidden:
+            return self._forbidden(h, plural, namespace, name, query)
         if sub == "portforward" and plural == "pods" and name is not None:
             return self._portforward(h, namespace or "", name)
         if sub:
@@ -558,6 +568,27 @@ class FakeKube:
                 self._store("namespaces", copy.deepcopy(gone), "DELETED")
                 return h.send_json(200, gone)
         return h.send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
+
+    def _forbidden(
+        self, h: _Handler, plural: str, namespace: str, name: str | None, query: dict[str, str]
+    ) -> None:
+        # The authorizer's text (k8s.io/apiserver endpoints/handlers/responsewriters/errors.go).
+        group = GROUP_OF[RESOURCES[plural][0]]
+        qualified = f"{plural}.{group}" if group else plural
+        verb = {"GET": "get", "PATCH": "patch", "DELETE": "delete", "PUT": "update", "POST": "create"}.get(
+            h.command, "get"
+        )
+        if h.command == "GET" and name is None:
+            verb = "watch" if query.get("watch") in {"true", "1"} else "list"
+        subject = f'{qualified} "{name}"' if name else qualified
+        message = (
+            f'{subject} is forbidden: User "system:serviceaccount:ci:deployer" cannot {verb} resource '
+            f'"{plural}" in API group "{group}" in the namespace "{namespace}"'
+        )
+        details: dict[str, Any] = {"group": group, "kind": plural}
+        if name:
+            details["name"] = name
+        h.send_json(403, _status(403, "Forbidden", message, details))
 
     def _patch(self, h: _Handler, plural: str, obj: dict[str, Any]) -> None:
         ctype = h.headers.get("Content-Type", "")

@@ -212,3 +212,46 @@ def test_emergency_rollback_push_rejected_prints_the_follow_up(
     assert repo.tag("stage") == t[1]
     assert f"the cluster runs {t[0]} but git was not updated" in result.err
     assert f"dex-tasks rollback stage {t[0]} --direct" in result.err
+
+
+def set_context(repo: GitOpsRepo, context: str) -> None:
+    pyproject = repo.clone / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text + f'\n[tool.dex.cluster]\ncontext = "{context}"\n', encoding="utf-8")
+
+
+def test_promote_verify_live_unknown_context_is_exit_2(repo: GitOpsRepo, fake_kube: FakeKube,
+                                                       run_cli: CliRunner) -> None:  # fmt: skip
+    # A context the kubeconfig does not have is configuration (exit 2), not a remote failure (4).
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    set_context(repo, "nope")
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", "--verify", "live", "--json", cwd=repo.clone)
+    assert result.code == 2, result.err
+    error_lines = [line for line in result.err.splitlines() if "error:" in line]
+    expected = (
+        'dex-tasks promote: error: unusable kubeconfig (context nope): error: context "nope" does not exist'
+    )
+    assert error_lines == [expected]
+    assert repo.snapshot() == before
+    assert fake_kube.writes() == []
+
+
+def test_promote_forbidden_namespace(repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner) -> None:
+    # RBAC denies the runner's service account in dex-stage: no access, said in one line; with
+    # --verify live exit 4, without it "only git was checked" (never "deployment not found").
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    fake_kube.forbid("dex-stage")
+    before = repo.snapshot()
+    live = run_cli("promote", "stage", "prod", "--verify", "live", "--dry-run", cwd=repo.clone)
+    assert live.code == 4, live.err
+    line = live.err.strip().splitlines()[-1]
+    assert line.startswith(
+        "dex-tasks promote: error: no access to the cluster: Error from server (Forbidden)"
+    )
+    relaxed = run_cli("promote", "stage", "prod", "--dry-run", cwd=repo.clone)
+    assert relaxed.code == 0, relaxed.err
+    assert "only git was checked" in relaxed.out + relaxed.err
+    assert "not found" not in relaxed.out + relaxed.err
+    assert repo.snapshot() == before
+    assert fake_kube.writes() == []

@@ -125,3 +125,21 @@ def test_status_bad_env_is_exit_2(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("status", "qa", cwd=repo.clone)
     assert result.code == 2
     assert "unknown environment 'qa'" in result.err
+
+
+def test_status_forbidden_namespace_is_unknown_for_that_env_only(repo: GitOpsRepo, fake_kube: FakeKube,
+                                                                 run_cli: CliRunner) -> None:  # fmt: skip
+    # RBAC denies dex-dev only: dev is unknown with RBAC's one-line reason; stage and prod are
+    # still asked (the denial is per namespace, unlike an unreachable server).
+    t = repo.tags
+    deploy_envs(fake_kube, {"dev": t[3], "stage": t[1], "prod": t[0]})
+    fake_kube.forbid("dex-dev")
+    result = run_cli("status", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    envs = envs_of(result.out)
+    assert envs["dev"]["live_tag"] is None
+    assert len(envs["dev"]["notes"]) == 1
+    note = envs["dev"]["notes"][0]
+    assert note.startswith("live unknown: no access to the cluster: Error from server (Forbidden)")
+    assert "\n" not in note
+    assert (envs["stage"]["live_tag"], envs["prod"]["live_tag"]) == (t[1], t[0])

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from dex_tasks import proc
+from dex_tasks.errors import CommandFailed, RemoteError
 from dex_tasks.tools import kubectl
 from dex_tasks.tools.kubectl import Deployment, ImageRef, Kubectl, Pod
 
@@ -180,3 +182,59 @@ def test_live_check_ignores_evicted_and_completed_pods(tmp_path: Path) -> None:
     check = cluster._judge(Config(root=tmp_path), "prod", "sha-1234567", deployment=deployment, pods=stray)
     assert not check.ok
     assert "pods still run ghcr.io/data-literate/dex:sha-7654321" in check.detail
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        'error: context "nope" does not exist',
+        "error: EOF",  # kubectl prompted "Please enter Username:" (a user without credentials)
+        "error: no configuration has been provided, try setting KUBERNETES_MASTER environment variable",
+    ],
+)
+def test_bad_kubeconfig_is_exit_2(stderr: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(argv: Any, **_: Any) -> Any:
+        raise CommandFailed("failed", argv=argv, returncode=1, stderr_tail=stderr)
+
+    monkeypatch.setattr(proc, "run", fail)
+    with pytest.raises(kubectl.KubeconfigError) as info:
+        Kubectl(context="x").deployment("dex-prod", "dex", "dex")
+    assert info.value.exit_code == 2
+    assert isinstance(info.value, kubectl.ClusterUnreachableError)  # status: "live unknown"
+    assert "\n" not in str(info.value)
+
+
+def test_forbidden_is_no_access_not_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = (
+        'Error from server (Forbidden): deployments.apps "dex" is forbidden: User "ci" cannot get '
+        'resource "deployments" in API group "apps" in the namespace "dex-prod"'
+    )
+    assert kubectl._is_unreachable(stderr)
+
+    def fail(argv: Any, **_: Any) -> Any:
+        raise CommandFailed("failed", argv=argv, returncode=1, stderr_tail=stderr)
+
+    monkeypatch.setattr(proc, "run", fail)
+    with pytest.raises(kubectl.ForbiddenError, match="no access to the cluster") as info:
+        Kubectl().deployment("dex-prod", "dex", "dex")
+    assert info.value.exit_code == 4
+
+
+def test_other_server_errors_are_one_line_remote_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    tail = (
+        "E1127 05:44:10 memcache.go:265] some warning\n"
+        'Error from server (InternalError): an error on the server ("etcdserver: request timed out") '
+        "has prevented the request from succeeding (get deployments.apps dex)"
+    )
+
+    def fail(argv: Any, **_: Any) -> Any:
+        raise CommandFailed("failed\n" + tail, argv=argv, returncode=1, stderr_tail=tail)
+
+    monkeypatch.setattr(proc, "run", fail)
+    with pytest.raises(RemoteError) as info:
+        Kubectl().deployment("dex-prod", "dex", "dex")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("kubectl get deployment dex in namespace dex-prod failed: ")
+    assert "etcdserver: request timed out" in message
+    assert info.value.exit_code == 4
