@@ -175,7 +175,27 @@ def _search_path() -> str:
 
 def which(tool: str) -> str | None:
     """Full path of ``tool``, or None. Honours PATHEXT on Windows through shutil.which."""
+    if sys.platform == "win32" and len(Path(tool).parts) == 1:
+        return which_outside_cwd(tool, _search_path())
     return shutil.which(tool, path=_search_path())
+
+
+def which_outside_cwd(tool: str, search: str) -> str | None:
+    """``shutil.which`` over the absolute entries of ``search``, never from the current directory.
+
+    On Windows shutil.which looks in the current directory before PATH, as cmd.exe does: a checked
+    out repository holding ``git.bat`` or ``semgrep.cmd`` would run instead of the real tool (Go's
+    os/exec stopped this for the same reason: https://go.dev/blog/path-security). One directory at
+    a time, with the current directory named *last* so shutil.which does not put it first, and
+    only absolute results kept.
+    """
+    for directory in search.split(os.pathsep):
+        if not directory or not Path(directory).is_absolute():
+            continue
+        found = shutil.which(tool, path=os.pathsep.join([directory, os.curdir]))
+        if found is not None and Path(found).is_absolute():
+            return found
+    return None
 
 
 def require(tool: str) -> str:

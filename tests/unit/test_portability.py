@@ -124,3 +124,44 @@ def test_tools_in_the_interpreters_scripts_dir_are_found(
     monkeypatch.setattr(sysconfig, "get_path", get_path)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert proc.which(name) == str(tool)
+
+
+# -- no programs from the current directory (Windows) ----------------------------------------------
+def _executable(path: Path) -> Path:
+    import stat  # noqa: PLC0415
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("", encoding="utf-8")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def _windows_which(cmd: str, mode: int = os.F_OK | os.X_OK, path: str | None = None) -> str | None:
+    """shutil.which as on Windows: the current directory is searched first unless listed."""
+    dirs = (path or "").split(os.pathsep)
+    if os.curdir not in dirs:
+        dirs.insert(0, os.curdir)
+    for directory in dirs:
+        candidate = Path(directory) / cmd
+        if candidate.is_file() and os.access(candidate, mode):
+            return str(candidate)
+    return None
+
+
+def test_a_tool_in_the_current_directory_is_never_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A repository under test that ships a `git.bat`/`semgrep.cmd` must not run instead of the tool.
+    import shutil  # noqa: PLC0415
+
+    repo, bin_dir = tmp_path / "repo", tmp_path / "bin"
+    _executable(repo / "dex-fake-tool")
+    real = _executable(bin_dir / "dex-fake-tool")
+    monkeypatch.chdir(repo)
+    monkeypatch.setattr(shutil, "which", _windows_which)
+    search = os.pathsep.join([".", "relative-dir", str(bin_dir)])
+    hazard = _windows_which("dex-fake-tool", path=search)
+    assert hazard is not None
+    assert not Path(hazard).is_absolute()  # what shutil.which does on Windows: the repo's copy
+    assert proc.which_outside_cwd("dex-fake-tool", search) == str(real)
+    assert proc.which_outside_cwd("dex-fake-tool", ".") is None
