@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing
+from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -198,6 +198,27 @@ def which_outside_cwd(tool: str, search: str) -> str | None:
     return None
 
 
+# What cmd.exe reads as syntax even inside the double quotes subprocess adds ('"' ends them).
+_CMD_SPECIAL = frozenset('&|<>^%!"\r\n')
+
+
+def check_batch_arguments(executable: str, args: Sequence[str]) -> None:
+    """Refuse arguments cmd.exe would interpret when the tool is a ``.bat``/``.cmd`` shim.
+
+    Windows runs batch files through cmd.exe, whose parsing subprocess's quoting does not cover:
+    ``& calc`` in a branch name or an image reference would run as a command ("BatBadBut",
+    CVE-2024-24576). Real executables (``.exe``) are not affected.
+    """
+    if not executable.lower().endswith((".bat", ".cmd")):
+        return
+    for arg in args:
+        if _CMD_SPECIAL.intersection(arg):
+            raise UsageError(
+                f"refusing to pass {arg!r} to {Path(executable).name}: a .bat/.cmd tool would let cmd.exe "
+                f"interpret it; install the tool's executable (.exe) instead"
+            )
+
+
 def require(tool: str) -> str:
     """Full path of ``tool``, or raise :class:`ToolMissing` with an install hint."""
     found = which(tool)
@@ -263,6 +284,7 @@ def run(
     if not args:
         raise ValueError("empty argv")
     executable = require(args[0])
+    check_batch_arguments(executable, args[1:])
     settings = _settings.get()
     if settings.dry_run and not read_only:
         echo(f"$ {quote(args)}    # dry-run: not run")
@@ -488,6 +510,7 @@ def background(
     """
     args = tuple(str(a) for a in argv)
     executable = require(args[0])
+    check_batch_arguments(executable, args[1:])
     echo(f"$ {quote(args)} &")
     process = subprocess.Popen(
         (executable, *args[1:]),

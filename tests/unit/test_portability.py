@@ -165,3 +165,18 @@ def test_a_tool_in_the_current_directory_is_never_taken(
     assert not Path(hazard).is_absolute()  # what shutil.which does on Windows: the repo's copy
     assert proc.which_outside_cwd("dex-fake-tool", search) == str(real)
     assert proc.which_outside_cwd("dex-fake-tool", ".") is None
+
+
+@pytest.mark.parametrize("arg", ["main & calc", "100%PATH%", 'a"b', "x|y", "^", "line\nbreak"])
+def test_cmd_metacharacters_are_refused_for_batch_shims(arg: str) -> None:
+    from dex_tasks.errors import UsageError  # noqa: PLC0415
+
+    with pytest.raises(UsageError, match=r"cmd\.exe"):
+        proc.check_batch_arguments("C:\\tools\\trivy.CMD", ["image", arg])
+
+
+def test_plain_arguments_and_real_executables_pass() -> None:
+    image = "ghcr.io/o/app:sha-1a2b3c4d"
+    proc.check_batch_arguments("C:\\tools\\trivy.cmd", ["image", "--", image, "C:\\x y"])
+    proc.check_batch_arguments("C:\\Program Files\\Git\\cmd\\git.exe", ["log", "--format=%H & %s"])
+    proc.check_batch_arguments("/usr/bin/git", ["log", "--format=%H & %s"])
