@@ -188,10 +188,18 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
         ctx.warn(data["note"])
         return TaskResult(data=data)
     kube = cluster.kubectl_for(cfg)
-    if kube.get_json("namespace", namespace) is None:
+    found = kube.get_json("namespace", namespace)
+    outcome = "gone" if found is None else "deleted"
+    if found is not None and (found.get("metadata") or {}).get("deletionTimestamp"):
+        outcome = "terminating"
+    if outcome == "deleted":
+        outcome = kube.delete_namespace(namespace)  # it may have gone or started terminating since
+    if outcome == "gone":
         ctx.out(f"preview {pr}: namespace {namespace} does not exist; nothing to do")
         return TaskResult(data=data)
-    kube.delete_namespace(namespace)
+    if outcome == "terminating":
+        ctx.out(f"preview {pr}: namespace {namespace} is already being deleted (Terminating); nothing to do")
+        return TaskResult(data=data)
     data.update(deleted=f"namespace/{namespace}", changed=not proc.is_dry_run())
     ctx.out(f"{verb} namespace {namespace}")
     return TaskResult(data=data)

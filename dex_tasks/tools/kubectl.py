@@ -314,9 +314,27 @@ class Kubectl:
         return self._run("rollout", "status", f"deployment/{deployment}", "-n", namespace,
                          f"--timeout={timeout}s", read_only=False, timeout=timeout + 30)  # fmt: skip
 
-    def delete_namespace(self, namespace: str, *, wait: bool = False) -> proc.Result:
-        return self._run("delete", "namespace", namespace, f"--wait={'true' if wait else 'false'}",
-                         read_only=False)  # fmt: skip
+    def delete_namespace(self, namespace: str, *, wait: bool = False) -> str:
+        """``kubectl delete namespace``: "deleted" (or printed, under --dry-run), "gone" when it
+        no longer exists, "terminating" when it is already being deleted.
+
+        A namespace stays in phase Terminating until its content is removed, and the API server
+        answers another DELETE meanwhile with 409 Conflict ("The system is ensuring all content
+        is removed from this namespace"); it can also vanish between a ``get`` and this call.
+        """
+        try:
+            self._run("delete", "namespace", namespace, f"--wait={'true' if wait else 'false'}",
+                      read_only=False)  # fmt: skip
+        except ClusterUnreachableError:
+            raise
+        except CommandFailed as exc:
+            if _is_not_found(exc.stderr_tail):
+                return "gone"
+            if "(conflict)" in exc.stderr_tail.lower() and "content is removed" in exc.stderr_tail:
+                return "terminating"
+            why = _last_line(exc.stderr_tail) or f"exit {exc.returncode}"
+            raise RemoteError(f"kubectl delete namespace {namespace} failed: {why}") from exc
+        return "deleted"
 
     @contextlib.contextmanager
     def port_forward(self, namespace: str, target: str, remote_port: int, *, local_port: int | None = None,

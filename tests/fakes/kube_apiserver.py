@@ -17,7 +17,8 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
   ``observedGeneration``/``updatedReplicas``/``availableReplicas``, new pods with the new
   ``image``/``imageID``) or, with ``stall=True``, stays stuck with 0 updated replicas so
   ``kubectl rollout status --timeout`` gives up.
-* DELETE of namespaces.
+* DELETE of namespaces: phase Terminating first, purged shortly after (or never, for a namespace
+  a test holds); a second DELETE meanwhile is the real 409 Conflict.
 * ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an
   API server before 1.30 does, kubectl falls back to SPDY/3.1, served by
   :mod:`tests.fakes.kube_portforward` and forwarded to a test's TCP server (``set_backend``).
@@ -184,6 +185,7 @@ class FakeKube:
         self._timers: list[threading.Timer] = []
         self.backends: dict[str, int] = {}  # namespace -> 127.0.0.1 port that its pods "listen" on
         self.forbidden: set[str] = set()  # namespaces where RBAC denies everything (403)
+        self.held_namespaces: set[str] = set()  # deleted namespaces that stay Terminating
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -560,13 +562,7 @@ class FakeKube:
             if h.command == "PATCH":
                 return self._patch(h, plural, obj)
             if h.command == "DELETE" and plural == "namespaces":
-                gone = copy.deepcopy(obj)
-                gone["status"]["phase"] = "Terminating"
-                gone["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-                for key in [k for k in self.objects if k[1] == name]:
-                    self._store(key[0], copy.deepcopy(self.objects[key]), "DELETED")
-                self._store("namespaces", copy.deepcopy(gone), "DELETED")
-                return h.send_json(200, gone)
+                return self._delete_namespace(h, name, obj)
         return h.send_json(405, _status(405, "MethodNotAllowed", "the server does not allow this method"))
 
     def _forbidden(
@@ -589,6 +585,43 @@ class FakeKube:
         if name:
             details["name"] = name
         h.send_json(403, _status(403, "Forbidden", message, details))
+
+    def _delete_namespace(self, h: _Handler, name: str, obj: dict[str, Any]) -> None:
+        """Like the namespace registry (pkg/registry/core/namespace/storage): the first DELETE
+        answers 200 with the namespace in phase Terminating; it stays (GET/LIST show it) until the
+        namespace controller has removed its content, and a DELETE meanwhile is 409 Conflict."""
+        if obj["metadata"].get("deletionTimestamp"):
+            message = (
+                f'Operation cannot be fulfilled on namespaces "{name}": The system is ensuring all '
+                "content is removed from this namespace.  Upon completion, this namespace will "
+                "automatically be purged by the system."
+            )
+            h.send_json(409, _status(409, "Conflict", message, {"name": name, "kind": "namespaces"}))
+            return
+        terminating = copy.deepcopy(obj)
+        terminating["status"]["phase"] = "Terminating"
+        terminating["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        self._store("namespaces", terminating, "MODIFIED")
+        h.send_json(200, terminating)
+        if name not in self.held_namespaces:
+            timer = threading.Timer(ROLLOUT_DELAY, self._purge_namespace, (name,))
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+
+    def hold_namespace(self, name: str) -> None:
+        """A deleted ``name`` stays Terminating (a finalizer that does not finish, a stuck webhook)."""
+        with self.lock:
+            self.held_namespaces.add(name)
+
+    def _purge_namespace(self, name: str) -> None:
+        """The namespace controller: delete the content, then the namespace itself."""
+        with self.lock:
+            if self.stopping or ("namespaces", "", name) not in self.objects:
+                return
+            for key in [k for k in self.objects if k[1] == name]:
+                self._store(key[0], copy.deepcopy(self.objects[key]), "DELETED")
+            self._store("namespaces", copy.deepcopy(self.objects[("namespaces", "", name)]), "DELETED")
 
     def _patch(self, h: _Handler, plural: str, obj: dict[str, Any]) -> None:
         ctype = h.headers.get("Content-Type", "")

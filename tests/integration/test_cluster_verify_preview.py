@@ -311,7 +311,27 @@ def test_preview_down_namespace(fake_kube: FakeKube, run_cli: CliRunner, tmp_pat
     assert ("DELETE", "/api/v1/namespaces/dex-pr-5") in fake_kube.writes()
     gone = run_cli("preview", "down", "5", cwd=tmp_path)
     assert gone.code == 0
-    assert "does not exist; nothing to do" in gone.out
+    # Gone, or still Terminating if the fake's namespace controller has not purged it yet.
+    assert "nothing to do" in gone.out
+
+
+@pytest.mark.kubectl
+def test_preview_down_terminating_namespace_is_nothing_to_do(
+    fake_kube: FakeKube, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # A namespace stays Terminating until its content is gone (minutes, or for ever with a stuck
+    # finalizer); a second `preview down` (the PR-closed workflow re-run) must not fail on the
+    # API server's 409 Conflict.
+    fake_kube.add_namespace("dex-pr-5")
+    fake_kube.hold_namespace("dex-pr-5")
+    first = run_cli("preview", "down", "5", cwd=tmp_path)
+    assert first.code == 0, first.err
+    again = run_cli("preview", "down", "5", "--json", cwd=tmp_path)
+    assert again.code == 0, again.err
+    data = json.loads(again.out)
+    assert (data["deleted"], data["changed"]) == (None, False)
+    assert "is already being deleted (Terminating); nothing to do" in again.err
+    assert fake_kube.writes() == [("DELETE", "/api/v1/namespaces/dex-pr-5")]
 
 
 def test_preview_bad_pr_is_exit_2(run_cli: CliRunner, tmp_path: Path) -> None:

@@ -238,3 +238,27 @@ def test_other_server_errors_are_one_line_remote_errors(monkeypatch: pytest.Monk
     assert message.startswith("kubectl get deployment dex in namespace dex-prod failed: ")
     assert "etcdserver: request timed out" in message
     assert info.value.exit_code == 4
+
+
+CONFLICT = (
+    'Error from server (Conflict): Operation cannot be fulfilled on namespaces "dex-pr-5": The system is '
+    "ensuring all content is removed from this namespace.  Upon completion, this namespace will "
+    "automatically be purged by the system."
+)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "outcome"),
+    [
+        ('Error from server (NotFound): namespaces "dex-pr-5" not found', "gone"),
+        (CONFLICT, "terminating"),
+    ],
+)
+def test_delete_namespace_gone_or_terminating_is_not_a_failure(
+    stderr: str, outcome: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(argv: Any, **_: Any) -> Any:
+        raise CommandFailed("failed", argv=argv, returncode=1, stderr_tail=stderr)
+
+    monkeypatch.setattr(proc, "run", fail)
+    assert Kubectl().delete_namespace("dex-pr-5") == outcome
