@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
     from dex_tasks.cluster import Health
 
+# Bounds of the Argo CD wait besides --timeout: at most this many `app get` calls (with
+# --interval 0 the time bound alone would allow thousands), each given at least this long.
+MAX_ARGO_POLLS = 300
+MIN_QUERY_TIMEOUT = 10.0
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("env", metavar="ENV", help="the environment to verify")
@@ -129,8 +134,10 @@ def _argo_wait(
     polls = 0
     while True:
         polls += 1
+        # One `app get` must not outlive the deadline either (a hung API would wait its 120 s).
+        remaining = deadline - time.monotonic()
         try:
-            app = argocd.app_get(name)
+            app = argocd.app_get(name, timeout=max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining)))
         except argocd.AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
             return f"Argo CD app {name} does not exist"
@@ -150,7 +157,7 @@ def _argo_wait(
             return None
         if app.operation_phase in {"Failed", "Error"}:
             return f"Argo CD app {name}: the last sync {app.operation_phase.lower()} ({state})"
-        if time.monotonic() + interval > deadline:
+        if polls >= MAX_ARGO_POLLS or time.monotonic() + interval > deadline:
             want = f"Synced/Healthy at {expected[:12]}" if expected else "Synced/Healthy"
             return f"Argo CD app {name} is {state}, not {want}, after {polls} check(s)"
         time.sleep(interval)

@@ -116,8 +116,8 @@ def _run(args: Sequence[str], *, read_only: bool, what: str, timeout: float = QU
         raise _fail(exc, what) from exc
 
 
-def app_get(name: str) -> App:
-    result = _run(("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}")
+def app_get(name: str, *, timeout: float = QUERY_TIMEOUT) -> App:
+    result = _run(("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout)
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError as exc:

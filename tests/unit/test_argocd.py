@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
+
 import pytest
 
 from dex_tasks import proc
 from dex_tasks.errors import CommandFailed
 from dex_tasks.tools import argocd
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 APP = {
     "metadata": {"name": "dex-prod"},
@@ -81,3 +87,36 @@ def test_token_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     argocd.app_list()
     assert proc.redact("token tok-very-secret here") == "token *** here"
+
+
+def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # --interval 0 and a long --timeout: the wait still ends after MAX_ARGO_POLLS checks, and no
+    # single `argocd app get` may run past the deadline (its own timeout is capped by it).
+    from dex_tasks.config import Config  # noqa: PLC0415
+    from dex_tasks.tasks import Context, verify  # noqa: PLC0415
+
+    timeouts: list[float] = []
+    status: dict[str, Any] = dict(APP["status"])  # type: ignore[call-overload]  # APP is a literal
+    progressing = {**APP, "status": {**status, "health": {"status": "Progressing"}}}
+
+    def app_get(name: str, *, timeout: float = argocd.QUERY_TIMEOUT) -> argocd.App:
+        timeouts.append(timeout)
+        return argocd.App.from_json(progressing)
+
+    monkeypatch.setattr(argocd, "not_configured_reason", lambda _env=None: None)
+    monkeypatch.setattr(argocd, "app_get", app_get)
+    monkeypatch.setattr(verify, "MAX_ARGO_POLLS", 5)
+    ctx = Context(task="verify", config=Config(root=tmp_path), cwd=tmp_path, dry_run=False, json=False)
+    data: dict[str, object] = {}
+    deadline = time.monotonic() + 3600
+    problem = verify._argo_wait(ctx, "prod", deadline=deadline, interval=0, data=data)
+    assert problem is not None
+    assert "after 5 check(s)" in problem
+    assert len(timeouts) == 5
+    assert all(t <= argocd.QUERY_TIMEOUT for t in timeouts)
+    timeouts.clear()
+    verify._argo_wait(ctx, "prod", deadline=time.monotonic() + 30, interval=0, data=data)
+    assert timeouts
+    assert all(verify.MIN_QUERY_TIMEOUT <= t <= 30 for t in timeouts)
