@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one task and return its exit code (the console script exits with it)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # Best guesses for the error line until the parser has spoken.
-    task_name = next((a for a in argv if not a.startswith("-")), "?")
+    task_name = _guess_task(argv)
     as_json = "--json" in argv
     dry_run = "--dry-run" in argv
     try:
@@ -174,17 +174,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         usage = UsageError(f"{where}{err.strerror or err}")
         return _report_error(usage, task_name=task_name, as_json=as_json, dry_run=dry_run)
     except KeyboardInterrupt:
-        sys.stderr.write(f"{PROG} {task_name}: interrupted\n")
+        sys.stderr.write(f"{_prefix(task_name)}: interrupted\n")
         if as_json:  # still one JSON object: a caller parsing stdout gets the exit code and why
             payload = {"task": task_name, "dry_run": dry_run, "exit_code": EXIT_INTERRUPTED}
             _emit_json({**payload, "error": "interrupted"})
         return EXIT_INTERRUPTED
 
 
-def _report_error(err: DexError, *, task_name: str, as_json: bool, dry_run: bool) -> int:
+def _guess_task(argv: Sequence[str]) -> str | None:
+    """The task named on the line, for error lines before the parser has spoken (None: none)."""
+    names = {spec.name for spec in TASKS}
+    skip = False
+    for arg in argv:
+        if skip:  # the value of -C/--directory is a directory, not a task
+            skip = False
+        elif arg in {"-C", "--directory"}:
+            skip = True
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            return arg if arg in names else None
+    return None
+
+
+def _prefix(task_name: str | None) -> str:
+    return f"{PROG} {task_name}" if task_name else PROG
+
+
+def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_run: bool) -> int:
     message = proc.redact(str(err))
-    sys.stderr.write(f"{PROG} {task_name}: error: {message}\n")
-    gha.annotation("error", message.splitlines()[0] if message else "failed", title=f"{PROG} {task_name}")
+    sys.stderr.write(f"{_prefix(task_name)}: error: {message}\n")
+    gha.annotation("error", message.splitlines()[0] if message else "failed", title=_prefix(task_name))
     if as_json:
         _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": err.exit_code, "error": message})
     return err.exit_code

@@ -90,6 +90,24 @@ def test_abbreviated_flags_are_refused(capsys: pytest.CaptureFixture[str], argv:
     assert f"unrecognized arguments: {argv[-1]}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        ([], "dex-tasks: error: the following arguments are required: TASK"),
+        (["-C", "somewhere", "nope"], "dex-tasks: error: argument TASK: invalid choice: 'nope'"),
+        (["history", "-C"], "dex-tasks history: error: -C needs a directory"),
+    ],
+)
+def test_error_line_names_the_task_only_when_there_is_one(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    # Regression: "dex-tasks ?: error: ..." without a task, and "-C somewhere" named task "somewhere".
+    assert cli.main(["--json", *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(line)
+    assert json.loads(captured.out)["task"] == (argv[0] if argv[:1] == ["history"] else None)
+
+
 def test_argument_errors_are_one_json_object_under_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["history", "--json", "--limit", "many"]) == 2
     captured = capsys.readouterr()
