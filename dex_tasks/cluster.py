@@ -213,10 +213,13 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     undo = proc.quote(kube.argv("rollout", "undo", target, "-n", namespace))
     try:
         kube.rollout_status(namespace, cfg.deployment, timeout=timeout)
-    except CommandFailed as exc:
+    except (CommandFailed, RemoteError) as exc:
+        # RemoteError: the API server went away while waiting. Either way the deployment already
+        # specifies the new image, and the user must learn that, not only "cannot reach".
+        why = _last(exc.stderr_tail) if isinstance(exc, CommandFailed) else str(exc)
         raise RemoteError(
             f"rollout did not complete: deployment {namespace}/{cfg.deployment} now specifies {image} "
-            f"but its rollout did not finish within {timeout}s ({_last(exc.stderr_tail)}); "
+            f"but its rollout was not seen to finish within {timeout}s ({why}); "
             f"inspect with: {inspect}; undo with: {undo}"
         ) from exc
 

@@ -224,3 +224,25 @@ def test_port_forward_to_missing_service_says_why(fake_kube: FakeKube) -> None:
         Kubectl().port_forward("dex-stage", "svc/dex", 80),
     ):
         pass
+
+
+def test_emergency_rollout_connection_lost_while_waiting_says_the_image_was_set(
+    fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dex_tasks.tools.kubectl import ClusterUnreachableError, Kubectl  # noqa: PLC0415
+
+    deploy_envs(fake_kube, {"prod": NEW})
+
+    def lost(self: Kubectl, namespace: str, deployment: str, *, timeout: int) -> proc.Result:
+        raise ClusterUnreachableError("cannot reach the cluster: Unable to connect to the server: EOF")
+
+    monkeypatch.setattr(Kubectl, "rollout_status", lost)
+    with pytest.raises(RemoteError) as err:
+        cluster.emergency_rollout(config(tmp_path), "prod", OLD)
+    message = str(err.value)
+    assert message.startswith(
+        f"rollout did not complete: deployment dex-prod/dex now specifies {IMAGE}:{OLD}"
+    )
+    assert "Unable to connect to the server: EOF" in message
+    assert "kubectl rollout undo deployment/dex -n dex-prod" in message
+    assert fake_kube.deployment_image("dex-prod", "dex") == f"{IMAGE}:{OLD}"
