@@ -181,6 +181,11 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         ref = ImageRef.parse(deployment.image)
         if ref.repository in {cfg.image, cfg.kustomize_image_name}:
             row.live_tag = ref.tag or None
+            if not ref.tag:
+                # `image@sha256:...` (kustomize `digest:`, or a hand-made pin): no tag to compare.
+                row.notes.append(
+                    f"live tag {UNKNOWN}: the cluster runs {deployment.image} (pinned by digest, no tag)"
+                )
         else:
             row.drift = True
             row.notes.append(f"the cluster runs {deployment.image}, not an image of {cfg.image}")

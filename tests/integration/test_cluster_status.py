@@ -143,3 +143,29 @@ def test_status_forbidden_namespace_is_unknown_for_that_env_only(repo: GitOpsRep
     assert note.startswith("live unknown: no access to the cluster: Error from server (Forbidden)")
     assert "\n" not in note
     assert (envs["stage"]["live_tag"], envs["prod"]["live_tag"]) == (t[1], t[0])
+
+
+def test_status_live_images_by_digest_and_other_registry(repo: GitOpsRepo, fake_kube: FakeKube,
+                                                         run_cli: CliRunner) -> None:  # fmt: skip
+    t = repo.tags
+    digest = "sha256:" + "ab" * 32
+    # dev: tag and digest (the tag counts); stage: a digest only (unknown, said why); prod: the
+    # same tag from another registry (drift: it is not an image of [tool.dex] image).
+    fake_kube.add_deployment("dex-dev", "dex", image=f"{IMAGE}:{t[3]}@{digest}")
+    fake_kube.add_deployment("dex-stage", "dex", image=f"{IMAGE}@{digest}")
+    fake_kube.add_deployment("dex-prod", "dex", image=f"registry.example.com/data-literate/dex:{t[0]}")
+    result = run_cli("status", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    envs = envs_of(result.out)
+    assert (envs["dev"]["live_tag"], envs["dev"]["drift"]) == (t[3], False)
+    stage = envs["stage"]
+    assert (stage["live_tag"], stage["drift"]) == (None, False)
+    assert stage["notes"] == [
+        f"live tag unknown: the cluster runs {IMAGE}@{digest} (pinned by digest, no tag)"
+    ]
+    prod = envs["prod"]
+    assert prod["drift"] is True
+    assert any("not an image of ghcr.io/data-literate/dex" in n for n in prod["notes"])
+    checked = run_cli("status", "stage", "--check", cwd=repo.clone)
+    assert checked.code == 1
+    assert "live state unknown for stage" in checked.err
