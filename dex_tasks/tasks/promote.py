@@ -66,6 +66,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if tag is None:
         raise UsageError(f"{repo.overlay_path(cfg, source)} on {source_base} has no tag to promote; pass TAG")
     tags.validate_tag(tag)
+    if source_base != target_base:
+        git.fetch(repo.root, target_base)
+    old = state.read_tag_at(cfg, repo, target, git.tracking(target_base))
     forced_reasons: list[str] = []
     if target != expected:
         forced_reasons.append(f"{target} is not the next environment after {source}")
@@ -74,16 +77,15 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             f"{tag} is not what {source} runs: its overlay on {source_base} says {running or '(no tag)'}"
         )
         if not args.force:
-            return _refused(problem, source=source, target=target, tag=tag, base=target_base)
+            return _refused(problem, source=source, target=target, tag=tag, base=target_base, previous=old)
         forced_reasons.append(problem)
     live_problem = _verify_live(ctx, source, tag, args.verify)
     if live_problem is not None:
         if not args.force:
-            return _refused(live_problem, source=source, target=target, tag=tag, base=target_base)
+            return _refused(
+                live_problem, source=source, target=target, tag=tag, base=target_base, previous=old
+            )
         forced_reasons.append(live_problem)
-    if source_base != target_base:
-        git.fetch(repo.root, target_base)
-    old = state.read_tag_at(cfg, repo, target, git.tracking(target_base))
     body = [f"Promoted from {source} to {target} with dex-tasks."]
     body += [f"Forced: {reason}." for reason in forced_reasons]
     change = workflow.Change(
@@ -105,13 +107,15 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     return TaskResult(data=outcome.as_json())
 
 
-def _refused(problem: str, *, source: str, target: str, tag: str, base: str) -> TaskResult:
+def _refused(
+    problem: str, *, source: str, target: str, tag: str, base: str, previous: str | None
+) -> TaskResult:
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED,
         message=f"promotion refused: {problem}; nothing was written (use --force to override)",
         data={
             "changed": False, "env": target, "envs": [target], "from_env": source, "tag": tag,
-            "previous_tag": None, "base": base, "branch": None, "commit": None, "pushed": False,
+            "previous_tag": previous, "base": base, "branch": None, "commit": None, "pushed": False,
             "pr_url": None, "compare_url": None, "refused": problem,
         },
     )  # fmt: skip

@@ -238,6 +238,7 @@ def test_promote_refused_when_tag_is_not_what_from_runs(repo: GitOpsRepo, run_cl
     assert result.code == 1
     assert f"{repo.tags[2]} is not what stage runs" in result.err
     assert _json(result.out)["changed"] is False
+    assert _json(result.out)["previous_tag"] == repo.tags[0]  # what prod runs (was always None)
     assert repo.snapshot() == before
 
 
