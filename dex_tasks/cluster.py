@@ -156,16 +156,19 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
 
 
 def _argo_check(cfg: Config, env: str, want: str) -> tuple[str, bool]:
-    """(note, ok) for ENV's Argo CD app; ("", True) when Argo CD is not configured."""
-    if not argocd.configured():
+    """(note, ok) for ENV's Argo CD app; ("", True) when Argo CD is not configured.
+
+    Raises :class:`ToolMissing` when ``ARGOCD_SERVER`` is set but the CLI is missing, and
+    :class:`~dex_tasks.tools.argocd.ArgoCDError` (exit 4) when Argo CD cannot be asked (auth,
+    connection): that is a remote failure, not "the env runs something else" (exit 1).
+    """
+    if not argocd.in_use():
         return "", True
     name = cfg.app_for(env)
     try:
         app = argocd.app_get(name)
     except argocd.AppNotFoundError:
         return f"Argo CD app {name} does not exist", False
-    except argocd.ArgoCDError as exc:
-        return f"Argo CD app {name} could not be read: {exc}", False
     if not app.synced_and_healthy:
         return f"Argo CD app {name} is {app.sync_status}/{app.health}", False
     if app.images and want not in app.images and not any(i.startswith(want + "@") for i in app.images):

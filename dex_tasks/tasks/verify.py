@@ -123,8 +123,8 @@ def _argo_wait(
 ) -> str | None:
     from dex_tasks.tools import argocd  # noqa: PLC0415
 
-    reason = argocd.not_configured_reason()
-    if reason is not None:
+    if not argocd.in_use():  # ARGOCD_SERVER set without the CLI: exit 3, never half a verify
+        reason = argocd.not_configured_reason() or f"{argocd.SERVER_ENV} is not set"
         ctx.out(f"Argo CD not checked ({reason}); checking the health URL only")
         data["argocd"] = {"checked": False, "reason": reason}
         return None

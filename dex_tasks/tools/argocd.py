@@ -49,6 +49,20 @@ def not_configured_reason(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
+def in_use(env: Mapping[str, str] | None = None) -> bool:
+    """Must this run ask Argo CD? True when configured, False when ``ARGOCD_SERVER`` is unset.
+
+    ``ARGOCD_SERVER`` set without the CLI raises :class:`ToolMissing` (exit 3): the project uses
+    Argo CD, and a check that skipped it would pass on half the facts (for ``verify``: a health
+    check of the old pods before Argo CD has even synced).
+    """
+    env = os.environ if env is None else env
+    if not env.get(SERVER_ENV, "").strip():
+        return False
+    proc.require("argocd")
+    return True
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HistoryEntry:
     id: int

@@ -255,3 +255,43 @@ def test_promote_forbidden_namespace(repo: GitOpsRepo, fake_kube: FakeKube, run_
     assert "not found" not in relaxed.out + relaxed.err
     assert repo.snapshot() == before
     assert fake_kube.writes() == []
+
+
+def test_promote_live_argocd_auth_failure_is_exit_4_not_a_refusal(
+    repo: GitOpsRepo, fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner
+) -> None:
+    # Argo CD cannot be asked (a wrong token): a remote failure (exit 4, one line), not "stage
+    # runs something else" (exit 1).
+    from tests.fakes.argocd_state import FakeArgo  # noqa: PLC0415
+
+    t = repo.tags
+    deploy_envs(fake_kube, {"stage": t[1]})
+    argo = FakeArgo(tmp_path / "argo", token="right")
+    for key, value in argo.env(token="wrong").items():
+        monkeypatch.setenv(key, value)
+    argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{t[1]}")
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", cwd=repo.clone)
+    assert result.code == 4, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("dex-tasks promote: error: argocd app get dex-stage failed (exit 20): rpc error: ")
+    assert "Unauthenticated" in last
+    assert repo.snapshot() == before
+
+
+def test_promote_live_argocd_server_without_cli_is_exit_3(
+    repo: GitOpsRepo, fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner
+) -> None:
+    # ARGOCD_SERVER says the project uses Argo CD: without the CLI the live check would pass on
+    # the deployment alone - exit 3 instead, nothing written.
+    from dex_tasks import proc  # noqa: PLC0415
+
+    real_which = proc.which
+    monkeypatch.setattr(proc, "which", lambda tool: None if tool == "argocd" else real_which(tool))
+    monkeypatch.setenv("ARGOCD_SERVER", "argocd.example.invalid")
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    before = repo.snapshot()
+    result = run_cli("promote", "stage", "prod", "--verify", "live", cwd=repo.clone)
+    assert result.code == 3, result.err
+    assert "required tool 'argocd' was not found" in result.err
+    assert repo.snapshot() == before

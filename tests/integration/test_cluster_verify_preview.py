@@ -425,3 +425,20 @@ def test_preview_down_argocd_server_without_cli_is_exit_3(
     result = run_cli("preview", "down", "4", cwd=tmp_path)
     assert result.code == 3
     assert "argocd" in result.err
+
+
+def test_verify_argocd_server_without_cli_is_exit_3(
+    repo: GitOpsRepo, health: HealthServer, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner
+) -> None:
+    # Skipping the Argo CD wait would GET the health of the old pods and say "verified".
+    from dex_tasks import proc  # noqa: PLC0415
+
+    real_which = proc.which
+    monkeypatch.setattr(proc, "which", lambda tool: None if tool == "argocd" else real_which(tool))
+    monkeypatch.setenv("ARGOCD_SERVER", "argocd.example.invalid")
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--url", health.url, "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 3, result.err
+    assert "required tool 'argocd' was not found" in result.err
+    assert health.hits == 0
+    assert repo.snapshot() == before
