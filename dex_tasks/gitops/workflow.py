@@ -169,6 +169,12 @@ def _edits(cfg: Config, repo: Repo, change: Change, read: Any) -> list[tuple[str
         text = read(path)
         if text is None:
             raise UsageError(f"{path} does not exist on {change.base}: nothing to update for {env}")
+        if "\ufffd" in text:
+            # Bytes that are not UTF-8 (a cp1252 editor on Windows) were decoded as U+FFFD: writing
+            # the edit back would replace them for good. kustomize wants UTF-8 YAML anyway.
+            raise UsageError(
+                f"{path} on {change.base} is not UTF-8 text: save it as UTF-8; nothing was changed"
+            )
         result.append((env, overlay.set_tag(text, cfg.kustomize_image_name, change.tag, path=path)))
     return result
 
@@ -373,7 +379,8 @@ def _commit_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
 
 def _read(path: Path) -> str | None:
     try:
-        return path.read_bytes().decode("utf-8")
+        # "replace", as for `git show` in dry-run: _edits refuses the result the same way in both.
+        return path.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return None
 

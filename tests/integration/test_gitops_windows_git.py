@@ -70,3 +70,30 @@ def test_crlf_overlay_under_autocrlf_stays_crlf(repo: GitOpsRepo, run_cli: CliRu
     result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
     assert result.code == 0, result.err
     assert _blob(repo, "main", path) == crlf.replace(repo.tags[0].encode(), repo.tags[4].encode())
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_a_cp1252_overlay_is_refused_and_nothing_changes(
+    dry_run: bool, repo: GitOpsRepo, run_cli: CliRunner
+) -> None:
+    # Saved by a Windows editor in cp1252 ("über" as 0xFC): decoding it as UTF-8 failed with a
+    # traceback, and a lossy decode would have written U+FFFD over the teammate's bytes.
+    path = overlay_path("prod")
+    w = repo.writer
+    git("checkout", "--quiet", "main", cwd=w)
+    git("pull", "--quiet", "origin", "main", cwd=w)
+    raw = (w / path).read_bytes()
+    (w / path).write_bytes(raw.replace(b"# prod overlay", "# prod overlay \u00fcber".encode("cp1252")))
+    git("commit", "--quiet", "-am", "chore: prod overlay from a cp1252 editor", cwd=w)
+    git("push", "--quiet", "origin", "main", cwd=w)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)  # the task's own fetch is no change
+    before = repo.snapshot()
+    argv = ["bump-overlay", "prod", repo.tags[4], "--direct"] + (["--dry-run"] if dry_run else [])
+    result = run_cli(*argv, cwd=repo.clone)
+    assert result.code == 2, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last == (
+        f"dex-tasks bump-overlay: error: {path} on main is not UTF-8 text: save it as UTF-8; "
+        "nothing was changed"
+    )
+    assert repo.snapshot() == before
