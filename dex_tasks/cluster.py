@@ -168,7 +168,7 @@ def _argo_check(cfg: Config, env: str, want: str) -> tuple[str, bool]:
     try:
         app = argocd.app_get(name)
     except argocd.AppNotFoundError:
-        return f"Argo CD app {name} does not exist", False
+        return f"Argo CD app {name} does not exist (or this token may not read it)", False
     if not app.synced_and_healthy:
         return f"Argo CD app {name} is {app.sync_status}/{app.health}", False
     if app.images and want not in app.images and not any(i.startswith(want + "@") for i in app.images):

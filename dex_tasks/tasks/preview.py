@@ -171,7 +171,9 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
         try:
             argocd.app_get(app)
         except argocd.AppNotFoundError:
-            ctx.out(f"preview {pr}: Argo CD app {app} does not exist; nothing to do")
+            # Argo CD 2.5+ cannot tell "no such app" from "this token may not read it".
+            gone = f"Argo CD app {app} does not exist (or this token may not see it)"
+            ctx.out(f"preview {pr}: {gone}; nothing to do")
             return TaskResult(data=data)
         argocd.app_delete(app)
         data.update(deleted=f"app/{app}", changed=not proc.is_dry_run())

@@ -211,7 +211,7 @@ def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
             app = argocd.app_get(name)
         except argocd.AppNotFoundError:
             row.sync = row.health = UNKNOWN
-            row.notes.append(f"Argo CD app {name} does not exist")
+            row.notes.append(f"Argo CD app {name} does not exist (or this token may not read it)")
             continue
         except DexError as exc:
             row.sync = row.health = UNKNOWN

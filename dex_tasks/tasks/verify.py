@@ -140,7 +140,7 @@ def _argo_wait(
             app = argocd.app_get(name, timeout=max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining)))
         except argocd.AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
-            return f"Argo CD app {name} does not exist"
+            return f"Argo CD app {name} does not exist (or this token may not read it)"
         at_revision = expected is None or app.revision == expected
         data["argocd"] = {
             "checked": True,

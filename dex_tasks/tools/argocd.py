@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
@@ -33,7 +34,8 @@ class ArgoCDError(RemoteError):
 
 
 class AppNotFoundError(ArgoCDError):
-    """``rpc error: code = NotFound desc = applications.argoproj.io "x" not found``."""
+    """``rpc error: code = NotFound desc = applications.argoproj.io "x" not found``, or (Argo CD
+    2.5+, for ``app get``) ``code = PermissionDenied desc = permission denied``: no such app."""
 
 
 def configured(env: Mapping[str, str] | None = None) -> bool:
@@ -110,28 +112,60 @@ class App:
         )
 
 
-def _fail(exc: CommandFailed, what: str) -> ArgoCDError:
+# The CLI logs a fatal error with logrus's text formatter: `FATA[0000] <message>` on a terminal,
+# logfmt (`time="..." level=fatal msg="<message, Go-quoted>"`) when stderr is a pipe, as here.
+_LOGFMT_MSG = re.compile(r'level=(?:fatal|error)\s+msg=("(?:[^"\\]|\\.)*"|\S+)')
+# Since Argo CD 2.5 (CVE-2022-41354) the API answers a request for an app that does not exist
+# with the same PermissionDenied as one the token may not read, so nobody can probe app names
+# (server/application: getAppEnforceRBAC).
+_DENIED = "code = PermissionDenied desc = permission denied"
+
+
+def _message(line: str) -> str:
+    match = _LOGFMT_MSG.search(line)
+    if match:
+        quoted = match.group(1)
+        if not quoted.startswith('"'):
+            return quoted
+        try:
+            return str(json.loads(quoted))  # Go's %q is JSON for what the CLI prints
+        except ValueError:
+            return quoted[1:-1]
+    if "] " in line and line.startswith(("FATA", "ERRO")):
+        return line.split("] ", 1)[1]
+    return line
+
+
+def _fail(exc: CommandFailed, what: str, *, app: str | None = None) -> ArgoCDError:
+    """The CLI's failure as one line; ``app``: the request names that app, so NotFound - and the
+    PermissionDenied that Argo CD answers instead for an unknown app - is :class:`AppNotFoundError`."""
     tail = exc.stderr_tail
-    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
-    # The CLI logs fatal errors as `FATA[0000] rpc error: ...`; keep the message part.
-    if "] " in last and last.startswith(("FATA", "ERRO")):
-        last = last.split("] ", 1)[1]
+    last = _message(next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), ""))
     message = f"argocd {what} failed (exit {exc.returncode}): {last or 'no output'}"
     if "code = NotFound" in tail:
         return AppNotFoundError(message)
+    if app is not None and _DENIED in tail:
+        return AppNotFoundError(
+            f"{message} (Argo CD says this when app {app} does not exist, or this token may not read it)"
+        )
     return ArgoCDError(message)
 
 
-def _run(args: Sequence[str], *, read_only: bool, what: str, timeout: float = QUERY_TIMEOUT) -> proc.Result:
+def _run(
+    args: Sequence[str], *, read_only: bool, what: str, timeout: float = QUERY_TIMEOUT, app: str | None = None
+) -> proc.Result:
     proc.register_secret(os.environ.get(TOKEN_ENV))
     try:
         return proc.run(("argocd", *args), read_only=read_only, timeout=timeout)
     except CommandFailed as exc:
-        raise _fail(exc, what) from exc
+        raise _fail(exc, what, app=app) from exc
 
 
 def app_get(name: str, *, timeout: float = QUERY_TIMEOUT) -> App:
-    result = _run(("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout)
+    """The app; :class:`AppNotFoundError` when it does not exist (or the token may not read it)."""
+    result = _run(
+        ("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout, app=name
+    )
     try:
         data = json.loads(result.stdout)
     except json.JSONDecodeError as exc:

@@ -166,7 +166,10 @@ def test_argocd_sync_and_wait(fake_argo: FakeArgo, tmp_path: Path) -> None:
 
 
 def test_argocd_sync_failures(fake_argo: FakeArgo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(RemoteError, match=r'applications\.argoproj\.io "dex-prod" not found'):
+    # Argo CD 2.5+ answers an unknown app with PermissionDenied (not NotFound).
+    with pytest.raises(
+        RemoteError, match=r"argocd app sync dex-prod failed \(exit 20\): rpc error: code = PermissionDenied"
+    ):
         cluster.argocd_sync(config(tmp_path), "prod")
     fake_argo.add_app("dex-prod", namespace="dex-prod", image=f"{IMAGE}:{NEW}")
     fake_argo.update_app("dex-prod", fail="wait_timeout")

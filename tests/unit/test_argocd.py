@@ -14,6 +14,7 @@ from dex_tasks.tools import argocd
 if TYPE_CHECKING:
     from pathlib import Path
 
+LOGFMT = 'time="2026-01-01T00:00:00Z" level=fatal msg='
 APP = {
     "metadata": {"name": "dex-prod"},
     "spec": {"destination": {"namespace": "dex-prod"}},
@@ -72,6 +73,17 @@ def test_configured_needs_cli_and_server(monkeypatch: pytest.MonkeyPatch) -> Non
             argocd.ArgoCDError,
             "Argo CD server address unspecified",
         ),
+        # What the CLI prints when stderr is a pipe (logrus logfmt), as under dex-tasks.
+        (
+            LOGFMT + '"rpc error: code = NotFound desc = applications.argoproj.io \\"x\\" not found"',
+            argocd.AppNotFoundError,
+            'rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
+        ),
+        (
+            LOGFMT + '"rpc error: code = Unauthenticated desc = invalid session: token signature is invalid"',
+            argocd.ArgoCDError,
+            "rpc error: code = Unauthenticated desc = invalid session: token signature is invalid",
+        ),
     ],
 )
 def test_error_mapping(tail: str, cls: type[Exception], text: str) -> None:
@@ -105,7 +117,7 @@ def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(
         timeouts.append(timeout)
         return argocd.App.from_json(progressing)
 
-    monkeypatch.setattr(argocd, "not_configured_reason", lambda _env=None: None)
+    monkeypatch.setattr(argocd, "in_use", lambda _env=None: True)
     monkeypatch.setattr(argocd, "app_get", app_get)
     monkeypatch.setattr(verify, "MAX_ARGO_POLLS", 5)
     ctx = Context(task="verify", config=Config(root=tmp_path), cwd=tmp_path, dry_run=False, json=False)
@@ -120,3 +132,16 @@ def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(
     verify._argo_wait(ctx, "prod", deadline=time.monotonic() + 30, interval=0, data=data)
     assert timeouts
     assert all(verify.MIN_QUERY_TIMEOUT <= t <= 30 for t in timeouts)
+
+
+def test_unknown_app_is_permission_denied_since_argo_cd_2_5() -> None:
+    # CVE-2022-41354: `app get` of an app that does not exist answers PermissionDenied, like an app
+    # the token may not read. For `app get` that means "no such app" (per app, not "Argo CD is
+    # down"); for other commands it stays a plain failure.
+    tail = LOGFMT + '"rpc error: code = PermissionDenied desc = permission denied"'
+    failed = CommandFailed("x", argv=("argocd",), returncode=20, stderr_tail=tail)
+    err = argocd._fail(failed, "app get dex-pr-3", app="dex-pr-3")
+    assert type(err) is argocd.AppNotFoundError
+    assert str(err).startswith("argocd app get dex-pr-3 failed (exit 20): rpc error: code = PermissionDenied")
+    assert "does not exist, or this token may not read it" in str(err)
+    assert type(argocd._fail(failed, "app sync dex-pr-3")) is argocd.ArgoCDError
