@@ -239,7 +239,7 @@ def argocd_sync(cfg: Config, env: str) -> None:
     if reason is not None:
         raise UsageError(f"--sync needs Argo CD: {reason}")
     app = cfg.app_for(env)
-    argocd.app_sync(app, prune=cfg.cluster.argocd_prune)
+    argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=cfg.cluster.rollout_timeout)
     argocd.app_wait(app, timeout=cfg.cluster.rollout_timeout)
 
 

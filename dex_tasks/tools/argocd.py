@@ -190,11 +190,17 @@ def app_history(name: str) -> tuple[HistoryEntry, ...]:
     return tuple(sorted(app_get(name).history, key=lambda h: h.id, reverse=True))
 
 
-def app_sync(name: str, *, prune: bool = False, timeout: float = QUERY_TIMEOUT) -> proc.Result:
+def app_sync(name: str, *, timeout: int, prune: bool = False) -> proc.Result:
+    """``argocd app sync NAME [--prune] --timeout N``.
+
+    The CLI waits for the sync operation to finish, with no limit of its own by default; its
+    ``--timeout`` makes it give up (and say so) before our process timeout kills it silently.
+    """
     args = ["app", "sync", name]
     if prune:
         args.append("--prune")
-    return _run(args, read_only=False, what=f"app sync {name}", timeout=timeout)
+    args += ["--timeout", str(timeout)]
+    return _run(args, read_only=False, what=f"app sync {name}", timeout=timeout + 30)
 
 
 def app_wait(name: str, *, timeout: int, health: bool = True, sync: bool = True) -> proc.Result:

@@ -181,7 +181,7 @@ def test_rollback_sync_calls_argocd(repo: GitOpsRepo, fake_argo: FakeArgo, run_c
     assert result.code == 0, result.err
     assert repo.tag("stage") == t[0]
     assert fake_argo.calls() == [
-        ["app", "sync", "dex-stage"],
+        ["app", "sync", "dex-stage", "--timeout", "300"],
         ["app", "wait", "dex-stage", "--health", "--sync", "--timeout", "300"],
     ]
     assert fake_argo.app("dex-stage")["images"] == [f"{IMAGE}:{t[0]}"]

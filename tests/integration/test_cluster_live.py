@@ -158,7 +158,7 @@ def test_argocd_sync_and_wait(fake_argo: FakeArgo, tmp_path: Path) -> None:
     fake_argo.update_app("dex-prod", target_images=[f"{IMAGE}:{OLD}"], target_revision="b" * 40)
     cluster.argocd_sync(config(tmp_path, argocd_prune=True, rollout_timeout=60), "prod")
     assert fake_argo.calls() == [
-        ["app", "sync", "dex-prod", "--prune"],
+        ["app", "sync", "dex-prod", "--prune", "--timeout", "60"],
         ["app", "wait", "dex-prod", "--health", "--sync", "--timeout", "60"],
     ]
     app = fake_argo.app("dex-prod")
