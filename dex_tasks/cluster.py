@@ -124,13 +124,14 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
     if not image_matches(cfg, image, tag):
         return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} runs {image}, not {want}")
     complete, why = deployment.rollout_state()
-    if not complete:
-        return LiveCheck(
-            checked=True,
-            ok=False,
-            image=image,
-            detail=f"{where} specifies {image} but its rollout is not complete: {why}",
+    if not complete or deployment.replicas == 0:
+        # 0 replicas: `kubectl rollout status` calls that complete, but nothing runs the tag.
+        why = (
+            f"its rollout is not complete: {why}"
+            if not complete
+            else "is scaled to 0 replicas: nothing runs it"
         )
+        return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} specifies {image} but {why}")
     # Evicted pods (phase Failed) of an old ReplicaSet stay listed with the old image until the
     # pod garbage collector removes them; they run nothing, so they do not count.
     live_pods = [p for p in pods if not p.terminating and not p.finished]

@@ -262,3 +262,19 @@ def test_delete_namespace_gone_or_terminating_is_not_a_failure(
 
     monkeypatch.setattr(proc, "run", fail)
     assert Kubectl().delete_namespace("dex-pr-5") == outcome
+
+
+def test_live_check_refuses_a_deployment_scaled_to_zero(tmp_path: Path) -> None:
+    # `kubectl rollout status` says "successfully rolled out" for 0 replicas, but nothing runs
+    # the tag: promoting from such an env would promote something nobody ran.
+    from dex_tasks import cluster  # noqa: PLC0415
+    from dex_tasks.config import Config  # noqa: PLC0415
+
+    data = deployment_json(replicas=0, updatedReplicas=0, availableReplicas=0)
+    data["spec"]["replicas"] = 0
+    deployment = Deployment.from_json(data, "dex")
+    assert deployment.rollout_state() == (True, "rollout complete")
+    check = cluster._judge(Config(root=tmp_path), "stage", "sha-1234567", deployment=deployment, pods=[])
+    assert check.checked
+    assert not check.ok
+    assert "scaled to 0 replicas" in check.detail
