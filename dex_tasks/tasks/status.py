@@ -204,6 +204,7 @@ def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
     broken: str | None = None
     for row in rows:
         if broken is not None:
+            row.sync = row.health = UNKNOWN  # not "-" (= Argo CD not configured): it failed
             row.notes.append(broken)
             continue
         name = ctx.config.app_for(row.env)

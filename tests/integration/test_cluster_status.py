@@ -118,6 +118,15 @@ def test_status_argocd_auth_failure_is_unknown(
     dev = envs_of(result.out)["dev"]
     assert dev["sync"] == "unknown"
     assert any("Unauthenticated" in n for n in dev["notes"])
+    # Asked once; every env says unknown with the reason (not "-", which means "not configured").
+    every = run_cli("status", "--json", cwd=repo.clone)
+    assert every.code == 0, every.err
+    envs = envs_of(every.out)
+    assert [(envs[e]["sync"], envs[e]["health"]) for e in ("dev", "stage", "prod")] == [
+        ("unknown", "unknown")
+    ] * 3
+    assert all(any("Unauthenticated" in n for n in envs[e]["notes"]) for e in envs)
+    assert sum(c[:2] == ["app", "get"] for c in argo.calls()) == 2  # dev, then dev again: once per run
     assert "wrong" not in result.out
 
 
