@@ -216,6 +216,14 @@ def test_port_forward_is_always_stopped(fake_kube: FakeKube, tmp_path: Path) -> 
             raise RuntimeError("boom")
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port2), timeout=5)
+        # And on Ctrl-C (KeyboardInterrupt is no Exception).
+        with (
+            pytest.raises(KeyboardInterrupt),
+            kube.port_forward("dex-stage", "svc/dex", 80) as port3,
+        ):
+            raise KeyboardInterrupt
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port3), timeout=5)
 
 
 def test_port_forward_to_missing_service_says_why(fake_kube: FakeKube) -> None:
