@@ -118,6 +118,41 @@ def _expected_revision(ctx: Context, env: str) -> tuple[str | None, str]:
         return None, f"any revision ({exc})"
 
 
+def _at_or_after(ctx: Context, env: str, expected: str | None, revision: str, seen: dict[str, bool]) -> bool:
+    """Is Argo CD's ``revision`` the expected commit or a later one on the env's base branch?
+
+    A push to the base branch after this run fetched it (another team's merge) makes Argo CD
+    sync to a newer commit that contains ours; waiting for the exact commit would then time
+    out and, with --rollback-on-failure, roll back a healthy deployment.
+    """
+    if expected is None or revision == expected:
+        return True
+    if not revision:
+        return False
+    if revision not in seen:
+        from dex_tasks.gitops import state  # noqa: PLC0415
+        from dex_tasks.tools import git  # noqa: PLC0415
+
+        try:
+            root = state.open_repo(ctx.config).root
+            if git.rev_parse(root, revision) is None:  # newer than our fetch: fetch again (read-only)
+                git.fetch(root, ctx.config.branch_for(env))
+            later = git.git(
+                "merge-base",
+                "--is-ancestor",
+                expected,
+                revision,
+                cwd=root,
+                read_only=True,
+                check=False,
+                quiet=True,
+            )
+            seen[revision] = later.returncode == 0
+        except DexError:
+            seen[revision] = False
+    return seen[revision]
+
+
 def _argo_wait(
     ctx: Context, env: str, *, deadline: float, interval: float, data: dict[str, Any]
 ) -> str | None:
@@ -132,6 +167,7 @@ def _argo_wait(
     expected, source = _expected_revision(ctx, env)
     ctx.out(f"waiting for Argo CD app {name}: Synced+Healthy at {expected[:12] if expected else source}")
     polls = 0
+    seen: dict[str, bool] = {}
     while True:
         polls += 1
         # One `app get` must not outlive the deadline either (a hung API would wait its 120 s).
@@ -141,7 +177,7 @@ def _argo_wait(
         except argocd.AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
             return f"Argo CD app {name} does not exist (or this token may not read it)"
-        at_revision = expected is None or app.revision == expected
+        at_revision = _at_or_after(ctx, env, expected, app.revision, seen)
         data["argocd"] = {
             "checked": True,
             "app": name,
