@@ -191,7 +191,11 @@ def _argo_wait(
         if app.synced_and_healthy and at_revision:
             ctx.out(f"Argo CD app {name}: {state}")
             return None
-        if app.operation_phase in {"Failed", "Error"}:
+        # Fail fast only on a failed sync of our commit (or a later one): a failure left over from
+        # an older revision says nothing yet - Argo CD may not have started syncing ours.
+        if app.operation_phase in {"Failed", "Error"} and (
+            not app.operation_revision or _at_or_after(ctx, env, expected, app.operation_revision, seen)
+        ):
             return f"Argo CD app {name}: the last sync {app.operation_phase.lower()} ({state})"
         if polls >= MAX_ARGO_POLLS or time.monotonic() + interval > deadline:
             want = f"Synced/Healthy at {expected[:12]}" if expected else "Synced/Healthy"

@@ -82,6 +82,8 @@ class App:
     revision: str  # status.sync.revision: the git commit the app is synced to
     images: tuple[str, ...]  # status.summary.images
     operation_phase: str  # status.operationState.phase: Running | Succeeded | Failed | Error | Terminating
+    # The commit that operation synced (syncResult.revision, else the requested operation.sync.revision).
+    operation_revision: str = ""
     namespace: str  # spec.destination.namespace
     history: tuple[HistoryEntry, ...]
 
@@ -107,9 +109,16 @@ class App:
             revision=str((status.get("sync") or {}).get("revision", "") or ""),
             images=tuple(str(i) for i in (status.get("summary") or {}).get("images", []) or []),
             operation_phase=str((status.get("operationState") or {}).get("phase", "") or ""),
+            operation_revision=_operation_revision(status.get("operationState") or {}),
             namespace=str(((data.get("spec") or {}).get("destination") or {}).get("namespace", "") or ""),
             history=history,
         )
+
+
+def _operation_revision(operation_state: Mapping[str, Any]) -> str:
+    result = (operation_state.get("syncResult") or {}).get("revision")
+    requested = ((operation_state.get("operation") or {}).get("sync") or {}).get("revision")
+    return str(result or requested or "")
 
 
 # The CLI logs a fatal error with logrus's text formatter: `FATA[0000] <message>` on a terminal,

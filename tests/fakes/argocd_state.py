@@ -24,6 +24,8 @@ def application(name: str, *, namespace: str, image: str, revision: str = "0" * 
     return {
         "name": name, "namespace": namespace, "sync": sync, "health": health, "revision": revision,
         "images": [image], "operation_phase": "Succeeded",
+        # The commit the last operation synced (None: the app's revision).
+        "operation_revision": None,
         "history": [{"id": 1, "revision": revision, "deployedAt": "2026-01-01T00:00:00Z"}],
         # What the next `app sync` deploys (None: keep): set by tests to model a new git revision.
         "target_revision": None, "target_images": None,

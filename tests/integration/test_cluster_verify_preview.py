@@ -196,11 +196,30 @@ def test_verify_waits_for_argocd_at_the_expected_revision(
 def test_verify_failed_sync_fails_fast(
     repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
 ) -> None:
-    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", health="Degraded")
+    # The sync of our commit (the tip of origin/main) failed: no need to wait for the timeout.
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", health="Degraded",
+                      revision=repo.head("main"))  # fmt: skip
     fake_argo.update_app("dex-stage", operation_phase="Failed")
     result = run_cli("verify", "stage", "--url", health.url, "--timeout", "60", *FAST, cwd=repo.clone)
     assert result.code == 1
     assert "the last sync failed" in result.err
+
+
+def test_verify_stale_failed_sync_of_an_older_commit_is_waited_out(
+    repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    # The failed operation is an older revision's (before our push): Argo CD may not have started
+    # syncing ours yet, so that is no verdict - wait (bounded), and say what was seen.
+    from tests.helpers import git  # noqa: PLC0415
+
+    older = git("rev-parse", "main~1", cwd=repo.origin).strip()
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", health="Degraded",
+                      revision=older)  # fmt: skip
+    fake_argo.update_app("dex-stage", operation_phase="Failed")
+    result = run_cli("verify", "stage", "--url", health.url, "--timeout", "1", *FAST, cwd=repo.clone)
+    assert result.code == 1
+    assert "the last sync failed" not in result.err
+    assert f"not Synced/Healthy at {repo.head('main')[:12]}, after" in result.err
 
 
 def test_verify_argocd_unreachable_is_exit_4_and_no_rollback(
