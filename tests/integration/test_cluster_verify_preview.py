@@ -105,6 +105,24 @@ def test_verify_health_urls_from_config(repo: GitOpsRepo, health: HealthServer, 
     assert health.hits == 1
 
 
+@pytest.mark.parametrize("url", ["stage.example.com/health", "ftp://stage.example.com/health"])
+def test_verify_bad_health_url_in_config_is_exit_2_and_no_rollback(
+    repo: GitOpsRepo, url: str, run_cli: CliRunner
+) -> None:
+    pyproject = repo.clone / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8")
+        + f'\n[tool.dex.cluster]\nhealth-urls = {{ stage = "{url}" }}\n',
+        encoding="utf-8",
+    )
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert f"health-urls.stage must be an http(s) URL, got '{url}'" in result.err
+    assert repo.snapshot() == before
+    assert repo.tag("stage") == repo.tags[1]
+
+
 def test_verify_failure_without_rollback_changes_nothing(
     repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner
 ) -> None:
