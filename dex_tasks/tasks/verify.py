@@ -235,6 +235,7 @@ def port_forward_health(
     """GET the health path through ``kubectl port-forward svc/<service>`` (also ``preview health``)."""
     from dex_tasks import cluster, proc  # noqa: PLC0415
     from dex_tasks.errors import RemoteError  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import ClusterUnreachableError  # noqa: PLC0415
 
     cfg = ctx.config
     proc.require("kubectl")
@@ -253,6 +254,8 @@ def port_forward_health(
         with kube.port_forward(namespace, target, cfg.cluster.service_port) as port:
             url = f"http://127.0.0.1:{port}{path}"
             return cluster.http_health(url, attempts=attempts, interval=interval, deadline=deadline)
+    except ClusterUnreachableError:
+        raise  # no access: nothing is known about the env (exit 4/2), never "unhealthy"
     except RemoteError as exc:
         return cluster.Health(
             ok=False,

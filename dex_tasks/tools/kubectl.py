@@ -215,6 +215,13 @@ def _is_unreachable(text: str) -> bool:
     return _is_bad_kubeconfig(text) or any(fragment in lowered for fragment in _UNREACHABLE)
 
 
+def _is_forbidden(text: str) -> bool:
+    # `Error from server (Forbidden): ...`, or from the streaming upgrade of port-forward:
+    # `error: error upgrading connection: pods "x" is forbidden: User "y" cannot create resource ...`.
+    lowered = text.lower()
+    return "(forbidden)" in lowered or " is forbidden: user " in lowered
+
+
 def _is_bad_kubeconfig(text: str) -> bool:
     lowered = text.lower()
     # A kubeconfig user without credentials for an https server: kubectl prompts "Please enter
@@ -242,17 +249,23 @@ class Kubectl:
         try:
             return proc.run(self.argv(*args), read_only=read_only, timeout=timeout, quiet=quiet)
         except CommandFailed as exc:
-            if _is_bad_kubeconfig(exc.stderr_tail):
-                last = _last_line(exc.stderr_tail)
-                if last.lower() == "error: eof":
-                    last = "kubectl asked for a username (the kubeconfig user has no credentials)"
-                raise KubeconfigError(f"unusable kubeconfig{self._where()}: {last}") from exc
-            if _is_unreachable(exc.stderr_tail):
-                last = _last_line(exc.stderr_tail)
-                if "(forbidden)" in exc.stderr_tail.lower():
-                    raise ForbiddenError(f"no access to the cluster{self._where()}: {last}") from exc
-                raise ClusterUnreachableError(f"cannot reach the cluster{self._where()}: {last}") from exc
+            access = self._access_error(exc.stderr_tail)
+            if access is not None:
+                raise access from exc
             raise
+
+    def _access_error(self, output: str) -> ClusterUnreachableError | None:
+        """The error for output that says kubectl cannot use the cluster at all, else None."""
+        last = _last_line(output)
+        if _is_bad_kubeconfig(output):
+            if last.lower() == "error: eof":
+                last = "kubectl asked for a username (the kubeconfig user has no credentials)"
+            return KubeconfigError(f"unusable kubeconfig{self._where()}: {last}")
+        if _is_forbidden(output):
+            return ForbiddenError(f"no access to the cluster{self._where()}: {last}")
+        if _is_unreachable(output):
+            return ClusterUnreachableError(f"cannot reach the cluster{self._where()}: {last}")
+        return None
 
     def _where(self) -> str:
         return f" (context {self.context})" if self.context else ""
@@ -353,6 +366,11 @@ class Kubectl:
             while True:
                 if process.poll() is not None:
                     output = process.stdout.read() if process.stdout else ""
+                    # No access (RBAC, network, kubeconfig) is not "the service does not answer":
+                    # `verify --rollback-on-failure` must not roll back on it.
+                    access = self._access_error(proc.redact(output))
+                    if access is not None:
+                        raise access
                     raise RemoteError(
                         f"kubectl port-forward {target} in {namespace} exited ({process.returncode}): "
                         f"{_last_line(proc.redact(output)) or 'no output'}"

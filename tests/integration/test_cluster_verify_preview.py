@@ -276,6 +276,25 @@ def test_verify_through_port_forward(
 
 
 @pytest.mark.kubectl
+def test_verify_port_forward_without_access_is_exit_4_and_no_rollback(
+    repo: GitOpsRepo, fake_kube: FakeKube, health: HealthServer, run_cli: CliRunner
+) -> None:
+    # RBAC denies the runner in dex-stage: nothing is known about the env, so no "unhealthy"
+    # verdict and no rollback of what may be a healthy deployment.
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    fake_kube.set_backend("dex-stage", health.port)
+    fake_kube.forbid("dex-stage")
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 4, result.err
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("dex-tasks verify: error: no access to the cluster: Error from server (Forbidden)")
+    assert "rolling" not in result.out + result.err
+    assert repo.snapshot() == before
+    assert health.hits == 0
+
+
+@pytest.mark.kubectl
 def test_verify_port_forward_nothing_listening(
     repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
 ) -> None:
