@@ -273,11 +273,15 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
     for attempt in range(1, max(1, attempts) + 1):
         tried = attempt
         try:
-            response = requests.get(url, timeout=request_timeout, allow_redirects=True)
-            status = response.status_code
-            if 200 <= status < 300:
-                return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")
-            detail = f"HTTP {status}: {response.text.strip()[:200]}"
+            # stream=True: only the head of the body is read (an error page can be large, or
+            # never end), and the connection is closed right after.
+            with requests.get(url, timeout=request_timeout, allow_redirects=True, stream=True) as response:
+                status = response.status_code
+                if 200 <= status < 300:
+                    return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")
+                head = next(response.iter_content(chunk_size=1024), b"")
+            # One line: the detail ends up in the task's one-line failure message.
+            detail = f"HTTP {status}: {_short(head.decode('utf-8', 'replace'))}".rstrip(": ")
         except requests.RequestException as exc:
             status = None
             detail = f"no answer: {type(exc).__name__}: {_short(str(exc))}"

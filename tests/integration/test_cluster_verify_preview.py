@@ -136,6 +136,39 @@ def test_verify_failure_without_rollback_changes_nothing(
     assert repo.snapshot() == before
 
 
+def test_verify_failure_with_an_html_error_page_is_one_line(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = (
+                b"<html>\n<head><title>502 Bad Gateway</title></head>\n<body>\n"
+                + b"x" * 100_000
+                + b"\n</body>"
+            )
+            self.send_response(502)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        result = run_cli("verify", "stage", "--url", url, *FAST, cwd=repo.clone)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+    assert result.code == 1
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith(f"dex-tasks verify: verify stage failed: {url}: HTTP 502: <html> <head><title>502")
+    assert len(last) < 400
+
+
 def test_verify_rollback_on_failure(repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner) -> None:
     health.status = 503
     t = repo.tags
