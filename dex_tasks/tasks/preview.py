@@ -81,7 +81,7 @@ def _list(ctx: Context) -> TaskResult:
 
     def entry(pr: int) -> dict[str, Any]:
         return previews.setdefault(
-            pr, {"pr": pr, "namespace": None, "app": None, "sync": None, "health": None}
+            pr, {"pr": pr, "namespace": None, "app": None, "sync": None, "health": None, "terminating": False}
         )
 
     reason = argocd.not_configured_reason()
@@ -101,9 +101,14 @@ def _list(ctx: Context) -> TaskResult:
     if problem is None:
         ns_re = _pattern(cfg.cluster.preview_namespace)
         try:
-            for name in cluster.kubectl_for(cfg).names("namespaces"):
-                if m := ns_re.match(name):
-                    entry(int(m.group(1)))["namespace"] = name
+            listed = cluster.kubectl_for(cfg).get_json("namespaces") or {}
+            for item in listed.get("items", []) or []:
+                meta = item.get("metadata") or {}
+                if m := ns_re.match(str(meta.get("name", ""))):
+                    # A deleted namespace stays (phase Terminating) until its content is gone.
+                    entry(int(m.group(1))).update(
+                        namespace=meta["name"], terminating=bool(meta.get("deletionTimestamp"))
+                    )
         except DexError as exc:
             notes.append(f"namespaces unknown: {exc}")
     else:
@@ -113,7 +118,13 @@ def _list(ctx: Context) -> TaskResult:
         table(
             ["PR", "NAMESPACE", "APP", "SYNC", "HEALTH"],
             [
-                [str(r["pr"]), r["namespace"] or "-", r["app"] or "-", r["sync"] or "-", r["health"] or "-"]
+                [
+                    str(r["pr"]),
+                    f"{r['namespace']} (Terminating)" if r["terminating"] else r["namespace"] or "-",
+                    r["app"] or "-",
+                    r["sync"] or "-",
+                    r["health"] or "-",
+                ]
                 for r in rows
             ],
         )

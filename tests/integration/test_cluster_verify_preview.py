@@ -421,6 +421,11 @@ def test_preview_down_terminating_namespace_is_nothing_to_do(
     assert (data["deleted"], data["changed"]) == (None, False)
     assert "is already being deleted (Terminating); nothing to do" in again.err
     assert fake_kube.writes() == [("DELETE", "/api/v1/namespaces/dex-pr-5")]
+    # `preview list` says so instead of showing it as a live preview.
+    listed = run_cli("preview", "list", "--json", cwd=tmp_path)
+    assert listed.code == 0, listed.err
+    assert [(p["pr"], p["terminating"]) for p in json.loads(listed.out)["previews"]] == [(5, True)]
+    assert "dex-pr-5 (Terminating)" in run_cli("preview", "list", cwd=tmp_path).out
 
 
 def test_preview_bad_pr_is_exit_2(run_cli: CliRunner, tmp_path: Path) -> None:
