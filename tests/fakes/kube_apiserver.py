@@ -466,13 +466,18 @@ class FakeKube:
                 return
             obj = copy.deepcopy(obj)
             if (namespace, name) in self.stall:
+                # What the real controller reports when the new pod never becomes ready (bad
+                # image, failing probe) with maxSurge 25% / maxUnavailable 25%: one surge pod of
+                # the new ReplicaSet (updated, unavailable) beside all the old ones.
                 replicas = int(obj["spec"].get("replicas", 1))
+                surge = min(replicas, 1)
                 obj["status"].update(
                     {
                         "observedGeneration": obj["metadata"]["generation"],
-                        "replicas": replicas + 1,
-                        "updatedReplicas": 0,
-                        "unavailableReplicas": 1,
+                        "replicas": replicas + surge,
+                        "updatedReplicas": surge,
+                        "availableReplicas": replicas,
+                        "unavailableReplicas": surge,
                     }
                 )
                 obj["status"]["conditions"][1].update({"reason": "ReplicaSetUpdated"})
