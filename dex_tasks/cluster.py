@@ -194,6 +194,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     caller must not claim success.
     """
     cfg.check_env(env)
+    timeout = _rollout_timeout(cfg)
     kube = _require_access(cfg, "rollback --emergency")
     namespace = cfg.namespace_for(env)
     image = expected_image(cfg, tag)
@@ -211,7 +212,6 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
         raise RemoteError(
             f"kubectl set image failed for {namespace}/{cfg.deployment}: {_last(exc.stderr_tail)}"
         ) from exc
-    timeout = cfg.cluster.rollout_timeout
     target = f"deployment/{cfg.deployment}"
     inspect = proc.quote(kube.argv("rollout", "status", target, "-n", namespace))
     undo = proc.quote(kube.argv("rollout", "undo", target, "-n", namespace))
@@ -235,13 +235,25 @@ def argocd_sync(cfg: Config, env: str) -> None:
     (exit 4) when the sync or the wait fails.
     """
     cfg.check_env(env)
+    timeout = _rollout_timeout(cfg)
     proc.require("argocd")
     reason = argocd.not_configured_reason()
     if reason is not None:
         raise UsageError(f"--sync needs Argo CD: {reason}")
     app = cfg.app_for(env)
-    argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=cfg.cluster.rollout_timeout)
-    argocd.app_wait(app, timeout=cfg.cluster.rollout_timeout)
+    argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=timeout)
+    argocd.app_wait(app, timeout=timeout)
+
+
+def _rollout_timeout(cfg: Config) -> int:
+    """``cluster.rollout-timeout``, refused (exit 2) unless positive: ``kubectl rollout status
+    --timeout=0s`` and ``argocd app wait --timeout 0`` mean "wait for ever"."""
+    timeout = cfg.cluster.rollout_timeout
+    if isinstance(timeout, bool) or not isinstance(timeout, int) or timeout <= 0:
+        raise UsageError(
+            f"[tool.dex.cluster] rollout-timeout must be a positive number of seconds, got {timeout!r}"
+        )
+    return timeout
 
 
 def _last(text: str) -> str:

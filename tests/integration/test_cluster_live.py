@@ -257,3 +257,18 @@ def test_emergency_rollout_connection_lost_while_waiting_says_the_image_was_set(
     assert "Unable to connect to the server: EOF" in message
     assert "kubectl rollout undo deployment/dex -n dex-prod" in message
     assert fake_kube.deployment_image("dex-prod", "dex") == f"{IMAGE}:{OLD}"
+
+
+@pytest.mark.parametrize("seconds", [0, -5])
+def test_rollout_timeout_must_be_positive(fake_kube: FakeKube, fake_argo: FakeArgo, tmp_path: Path,
+                                          seconds: int) -> None:  # fmt: skip
+    # 0 means "wait for ever" to kubectl rollout status and argocd app wait: refused up front.
+    deploy_envs(fake_kube, {"prod": NEW})
+    fake_argo.add_app("dex-prod", namespace="dex-prod", image=f"{IMAGE}:{NEW}")
+    cfg = config(tmp_path, rollout_timeout=seconds)
+    with pytest.raises(UsageError, match="rollout-timeout must be a positive number of seconds"):
+        cluster.emergency_rollout(cfg, "prod", OLD)
+    with pytest.raises(UsageError, match="rollout-timeout must be a positive number of seconds"):
+        cluster.argocd_sync(cfg, "prod")
+    assert fake_kube.writes() == []
+    assert fake_argo.calls() == []
