@@ -238,6 +238,10 @@ def port_forward_health(
     from dex_tasks.tools.kubectl import ClusterUnreachableError  # noqa: PLC0415
 
     cfg = ctx.config
+    port = cfg.cluster.service_port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        # Up front: kubectl's refusal would read as "the service does not answer" (a rollback).
+        raise UsageError(f"[tool.dex.cluster] service-port must be a TCP port (1-65535), got {port!r}")
     proc.require("kubectl")
     problem = cluster.access_problem(cfg)
     if problem is not None:

@@ -123,6 +123,25 @@ def test_verify_bad_health_url_in_config_is_exit_2_and_no_rollback(
     assert repo.tag("stage") == repo.tags[1]
 
 
+@pytest.mark.kubectl
+@pytest.mark.parametrize("port", [0, 70000])
+def test_verify_bad_service_port_is_exit_2_and_no_rollback(
+    repo: GitOpsRepo, fake_kube: FakeKube, port: int, run_cli: CliRunner
+) -> None:
+    deploy_envs(fake_kube, {"stage": repo.tags[1]})
+    pyproject = repo.clone / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + f"\n[tool.dex.cluster]\nservice-port = {port}\n",
+        encoding="utf-8",
+    )
+    before = repo.snapshot()
+    result = run_cli("verify", "stage", "--rollback-on-failure", *FAST, cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert f"service-port must be a TCP port (1-65535), got {port}" in result.err
+    assert repo.snapshot() == before
+    assert fake_kube.writes() == []
+
+
 def test_verify_failure_without_rollback_changes_nothing(
     repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner
 ) -> None:
