@@ -147,6 +147,12 @@ def _status(code: int, reason: str, message: str, details: dict[str, Any] | None
     return body
 
 
+def _details(name: str | None, group: str, kind: str) -> dict[str, Any]:
+    """StatusDetails as the real server sends it: empty fields are omitted (``omitempty``)."""
+    details: dict[str, Any] = {"name": name, "group": group, "kind": kind}
+    return {k: v for k, v in details.items() if v}
+
+
 def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
     """Strategic merge, enough for Deployments: lists of named objects merge by ``name``."""
     for key, value in patch.items():
@@ -559,7 +565,7 @@ class FakeKube:
                         404,
                         "NotFound",
                         f'{qualified} "{name}" not found',
-                        {"name": name, "group": group, "kind": plural},
+                        _details(name, group, plural),
                     ),
                 )
             if h.command == "GET":
@@ -586,10 +592,7 @@ class FakeKube:
             f'{subject} is forbidden: User "system:serviceaccount:ci:deployer" cannot {verb} resource '
             f'"{plural}" in API group "{group}" in the namespace "{namespace}"'
         )
-        details: dict[str, Any] = {"group": group, "kind": plural}
-        if name:
-            details["name"] = name
-        h.send_json(403, _status(403, "Forbidden", message, details))
+        h.send_json(403, _status(403, "Forbidden", message, _details(name, group, plural)))
 
     def _delete_namespace(self, h: _Handler, name: str, obj: dict[str, Any]) -> None:
         """Like the namespace registry (pkg/registry/core/namespace/storage): the first DELETE
