@@ -147,7 +147,7 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
     notes = [f"rollout complete, {len(live_pods)} pod(s)"]
     if digests:
         notes.append("digest " + ", ".join(digests))
-    argo_note, argo_ok = _argo_check(cfg, env, want)
+    argo_note, argo_ok = _argo_check(cfg, env, tag)
     if argo_note:
         notes.append(argo_note)
     detail = f"{where} runs {image} ({'; '.join(notes)})"
@@ -156,7 +156,7 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
     return LiveCheck(checked=True, ok=True, image=image, detail=detail)
 
 
-def _argo_check(cfg: Config, env: str, want: str) -> tuple[str, bool]:
+def _argo_check(cfg: Config, env: str, tag: str) -> tuple[str, bool]:
     """(note, ok) for ENV's Argo CD app; ("", True) when Argo CD is not configured.
 
     Raises :class:`ToolMissing` when ``ARGOCD_SERVER`` is set but the CLI is missing, and
@@ -172,7 +172,10 @@ def _argo_check(cfg: Config, env: str, want: str) -> tuple[str, bool]:
         return f"Argo CD app {name} does not exist (or this token may not read it)", False
     if not app.synced_and_healthy:
         return f"Argo CD app {name} is {app.sync_status}/{app.health}", False
-    if app.images and want not in app.images and not any(i.startswith(want + "@") for i in app.images):
+    # The same rule as for the deployment (a digest after the tag, the kustomize name without
+    # newName), or Argo CD would contradict what the check just accepted.
+    if app.images and not any(image_matches(cfg, image, tag) for image in app.images):
+        want = expected_image(cfg, tag)
         return f"Argo CD app {name} reports images {', '.join(app.images)}, not {want}", False
     return f"Argo CD {name} Synced/Healthy at {app.revision[:12] or '?'}", True
 

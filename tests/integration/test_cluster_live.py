@@ -272,3 +272,18 @@ def test_rollout_timeout_must_be_positive(fake_kube: FakeKube, fake_argo: FakeAr
         cluster.argocd_sync(cfg, "prod")
     assert fake_kube.writes() == []
     assert fake_argo.calls() == []
+
+
+def test_live_with_argocd_kustomize_name_and_digest(fake_kube: FakeKube, fake_argo: FakeArgo,
+                                                    tmp_path: Path) -> None:  # fmt: skip
+    # An overlay without newName leaves the kustomize name in the deployment, and Argo CD reports
+    # that same image (here with a digest): the deployment check accepts it, so must Argo CD's.
+    digest = "sha256:" + "cd" * 32
+    fake_kube.add_deployment("dex-stage", "dex", image=f"data-literate/dex:{OLD}@{digest}")
+    fake_argo.add_app("dex-stage", namespace="dex-stage", image=f"data-literate/dex:{OLD}@{digest}")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert check.ok, check.detail
+    fake_argo.update_app("dex-stage", images=[f"data-literate/dex:{NEW}"])
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert not check.ok
+    assert f"reports images data-literate/dex:{NEW}, not {IMAGE}:{OLD}" in check.detail
