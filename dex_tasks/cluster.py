@@ -290,7 +290,10 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
         try:
             # stream=True: only the head of the body is read (an error page can be large, or
             # never end), and the connection is closed right after.
-            with requests.get(url, timeout=request_timeout, allow_redirects=True, stream=True) as response:
+            timeout = request_timeout
+            if deadline is not None:  # a request must not outlive the caller's deadline either
+                timeout = max(1.0, min(request_timeout, deadline - time.monotonic()))
+            with requests.get(url, timeout=timeout, allow_redirects=True, stream=True) as response:
                 status = response.status_code
                 if 200 <= status < 300:
                     return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")

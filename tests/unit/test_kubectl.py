@@ -278,3 +278,28 @@ def test_live_check_refuses_a_deployment_scaled_to_zero(tmp_path: Path) -> None:
     assert check.checked
     assert not check.ok
     assert "scaled to 0 replicas" in check.detail
+
+
+def test_http_health_requests_do_not_outlive_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time  # noqa: PLC0415
+
+    import requests  # noqa: PLC0415
+
+    from dex_tasks import cluster  # noqa: PLC0415
+
+    timeouts: list[float] = []
+
+    def get(url: str, **kwargs: Any) -> Any:
+        timeouts.append(kwargs["timeout"])
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(requests, "get", get)
+    health = cluster.http_health(
+        "http://127.0.0.1:9/health", attempts=3, interval=0, request_timeout=10, deadline=time.monotonic() + 3
+    )
+    assert not health.ok
+    assert timeouts
+    assert all(1.0 <= t <= 3 for t in timeouts)
+    timeouts.clear()
+    cluster.http_health("http://127.0.0.1:9/health", attempts=2, interval=0, request_timeout=10)
+    assert timeouts == [10, 10]
