@@ -12,8 +12,9 @@ Access rules (documented in the README):
   :class:`ToolMissing` (exit 3), no kubeconfig, an unknown context or an unusable kubeconfig ->
   exit 2 (:class:`UsageError`, :class:`~dex_tasks.tools.kubectl.KubeconfigError`), unreachable
   or forbidden (RBAC) -> :class:`RemoteError` (exit 4).
-* **Argo CD is configured** when ``argocd`` is on PATH and ``ARGOCD_SERVER`` is set
-  (:func:`dex_tasks.tools.argocd.configured`); then the env's app must also be Synced and Healthy.
+* **Argo CD is in use** when ``ARGOCD_SERVER`` is set (:func:`dex_tasks.tools.argocd.in_use`); then
+  the env's app must also be Synced and Healthy, a missing ``argocd`` CLI is exit 3 and an Argo CD
+  that cannot be asked (auth, connection) is exit 4 - never a silently skipped or failed check.
 
 Everything in :func:`check_live` is read-only.
 """

@@ -4,7 +4,9 @@ Authentication is the CLI's own business: ``ARGOCD_SERVER``, ``ARGOCD_AUTH_TOKEN
 (e.g. ``--grpc-web``) are inherited from the environment, so a token never appears in argv or in
 logs; the token is also registered for redaction in case the CLI echoes it in an error.
 
-"Argo CD is configured" means: ``argocd`` is on PATH *and* ``ARGOCD_SERVER`` is set. Without the
+"Argo CD is configured" means: ``argocd`` is on PATH *and* ``ARGOCD_SERVER`` is set (``status`` and
+``preview list`` skip Argo CD otherwise; checks that must not pass on half the facts use
+:func:`in_use`, for which ``ARGOCD_SERVER`` without the CLI is exit 3). Without the
 variable the CLI would fall back to a ``argocd login`` session in ``~/.config/argocd``, which a
 CI runner does not have, and each call would fail after a connection timeout; requiring the
 variable keeps "not configured" a fast, explicit answer.
