@@ -10,14 +10,17 @@ else the in-cluster service account); the context from ``[tool.dex.cluster] cont
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import json
 import os
+import queue
 import socket
+import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dex_tasks import proc
 from dex_tasks.errors import EXIT_USAGE, CommandFailed, RemoteError, UsageError
@@ -354,44 +357,76 @@ class Kubectl:
                      ready_timeout: float = 30.0) -> Iterator[int]:  # fmt: skip
         """``kubectl port-forward -n NS TARGET LOCAL:REMOTE`` on 127.0.0.1; yields the local port.
 
-        Waits (bounded) until the local port accepts connections; always stops kubectl on exit,
+        Ready when kubectl says ``Forwarding from 127.0.0.1:PORT`` (bounded by ``ready_timeout``),
+        not when the port merely accepts connections: another process that grabbed the port
+        between our pick and kubectl's bind would answer instead of the service. A picked port
+        taken meanwhile is retried with a new one. kubectl's output is drained all along (it
+        logs every connection; a full pipe would stall it). Always stops kubectl on exit,
         exceptions and Ctrl-C included (proc.background).
         """
-        port = local_port or _free_port()
-        argv = self.argv(
-            "port-forward", "-n", namespace, target, f"{port}:{remote_port}", "--address", "127.0.0.1"
-        )
-        with proc.background(argv) as process:
-            deadline = time.monotonic() + ready_timeout
-            while True:
-                if process.poll() is not None:
-                    output = process.stdout.read() if process.stdout else ""
-                    # No access (RBAC, network, kubeconfig) is not "the service does not answer":
-                    # `verify --rollback-on-failure` must not roll back on it.
-                    access = self._access_error(proc.redact(output))
-                    if access is not None:
-                        raise access
-                    raise RemoteError(
-                        f"kubectl port-forward {target} in {namespace} exited ({process.returncode}): "
-                        f"{_last_line(proc.redact(output)) or 'no output'}"
-                    )
-                if _port_open(port):
-                    break
-                if time.monotonic() > deadline:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = local_port or _free_port()
+            argv = self.argv(
+                "port-forward", "-n", namespace, target, f"{port}:{remote_port}", "--address", "127.0.0.1"
+            )
+            with proc.background(argv) as process:
+                output = _wait_forwarding(process, port, ready_timeout)
+                if output is None:
+                    yield port
+                    return
+            retry = local_port is None and attempt < PORT_ATTEMPTS and "unable to listen on" in output.lower()
+            if not retry:
+                # No access (RBAC, network, kubeconfig) is not "the service does not answer":
+                # `verify --rollback-on-failure` must not roll back on it.
+                access = self._access_error(output)
+                if access is not None:
+                    raise access
+                if output == _NOT_READY:
                     raise RemoteError(
                         f"kubectl port-forward {target} in {namespace}: port {port} did not open "
                         f"within {ready_timeout:g}s"
                     )
-                time.sleep(0.2)
-            yield port
+                why = _last_line(output) or "no output"
+                raise RemoteError(f"kubectl port-forward {target} in {namespace} exited: {why}")
 
 
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
+PORT_ATTEMPTS = 3
+_NOT_READY = "\0not ready"
+
+
+class _Process(Protocol):  # what proc.background yields (subprocess is proc.py's alone)
+    stdout: IO[str] | None
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
+def _wait_forwarding(process: _Process, port: int, ready_timeout: float) -> str | None:
+    """None once kubectl forwards ``port``; else its (redacted) output, or :data:`_NOT_READY`."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for line in process.stdout or ():
+                lines.put(line)
+        except (OSError, ValueError):  # the pipe was closed under us: kubectl was stopped
+            pass
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: collections.deque[str] = collections.deque(maxlen=20)
+    deadline = time.monotonic() + ready_timeout
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=min(remaining, 0.5))
+        except queue.Empty:
+            continue
+        if line is None:  # kubectl exited
+            return proc.redact("".join(seen)) or f"exit {process.wait(timeout=5)}"
+        seen.append(line)
+        if line.startswith(f"Forwarding from 127.0.0.1:{port} "):
+            return None
+    return _NOT_READY
 
 
 def _free_port() -> int:

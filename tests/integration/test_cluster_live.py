@@ -287,3 +287,29 @@ def test_live_with_argocd_kustomize_name_and_digest(fake_kube: FakeKube, fake_ar
     check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
     assert not check.ok
     assert f"reports images data-literate/dex:{NEW}, not {IMAGE}:{OLD}" in check.detail
+
+
+def test_port_forward_never_talks_to_whoever_holds_the_picked_port(
+    fake_kube: FakeKube, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process takes the picked port before kubectl binds it: readiness by "the port
+    # answers" would send the health check to that process. kubectl fails to listen; a new port
+    # is picked and the forward goes to the pod.
+    import socket  # noqa: PLC0415 - only this test talks TCP itself
+
+    from dex_tasks.tools import kubectl  # noqa: PLC0415
+
+    deploy_envs(fake_kube, {"stage": OLD})
+    with (
+        socket.create_server(("127.0.0.1", 0)) as squatter,
+        socket.create_server(("127.0.0.1", 0)) as backend,
+    ):
+        fake_kube.set_backend("dex-stage", backend.getsockname()[1])
+        taken = squatter.getsockname()[1]
+        picks = iter([taken, free_port()])
+        monkeypatch.setattr(kubectl, "_free_port", lambda: next(picks))
+        with kubectl.Kubectl().port_forward("dex-stage", "svc/dex", 80) as port:
+            assert port != taken
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            backend.settimeout(10)
+            backend.accept()[0].close()  # the connection reached the pod's backend
