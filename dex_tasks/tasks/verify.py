@@ -31,6 +31,12 @@ if TYPE_CHECKING:
 # --interval 0 the time bound alone would allow thousands), each given at least this long.
 MAX_ARGO_POLLS = 300
 MIN_QUERY_TIMEOUT = 10.0
+MAX_ARGO_ERRORS = 3  # consecutive failed `app get` calls before giving up (exit 4)
+
+
+def _is_auth_error(exc: Exception) -> bool:
+    """A token problem does not go away by asking again."""
+    return any(code in str(exc) for code in ("code = Unauthenticated", "code = PermissionDenied"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -173,7 +179,7 @@ def _argo_wait(
     name = ctx.config.app_for(env)
     expected, source = _expected_revision(ctx, env)
     ctx.out(f"waiting for Argo CD app {name}: Synced+Healthy at {expected[:12] if expected else source}")
-    polls = 0
+    polls = errors = 0
     seen: dict[str, bool] = {}
     while True:
         polls += 1
@@ -181,9 +187,19 @@ def _argo_wait(
         remaining = deadline - time.monotonic()
         try:
             app = argocd.app_get(name, timeout=max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining)))
+            errors = 0
         except argocd.AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
             return f"Argo CD app {name} does not exist (or this token may not read it)"
+        except argocd.ArgoCDError as exc:
+            # One blip of the API (a restarting argocd-server, a dropped connection) in a wait of
+            # minutes: retry a few times within the deadline; then exit 4, never a rollback.
+            errors += 1
+            if _is_auth_error(exc) or errors >= MAX_ARGO_ERRORS or time.monotonic() + interval > deadline:
+                raise
+            ctx.warn(f"Argo CD did not answer ({exc}); asking again")
+            time.sleep(max(interval, 1.0))
+            continue
         at_revision = _at_or_after(ctx, env, expected, app.revision, seen)
         data["argocd"] = {
             "checked": True,

@@ -29,7 +29,8 @@ def application(name: str, *, namespace: str, image: str, revision: str = "0" * 
         "history": [{"id": 1, "revision": revision, "deployedAt": "2026-01-01T00:00:00Z"}],
         # What the next `app sync` deploys (None: keep): set by tests to model a new git revision.
         "target_revision": None, "target_images": None,
-        # Failure modes: "sync_error" (the sync RPC fails), "wait_timeout" (app wait times out).
+        # Failure modes: "sync_error" (the sync RPC fails), "wait_timeout" (app wait times out),
+        # "get_unavailable_once" (the next `app get` fails like a restarting argocd-server).
         "fail": None,
     }  # fmt: skip
 

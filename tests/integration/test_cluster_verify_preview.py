@@ -263,6 +263,20 @@ def test_verify_waits_for_argocd_at_the_expected_revision(
     assert "Synced/Healthy" in ok.out
 
 
+def test_verify_survives_one_argocd_blip(
+    repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    # argocd-server restarts during the wait: one failed `app get` is asked again, not exit 4.
+    fake_argo.add_app(
+        "dex-stage", namespace="dex-stage", image=f"{IMAGE}:{repo.tags[1]}", revision=repo.head("main")
+    )
+    fake_argo.update_app("dex-stage", fail="get_unavailable_once")
+    result = run_cli("verify", "stage", "--url", health.url, "--timeout", "60", *FAST, cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "Argo CD did not answer" in result.err
+    assert [c[:2] for c in fake_argo.calls()] == [["app", "get"], ["app", "get"]]
+
+
 def test_verify_failed_sync_fails_fast(
     repo: GitOpsRepo, fake_argo: FakeArgo, health: HealthServer, run_cli: CliRunner
 ) -> None:
