@@ -232,18 +232,35 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
         ) from exc
 
 
-def argocd_sync(cfg: Config, env: str) -> None:
-    """``argocd app sync <app> [--prune]`` then ``argocd app wait <app> --health --sync --timeout N``.
-
-    Raises :class:`UsageError` (exit 2) when Argo CD is not configured, :class:`RemoteError`
-    (exit 4) when the sync or the wait fails.
-    """
+def _sync_prerequisites(cfg: Config, env: str) -> int:
+    """The argocd CLI (exit 3), ``ARGOCD_SERVER`` (exit 2), a positive timeout (exit 2)."""
     cfg.check_env(env)
     timeout = _rollout_timeout(cfg)
     proc.require("argocd")
     reason = argocd.not_configured_reason()
     if reason is not None:
         raise UsageError(f"--sync needs Argo CD: {reason}")
+    return timeout
+
+
+def check_sync_ready(cfg: Config, env: str) -> None:
+    """What ``argocd_sync`` needs, checked read-only *before* a task changes git, and that the app
+    exists (exit 2 when Argo CD says it does not, 4 when Argo CD cannot be asked)."""
+    _sync_prerequisites(cfg, env)
+    app = cfg.app_for(env)
+    try:
+        argocd.app_get(app)
+    except argocd.AppNotFoundError as exc:
+        raise UsageError(f"--sync: Argo CD app {app!r} not found ({exc})") from None
+
+
+def argocd_sync(cfg: Config, env: str) -> None:
+    """``argocd app sync <app> [--prune]`` then ``argocd app wait <app> --health --sync --timeout N``.
+
+    Raises :class:`UsageError` (exit 2) when Argo CD is not configured, :class:`RemoteError`
+    (exit 4) when the sync or the wait fails.
+    """
+    timeout = _sync_prerequisites(cfg, env)
     app = cfg.app_for(env)
     argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=timeout)
     argocd.app_wait(app, timeout=timeout)

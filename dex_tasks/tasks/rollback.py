@@ -72,6 +72,11 @@ def do_rollback(
     git.fetch(repo.root, base, unshallow=True)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
     tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
+    if sync:
+        from dex_tasks import cluster  # noqa: PLC0415 - argocd only when asked
+
+        # Before git changes: a --sync that cannot work must refuse, not fail after the push.
+        cluster.check_sync_ready(cfg, env)
     if emergency:
         _emergency(ctx, env, tag)
     how = " (emergency: kubectl first)" if emergency else ""
@@ -172,10 +177,12 @@ def _choose(
 
 
 def _emergency(ctx: Context, env: str, tag: str) -> None:
-    if ctx.dry_run:
-        ctx.out(f"would set the image of {env} to {tag} with kubectl and wait for the rollout")
-        return
     from dex_tasks import cluster  # noqa: PLC0415 - kubectl only for emergencies
 
+    # Under --dry-run too: its read-only checks (kubectl, access, deployment, container) run and
+    # `set image` is only printed, so a dry run fails where the real run would.
     cluster.emergency_rollout(ctx.config, env, tag)
-    ctx.out(f"{env} now runs {tag} (kubectl); making git match so Argo CD does not undo it")
+    if ctx.dry_run:
+        ctx.out(f"would set the image of {env} to {tag} with kubectl and wait for the rollout")
+    else:
+        ctx.out(f"{env} now runs {tag} (kubectl); making git match so Argo CD does not undo it")

@@ -181,6 +181,7 @@ def test_rollback_sync_calls_argocd(repo: GitOpsRepo, fake_argo: FakeArgo, run_c
     assert result.code == 0, result.err
     assert repo.tag("stage") == t[0]
     assert fake_argo.calls() == [
+        ["app", "get", "dex-stage", "-o", "json"],  # checked before git changes
         ["app", "sync", "dex-stage", "--timeout", "300"],
         ["app", "wait", "dex-stage", "--health", "--sync", "--timeout", "300"],
     ]
@@ -295,3 +296,37 @@ def test_promote_live_argocd_server_without_cli_is_exit_3(
     assert result.code == 3, result.err
     assert "required tool 'argocd' was not found" in result.err
     assert repo.snapshot() == before
+
+
+def test_emergency_rollback_dry_run_fails_where_the_real_run_would(
+    repo: GitOpsRepo, no_cluster: None, run_cli: CliRunner
+) -> None:
+    # No kubeconfig: the real run refuses (exit 2) before touching anything, so must the dry run.
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--emergency", "--dry-run", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "needs cluster access" in result.err
+    assert repo.snapshot() == before
+
+
+def test_rollback_sync_without_argocd_refuses_before_git_changes(
+    repo: GitOpsRepo, no_cluster: None, run_cli: CliRunner
+) -> None:
+    # No argocd CLI on PATH: --sync could never work, so nothing is pushed (exit 3), not a push
+    # followed by a failed sync.
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--sync", cwd=repo.clone)
+    assert result.code == 3, result.err
+    assert "argocd" in result.err
+    assert repo.snapshot() == before
+
+
+def test_rollback_sync_unknown_app_refuses_before_git_changes(
+    repo: GitOpsRepo, fake_argo: FakeArgo, run_cli: CliRunner
+) -> None:
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--sync", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "dex-stage" in result.err
+    assert repo.snapshot() == before
+    assert all(call[:2] == ["app", "get"] for call in fake_argo.calls())  # asked, never synced

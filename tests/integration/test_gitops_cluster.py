@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import cluster
+from dex_tasks import cluster, proc
 from dex_tasks.errors import RemoteError
 from dex_tasks.gitops import workflow
 from tests.gitops_fixtures import GitOpsRepo, build
@@ -92,10 +92,11 @@ def test_emergency_rollback_sets_the_image_first_then_git(
 
     monkeypatch.setattr(cluster, "emergency_rollout", emergency_rollout)
     monkeypatch.setattr(cluster, "argocd_sync", argocd_sync)
+    monkeypatch.setattr(cluster, "check_sync_ready", lambda _cfg, env: steps.append(f"ready {env}"))
     t0, t1 = repo.tags[0], repo.tags[1]
     result = run_cli("rollback", "stage", "--emergency", "--sync", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
-    assert steps == [f"kubectl stage {t0} (git stage={t1})", f"sync stage (git stage={t0})"]
+    assert steps == ["ready stage", f"kubectl stage {t0} (git stage={t1})", f"sync stage (git stage={t0})"]
     data = json.loads(result.out)
     assert data["emergency"] is True
     assert data["pushed"] is True
@@ -133,8 +134,17 @@ def test_sync_dry_run_does_not_sync(
     def boom(*args: object) -> None:
         raise AssertionError("no sync in dry-run")
 
+    checked: list[str] = []
+
+    def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
+        # Called under dry-run for its read-only checks; its `set image` is only printed there.
+        assert proc.is_dry_run()
+        checked.append(env)
+
     monkeypatch.setattr(cluster, "argocd_sync", boom)
-    monkeypatch.setattr(cluster, "emergency_rollout", boom)
+    monkeypatch.setattr(cluster, "check_sync_ready", lambda *_: checked.append("sync-ready"))
+    monkeypatch.setattr(cluster, "emergency_rollout", emergency_rollout)
     result = run_cli("rollback", "stage", "--sync", "--emergency", "--dry-run", cwd=repo.clone)
     assert result.code == 0, result.err
     assert "would sync Argo CD app dex-stage" in result.out
+    assert checked == ["sync-ready", "stage"]
