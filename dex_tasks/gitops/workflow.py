@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
-import re
 import time
-import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -428,43 +426,24 @@ def _pull_request_or_say(ctx: Context, repo: Repo, change: Change, outcome: Outc
         ) from None
 
 
-def _remote_host(url: str) -> str | None:
-    """The host of an https/ssh/scp-like git URL (lower case), None for local paths."""
-    match = re.match(r"^[a-z][a-z0-9+.-]*://(?:[^/@]*@)?([^/:]+)", url, flags=re.IGNORECASE) or re.match(
-        r"^(?:[^@/]+@)?([^/:\\]{2,}):(?!//)", url
-    )
-    return match.group(1).lower() if match else None
-
-
 def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
     """Open or update the PR; with no token, print the compare URL instead."""
     from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
 
     url = git.remote_url(repo.root) or ""
     slug = os.environ.get("GITHUB_REPOSITORY", "").strip() or None
-    host = None
     if slug is None:
         try:
             slug = github.repo_slug(url)
         except DexError:
             slug = None  # not a GitHub remote (a local mirror, another forge): no URL to offer
-        else:
-            host = _remote_host(url)
-    if host and host != "github.com" and not os.environ.get("GITHUB_SERVER_URL"):
-        # origin is not on github.com (GitHub Enterprise, or another forge): its pages are on its
-        # own host, and without GITHUB_API_URL the token must not go to api.github.com, where a
-        # same-named repository could even get the PR.
-        base, head = (urllib.parse.quote(ref, safe="/") for ref in (change.base, change.branch))
-        outcome.compare_url = f"https://{host}/{slug}/compare/{base}...{head}?expand=1"
-        if not os.environ.get("GITHUB_API_URL"):
-            ctx.out(
-                f"origin is on {host}, not github.com: set GITHUB_API_URL (GitHub Enterprise: "
-                f"https://{host}/api/v3) to open PRs; open it at {outcome.compare_url}"
-            )
-            return
-    elif slug:
-        outcome.compare_url = github.compare_url(slug, change.base, change.branch)
-    client = github.GitHub.from_env(remote_url=url)
+    if slug:
+        outcome.compare_url = github.compare_url(slug, change.base, change.branch, remote_url=url)
+    try:
+        client = github.GitHub.from_env(remote_url=url)
+    except github.ForeignHostError as exc:
+        ctx.out(f"{exc}; open the PR at {outcome.compare_url}")
+        return
     if client is None:
         where = (
             f"open the PR at {outcome.compare_url}"

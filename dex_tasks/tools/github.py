@@ -67,6 +67,14 @@ def _without_credentials(url: str) -> str:
     return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.strip(), flags=re.IGNORECASE)
 
 
+class ForeignHostError(UsageError):
+    """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
 def repo_slug(remote_url: str) -> str:
     """``owner/name`` of a GitHub remote: https, ssh://, git://, ``git@host:owner/name``, ``.git`` or not."""
     url = remote_url.strip()
@@ -86,7 +94,29 @@ def repo_slug(remote_url: str) -> str:
     return slug
 
 
-def server_url() -> str:
+def remote_host(url: str) -> str | None:
+    """The host of an https/ssh/scp-like git URL (lower case), None for local paths."""
+    match = re.match(r"^[a-z][a-z0-9+.-]*://(?:[^/@]*@)?([^/:]+)", url, flags=re.IGNORECASE) or re.match(
+        r"^(?:[^@/]+@)?([^/:\\]{2,}):(?!//)", url
+    )
+    return match.group(1).lower() if match else None
+
+
+def foreign_host(remote_url: str | None) -> str | None:
+    """The origin's host when it is not github.com and the environment does not name its server
+    (GitHub Enterprise, another forge), else None. Such a repository's pages are on its own host,
+    and a token must not go to api.github.com for it (a same-named repository could get the PR)."""
+    if not remote_url or os.environ.get("GITHUB_SERVER_URL") or os.environ.get("GITHUB_REPOSITORY"):
+        return None
+    host = remote_host(remote_url)
+    return host if host and host != "github.com" else None
+
+
+def server_url(remote_url: str | None = None) -> str:
+    """Web base: GITHUB_SERVER_URL, else the origin's own host when it is not github.com."""
+    host = foreign_host(remote_url)
+    if host:
+        return f"https://{host}"
     return (os.environ.get("GITHUB_SERVER_URL") or DEFAULT_SERVER_URL).rstrip("/")
 
 
@@ -94,13 +124,13 @@ def default_api_url() -> str:
     return (os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL).rstrip("/")
 
 
-def compare_url(repo: str, base: str, branch: str) -> str:
+def compare_url(repo: str, base: str, branch: str, *, remote_url: str | None = None) -> str:
     """The page that offers to open a PR from ``branch`` into ``base`` (printed when there is no token)."""
 
     def quote(ref: str) -> str:
         return urllib.parse.quote(ref, safe="/")
 
-    return f"{server_url()}/{repo}/compare/{quote(base)}...{quote(branch)}?expand=1"
+    return f"{server_url(remote_url)}/{repo}/compare/{quote(base)}...{quote(branch)}?expand=1"
 
 
 def token_from_env() -> str | None:
@@ -287,6 +317,13 @@ class GitHub:
             if not remote_url:
                 raise UsageError("cannot tell the GitHub repository: set GITHUB_REPOSITORY=OWNER/NAME")
             repo = repo_slug(remote_url)
+        host = foreign_host(remote_url)
+        if host and not os.environ.get("GITHUB_API_URL"):
+            raise ForeignHostError(
+                f"origin is on {host}, not github.com: set GITHUB_API_URL "
+                f"(GitHub Enterprise: https://{host}/api/v3) to use the GitHub API",
+                host=host,
+            )
         return cls(repo=repo, token=token)
 
     def close(self) -> None:

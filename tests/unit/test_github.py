@@ -448,3 +448,29 @@ def test_token_never_in_errors_or_logs(
     everything = "\n".join([*errors, caplog.text, captured.out, captured.err])
     assert "GitHub API GET /repos/o/r/pulls" in caplog.text  # debug logging is on and was captured
     assert TOKEN not in everything
+
+
+def test_from_env_refuses_to_send_the_token_to_github_com_for_another_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An origin on GitHub Enterprise (or another forge) with no GITHUB_API_URL: api.github.com is the
+    # wrong server, and a same-named repository there could even receive the PR. Every caller
+    # (GitOps PRs, preview comments) goes through from_env, so the guard lives here.
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
+    with pytest.raises(
+        github.ForeignHostError, match=r"set GITHUB_API_URL .*https://ghe\.example\.com/api/v3"
+    ):
+        GitHub.from_env(remote_url="git@ghe.example.com:data-literate/dex.git")
+    monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.com/api/v3")
+    with GitHub.from_env(remote_url="git@ghe.example.com:data-literate/dex.git") as gh:  # type: ignore[union-attr] # not None: token set
+        assert (gh.repo, gh.api_url) == ("data-literate/dex", "https://ghe.example.com/api/v3")
+
+
+def test_compare_url_uses_the_origin_host_when_it_is_not_github_com() -> None:
+    assert github.compare_url("o/r", "main", "b", remote_url="https://ghe.example.com/o/r.git") == (
+        "https://ghe.example.com/o/r/compare/main...b?expand=1"
+    )
+    assert github.compare_url("o/r", "main", "b", remote_url="git@github.com:o/r.git") == (
+        "https://github.com/o/r/compare/main...b?expand=1"
+    )
+    assert github.remote_host("C:\\src\\repo") is None
