@@ -73,7 +73,8 @@ def with_context(ctx: Context, context: str | None) -> Context:
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     ctx = with_context(ctx, args.context)
     cfg = ctx.config
-    envs = [cfg.check_env(e) for e in args.envs] or list(cfg.environments)
+    # dict.fromkeys: `status dev dev` is one row per env, in the order given.
+    envs = list(dict.fromkeys(cfg.check_env(e) for e in args.envs)) or list(cfg.environments)
     rows, argo_skipped = collect(ctx, envs, fetch=args.fetch)
     headers = ["ENV", "GIT", "LIVE", "SYNC", "HEALTH", "REVISION", "STATE"]
     body = [

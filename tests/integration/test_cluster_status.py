@@ -178,3 +178,9 @@ def test_status_live_images_by_digest_and_other_registry(repo: GitOpsRepo, fake_
     checked = run_cli("status", "stage", "--check", cwd=repo.clone)
     assert checked.code == 1
     assert "live state unknown for stage" in checked.err
+
+
+def test_status_names_each_env_once(repo: GitOpsRepo, no_cluster: None, run_cli: CliRunner) -> None:
+    result = run_cli("status", "--json", "prod", "dev", "prod", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert [row["env"] for row in json.loads(result.out)["envs"]] == ["prod", "dev"]
