@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -84,6 +83,8 @@ def _failed(returncode: int, message: str, data: dict[str, object]) -> TaskResul
 
 def coverage_percent(xml_path: Path) -> float | None:
     """Total coverage from coverage.xml: lines and branches together, as coverage.py reports it."""
+    from xml.etree import ElementTree as ET  # noqa: PLC0415 - the parser imports this module; only test-cov reads xml
+
     try:
         root = ET.parse(xml_path).getroot()  # noqa: S314 - our own report, not untrusted input
     except (OSError, ET.ParseError):
@@ -212,6 +213,8 @@ def run_cov(ctx: Context, args: argparse.Namespace) -> TaskResult:
 
 def junit_failures(junit_path: Path) -> int | None:
     """Failures plus errors recorded in the junit xml, or None when it cannot be read."""
+    from xml.etree import ElementTree as ET  # noqa: PLC0415 - the parser imports this module; only test-cov reads xml
+
     try:
         root = ET.parse(junit_path).getroot()  # noqa: S314 - our own report, not untrusted input
     except (OSError, ET.ParseError):
