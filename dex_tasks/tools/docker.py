@@ -292,35 +292,37 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
     credentials = registry_credentials(repo.host, env)
     if credentials:
         proc.register_secret(credentials[1])
-    session = requests.Session()
-    # A loopback registry is on this machine: an HTTP(S)_PROXY from the environment must not see it.
-    session.trust_env = not is_loopback(repo.host)
-    last_error = ""
-    token_tried = False
-    for attempt in range(REGISTRY_ATTEMPTS):
-        if attempt and last_error:
-            time.sleep(RETRY_DELAY * attempt)  # a registry hiccup (5xx, reset) is often gone a moment later
-        try:
-            response = session.head(url, headers=headers, timeout=REGISTRY_TIMEOUT, allow_redirects=True)
-        except requests.RequestException as exc:
-            last_error = f"{type(exc).__name__}: {exc}"
-            continue
-        if response.status_code == requests.codes.ok:
-            digest = response.headers.get("Docker-Content-Digest", "")
-            return digest if DIGEST_RE.fullmatch(digest) else ""
-        if response.status_code == requests.codes.not_found:
-            return None
-        if response.status_code == requests.codes.unauthorized and not token_tried:
-            token_tried = True
-            challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
-            headers["Authorization"] = _authorization(session, challenge, repo, credentials)
-            continue
-        if response.status_code in {requests.codes.unauthorized, requests.codes.forbidden}:
-            raise RemoteError(
-                f"registry {repo.host} refused access to {repo.name} (HTTP {response.status_code}): "
-                "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
-            )
-        last_error = f"HTTP {response.status_code}"
+    # Closed on every way out (a digest, 404, an exception): its pooled connections are sockets.
+    with requests.Session() as session:
+        # A loopback registry is on this machine: an HTTP(S)_PROXY from the environment must not see it.
+        session.trust_env = not is_loopback(repo.host)
+        last_error = ""
+        token_tried = False
+        for attempt in range(REGISTRY_ATTEMPTS):
+            if attempt and last_error:
+                # A registry hiccup (5xx, reset) is often gone a moment later.
+                time.sleep(RETRY_DELAY * attempt)
+            try:
+                response = session.head(url, headers=headers, timeout=REGISTRY_TIMEOUT, allow_redirects=True)
+            except requests.RequestException as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            if response.status_code == requests.codes.ok:
+                digest = response.headers.get("Docker-Content-Digest", "")
+                return digest if DIGEST_RE.fullmatch(digest) else ""
+            if response.status_code == requests.codes.not_found:
+                return None
+            if response.status_code == requests.codes.unauthorized and not token_tried:
+                token_tried = True
+                challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
+                headers["Authorization"] = _authorization(session, challenge, repo, credentials)
+                continue
+            if response.status_code in {requests.codes.unauthorized, requests.codes.forbidden}:
+                raise RemoteError(
+                    f"registry {repo.host} refused access to {repo.name} (HTTP {response.status_code}): "
+                    "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
+                )
+            last_error = f"HTTP {response.status_code}"
     raise RemoteError(
         f"registry {repo.host} did not answer for {image}:{tag} after {REGISTRY_ATTEMPTS} tries: {last_error}"
     )
