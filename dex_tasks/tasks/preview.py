@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -173,11 +172,9 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
     app = cfg.cluster.preview_app.format(pr=pr)
     data: dict[str, Any] = {"pr": pr, "namespace": namespace, "app": None, "deleted": None, "changed": False}
     verb = "would delete" if proc.is_dry_run() else "deleted"
-    if os.environ.get(argocd.SERVER_ENV, "").strip():
-        # ARGOCD_SERVER says "this project uses Argo CD": a missing CLI is exit 3, not a silent
-        # fallback to deleting the namespace under Argo CD's feet (self-heal would recreate it).
-        proc.require("argocd")
-    if argocd.configured():
+    # in_use: ARGOCD_SERVER says "this project uses Argo CD", so a missing CLI is exit 3, not a
+    # silent fallback to deleting the namespace under Argo CD's feet (self-heal would recreate it).
+    if argocd.in_use():
         data["app"] = app
         try:
             argocd.app_get(app)
