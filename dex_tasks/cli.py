@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from dex_tasks import __version__, gha, proc
 from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
-from dex_tasks.registry import TASKS, TaskSpec
+from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -97,7 +97,7 @@ def _add_global_help(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-C", metavar="DIR", dest="directory", help="run as if started in DIR")
 
 
-def build_parser(*, load_tasks: bool = True) -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
         description="The DEX CI/CD runbook as tasks. The same from poe, nox and GitHub Actions.",
@@ -120,9 +120,9 @@ def build_parser(*, load_tasks: bool = True) -> argparse.ArgumentParser:
             formatter_class=_Formatter,
         )
         _add_global_help(task_parser)
-        if available and load_tasks:
+        if available:
             _task_attr(spec, spec.add_arguments)(task_parser)
-        elif not available:
+        else:
             task_parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
@@ -137,7 +137,7 @@ def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSp
     flags, rest = split_global_flags(argv)
     parser = build_parser()
     args, extra = parser.parse_known_args(rest)
-    spec = next(s for s in TASKS if s.name == args.task)
+    spec = BY_NAME[args.task]
     if extra and extra[0] == "--":
         extra = extra[1:]
     if extra and not spec.passthrough:
@@ -183,7 +183,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guess_task(argv: Sequence[str]) -> str | None:
     """The task named on the line, for error lines before the parser has spoken (None: none)."""
-    names = {spec.name for spec in TASKS}
     skip = False
     for arg in argv:
         if skip:  # the value of -C/--directory is a directory, not a task
@@ -193,7 +192,7 @@ def _guess_task(argv: Sequence[str]) -> str | None:
         elif arg == "--":
             break
         elif not arg.startswith("-"):
-            return arg if arg in names else None
+            return arg if arg in BY_NAME else None
     return None
 
 

@@ -159,6 +159,7 @@ def _future_task(monkeypatch: pytest.MonkeyPatch) -> str:
         name="future", module="dex_tasks.tasks._not_built_yet", help="later", example="dex-tasks future"
     )
     monkeypatch.setattr(cli, "TASKS", (*registry.TASKS, spec))
+    monkeypatch.setattr(cli, "BY_NAME", {**registry.BY_NAME, spec.name: spec})
     return spec.name
 
 
