@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from dex_tasks import __version__, gha, proc
+from dex_tasks import config as config_mod
 from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
 from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
+from dex_tasks.tasks import Context
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -212,10 +214,6 @@ def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_ru
 def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
     if not spec.available:
         raise NotAvailable(f"task {spec.name!r} is not available in this version")
-    # Imported late: the poe adapter imports this package on every call.
-    from dex_tasks import config as config_mod  # noqa: PLC0415
-    from dex_tasks.tasks import Context  # noqa: PLC0415
-
     cwd = Path.cwd()
     if flags.directory is not None:
         if not flags.directory.is_dir():
