@@ -125,6 +125,7 @@ class Config:
     root: Path = dataclasses.field(default_factory=Path.cwd)
     path: Path | None = None
     from_file: frozenset[str] = frozenset()
+    project_name: str = ""  # [project].name, kept from the one parse of the file for package_dir()
 
     # -- derived values ------------------------------------------------------------------------
     @property
@@ -166,12 +167,12 @@ class Config:
         """The project's import package (for lint paths and coverage), if it can be found."""
         if self.package:
             return self.package
-        name = _project_name(self.path) if self.path else None
-        candidates = [name.replace("-", "_").replace(".", "_").lower()] if name else []
-        for candidate in candidates:
-            for base in (self.root, self.root / "src"):
-                if (base / candidate / "__init__.py").is_file():
-                    return str((base / candidate).relative_to(self.root))
+        if not self.project_name:
+            return None
+        candidate = self.project_name.replace("-", "_").replace(".", "_").lower()
+        for base in (self.root, self.root / "src"):
+            if (base / candidate / "__init__.py").is_file():
+                return str((base / candidate).relative_to(self.root))
         return None
 
 
@@ -183,13 +184,10 @@ def strip_registry(image: str) -> str:
     return image
 
 
-def _project_name(path: Path) -> str | None:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return None
-    name = data.get("project", {}).get("name")
-    return name if isinstance(name, str) else None
+def _project_name(data: Mapping[str, object]) -> str:
+    project = data.get("project")
+    name = project.get("name") if isinstance(project, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _suggest(key: str, known: typing.Iterable[str]) -> str:
@@ -280,7 +278,7 @@ def _build(
     return kwargs
 
 
-_INTERNAL = frozenset({"root", "path", "from_file"})
+_INTERNAL = frozenset({"root", "path", "from_file", "project_name"})
 
 
 def load(start: Path | None = None) -> Config:
@@ -313,7 +311,13 @@ def load(start: Path | None = None) -> Config:
         # the file never set.
         environments = typing.cast("tuple[str, ...]", kwargs["environments"])
         kwargs["branches"] = {env: branch for env, branch in DEFAULT_BRANCHES.items() if env in environments}
-    config = Config(**kwargs, root=path.parent, path=path, from_file=frozenset(seen))  # type: ignore[arg-type]
+    config = Config(
+        **kwargs,  # type: ignore[arg-type]
+        root=path.parent,
+        path=path,
+        from_file=frozenset(seen),
+        project_name=_project_name(data),
+    )
     _validate(config, str(path))
     return config
 
