@@ -395,6 +395,15 @@ def parse_output_file(text: str) -> dict[str, str]:
     return values
 
 
+# Actions whose local equivalent is "already there": the note says what stands in for them.
+_NOTED_ACTIONS = {
+    "astral-sh/setup-uv": "setup-uv: uv run maps to this virtualenv's bin dir",
+    "docker/login-action": "docker login: the test registry accepts anonymous pushes",
+    "github/codeql-action/init": "github/codeql-action/init: CodeQL has no local equivalent (skipped)",
+    "github/codeql-action/analyze": "github/codeql-action/analyze: CodeQL has no local equivalent (skipped)",
+}
+
+
 def check_sarif(path: Path) -> dict[str, Any]:
     """What upload-sarif needs: a JSON object with version 2.1.0 and a runs array."""
     if not path.is_file():
@@ -735,15 +744,18 @@ class Runner:
     def _uses_step(self, record: StepResult, with_: Mapping[str, Any], result: JobResult) -> None:
         action = str(record.uses).split("@", 1)[0]
         record.outcome = "success"
-        if action == "actions/checkout":
+        if action in _NOTED_ACTIONS:
+            record.note = _NOTED_ACTIONS[action]
+        elif action == "actions/checkout":
             if not (self.workspace / ".git").exists():
                 record.outcome, record.note = "failure", f"checkout: {self.workspace} is not a git repository"
             else:
                 record.note = "checkout: the repository is already the workspace"
-        elif action == "astral-sh/setup-uv":
-            record.note = "setup-uv: uv run maps to this virtualenv's bin dir"
-        elif action == "docker/login-action":
-            record.note = "docker login: the test registry accepts anonymous pushes"
+        elif action == "aquasecurity/setup-trivy":
+            if shutil.which("trivy", path=self.env.get("PATH", os.environ.get("PATH", ""))) is None:
+                record.outcome, record.note = "failure", "setup-trivy: no trivy on PATH (the fake goes there)"
+            else:
+                record.note = "setup-trivy: the fake trivy is on PATH"
         elif action == "actions/upload-artifact":
             self._upload_artifact(record, with_, result)
         elif action == "github/codeql-action/upload-sarif":
@@ -755,8 +767,6 @@ class Runner:
                 return
             result.sarif[str(with_.get("category", ""))] = path
             record.note = f"upload-sarif: {path} is SARIF 2.1.0"
-        elif action in {"github/codeql-action/init", "github/codeql-action/analyze"}:
-            record.note = f"{action}: CodeQL has no local equivalent (skipped)"
         else:
             raise WorkflowError(f"no local equivalent for action {action}")
 

@@ -35,6 +35,7 @@ ALLOWED_ACTIONS = {
     "github/codeql-action/upload-sarif",
     "github/codeql-action/init",
     "github/codeql-action/analyze",
+    "aquasecurity/setup-trivy",  # trivy is not on GitHub's runner images
 }
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<ref>\S+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<comment>\S.*)$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<value>\S+)")
