@@ -16,6 +16,7 @@ about the deployment then.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from dex_tasks.tasks import Context, TaskResult
 
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from dex_tasks.cluster import Health
 
@@ -118,42 +120,51 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     )
 
 
-def _expected_revision(ctx: Context, env: str) -> tuple[str | None, str]:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Expected:
+    """The commit Argo CD should be synced to (the tip of origin/<base>), and the clone that has it
+    (found once: every later revision Argo CD reports is compared in the same clone)."""
+
+    root: Path
+    base: str
+    commit: str
+
+
+def _expected_revision(ctx: Context, env: str) -> tuple[_Expected | None, str]:
     """The tip of origin/<base> (what Argo CD should be synced to), or None and why not."""
     from dex_tasks.gitops import state  # noqa: PLC0415
     from dex_tasks.tools import git  # noqa: PLC0415
 
     base = ctx.config.branch_for(env)
     try:
-        repo = state.open_repo(ctx.config)
-        return git.fetch(repo.root, base), f"origin/{base}"
+        root = state.open_repo(ctx.config).root
+        return _Expected(root=root, base=base, commit=git.fetch(root, base)), f"origin/{base}"
     except DexError as exc:
         return None, f"any revision ({exc})"
 
 
-def _at_or_after(ctx: Context, env: str, expected: str | None, revision: str, seen: dict[str, bool]) -> bool:
+def _at_or_after(expected: _Expected | None, revision: str, seen: dict[str, bool]) -> bool:
     """Is Argo CD's ``revision`` the expected commit or a later one on the env's base branch?
 
     A push to the base branch after this run fetched it (another team's merge) makes Argo CD
     sync to a newer commit that contains ours; waiting for the exact commit would then time
     out and, with --rollback-on-failure, roll back a healthy deployment.
     """
-    if expected is None or revision == expected:
+    if expected is None or revision == expected.commit:
         return True
     if not revision:
         return False
     if revision not in seen:
-        from dex_tasks.gitops import state  # noqa: PLC0415
         from dex_tasks.tools import git  # noqa: PLC0415
 
+        root = expected.root
         try:
-            root = state.open_repo(ctx.config).root
             if git.rev_parse(root, revision) is None:  # newer than our fetch: fetch again (read-only)
-                git.fetch(root, ctx.config.branch_for(env))
+                git.fetch(root, expected.base)
             later = git.git(
                 "merge-base",
                 "--is-ancestor",
-                expected,
+                expected.commit,
                 revision,
                 cwd=root,
                 read_only=True,
@@ -178,7 +189,9 @@ def _argo_wait(
         return None
     name = ctx.config.app_for(env)
     expected, source = _expected_revision(ctx, env)
-    ctx.out(f"waiting for Argo CD app {name}: Synced+Healthy at {expected[:12] if expected else source}")
+    ctx.out(
+        f"waiting for Argo CD app {name}: Synced+Healthy at {expected.commit[:12] if expected else source}"
+    )
     polls = errors = 0
     seen: dict[str, bool] = {}
     while True:
@@ -200,14 +213,14 @@ def _argo_wait(
             ctx.warn(f"Argo CD did not answer ({exc}); asking again")
             time.sleep(max(interval, 1.0))
             continue
-        at_revision = _at_or_after(ctx, env, expected, app.revision, seen)
+        at_revision = _at_or_after(expected, app.revision, seen)
         data["argocd"] = {
             "checked": True,
             "app": name,
             "sync": app.sync_status,
             "health": app.health,
             "revision": app.revision,
-            "expected_revision": expected,
+            "expected_revision": expected.commit if expected else None,
             "polls": polls,
         }
         state = f"{app.sync_status}/{app.health} at {app.revision[:12] or '?'}"
@@ -217,11 +230,11 @@ def _argo_wait(
         # Fail fast only on a failed sync of our commit (or a later one): a failure left over from
         # an older revision says nothing yet - Argo CD may not have started syncing ours.
         if app.operation_phase in {"Failed", "Error"} and (
-            not app.operation_revision or _at_or_after(ctx, env, expected, app.operation_revision, seen)
+            not app.operation_revision or _at_or_after(expected, app.operation_revision, seen)
         ):
             return f"Argo CD app {name}: the last sync {app.operation_phase.lower()} ({state})"
         if polls >= MAX_ARGO_POLLS or time.monotonic() + interval > deadline:
-            want = f"Synced/Healthy at {expected[:12]}" if expected else "Synced/Healthy"
+            want = f"Synced/Healthy at {expected.commit[:12]}" if expected else "Synced/Healthy"
             return f"Argo CD app {name} is {state}, not {want}, after {polls} check(s)"
         time.sleep(interval)
 

@@ -574,17 +574,18 @@ def test_verify_argocd_server_without_cli_is_exit_3(
 def test_verify_accepts_argocd_at_a_later_commit_of_the_base_branch(repo: GitOpsRepo) -> None:
     # Someone merges to main after verify fetched it: Argo CD syncs the newer commit, which
     # contains ours. Waiting for the exact commit would time out and roll back a healthy env.
-    from dex_tasks.config import load  # noqa: PLC0415
-    from dex_tasks.tasks import Context  # noqa: PLC0415
-    from dex_tasks.tasks.verify import _at_or_after  # noqa: PLC0415
+    from dex_tasks.tasks.verify import _at_or_after, _Expected  # noqa: PLC0415
     from tests.helpers import git  # noqa: PLC0415
 
-    ctx = Context(task="verify", config=load(repo.clone), cwd=repo.clone)
     older = git("rev-parse", "main~1", cwd=repo.origin).strip()
     tip = git("rev-parse", "main", cwd=repo.origin).strip()
+
+    def expected(commit: str) -> _Expected:  # what verify fetched for stage (base branch main)
+        return _Expected(root=repo.clone, base="main", commit=commit)
+
     seen: dict[str, bool] = {}
-    assert _at_or_after(ctx, "stage", older, tip, seen)
-    assert _at_or_after(ctx, "stage", tip, tip, seen)
-    assert not _at_or_after(ctx, "stage", tip, older, seen)  # an older commit is not there yet
-    assert not _at_or_after(ctx, "stage", tip, "f" * 40, seen)  # unknown everywhere
-    assert not _at_or_after(ctx, "stage", tip, "", seen)
+    assert _at_or_after(expected(older), tip, seen)
+    assert _at_or_after(expected(tip), tip, seen)
+    assert not _at_or_after(expected(tip), older, seen)  # an older commit is not there yet
+    assert not _at_or_after(expected(tip), "f" * 40, seen)  # unknown everywhere
+    assert not _at_or_after(expected(tip), "", seen)
