@@ -312,8 +312,7 @@ class Kubectl:
 
     def pods(self, namespace: str, selector: Mapping[str, str], container: str) -> list[Pod]:
         """The pods a deployment's selector matches (every revision, terminating ones included)."""
-        label = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-        data = self.get_json("pods", namespace=namespace, selector=label or None) or {}
+        data = self.get_json("pods", namespace=namespace, selector=selector_string(selector) or None) or {}
         return [Pod.from_json(item, container) for item in data.get("items", []) or []]
 
     def names(self, kind: str, *, namespace: str | None = None) -> list[str]:
