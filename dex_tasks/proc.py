@@ -250,6 +250,23 @@ def _merged_env(env: Mapping[str, str | None] | None) -> dict[str, str] | None:
     return merged
 
 
+def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``argv`` as strings, and the argv to start: the tool resolved to its full path (or
+    :class:`ToolMissing`) and its arguments checked for a ``.bat``/``.cmd`` shim."""
+    args = tuple(str(a) for a in argv)
+    if not args:
+        raise ValueError("empty argv")
+    executable = require(args[0])
+    check_batch_arguments(executable, args[1:])
+    return args, (executable, *args[1:])
+
+
+def _timed_out(args: tuple[str, ...], timeout: float | None, tail: str) -> CommandTimeout:
+    return CommandTimeout(
+        f"command timed out after {timeout:g}s: {quote(args)}", argv=args, returncode=None, stderr_tail=tail
+    )
+
+
 def _failure(argv: tuple[str, ...], returncode: int, output: str) -> CommandFailed:
     tail = redact(_tail(output))
     message = f"command failed with exit code {returncode}: {quote(argv)}"
@@ -280,18 +297,13 @@ def run(
     ``stdin``: text fed to the process (e.g. a password for ``--password-stdin``).
     ``quiet``: do not echo the command line (queries whose echo would only be noise).
     """
-    args = tuple(str(a) for a in argv)
-    if not args:
-        raise ValueError("empty argv")
-    executable = require(args[0])
-    check_batch_arguments(executable, args[1:])
+    args, full = _resolve(argv)
     settings = _settings.get()
     if settings.dry_run and not read_only:
         echo(f"$ {quote(args)}    # dry-run: not run")
         return Result(argv=args, returncode=0, stdout="", stderr="", skipped=True)
     if not quiet:
         echo(f"$ {quote(args)}")
-    full = (executable, *args[1:])
     merged = _merged_env(env)
     if stream:
         result = _run_streaming(args, full, timeout=timeout, env=merged, cwd=cwd, stdin=stdin)
@@ -349,12 +361,7 @@ def _run_captured(
                     stdout, stderr = _drain(process, exc)
                     process.wait()  # killed: this returns at once and reaps the child
                     tail = redact(_tail(_decode(stderr) or _decode(stdout)))
-                    raise CommandTimeout(
-                        f"command timed out after {timeout:g}s: {quote(args)}",
-                        argv=args,
-                        returncode=None,
-                        stderr_tail=tail,
-                    ) from None
+                    raise _timed_out(args, timeout, tail) from None
     except CommandTimeout:
         raise
     except BaseException:
@@ -445,12 +452,7 @@ def _run_streaming(
     except subprocess.TimeoutExpired:
         _stop(process)
         _finish(process, reader)
-        raise CommandTimeout(
-            f"command timed out after {timeout:g}s: {quote(args)}",
-            argv=args,
-            returncode=None,
-            stderr_tail=redact("".join(tail)).rstrip(),
-        ) from None
+        raise _timed_out(args, timeout, redact("".join(tail)).rstrip()) from None
     except BaseException:
         # Ctrl-C and anything else: never leave the child running behind us.
         _stop(process)
@@ -508,12 +510,10 @@ def background(
     caller can read it for a failure message. Runs under dry-run too: callers only use it for
     read-only helpers.
     """
-    args = tuple(str(a) for a in argv)
-    executable = require(args[0])
-    check_batch_arguments(executable, args[1:])
+    args, full = _resolve(argv)
     echo(f"$ {quote(args)} &")
     process = subprocess.Popen(
-        (executable, *args[1:]),
+        full,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
