@@ -12,8 +12,8 @@ does it without touching the user's working copy:
    ``--pr``: to a ``dex``-owned branch with ``--force-with-lease``, then open or update the PR);
 4. the worktree is removed on every exit path, Ctrl-C included.
 
-Under ``--dry-run`` no worktree is made: the diff is computed from ``git show origin/<base>:<path>``
-and the commands that would run are echoed.
+Under ``--dry-run`` no worktree is made: the diff is computed with ``git show`` from the fetched
+tip of ``origin/<base>``, and the commands that would run are echoed.
 """
 
 from __future__ import annotations
@@ -234,9 +234,13 @@ def _check_local_branch(root: Path, change: Change) -> None:
 # -- applying --------------------------------------------------------------------------------
 
 
-def apply(ctx: Context, change: Change) -> Outcome:
-    """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done."""
-    outcome = _apply(ctx, change)
+def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
+    """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done.
+
+    ``base_sha``: ``origin/<base>`` as the caller has just fetched it (to read the current tag),
+    so the run fetches each branch once; None fetches it here. A push race re-fetches either way.
+    """
+    outcome = _apply(ctx, change, base_sha)
     _report(ctx, change, outcome)
     return outcome
 
@@ -272,13 +276,12 @@ def _output(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _apply(ctx: Context, change: Change) -> Outcome:
+def _apply(ctx: Context, change: Change, base_sha: str | None) -> Outcome:
     cfg = ctx.config
     repo = open_repo(cfg)
-    git.require_remote(repo.root)
-    git.check_ref_name(change.base)
     git.check_ref_name(change.branch)
-    base_sha = git.fetch(repo.root, change.base)
+    # fetch also refuses a bad base name and a clone without origin (exit 2), as the caller's did.
+    base_sha = base_sha or git.fetch(repo.root, change.base)
     if ctx.dry_run:
         return _dry_run(ctx, repo, change, base_sha)
     lease: str | None = None
@@ -486,7 +489,7 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
         from dex_tasks.gitops.state import read_tag_at  # noqa: PLC0415
 
         env = change.envs[0]
-        outcome.previous_tags = {env: read_tag_at(cfg, repo, env, git.tracking(change.base))}
+        outcome.previous_tags = {env: read_tag_at(cfg, repo, env, base_sha)}
         outcome.changed = True
         outcome.diff = git.diff_commit(root, change.revert_commit, reverse=True)
         ctx.out(outcome.diff.rstrip("\n"))
@@ -500,7 +503,8 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
             subject=subject,
         )  # fmt: skip
         return outcome
-    edits = _edits(cfg, repo, change, lambda path: git.show(root, git.tracking(change.base), path))
+    # base_sha, not origin/<base>: the commit the real run's worktree would start from.
+    edits = _edits(cfg, repo, change, lambda path: git.show(root, base_sha, path))
     outcome.previous_tags = {env: edit.previous_tag for env, edit in edits}
     changed = [edit for _, edit in edits if edit.changed]
     if not changed:

@@ -60,14 +60,14 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         )
     repo = state.open_repo(cfg)
     source_base, target_base = cfg.branch_for(source), cfg.branch_for(target)
-    git.fetch(repo.root, source_base)
+    source_sha = git.fetch(repo.root, source_base)
     running = state.read_tag_at(cfg, repo, source, git.tracking(source_base))
     tag = args.tag or running
     if tag is None:
         raise UsageError(f"{repo.overlay_path(cfg, source)} on {source_base} has no tag to promote; pass TAG")
     tags.validate_tag(tag)
-    if source_base != target_base:
-        git.fetch(repo.root, target_base)
+    # One fetch per branch: stage and prod often share main, and workflow.apply starts from it.
+    target_sha = git.fetch(repo.root, target_base) if source_base != target_base else source_sha
     old = state.read_tag_at(cfg, repo, target, git.tracking(target_base))
     forced_reasons: list[str] = []
     if target != expected:
@@ -103,7 +103,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         from_env=source,
         forced=bool(forced_reasons),
     )
-    outcome = workflow.apply(ctx, change)
+    outcome = workflow.apply(ctx, change, base_sha=target_sha)
     return TaskResult(data=outcome.as_json())
 
 

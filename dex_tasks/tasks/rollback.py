@@ -69,7 +69,7 @@ def do_rollback(
         raise UsageError("--revert and --emergency do not combine: use rollback --emergency ENV [TAG]")
     repo = state.open_repo(cfg)
     base = cfg.branch_for(env)
-    git.fetch(repo.root, base, unshallow=True)
+    base_sha = git.fetch(repo.root, base, unshallow=True)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
     tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
     if sync:
@@ -96,7 +96,7 @@ def do_rollback(
         labels=("rollback",),
     )
     try:
-        outcome = workflow.apply(ctx, change)
+        outcome = workflow.apply(ctx, change, base_sha=base_sha)
     except BaseException as exc:
         if emergency and not ctx.dry_run:
             # The cluster already runs the old tag: say exactly how to make git match by hand,

@@ -111,6 +111,29 @@ def test_push_race_lands_both_changes(
     assert git("worktree", "list", "--porcelain", cwd=repo.clone).count("worktree ") == 1
 
 
+def test_push_race_refetches_the_base_the_task_fetched(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rollback hands workflow.apply the tip it fetched to choose the tag; a lost race must still
+    # re-fetch main and re-apply the edit on the new tip, not push the stale commit again.
+    competing: list[str] = []
+
+    def second_writer(change: workflow.Change, attempt: int) -> None:
+        if attempt == 1:
+            competing.append(repo.race(change.base))
+
+    monkeypatch.setattr(workflow, "_before_push", second_writer)
+    result = run_cli("rollback", "stage", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    data = json.loads(result.out)
+    assert data["attempts"] == 2
+    assert repo.head("main") == data["commit"]
+    assert git("rev-parse", "main^", cwd=repo.origin) == competing[0]
+    assert repo.tag("stage") == repo.tags[0]
+    fetches = [line for line in result.err.splitlines() if " fetch --no-tags" in line]
+    assert len(fetches) == 2, result.err  # the task's, and the retry's
+
+
 def test_push_race_where_the_other_writer_set_the_same_tag(
     repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

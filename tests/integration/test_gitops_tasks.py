@@ -204,6 +204,30 @@ def test_dry_run_writes_nothing(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert f"git -C '<tmp-worktree>' {push} HEAD:refs/heads/dex/bump-dev-{t4}" in result.err
 
 
+FETCHES = [
+    # (argv, the branches fetched, each once)
+    (("promote", "stage", "prod", "--verify", "git"), ["main"]),
+    (("promote", "dev", "stage", "--verify", "git"), ["dev", "main"]),
+    (("rollback", "stage"), ["main"]),
+    (("bump-overlay", "dev", "TAG"), ["dev"]),
+]
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+@pytest.mark.parametrize(("argv", "branches"), FETCHES, ids=[" ".join(a) for a, _ in FETCHES])
+def test_each_branch_is_fetched_once_per_run(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...], branches: list[str], dry_run: bool
+) -> None:
+    # Regression: promote/rollback fetched the base branch to read the tag, then workflow.apply
+    # fetched it again (3 identical fetches for `promote stage prod --dry-run`).
+    argv = tuple(repo.tags[4] if arg == "TAG" else arg for arg in argv)
+    result = run_cli(*argv, *(["--dry-run"] if dry_run else []), cwd=repo.clone)
+    assert result.code == 0, result.err
+    fetched = [line.rsplit(":refs/remotes/origin/", 1)[1] for line in result.err.splitlines()
+               if " fetch --no-tags" in line and ":refs/remotes/origin/" in line]  # fmt: skip
+    assert sorted(fetched) == branches, result.err
+
+
 # -- promote -------------------------------------------------------------------------------------
 
 
