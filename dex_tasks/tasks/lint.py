@@ -19,7 +19,7 @@ from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dex_tasks.config import Config
 
@@ -114,12 +114,18 @@ def _paths(ctx: Context, args: argparse.Namespace) -> list[str]:
     return paths
 
 
-def _run_tool(tool: str, argv: Sequence[str], *, timeout: float, cwd: Path) -> tuple[proc.Result, float]:
+def _run_tool(
+    cfg: Config, tool: str, argv: Sequence[str], findings: Callable[[proc.Result], int | None]
+) -> ToolRun:
+    """Run one tool in the project root and count its findings (``findings`` reads its result)."""
     started = time.monotonic()
     with gha.group(tool):
         # check=False: a failing tool must not stop the next one; stream so progress is visible.
-        result = proc.run(argv, check=False, stream=True, timeout=timeout, cwd=cwd)
-    return result, time.monotonic() - started
+        result = proc.run(argv, check=False, stream=True, timeout=cfg.lint.timeout, cwd=cfg.root)
+    seconds = time.monotonic() - started
+    if result.skipped:
+        return ToolRun(tool=tool, passed=True, findings=None, seconds=0.0, skipped=True)
+    return ToolRun(tool=tool, passed=result.returncode == 0, findings=findings(result), seconds=seconds)
 
 
 def _count_github(output: str) -> int:
@@ -165,6 +171,16 @@ def mypy_findings(output: str) -> list[dict[str, str | int | None]]:
     return findings
 
 
+def _mypy_count(result: proc.Result) -> int | None:
+    """Annotate mypy's findings and count them; None when mypy itself failed (exit 2: bad config,
+    crash) and printed none, so the summary does not claim zero."""
+    found = mypy_findings(result.stdout)
+    _annotate_mypy(found)
+    if result.returncode not in (0, 1):
+        return len(found) or None
+    return len(found)
+
+
 def _annotate_mypy(findings: list[dict[str, str | int | None]]) -> None:
     for finding in findings:
         code = finding["code"]
@@ -182,12 +198,6 @@ def _annotate_mypy(findings: list[dict[str, str | int | None]]) -> None:
         )
 
 
-def _tool_run(tool: str, result: proc.Result, seconds: float, findings: int | None) -> ToolRun:
-    if result.skipped:
-        return ToolRun(tool=tool, passed=True, findings=None, seconds=0.0, skipped=True)
-    return ToolRun(tool=tool, passed=result.returncode == 0, findings=findings, seconds=seconds)
-
-
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if args.fix:
         return run_fix(ctx, args)
@@ -199,28 +209,25 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if cfg.lint.mypy:
         proc.require("mypy")
     fmt = ["--output-format=github"] if github else []
-    timeout = cfg.lint.timeout
-    runs: list[ToolRun] = []
-
-    result, seconds = _run_tool("ruff check", ["ruff", "check", *fmt, *paths], timeout=timeout, cwd=cfg.root)
-    runs.append(_tool_run("ruff check", result, seconds, ruff_check_findings(result.stdout, github=github)))
-
-    result, seconds = _run_tool(
-        "ruff format", ["ruff", "format", "--check", *fmt, *paths], timeout=timeout, cwd=cfg.root
-    )
-    runs.append(_tool_run("ruff format", result, seconds, ruff_format_findings(result.stdout, github=github)))
-
+    runs = [
+        _run_tool(
+            cfg,
+            "ruff check",
+            ["ruff", "check", *fmt, *paths],
+            lambda r: ruff_check_findings(r.stdout, github=github),
+        ),
+        _run_tool(
+            cfg,
+            "ruff format",
+            ["ruff", "format", "--check", *fmt, *paths],
+            lambda r: ruff_format_findings(r.stdout, github=github),
+        ),
+    ]
     if cfg.lint.mypy:
         # --no-pretty/--show-column-numbers give one parseable line per finding whatever the project's
         # [tool.mypy] says about pretty output.
         argv = ["mypy", "--show-column-numbers", "--no-pretty", "--no-color-output", *paths]
-        result, seconds = _run_tool("mypy", argv, timeout=timeout, cwd=cfg.root)
-        found = mypy_findings(result.stdout)
-        _annotate_mypy(found)
-        count: int | None = len(found)
-        if result.returncode not in (0, 1):  # 2: mypy itself failed (bad config, crash)
-            count = len(found) or None
-        runs.append(_tool_run("mypy", result, seconds, count))
+        runs.append(_run_tool(cfg, "mypy", argv, _mypy_count))
     else:
         ctx.out("mypy: disabled by [tool.dex.lint] mypy = false")
 
@@ -231,17 +238,21 @@ def run_fix(ctx: Context, args: argparse.Namespace) -> TaskResult:
     cfg = ctx.config
     paths = _paths(ctx, args)
     proc.require("ruff")
-    timeout = cfg.lint.timeout
-    runs: list[ToolRun] = []
-    result, seconds = _run_tool(
-        "ruff check --fix", ["ruff", "check", "--fix", *paths], timeout=timeout, cwd=cfg.root
-    )
-    runs.append(
-        _tool_run("ruff check --fix", result, seconds, ruff_check_findings(result.stdout, github=False))
-    )
-    result, seconds = _run_tool("ruff format", ["ruff", "format", *paths], timeout=timeout, cwd=cfg.root)
-    # After `ruff format` nothing is left to reformat: a non-zero exit is a syntax error or bad config.
-    runs.append(_tool_run("ruff format", result, seconds, 0 if result.returncode == 0 else None))
+    runs = [
+        _run_tool(
+            cfg,
+            "ruff check --fix",
+            ["ruff", "check", "--fix", *paths],
+            lambda r: ruff_check_findings(r.stdout, github=False),
+        ),
+        # After `ruff format` nothing is left to reformat: a non-zero exit is a syntax error or bad config.
+        _run_tool(
+            cfg,
+            "ruff format",
+            ["ruff", "format", *paths],
+            lambda r: 0 if r.returncode == 0 else None,
+        ),
+    ]
     return _summarize(ctx, "lint-fix", runs)
 
 
