@@ -35,6 +35,7 @@ from dex_tasks.tools.kubectl import (
     Kubectl,
     Pod,
     kubeconfig_problem,
+    last_line,
 )
 
 if TYPE_CHECKING:
@@ -214,7 +215,8 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
         kube.set_image(namespace, cfg.deployment, cfg.container, image)
     except CommandFailed as exc:
         raise RemoteError(
-            f"kubectl set image failed for {namespace}/{cfg.deployment}: {_last(exc.stderr_tail)}"
+            f"kubectl set image failed for {namespace}/{cfg.deployment}: "
+            f"{last_line(exc.stderr_tail) or 'no output'}"
         ) from exc
     target = f"deployment/{cfg.deployment}"
     inspect = proc.quote(kube.argv("rollout", "status", target, "-n", namespace))
@@ -224,7 +226,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     except (CommandFailed, RemoteError) as exc:
         # RemoteError: the API server went away while waiting. Either way the deployment already
         # specifies the new image, and the user must learn that, not only "cannot reach".
-        why = _last(exc.stderr_tail) if isinstance(exc, CommandFailed) else str(exc)
+        why = (last_line(exc.stderr_tail) or "no output") if isinstance(exc, CommandFailed) else str(exc)
         raise RemoteError(
             f"rollout did not complete: deployment {namespace}/{cfg.deployment} now specifies {image} "
             f"but its rollout was not seen to finish within {timeout}s ({why}); "
@@ -275,11 +277,6 @@ def _rollout_timeout(cfg: Config) -> int:
             f"[tool.dex.cluster] rollout-timeout must be a positive number of seconds, got {timeout!r}"
         )
     return timeout
-
-
-def _last(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

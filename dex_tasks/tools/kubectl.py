@@ -229,7 +229,7 @@ def _is_bad_kubeconfig(text: str) -> bool:
     lowered = text.lower()
     # A kubeconfig user without credentials for an https server: kubectl prompts "Please enter
     # Username:" on stdout, reads stdin (/dev/null here) and fails with a bare `error: EOF`.
-    return _last_line(lowered) == "error: eof" or any(f in lowered for f in _BAD_KUBECONFIG)
+    return last_line(lowered) == "error: eof" or any(f in lowered for f in _BAD_KUBECONFIG)
 
 
 def _is_not_found(text: str) -> bool:
@@ -259,7 +259,7 @@ class Kubectl:
 
     def _access_error(self, output: str) -> ClusterUnreachableError | None:
         """The error for output that says kubectl cannot use the cluster at all, else None."""
-        last = _last_line(output)
+        last = last_line(output)
         if _is_bad_kubeconfig(output):
             if last.lower() == "error: eof":
                 last = "kubectl asked for a username (the kubeconfig user has no credentials)"
@@ -296,7 +296,7 @@ class Kubectl:
             what = " ".join(["kubectl get", kind, *([name] if name else [])])
             where = f" in namespace {namespace}" if namespace else ""
             raise RemoteError(
-                f"{what}{where} failed: {_last_line(exc.stderr_tail) or f'exit {exc.returncode}'}"
+                f"{what}{where} failed: {last_line(exc.stderr_tail) or f'exit {exc.returncode}'}"
             ) from exc
         try:
             data = json.loads(result.stdout)
@@ -347,7 +347,7 @@ class Kubectl:
                 return "gone"
             if "(conflict)" in exc.stderr_tail.lower() and "content is removed" in exc.stderr_tail:
                 return "terminating"
-            why = _last_line(exc.stderr_tail) or f"exit {exc.returncode}"
+            why = last_line(exc.stderr_tail) or f"exit {exc.returncode}"
             raise RemoteError(f"kubectl delete namespace {namespace} failed: {why}") from exc
         return "deleted"
 
@@ -385,7 +385,7 @@ class Kubectl:
                         f"kubectl port-forward {target} in {namespace}: port {port} did not open "
                         f"within {ready_timeout:g}s"
                     )
-                why = _last_line(output) or "no output"
+                why = last_line(output) or "no output"
                 raise RemoteError(f"kubectl port-forward {target} in {namespace} exited: {why}")
 
 
@@ -435,7 +435,8 @@ def _free_port() -> int:
         return port
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
+    """The last non-blank line of kubectl's output: the one that says what went wrong."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else ""
 
@@ -461,4 +462,5 @@ __all__: Sequence[str] = (
     "Pod",
     "check_context",
     "kubeconfig_problem",
+    "last_line",
 )
