@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
@@ -16,12 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:  # noqa: ARG001 - no
     return
 
 
-def _flatten(data: dict[str, object], prefix: str = "") -> list[tuple[str, object]]:
+def _flatten(data: dict[str, object], sections: set[str], prefix: str = "") -> list[tuple[str, object]]:
+    """``section.key`` pairs; a table that is a value (``branches``, ``build.args``) stays whole."""
     items: list[tuple[str, object]] = []
     for key, value in data.items():
         dotted = f"{prefix}{key}"
-        if isinstance(value, dict) and key in {"scan", "test", "lint", "security", "build", "cluster"}:
-            items += _flatten(value, dotted + ".")
+        if isinstance(value, dict) and key in sections:
+            items += _flatten(value, sections, dotted + ".")
         else:
             items.append((dotted, value))
     return items
@@ -33,7 +35,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:  # noqa: ARG001 -
     source = str(cfg.path) if cfg.path else "(no pyproject.toml found: defaults)"
     ctx.out(f"# configuration from {source}")
     ctx.out("# '*' marks values set in the file; the rest are defaults")
-    for key, value in _flatten(values):
+    # The sections are Config's dataclass fields (their names have no '_', so TOML spells them alike).
+    sections = {f.name for f in dataclasses.fields(cfg) if dataclasses.is_dataclass(getattr(cfg, f.name))}
+    for key, value in _flatten(values, sections):
         mark = "*" if key in cfg.from_file else " "
         ctx.out(f"{mark} {key} = {json.dumps(value)}")
     return TaskResult(
