@@ -65,16 +65,22 @@ def expected_image(cfg: Config, tag: str) -> str:
     return f"{cfg.image}:{tag}"
 
 
-def image_matches(cfg: Config, image: str | None, tag: str) -> bool:
-    """Does ``image`` name ``<cfg.image>:<tag>``? A digest pin after the tag is allowed.
+def is_app_image(cfg: Config, ref: ImageRef) -> bool:
+    """Is ``ref`` an image of this app, whatever its tag?
 
     The kustomize name (``data-literate/dex``) also counts: an overlay without ``newName`` leaves
     the base's name in the deployment.
     """
+    return ref.repository in {cfg.image, cfg.kustomize_image_name}
+
+
+def image_matches(cfg: Config, image: str | None, tag: str) -> bool:
+    """Does ``image`` name ``<cfg.image>:<tag>`` (see :func:`is_app_image`)? A digest pin after the
+    tag is allowed."""
     if not image:
         return False
     ref = ImageRef.parse(image)
-    return ref.tag == tag and ref.repository in {cfg.image, cfg.kustomize_image_name}
+    return ref.tag == tag and is_app_image(cfg, ref)
 
 
 def _not_checked(required: bool, problem: str, *, missing_tool: bool = False) -> LiveCheck:

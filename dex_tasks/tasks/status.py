@@ -180,7 +180,7 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
                              f"{cfg.container!r}")  # fmt: skip
             continue
         ref = ImageRef.parse(deployment.image)
-        if ref.repository in {cfg.image, cfg.kustomize_image_name}:
+        if cluster.is_app_image(cfg, ref):
             row.live_tag = ref.tag or None
             if not ref.tag:
                 # `image@sha256:...` (kustomize `digest:`, or a hand-made pin): no tag to compare.
