@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,9 +36,9 @@ class TaskSpec:
         return importlib.util.find_spec(self.module) is not None
 
 
-def _spec(name: str, help_: str, example: str, **kwargs: object) -> TaskSpec:
-    module = "dex_tasks.tasks." + kwargs.pop("module_name", name.replace("-", "_"))  # type: ignore[operator]
-    return TaskSpec(name=name, module=module, help=help_, example=example, **kwargs)  # type: ignore[arg-type]
+def _spec(name: str, help_: str, example: str, *, module_name: str = "", **kwargs: Any) -> TaskSpec:
+    module = "dex_tasks.tasks." + (module_name or name.replace("-", "_"))
+    return TaskSpec(name=name, module=module, help=help_, example=example, **kwargs)
 
 
 TASKS: tuple[TaskSpec, ...] = (
