@@ -44,10 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_cov_arguments(parser: argparse.ArgumentParser) -> None:
-    add_arguments(parser)
-
-
 def _pytest(ctx: Context, extra: list[str]) -> proc.Result:
     proc.require("pytest")
     return proc.run(
