@@ -45,7 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pytest(ctx: Context, extra: list[str]) -> proc.Result:
-    proc.require("pytest")
     return proc.run(
         ["pytest", *extra],
         check=False,
