@@ -249,6 +249,9 @@ class Kubectl:
     def _run(
         self, *args: str, read_only: bool, timeout: float = QUERY_TIMEOUT, quiet: bool = False
     ) -> proc.Result:
+        """proc.run; output that says kubectl cannot use the cluster at all becomes a
+        :class:`ClusterUnreachableError` (a RemoteError, so callers' ``except CommandFailed`` only
+        sees answers from the API server)."""
         try:
             return proc.run(self.argv(*args), read_only=read_only, timeout=timeout, quiet=quiet)
         except CommandFailed as exc:
@@ -286,8 +289,6 @@ class Kubectl:
         args += ["-o", "json", f"--request-timeout={REQUEST_TIMEOUT}"]
         try:
             result = self._run(*args, read_only=True)
-        except ClusterUnreachableError:
-            raise
         except CommandFailed as exc:
             if name and _is_not_found(exc.stderr_tail):
                 return None
@@ -340,8 +341,6 @@ class Kubectl:
         try:
             self._run("delete", "namespace", namespace, f"--wait={'true' if wait else 'false'}",
                       read_only=False)  # fmt: skip
-        except ClusterUnreachableError:
-            raise
         except CommandFailed as exc:
             if _is_not_found(exc.stderr_tail):
                 return "gone"
