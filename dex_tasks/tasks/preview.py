@@ -232,9 +232,8 @@ def gone_body(pr: int, data: dict[str, Any]) -> str:
 
 
 def comment_body(ctx: Context, pr: int) -> str:
-    from dex_tasks import proc  # noqa: PLC0415
+    from dex_tasks import cluster, proc  # noqa: PLC0415
     from dex_tasks.gitops.tags import pr_tag  # noqa: PLC0415
-    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415
 
     cfg = ctx.config
     namespace = cfg.cluster.preview_namespace.format(pr=pr)
@@ -242,7 +241,7 @@ def comment_body(ctx: Context, pr: int) -> str:
     port = cfg.cluster.service_port
     local = 8080
     forward = proc.quote(
-        Kubectl(context=cfg.cluster.context).argv(
+        cluster.kubectl_for(cfg).argv(
             "port-forward", "-n", namespace, f"svc/{cfg.cluster.service}", f"{local}:{port}"
         )
     )
