@@ -31,7 +31,7 @@ from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dex_tasks.config import Config
     from dex_tasks.gitops.overlay import OverlayEdit
@@ -56,7 +56,9 @@ class Change:
     subject: str
     body: tuple[str, ...] = ()
     pr_title: str = ""
-    pr_body: str = ""
+    # A callable is called only when the PR is opened or updated: promote's body walks the app
+    # commits (completing a shallow clone), work a dry run, --direct, --no-push or no token skip.
+    pr_body: str | Callable[[], str] = ""
     direct: bool = False
     push: bool = True
     from_env: str | None = None
@@ -460,7 +462,7 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
             head=change.branch,
             base=change.base,
             title=change.pr_title,
-            body=change.pr_body,
+            body=change.pr_body() if callable(change.pr_body) else change.pr_body,
             labels=change.labels,
         )
     outcome.pr_url = pr.url

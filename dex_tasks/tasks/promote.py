@@ -7,6 +7,7 @@ unless ``--force``, which the commit records (``Dex-Forced: true``). TO must be 
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
@@ -97,7 +98,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         subject=f"chore: promote {tag} to {target}",
         body=tuple(body),
         pr_title=f"Promote {tag} to {target.title()}",
-        pr_body=_pr_body(ctx, repo, source, target, old=old, new=tag, forced=forced_reasons),
+        pr_body=functools.partial(
+            _pr_body, ctx, repo, source, target, old=old, new=tag, forced=forced_reasons
+        ),
         direct=not args.pr,
         push=args.push,
         from_env=source,

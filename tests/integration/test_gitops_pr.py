@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.fakes.github_api import FakeGitHub
-from tests.gitops_fixtures import GitOpsRepo, build
+from tests.gitops_fixtures import GitOpsRepo, build, shallow_clone
+from tests.helpers import git
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -81,6 +82,32 @@ def test_promote_pr_title_and_body(repo: GitOpsRepo, github: FakeGitHub, run_cli
     assert f"`{t0}`" in body
     assert f"`{t1}`" in body
     assert "feat: app change 1" in body
+
+
+def test_promote_pr_body_from_a_shallow_clone_lists_the_app_commits(
+    repo: GitOpsRepo, github: FakeGitHub, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # The body is made only when the PR is opened; that is when the shallow clone is completed.
+    shallow = shallow_clone(repo, tmp_path / "shallow")
+    result = run_cli("promote", "stage", "prod", "--verify", "git", cwd=shallow)
+    assert result.code == 0, result.err
+    assert "feat: app change 1" in github.pulls[1]["body"]
+
+
+def test_promote_dry_run_leaves_a_shallow_clone_shallow(
+    repo: GitOpsRepo, github: FakeGitHub, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # Regression: the PR body (never shown by a dry run) was made anyway, and its --unshallow fetch
+    # was a third fetch of main beside the two plain ones.
+    shallow = shallow_clone(repo, tmp_path / "shallow")
+    for argv in (("--dry-run",), ("--direct", "--dry-run"), ("--no-push", "--dry-run")):
+        result = run_cli("promote", "stage", "prod", "--verify", "git", *argv, cwd=shallow)
+        assert result.code == 0, result.err
+        fetches = [line for line in result.err.splitlines() if " fetch --no-tags" in line]
+        assert len(fetches) == 1, result.err
+        assert "--unshallow" not in result.err
+    assert git("rev-parse", "--is-shallow-repository", cwd=shallow) == "true"
+    assert github.requests == []
 
 
 def test_rollback_pr_is_labelled(repo: GitOpsRepo, github: FakeGitHub, run_cli: CliRunner) -> None:
