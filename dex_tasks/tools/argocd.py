@@ -196,11 +196,6 @@ def app_list() -> list[App]:
     return [App.from_json(item) for item in items]
 
 
-def app_history(name: str) -> tuple[HistoryEntry, ...]:
-    """Deployment history, newest first (from ``app get``: ``app history`` has no JSON output)."""
-    return tuple(sorted(app_get(name).history, key=lambda h: h.id, reverse=True))
-
-
 def app_sync(name: str, *, timeout: int, prune: bool = False) -> proc.Result:
     """``argocd app sync NAME [--prune] --timeout N``.
 

@@ -112,10 +112,6 @@ class Deployment:
     available_replicas: int
     progress_deadline_exceeded: bool
 
-    @property
-    def rollout_complete(self) -> bool:
-        return self.rollout_state()[0]
-
     def rollout_state(self) -> tuple[bool, str]:
         """(complete, why not) with the same rules as ``kubectl rollout status`` for deployments."""
         if self.observed_generation < self.generation:
@@ -315,10 +311,6 @@ class Kubectl:
         """The pods a deployment's selector matches (every revision, terminating ones included)."""
         data = self.get_json("pods", namespace=namespace, selector=selector_string(selector) or None) or {}
         return [Pod.from_json(item, container) for item in data.get("items", []) or []]
-
-    def names(self, kind: str, *, namespace: str | None = None) -> list[str]:
-        data = self.get_json(kind, namespace=namespace) or {}
-        return [str(i.get("metadata", {}).get("name", "")) for i in data.get("items", []) or []]
 
     def set_image(self, namespace: str, deployment: str, container: str, image: str) -> proc.Result:
         return self._run("set", "image", f"deployment/{deployment}", f"{container}={image}", "-n", namespace,
