@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,19 @@ def git(*args: str, cwd: Path | str) -> str:
     """Run git in a test fixture (tests may use subprocess directly; the product may not)."""
     done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60)
     return done.stdout.strip()
+
+
+def venv_env() -> dict[str, str]:
+    """The environment with this interpreter's scripts dir first, as `uv run` would set it up."""
+    env = dict(os.environ)
+    env.pop("VIRTUAL_ENV", None)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def run_poe(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The real ``poe ARGS`` in ``cwd``, from this interpreter's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "poethepoet", "--no-ansi", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd, env=venv_env(), check=False,
+    )  # fmt: skip

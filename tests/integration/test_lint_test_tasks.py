@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from dex_tasks.tasks.lint import mypy_findings, ruff_check_findings, ruff_format_findings
 from dex_tasks.tasks.test import coverage_percent, junit_failures
+from tests.helpers import run_poe
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from tests.conftest import CliRunner
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -349,21 +348,11 @@ def test_doctor_unknown_required_task(sample: Path, run_cli: CliRunner) -> None:
 # -- the same through poe ------------------------------------------------------------------------
 
 
-def _poe(sample: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return subprocess.run(
-        [sys.executable, "-m", "poethepoet", "--no-ansi", *args],
-        capture_output=True, text=True, timeout=300, cwd=sample, env=env, check=False,
-    )  # fmt: skip
-
-
 def test_poe_lint_gives_the_same_result(sample: Path) -> None:
-    clean = _poe(sample, "lint")
+    clean = run_poe(sample, "lint", timeout=300)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     _plant(sample)
-    dirty = _poe(sample, "lint")
+    dirty = run_poe(sample, "lint", timeout=300)
     assert dirty.returncode == 1
     assert "F401" in dirty.stdout
     assert "[return-value]" in dirty.stdout

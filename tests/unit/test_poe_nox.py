@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nox
 import pytest
 
 from dex_tasks import poe, registry
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, run_poe, venv_env
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 TASK_NAMES = [spec.name for spec in registry.TASKS]
 HEAVY = ("requests", "urllib3", "ruamel", "ruamel.yaml", "nox")
-
-
-def _venv_env() -> dict[str, str]:
-    """The environment with this interpreter's scripts dir first, as `uv run` would set it up."""
-    env = dict(os.environ)
-    env.pop("VIRTUAL_ENV", None)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
 
 
 @pytest.mark.timeout(60)
@@ -68,10 +62,7 @@ def _poe_project(tmp_path: Path) -> Path:
 @pytest.mark.timeout(120)
 def test_real_poe_lists_every_task(tmp_path: Path) -> None:
     project = _poe_project(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "poethepoet", "--no-ansi"],
-        capture_output=True, text=True, timeout=120, cwd=project, env=_venv_env(), check=False,
-    )  # fmt: skip
+    done = run_poe(project)
     listing = done.stdout + done.stderr
     assert "Configured tasks:" in listing
     for name in TASK_NAMES:
@@ -81,10 +72,7 @@ def test_real_poe_lists_every_task(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_real_poe_runs_the_cli_with_extra_args(tmp_path: Path) -> None:
     project = _poe_project(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "poethepoet", "--no-ansi", "config", "--json"],
-        capture_output=True, text=True, timeout=120, cwd=project, env=_venv_env(), check=False,
-    )  # fmt: skip
+    done = run_poe(project, "config", "--json")
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["task"] == "config"
@@ -97,10 +85,7 @@ def test_real_poe_passes_the_exit_code_through(tmp_path: Path) -> None:
     project = _poe_project(tmp_path)
     pyproject = project / "pyproject.toml"
     pyproject.write_text(pyproject.read_text(encoding="utf-8") + 'imgae = "typo"\n', encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "poethepoet", "--no-ansi", "config"],
-        capture_output=True, text=True, timeout=120, cwd=project, env=_venv_env(), check=False,
-    )  # fmt: skip
+    done = run_poe(project, "config")
     assert done.returncode == 2
     assert "did you mean 'image'?" in done.stderr
 
@@ -205,7 +190,7 @@ def test_plain_session_uses_the_running_interpreter() -> None:
 def test_real_nox_lists_every_task_from_the_repo_noxfile() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "nox", "-l", "-f", str(REPO_ROOT / "noxfile.py")],
-        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=_venv_env(), check=False,
+        capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=venv_env(), check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     listing = done.stdout
@@ -228,7 +213,7 @@ def test_real_nox_json_is_pure_and_exit_codes_pass_through(tmp_path: Path, extra
     (project / "noxfile.py").write_text("import dex_tasks.nox  # noqa: F401\n", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "nox", "-s", "config", "--", "--json"],
-        capture_output=True, text=True, timeout=120, cwd=project, env=_venv_env(), check=False,
+        capture_output=True, text=True, timeout=120, cwd=project, env=venv_env(), check=False,
     )  # fmt: skip
     assert done.returncode == code, done.stderr
     data = json.loads(done.stdout)
