@@ -436,12 +436,10 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
     from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
 
     url = git.remote_url(repo.root) or ""
-    slug = os.environ.get("GITHUB_REPOSITORY", "").strip() or None
-    if slug is None:
-        try:
-            slug = github.repo_slug(url)
-        except DexError:
-            slug = None  # not a GitHub remote (a local mirror, another forge): no URL to offer
+    try:
+        slug: str | None = github.repo_from_env(url)
+    except DexError:
+        slug = None  # not a GitHub remote (a local mirror, another forge): no URL to offer
     if slug:
         outcome.compare_url = github.compare_url(slug, change.base, change.branch, remote_url=url)
     try:

@@ -94,6 +94,16 @@ def repo_slug(remote_url: str) -> str:
     return slug
 
 
+def repo_from_env(remote_url: str | None) -> str:
+    """``owner/name``: ``GITHUB_REPOSITORY`` (set in Actions), else the origin's URL."""
+    repo = os.environ.get("GITHUB_REPOSITORY", "").strip()
+    if repo:
+        return repo
+    if not remote_url:
+        raise UsageError("cannot tell the GitHub repository: set GITHUB_REPOSITORY=OWNER/NAME")
+    return repo_slug(remote_url)
+
+
 def remote_host(url: str) -> str | None:
     """The host of an https/ssh/scp-like git URL (lower case), None for local paths."""
     match = re.match(r"^[a-z][a-z0-9+.-]*://(?:[^/@]*@)?([^/:]+)", url, flags=re.IGNORECASE) or re.match(
@@ -312,11 +322,7 @@ class GitHub:
         token = token_from_env()
         if token is None:
             return None
-        repo = os.environ.get("GITHUB_REPOSITORY", "").strip()
-        if not repo:
-            if not remote_url:
-                raise UsageError("cannot tell the GitHub repository: set GITHUB_REPOSITORY=OWNER/NAME")
-            repo = repo_slug(remote_url)
+        repo = repo_from_env(remote_url)
         host = foreign_host(remote_url)
         if host and not os.environ.get("GITHUB_API_URL"):
             raise ForeignHostError(

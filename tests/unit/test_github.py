@@ -391,6 +391,18 @@ def test_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert proc.redact("x gha-secret-2 y") == "x *** y"
 
 
+def test_repo_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One rule for the PR client and the compare URL: GITHUB_REPOSITORY, else the origin's URL.
+    assert github.repo_from_env("git@github.com:a/b.git") == "a/b"
+    with pytest.raises(UsageError, match="GITHUB_REPOSITORY"):
+        github.repo_from_env(None)
+    with pytest.raises(UsageError, match="cannot tell the GitHub repository from remote"):
+        github.repo_from_env("/local/bare/repo")
+    monkeypatch.setenv("GITHUB_REPOSITORY", " o/r ")
+    assert github.repo_from_env("git@github.com:a/b.git") == "o/r"
+    assert github.repo_from_env(None) == "o/r"
+
+
 def test_from_env(monkeypatch: pytest.MonkeyPatch, fake: FakeGitHub) -> None:
     assert GitHub.from_env(remote_url="git@github.com:o/r.git") is None
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
