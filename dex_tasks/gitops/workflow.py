@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
 from dex_tasks.errors import DexError, RemoteError, UsageError
-from dex_tasks.gitops.state import Repo, open_repo
+from dex_tasks.gitops.state import Repo, open_repo, read_tag_at
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -486,8 +486,6 @@ def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome
         forced=change.forced,
     )
     if change.revert_commit is not None:
-        from dex_tasks.gitops.state import read_tag_at  # noqa: PLC0415
-
         env = change.envs[0]
         outcome.previous_tags = {env: read_tag_at(cfg, repo, env, base_sha)}
         outcome.changed = True
