@@ -253,3 +253,35 @@ def test_cache_options(
     env: dict[str, str], push: bool, driver: str | None, cache_from: tuple[str, ...]
 ) -> None:
     assert image_build.cache_options(env, image="r/app", push=push, driver=driver)[0] == cache_from
+
+
+@pytest.mark.timeout(60)
+def test_every_registry_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each check opens a requests.Session (pooled keep-alive sockets): a digest, a 404 and an
+    # error must all close it, or a promote over many envs leaks a socket per check.
+    import requests  # noqa: PLC0415 - only here
+
+    opened: list[requests.Session] = []
+    closed: list[requests.Session] = []
+
+    class Tracked(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            opened.append(self)
+
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(requests, "Session", Tracked)
+    monkeypatch.setattr(docker, "RETRY_DELAY", 0.0)
+    with token_registry({"org/app:t": DIGEST}, private_password="pw-123456") as (host, _):
+        env = {"DEX_REGISTRY_USER": "anyone", "DEX_REGISTRY_PASSWORD": "pw-123456"}
+        assert docker.manifest_digest(f"{host}/org/app", "t", env=env) == DIGEST
+        assert docker.manifest_digest(f"{host}/org/app", "absent", env=env) is None
+        with pytest.raises(RemoteError, match="refused a pull token"):
+            docker.manifest_digest(f"{host}/org/app", "t", env={})
+    with token_registry({}, fail_first=10) as (host, _), pytest.raises(RemoteError, match="did not answer"):
+        docker.manifest_digest(f"{host}/org/app", "t", env={})
+    assert len(opened) == 4
+    assert closed == opened
