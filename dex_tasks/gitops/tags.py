@@ -26,7 +26,7 @@ def is_pr_tag(tag: str) -> bool:
 def sha_tag(commit: str) -> str:
     """``sha-`` + the first 8 hex digits of ``commit`` (what builds emit)."""
     commit = commit.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{7,40}", commit):
+    if not is_sha_tag(f"sha-{commit}"):  # the tag rule's hex and length bounds, not a copy of them
         raise UsageError(f"not a commit sha: {commit!r}")
     return f"sha-{commit[:BUILD_SHA_LENGTH]}"
 
