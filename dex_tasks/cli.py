@@ -222,8 +222,8 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
         os.chdir(cwd)
     cfg = config_mod.load(cwd)
     ctx = Context(task=spec.name, config=cfg, cwd=cwd, dry_run=flags.dry_run, json=flags.json)
-    stream_to = sys.stderr if flags.json else sys.stdout
-    with proc.session(dry_run=flags.dry_run, stream_to=stream_to):
+    # Streamed tool output is human output: it goes where ctx.out() writes.
+    with proc.session(dry_run=flags.dry_run, stream_to=ctx.human):
         for name in proc.SECRET_ENV_VARS:
             proc.register_secret(os.environ.get(name))
         result = _task_attr(spec, spec.run)(ctx, args)
