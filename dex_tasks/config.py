@@ -12,7 +12,7 @@ import re
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,23 +197,24 @@ def _suggest(key: str, known: typing.Iterable[str]) -> str:
     return f"; did you mean {by_lower[matches[0]]!r}?" if matches else ""
 
 
+def _nearest(start: Path, name: str, found: Callable[[Path], bool]) -> Path | None:
+    """The nearest ``name`` in ``start`` or above for which ``found`` is true."""
+    for directory in (start, *start.parents):
+        if found(candidate := directory / name):
+            return candidate
+    return None
+
+
 def _repository_root(start: Path) -> Path | None:
     """The nearest directory at or above ``start`` holding ``.git`` (a directory, or a file in a
     worktree or submodule); found without starting git, as config is read on every call."""
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory
-    return None
+    git = _nearest(start, ".git", Path.exists)
+    return git.parent if git else None
 
 
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml at or above ``start``."""
-    start = start.resolve()
-    for directory in (start, *start.parents):
-        candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            return candidate
-    return None
+    return _nearest(start.resolve(), "pyproject.toml", Path.is_file)
 
 
 def _toml_key(field_name: str) -> str:
