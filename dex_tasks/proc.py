@@ -116,7 +116,7 @@ def register_secret(value: str | None) -> None:
         new = value not in _secrets
         _secrets.add(value)
     if new:
-        # Imported here: gha is light, but proc must not depend on it at import time for the poe path.
+        # Imported here: gha imports proc (to redact what it writes), so a top-level import is a cycle.
         from dex_tasks import gha  # noqa: PLC0415
 
         gha.add_mask(value)
