@@ -18,12 +18,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import stat
-import sys
 import uuid
 from typing import TYPE_CHECKING
 
 from tests import docker_fixtures, gitops_fixtures
+from tests.fakes import trivy_cli
 from tests.helpers import REPO_ROOT, git
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 APP_REPOSITORY = "data-literate/dex"
 KUSTOMIZE_IMAGE = gitops_fixtures.KUSTOMIZE_IMAGE
 TRIVY_FIXTURES = REPO_ROOT / "tests" / "fixtures" / "trivy"
-FAKE_TRIVY = REPO_ROOT / "tests" / "fakes" / "trivy"
 
 
 def pyproject(image: str) -> str:
@@ -98,16 +96,8 @@ def fake_trivy(directory: Path, *, report: str) -> dict[str, str]:
     """
     bin_dir = directory / "bin"
     reports = directory / "reports"
-    bin_dir.mkdir(parents=True)
+    trivy_cli.install(bin_dir)
     reports.mkdir()
-    body = FAKE_TRIVY.read_text(encoding="utf-8").split("\n", 1)[1]
-    target = bin_dir / "trivy"
-    target.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    if os.name == "nt":  # pragma: no cover - Windows runs a .cmd shim
-        (bin_dir / "trivy.cmd").write_text(
-            f'@echo off\r\n"{sys.executable}" "%~dp0trivy" %*\r\n', encoding="utf-8"
-        )
     shutil.copyfile(TRIVY_FIXTURES / report, reports / "default.json")
     return {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",

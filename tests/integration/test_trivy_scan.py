@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -14,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.fakes.trivy_cli import install as install_fake
 from tests.helpers import REPO_ROOT, git
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
 
-FAKE = REPO_ROOT / "tests" / "fakes" / "trivy"
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "trivy"
 IMAGES = {
     "alpine:3.9": "alpine-39-high-critical.json",
@@ -32,20 +31,6 @@ IMAGES = {
 
 def _name(image: str) -> str:
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in image) + ".json"
-
-
-def install_fake(bin_dir: Path) -> Path:
-    """Copy the fake into ``bin_dir`` as ``trivy``, running under this interpreter."""
-    bin_dir.mkdir(parents=True, exist_ok=True)
-    body = FAKE.read_text(encoding="utf-8").split("\n", 1)[1]
-    target = bin_dir / "trivy"
-    target.write_text(f"#!{sys.executable}\n{body}", encoding="utf-8")
-    target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    if os.name == "nt":  # pragma: no cover - Windows runs the .cmd shim
-        (bin_dir / "trivy.cmd").write_text(
-            f'@echo off\r\n"{sys.executable}" "%~dp0trivy" %*\r\n', encoding="utf-8"
-        )
-    return target
 
 
 @dataclasses.dataclass(frozen=True)
