@@ -96,10 +96,6 @@ def overlay_path(env: str) -> str:
     return f"{OVERLAYS}/{env}/kustomization.yaml"
 
 
-def _run(*args: str, cwd: Path) -> str:
-    return git(*args, cwd=cwd)
-
-
 @dataclasses.dataclass
 class GitOpsRepo:
     origin: Path
@@ -126,16 +122,16 @@ class GitOpsRepo:
         return None
 
     def head(self, branch: str) -> str:
-        return _run("rev-parse", f"refs/heads/{branch}", cwd=self.origin)
+        return git("rev-parse", f"refs/heads/{branch}", cwd=self.origin)
 
     def message(self, rev: str) -> str:
-        return _run("log", "-1", "--format=%B", rev, cwd=self.origin)
+        return git("log", "-1", "--format=%B", rev, cwd=self.origin)
 
     def subject(self, rev: str) -> str:
-        return _run("log", "-1", "--format=%s", rev, cwd=self.origin)
+        return git("log", "-1", "--format=%s", rev, cwd=self.origin)
 
     def remote_branches(self) -> list[str]:
-        out = _run("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=self.origin)
+        out = git("for-each-ref", "--format=%(refname:short)", "refs/heads/", cwd=self.origin)
         return out.splitlines()
 
     # -- state snapshots -----------------------------------------------------------------------
@@ -149,13 +145,13 @@ class GitOpsRepo:
             if (clone / name).exists()
         }
         return {
-            "origin_refs": _run("for-each-ref", "--format=%(objectname) %(refname)", cwd=self.origin),
-            "clone_refs": _run("for-each-ref", "--format=%(objectname) %(refname)", cwd=clone),
-            "worktrees": _run("worktree", "list", "--porcelain", cwd=clone),
-            "head": _run("symbolic-ref", "HEAD", cwd=clone) + " " + _run("rev-parse", "HEAD", cwd=clone),
-            "status": _run("status", "--porcelain=v1", "-uall", cwd=clone),
-            "index": _run("diff", "--cached", cwd=clone),
-            "worktree_diff": _run("diff", cwd=clone),
+            "origin_refs": git("for-each-ref", "--format=%(objectname) %(refname)", cwd=self.origin),
+            "clone_refs": git("for-each-ref", "--format=%(objectname) %(refname)", cwd=clone),
+            "worktrees": git("worktree", "list", "--porcelain", cwd=clone),
+            "head": git("symbolic-ref", "HEAD", cwd=clone) + " " + git("rev-parse", "HEAD", cwd=clone),
+            "status": git("status", "--porcelain=v1", "-uall", cwd=clone),
+            "index": git("diff", "--cached", cwd=clone),
+            "worktree_diff": git("diff", cwd=clone),
             "files": repr(sorted(files.items())),
             "worktree_dirs": repr(sorted(p.name for p in (clone / ".git" / "worktrees").glob("*"))),
         }
@@ -164,16 +160,16 @@ class GitOpsRepo:
     def race(self, branch: str, path: str = "CHANGELOG.md", text: str | None = None) -> str:
         """Another writer commits to ``branch`` on origin (a file other than the overlays by default)."""
         w = self.writer
-        _run("fetch", "--quiet", "origin", cwd=w)
-        _run("checkout", "--quiet", "-B", branch, f"origin/{branch}", cwd=w)
+        git("fetch", "--quiet", "origin", cwd=w)
+        git("checkout", "--quiet", "-B", branch, f"origin/{branch}", cwd=w)
         target = w / path
         target.parent.mkdir(parents=True, exist_ok=True)
         previous = target.read_text(encoding="utf-8") if target.exists() else ""
         target.write_text(text if text is not None else previous + "another writer\n", encoding="utf-8")
-        _run("add", path, cwd=w)
-        _run("commit", "--quiet", "-m", f"chore: another writer on {branch}", cwd=w)
-        _run("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=w)
-        return _run("rev-parse", "HEAD", cwd=w)
+        git("add", path, cwd=w)
+        git("commit", "--quiet", "-m", f"chore: another writer on {branch}", cwd=w)
+        git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=w)
+        return git("rev-parse", "HEAD", cwd=w)
 
 
 def branch_of(env: str) -> str:
@@ -184,11 +180,11 @@ def _commit_overlay(work: Path, env: str, tag: str, subject: str, trailers: list
     path = work / overlay_path(env)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(overlay_text(env, tag), encoding="utf-8")
-    _run("add", overlay_path(env), cwd=work)
+    git("add", overlay_path(env), cwd=work)
     args = ["commit", "--quiet", "-m", subject]
     if trailers:
         args += ["-m", "\n".join(trailers)]
-    _run(*args, cwd=work)
+    git(*args, cwd=work)
 
 
 def _bump_trailers(env: str, tag: str, previous: str) -> list[str]:
@@ -200,8 +196,8 @@ def build(tmp_path: Path) -> GitOpsRepo:
     work = tmp_path / "seed"
     clone = tmp_path / "clone"
     writer = tmp_path / "writer"
-    _run("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
-    _run("init", "--quiet", "--initial-branch=main", str(work), cwd=tmp_path)
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
+    git("init", "--quiet", "--initial-branch=main", str(work), cwd=tmp_path)
     (work / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
     (work / "README.md").write_text("# dex\n", encoding="utf-8")
     base = work / "infra" / "argocd" / "base"
@@ -209,21 +205,21 @@ def build(tmp_path: Path) -> GitOpsRepo:
     (base / "kustomization.yaml").write_text(BASE_KUSTOMIZATION, encoding="utf-8")
     (base / "deployment.yaml").write_text(BASE_DEPLOYMENT, encoding="utf-8")
     (work / "app.py").write_text("VERSION = 0\n", encoding="utf-8")
-    _run("add", ".", cwd=work)
-    _run("commit", "--quiet", "-m", "feat: dex app", cwd=work)
-    apps = [_run("rev-parse", "HEAD", cwd=work)]
+    git("add", ".", cwd=work)
+    git("commit", "--quiet", "-m", "feat: dex app", cwd=work)
+    apps = [git("rev-parse", "HEAD", cwd=work)]
     for i in range(1, 5):
         (work / "app.py").write_text(f"VERSION = {i}\n", encoding="utf-8")
-        _run("commit", "--quiet", "-am", f"feat: app change {i}", cwd=work)
-        apps.append(_run("rev-parse", "HEAD", cwd=work))
+        git("commit", "--quiet", "-am", f"feat: app change {i}", cwd=work)
+        apps.append(git("rev-parse", "HEAD", cwd=work))
     tags = [f"sha-{sha[:8]}" for sha in apps]
     # Initial overlays by hand (no trailers: `manual` in history).
     for env in ENVS:
         path = work / overlay_path(env)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(overlay_text(env, tags[0]), encoding="utf-8")
-    _run("add", OVERLAYS, cwd=work)
-    _run("commit", "--quiet", "-m", "chore: add overlays", cwd=work)
+    git("add", OVERLAYS, cwd=work)
+    git("commit", "--quiet", "-m", "chore: add overlays", cwd=work)
     # stage on main: T1, T2, then a rollback T2 -> T1.
     _commit_overlay(
         work,
@@ -246,8 +242,8 @@ def build(tmp_path: Path) -> GitOpsRepo:
         f"fix: rollback stage to {tags[1]}",
         ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"],
     )
-    _run("branch", "dev", cwd=work)
-    _run("checkout", "--quiet", "dev", cwd=work)
+    git("branch", "dev", cwd=work)
+    git("checkout", "--quiet", "dev", cwd=work)
     for i in range(1, 4):
         _commit_overlay(
             work,
@@ -256,15 +252,15 @@ def build(tmp_path: Path) -> GitOpsRepo:
             f"chore: update dev image to {tags[i]}",
             _bump_trailers("dev", tags[i], tags[i - 1]),
         )
-    _run("checkout", "--quiet", "main", cwd=work)  # fmt: skip
-    _run("remote", "add", "origin", str(origin), cwd=work)
-    _run("push", "--quiet", "origin", "main", "dev", cwd=work)
-    _run("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
-    _run("clone", "--quiet", str(origin), str(writer), cwd=tmp_path)
+    git("checkout", "--quiet", "main", cwd=work)  # fmt: skip
+    git("remote", "add", "origin", str(origin), cwd=work)
+    git("push", "--quiet", "origin", "main", "dev", cwd=work)
+    git("clone", "--quiet", str(origin), str(clone), cwd=tmp_path)
+    git("clone", "--quiet", str(origin), str(writer), cwd=tmp_path)
     # The user's uncommitted work, which no task may touch.
     (clone / "README.md").write_text("# dex\n\nwork in progress\n", encoding="utf-8")
     (clone / "staged.txt").write_text("staged but not committed\n", encoding="utf-8")
-    _run("add", "staged.txt", cwd=clone)
+    git("add", "staged.txt", cwd=clone)
     (clone / "notes.txt").write_text("untracked notes\n", encoding="utf-8")
     return GitOpsRepo(origin=origin, clone=clone, writer=writer, apps=apps, tags=tags)
 
