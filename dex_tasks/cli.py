@@ -185,15 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guess_task(argv: Sequence[str]) -> str | None:
     """The task named on the line, for error lines before the parser has spoken (None: none)."""
-    skip = False
-    for arg in argv:
-        if skip:  # the value of -C/--directory is a directory, not a task
-            skip = False
-        elif arg in {"-C", "--directory"}:
-            skip = True
-        elif arg == "--":
+    try:
+        # The global flags out first, so the directory of -C/--directory is not taken for a task.
+        rest = split_global_flags(argv)[1]
+    except UsageError:  # a -C without its directory is the last argument: nothing to skip
+        rest = list(argv)
+    for arg in rest:
+        if arg == "--":
             break
-        elif not arg.startswith("-"):
+        if not arg.startswith("-"):
             return arg if arg in BY_NAME else None
     return None
 
