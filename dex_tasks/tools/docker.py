@@ -286,8 +286,8 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
     repo = parse_repository(image)
     if not tag or "/" in tag:
         raise UsageError(f"invalid tag {tag!r}")
-    proc.echo(f"# HEAD {repo.base_url}/manifests/{tag}")
     url = f"{repo.base_url}/manifests/{tag}"
+    proc.echo(f"# HEAD {url}")
     headers = {"Accept": MANIFEST_ACCEPT}
     credentials = registry_credentials(repo.host, env)
     if credentials:
