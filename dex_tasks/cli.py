@@ -169,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(flags, args, spec)
     except DexError as err:
         return _report_error(err, task_name=task_name, as_json=as_json, dry_run=dry_run)
+    except BrokenPipeError:
+        raise  # the reader of our output left (`| head`): entry() ends quietly, not with an error
     except OSError as err:
         # A file-system problem no task anticipated (permissions, a file where a directory should
         # be, a full disk): still one line and one JSON object, never a traceback.

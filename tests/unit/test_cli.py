@@ -279,3 +279,14 @@ def test_missing_tool_exits_3_with_hint(
     )
     assert "$ ruff" not in result.err  # looked up before anything ran
     assert json.loads(result.out)["exit_code"] == 3
+
+
+def test_a_closed_stdout_pipe_is_not_reported_as_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `dex-tasks history prod | head`: main() lets BrokenPipeError through (entry() ends with 0)
+    # instead of turning it into "error: Broken pipe" and exit 2 like other OSErrors.
+    def task(*_: object) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_task_attr", lambda spec, attr: task if attr == spec.run else (lambda *_: None))
+    with pytest.raises(BrokenPipeError):
+        cli.main(["config"])
