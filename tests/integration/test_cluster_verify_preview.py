@@ -15,7 +15,7 @@ from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.github_api import FakeGitHub
 from tests.gitops_fixtures import GitOpsRepo, build
-from tests.helpers import need_tool
+from tests.helpers import need_tool, serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -55,7 +55,6 @@ class HealthServer:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
 
     @property
     def port(self) -> int:
@@ -69,11 +68,8 @@ class HealthServer:
 @pytest.fixture
 def health() -> Iterator[HealthServer]:
     server = HealthServer()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    server.thread.join(timeout=10)
+    with serving(server.server):
+        yield server
 
 
 @pytest.fixture

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.gitops_fixtures import GitOpsRepo, build
+from tests.helpers import serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -57,7 +57,6 @@ class BasicAuthHealth:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
 
     @property
     def url(self) -> str:
@@ -67,11 +66,8 @@ class BasicAuthHealth:
 @pytest.fixture
 def health() -> Iterator[BasicAuthHealth]:
     server = BasicAuthHealth()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    server.thread.join(timeout=10)
+    with serving(server.server):
+        yield server
 
 
 @pytest.fixture
