@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dex_tasks import proc
+from dex_tasks import gha, proc
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -320,8 +320,7 @@ def identity_env(root: Path) -> dict[str, str | None]:
     )
     if configured:
         return {}
-    in_actions = os.environ.get("GITHUB_ACTIONS") == "true"
-    name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if in_actions else (FALLBACK_NAME, FALLBACK_EMAIL)
+    name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if gha.active() else (FALLBACK_NAME, FALLBACK_EMAIL)
     return {
         "GIT_AUTHOR_NAME": name,
         "GIT_AUTHOR_EMAIL": email,

@@ -526,3 +526,21 @@ def test_bump_several_envs_one_already_at_the_tag(repo: GitOpsRepo, run_cli: Cli
     changed = git("diff", "--name-only", "main^", "main", cwd=repo.origin).splitlines()
     assert changed == [overlay_path("prod")]
     assert json.loads(result.out)["previous_tags"] == {"stage": repo.tags[1], "prod": repo.tags[0]}
+
+
+def test_commit_without_a_configured_identity_in_actions(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The same fresh runner inside GitHub Actions: the commit is the Actions bot's, like
+    # actions/checkout-based workflows that push.
+    empty = tmp_path / "empty-gitconfig"
+    empty.write_text("", encoding="utf-8")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty))
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    for name in ("EMAIL", "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert git("log", "-1", "--format=%an <%ae>", "dev", cwd=repo.origin) == (
+        "github-actions[bot] <41898282+github-actions[bot]@users.noreply.github.com>"
+    )
