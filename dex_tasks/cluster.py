@@ -10,7 +10,7 @@ Access rules (documented in the README):
   returns ``checked=False`` and the caller says once that only git was checked.
   ``check_live(required=True)`` (``promote --verify live``) raises instead: kubectl missing ->
   :class:`ToolMissing` (exit 3), no kubeconfig, an unknown context or an unusable kubeconfig ->
-  exit 2 (:class:`UsageError`, :class:`~dex_tasks.tools.kubectl.KubeconfigError`), unreachable
+  exit 2 (:class:`UsageError`, :class:`~dex_tasks.errors.KubeconfigError`), unreachable
   or forbidden (RBAC) -> :class:`RemoteError` (exit 4).
 * **Argo CD is in use** when ``ARGOCD_SERVER`` is set (:func:`dex_tasks.tools.argocd.in_use`); then
   the env's app must also be Synced and Healthy, a missing ``argocd`` CLI is exit 3 and an Argo CD
@@ -26,10 +26,16 @@ import time
 from typing import TYPE_CHECKING
 
 from dex_tasks import proc
-from dex_tasks.errors import CommandFailed, RemoteError, ToolMissing, UsageError
+from dex_tasks.errors import (
+    AppNotFoundError,
+    ClusterAccessError,
+    CommandFailed,
+    RemoteError,
+    ToolMissing,
+    UsageError,
+)
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import (
-    ClusterUnreachableError,
     Deployment,
     ImageRef,
     Kubectl,
@@ -111,7 +117,7 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
                 detail=f"deployment {cfg.deployment} not found in namespace {namespace}",
             )  # fmt: skip
         pods = kube.pods(namespace, deployment.selector, cfg.container) if deployment.selector else []
-    except ClusterUnreachableError as exc:
+    except ClusterAccessError as exc:
         if required:
             raise
         return LiveCheck(checked=False, ok=False, detail=f"no cluster access: {exc}", image=None)
@@ -176,7 +182,7 @@ def _argo_check(cfg: Config, env: str, tag: str) -> tuple[str, bool]:
     name = cfg.app_for(env)
     try:
         app = argocd.app_get(name)
-    except argocd.AppNotFoundError:
+    except AppNotFoundError:
         return f"Argo CD app {name} does not exist (or this token may not read it)", False
     if not app.synced_and_healthy:
         return f"Argo CD app {name} is {app.sync_status}/{app.health}", False
@@ -258,7 +264,7 @@ def check_sync_ready(cfg: Config, env: str) -> None:
     app = cfg.app_for(env)
     try:
         argocd.app_get(app)
-    except argocd.AppNotFoundError as exc:
+    except AppNotFoundError as exc:
         raise UsageError(f"--sync: Argo CD app {app!r} not found ({exc})") from None
 
 

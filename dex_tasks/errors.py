@@ -1,8 +1,9 @@
 """The one error tree. Each class carries the exit code that ``cli.py`` maps it to.
 
-Exit codes (DESIGN.md): 0 done or nothing to do; 1 a check failed; 2 bad input or configuration
-(nothing changed); 3 a required tool is missing; 4 a remote still failed after bounded retries;
-130 interrupted.
+Every error dex-tasks raises on purpose is defined here, so the exit-code table below is the
+whole truth: 0 done or nothing to do; 1 a check failed; 2 bad input or configuration (nothing
+changed); 3 a required tool is missing; 4 a remote still failed after bounded retries; 70 an
+internal error (a bug); 130 interrupted. ``str()`` of an error is the one line users see.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TOOL_MISSING = 3
 EXIT_REMOTE = 4
+EXIT_INTERNAL = 70  # EX_SOFTWARE in BSD's sysexits.h: "an internal software error has been detected"
 EXIT_INTERRUPTED = 130
 
 
@@ -34,10 +36,7 @@ class DexError(Exception):
         return self.message if not self.hint else f"{self.message} ({self.hint})"
 
 
-class CheckFailed(DexError):
-    """A check ran and said no: lint findings, failing tests, the scan gate, a refused promotion."""
-
-    exit_code = EXIT_CHECK_FAILED
+# -- 2: bad input or configuration -------------------------------------------------------------
 
 
 class UsageError(DexError):
@@ -50,8 +49,19 @@ class ConfigError(UsageError):
     """``[tool.dex]`` is invalid: unknown key, wrong type, unreadable file."""
 
 
-class NotAvailable(UsageError):
-    """A task that this version does not provide yet."""
+class MalformedReportError(UsageError):
+    """The file is not a trivy JSON report we understand (exit 2, naming the file)."""
+
+
+class ForeignHostError(UsageError):
+    """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
+
+    def __init__(self, message: str, *, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+# -- 3: a tool is missing ------------------------------------------------------------------------
 
 
 class ToolMissing(DexError):
@@ -62,6 +72,9 @@ class ToolMissing(DexError):
     def __init__(self, tool: str, *, hint: str | None = None) -> None:
         super().__init__(f"required tool {tool!r} was not found on PATH", hint=hint)
         self.tool = tool
+
+
+# -- 1: a command said no ------------------------------------------------------------------------
 
 
 class CommandFailed(DexError):
@@ -91,7 +104,55 @@ class CommandTimeout(CommandFailed):
     """A command ran longer than its timeout and was killed."""
 
 
+# -- 4: a remote still failed --------------------------------------------------------------------
+
+
 class RemoteError(DexError):
     """A remote (git push, GitHub, registry, cluster) still failed after bounded retries."""
 
     exit_code = EXIT_REMOTE
+
+
+class ArgoCDError(RemoteError):
+    """The Argo CD CLI failed talking to the server (auth, connection, API error)."""
+
+
+class AppNotFoundError(ArgoCDError):
+    """``rpc error: code = NotFound desc = applications.argoproj.io "x" not found``, or (Argo CD
+    2.5+, for ``app get``) ``code = PermissionDenied desc = permission denied``: no such app."""
+
+
+class ClusterAccessError(DexError):
+    """kubectl cannot use the cluster at all (as opposed to an answer from the API server).
+
+    ``status`` and the optional live check catch this one class and show "no cluster access"; the
+    exit code, when it ends a task, comes from the concrete class below it.
+    """
+
+
+class ClusterUnreachableError(ClusterAccessError, RemoteError):
+    """kubectl could not talk to the API server (network, TLS, auth rejected): exit 4."""
+
+
+class ForbiddenError(ClusterUnreachableError):
+    """RBAC denied the request: no access to *this* namespace (others may be fine)."""
+
+
+class KubeconfigError(ClusterAccessError, UsageError):
+    """The kubeconfig is unusable: unknown context, invalid file, a user without credentials.
+
+    Configuration, so exit 2: retrying will not help.
+    """
+
+
+# -- 70: a bug -----------------------------------------------------------------------------------
+
+
+class InternalError(DexError):
+    """dex-tasks caught itself doing something it must not (a bug, not bad input): exit 70."""
+
+    exit_code = EXIT_INTERNAL
+
+
+class OverlayInternalError(InternalError):
+    """The splice produced something other than the intended one-value change."""

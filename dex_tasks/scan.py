@@ -15,7 +15,7 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import UsageError
+from dex_tasks.errors import MalformedReportError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -63,10 +63,6 @@ class Verdict:
     @property
     def total(self) -> int:
         return sum(self.counts.values())
-
-
-class MalformedReportError(UsageError):
-    """The file is not a trivy JSON report we understand (exit 2, naming the file)."""
 
 
 def _bad(source: str, detail: str) -> MalformedReportError:

@@ -20,7 +20,7 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import DexError, UsageError
+from dex_tasks.errors import OverlayInternalError, UsageError
 from dex_tasks.gitops import tags
 
 if TYPE_CHECKING:
@@ -61,10 +61,6 @@ class OverlayEdit:
             else:  # the last line of a file without a final newline
                 out.append(line.removesuffix("\r") + "\n\\ No newline at end of file\n")
         return "".join(out)
-
-
-class OverlayInternalError(DexError):
-    """The splice produced something other than the intended one-value change (a bug, not bad input)."""
 
 
 def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:

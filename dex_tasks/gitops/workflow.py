@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
-from dex_tasks.errors import DexError, RemoteError, UsageError
+from dex_tasks.errors import DexError, ForeignHostError, RemoteError, UsageError
 from dex_tasks.gitops.state import Repo, open_repo, read_tag_at
 from dex_tasks.tools import git
 
@@ -444,7 +444,7 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
         outcome.compare_url = github.compare_url(slug, change.base, change.branch, remote_url=url)
     try:
         client = github.GitHub.from_env(remote_url=url)
-    except github.ForeignHostError as exc:
+    except ForeignHostError as exc:
         ctx.out(f"{exc}; open the PR at {outcome.compare_url}")
         return
     if client is None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import EXIT_CHECK_FAILED, DexError, UsageError
+from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError, UsageError
 from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
         data["app"] = app
         try:
             argocd.app_get(app)
-        except argocd.AppNotFoundError:
+        except AppNotFoundError:
             # Argo CD 2.5+ cannot tell "no such app" from "this token may not read it".
             gone = f"Argo CD app {app} does not exist (or this token may not see it)"
             ctx.out(f"preview {pr}: {gone}; nothing to do")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import EXIT_CHECK_FAILED, DexError
+from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError
 from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
@@ -147,7 +147,8 @@ def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
 
 def _live(ctx: Context, rows: list[EnvStatus]) -> None:
     from dex_tasks import cluster  # noqa: PLC0415
-    from dex_tasks.tools.kubectl import ClusterUnreachableError, ForbiddenError, ImageRef  # noqa: PLC0415
+    from dex_tasks.errors import ClusterAccessError, ForbiddenError  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import ImageRef  # noqa: PLC0415
 
     cfg = ctx.config
     problem = cluster.access_problem(cfg)
@@ -162,7 +163,7 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         except ForbiddenError as exc:
             row.notes.append(f"live {UNKNOWN}: {exc}")  # RBAC is per namespace: ask the next env
             continue
-        except ClusterUnreachableError as exc:
+        except ClusterAccessError as exc:
             problem = str(exc)  # the same for every env: ask once
             row.notes.append(f"live {UNKNOWN}: {problem}")
             continue
@@ -211,7 +212,7 @@ def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
         name = ctx.config.app_for(row.env)
         try:
             app = argocd.app_get(name)
-        except argocd.AppNotFoundError:
+        except AppNotFoundError:
             row.sync = row.health = UNKNOWN
             row.notes.append(f"Argo CD app {name} does not exist (or this token may not read it)")
             continue

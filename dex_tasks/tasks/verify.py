@@ -20,7 +20,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import EXIT_CHECK_FAILED, DexError, UsageError
+from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
 from dex_tasks.tasks import Context, TaskResult
 
 if TYPE_CHECKING:
@@ -201,10 +201,10 @@ def _argo_wait(
         try:
             app = argocd.app_get(name, timeout=max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining)))
             errors = 0
-        except argocd.AppNotFoundError:
+        except AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
             return f"Argo CD app {name} does not exist (or this token may not read it)"
-        except argocd.ArgoCDError as exc:
+        except ArgoCDError as exc:
             # One blip of the API (a restarting argocd-server, a dropped connection) in a wait of
             # minutes: retry a few times within the deadline; then exit 4, never a rollback.
             errors += 1
@@ -263,8 +263,7 @@ def port_forward_health(
 ) -> Health:
     """GET the health path through ``kubectl port-forward svc/<service>`` (also ``preview health``)."""
     from dex_tasks import cluster, proc  # noqa: PLC0415
-    from dex_tasks.errors import RemoteError  # noqa: PLC0415
-    from dex_tasks.tools.kubectl import ClusterUnreachableError  # noqa: PLC0415
+    from dex_tasks.errors import ClusterAccessError, RemoteError  # noqa: PLC0415
 
     cfg = ctx.config
     port = cfg.cluster.service_port
@@ -287,7 +286,7 @@ def port_forward_health(
         with kube.port_forward(namespace, target, cfg.cluster.service_port) as port:
             url = f"http://127.0.0.1:{port}{path}"
             return cluster.http_health(url, attempts=attempts, interval=interval, deadline=deadline)
-    except ClusterUnreachableError:
+    except ClusterAccessError:
         raise  # no access: nothing is known about the env (exit 4/2), never "unhealthy"
     except RemoteError as exc:
         return cluster.Health(

@@ -21,7 +21,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
-from dex_tasks.errors import CommandFailed, RemoteError
+from dex_tasks.errors import AppNotFoundError, ArgoCDError, CommandFailed
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -29,15 +29,6 @@ if TYPE_CHECKING:
 TOKEN_ENV = "ARGOCD_AUTH_TOKEN"  # noqa: S105 - the variable name, not a token
 SERVER_ENV = "ARGOCD_SERVER"
 QUERY_TIMEOUT = 120.0
-
-
-class ArgoCDError(RemoteError):
-    """The Argo CD CLI failed talking to the server (auth, connection, API error)."""
-
-
-class AppNotFoundError(ArgoCDError):
-    """``rpc error: code = NotFound desc = applications.argoproj.io "x" not found``, or (Argo CD
-    2.5+, for ``app get``) ``code = PermissionDenied desc = permission denied``: no such app."""
 
 
 def configured(env: Mapping[str, str] | None = None) -> bool:

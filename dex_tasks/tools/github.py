@@ -33,7 +33,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from dex_tasks import __version__, proc
-from dex_tasks.errors import RemoteError, UsageError
+from dex_tasks.errors import ForeignHostError, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -65,14 +65,6 @@ class PullRequest:
 def _without_credentials(url: str) -> str:
     """``url`` with any ``user:password@`` removed, for messages (remotes can embed tokens)."""
     return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.strip(), flags=re.IGNORECASE)
-
-
-class ForeignHostError(UsageError):
-    """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
-
-    def __init__(self, message: str, *, host: str) -> None:
-        super().__init__(message)
-        self.host = host
 
 
 def repo_slug(remote_url: str) -> str:

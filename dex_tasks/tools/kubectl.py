@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dex_tasks import proc
-from dex_tasks.errors import EXIT_USAGE, CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import (
+    ClusterAccessError,
+    ClusterUnreachableError,
+    CommandFailed,
+    ForbiddenError,
+    KubeconfigError,
+    RemoteError,
+    UsageError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -56,24 +64,6 @@ _BAD_KUBECONFIG = (
     'error: context "',  # `error: context "x" does not exist` (kubectl 1.32, unknown --context)
     "invalid configuration",
 )
-
-
-class ClusterUnreachableError(RemoteError):
-    """kubectl could not talk to the API server (no kubeconfig, unknown context, network, auth)."""
-
-
-class ForbiddenError(ClusterUnreachableError):
-    """RBAC denied the request: no access to *this* namespace (others may be fine)."""
-
-
-class KubeconfigError(ClusterUnreachableError):
-    """The kubeconfig is unusable: unknown context, invalid file, a user without credentials.
-
-    A :class:`ClusterUnreachableError` ("no cluster access" for ``status`` and the optional live
-    check) but exit 2 when it ends a task: it is configuration, retrying will not help.
-    """
-
-    exit_code = EXIT_USAGE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -246,8 +236,8 @@ class Kubectl:
         self, *args: str, read_only: bool, timeout: float = QUERY_TIMEOUT, quiet: bool = False
     ) -> proc.Result:
         """proc.run; output that says kubectl cannot use the cluster at all becomes a
-        :class:`ClusterUnreachableError` (a RemoteError, so callers' ``except CommandFailed`` only
-        sees answers from the API server)."""
+        :class:`~dex_tasks.errors.ClusterAccessError` (not a CommandFailed, so callers'
+        ``except CommandFailed`` only sees answers from the API server)."""
         try:
             return proc.run(self.argv(*args), read_only=read_only, timeout=timeout, quiet=quiet)
         except CommandFailed as exc:
@@ -256,7 +246,7 @@ class Kubectl:
                 raise access from exc
             raise
 
-    def _access_error(self, output: str) -> ClusterUnreachableError | None:
+    def _access_error(self, output: str) -> ClusterAccessError | None:
         """The error for output that says kubectl cannot use the cluster at all, else None."""
         last = last_line(output)
         if _is_bad_kubeconfig(output):
@@ -444,11 +434,8 @@ def check_context(context: str) -> str:
 
 
 __all__: Sequence[str] = (
-    "ClusterUnreachableError",
     "Deployment",
-    "ForbiddenError",
     "ImageRef",
-    "KubeconfigError",
     "Kubectl",
     "Pod",
     "check_context",

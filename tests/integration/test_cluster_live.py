@@ -240,7 +240,8 @@ def test_port_forward_to_missing_service_says_why(fake_kube: FakeKube) -> None:
 def test_emergency_rollout_connection_lost_while_waiting_says_the_image_was_set(
     fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dex_tasks.tools.kubectl import ClusterUnreachableError, Kubectl  # noqa: PLC0415
+    from dex_tasks.errors import ClusterUnreachableError  # noqa: PLC0415
+    from dex_tasks.tools.kubectl import Kubectl  # noqa: PLC0415
 
     deploy_envs(fake_kube, {"prod": NEW})
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import errors, proc
 from dex_tasks.errors import CommandFailed
 from dex_tasks.tools import argocd
 
@@ -65,23 +65,23 @@ def test_configured_needs_cli_and_server(monkeypatch: pytest.MonkeyPatch) -> Non
     [
         (
             'FATA[0000] rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
-            argocd.AppNotFoundError,
+            errors.AppNotFoundError,
             'rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
         ),
         (
             "FATA[0000] Argo CD server address unspecified",
-            argocd.ArgoCDError,
+            errors.ArgoCDError,
             "Argo CD server address unspecified",
         ),
         # What the CLI prints when stderr is a pipe (logrus logfmt), as under dex-tasks.
         (
             LOGFMT + '"rpc error: code = NotFound desc = applications.argoproj.io \\"x\\" not found"',
-            argocd.AppNotFoundError,
+            errors.AppNotFoundError,
             'rpc error: code = NotFound desc = applications.argoproj.io "x" not found',
         ),
         (
             LOGFMT + '"rpc error: code = Unauthenticated desc = invalid session: token signature is invalid"',
-            argocd.ArgoCDError,
+            errors.ArgoCDError,
             "rpc error: code = Unauthenticated desc = invalid session: token signature is invalid",
         ),
     ],
@@ -141,7 +141,7 @@ def test_unknown_app_is_permission_denied_since_argo_cd_2_5() -> None:
     tail = LOGFMT + '"rpc error: code = PermissionDenied desc = permission denied"'
     failed = CommandFailed("x", argv=("argocd",), returncode=20, stderr_tail=tail)
     err = argocd._fail(failed, "app get dex-pr-3", app="dex-pr-3")
-    assert type(err) is argocd.AppNotFoundError
+    assert type(err) is errors.AppNotFoundError
     assert str(err).startswith("argocd app get dex-pr-3 failed (exit 20): rpc error: code = PermissionDenied")
     assert "does not exist, or this token may not read it" in str(err)
-    assert type(argocd._fail(failed, "app sync dex-pr-3")) is argocd.ArgoCDError
+    assert type(argocd._fail(failed, "app sync dex-pr-3")) is errors.ArgoCDError

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import errors, proc
 from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools import github
 from dex_tasks.tools.github import GitHub, PullRequest
@@ -470,7 +470,7 @@ def test_from_env_refuses_to_send_the_token_to_github_com_for_another_host(
     # (GitOps PRs, preview comments) goes through from_env, so the guard lives here.
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     with pytest.raises(
-        github.ForeignHostError, match=r"set GITHUB_API_URL .*https://ghe\.example\.com/api/v3"
+        errors.ForeignHostError, match=r"set GITHUB_API_URL .*https://ghe\.example\.com/api/v3"
     ):
         GitHub.from_env(remote_url="git@ghe.example.com:data-literate/dex.git")
     monkeypatch.setenv("GITHUB_API_URL", "https://ghe.example.com/api/v3")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import errors, proc
 from dex_tasks.errors import CommandFailed, RemoteError
 from dex_tasks.tools import kubectl
 from dex_tasks.tools.kubectl import Deployment, ImageRef, Kubectl, Pod
@@ -197,10 +197,11 @@ def test_bad_kubeconfig_is_exit_2(stderr: str, monkeypatch: pytest.MonkeyPatch) 
         raise CommandFailed("failed", argv=argv, returncode=1, stderr_tail=stderr)
 
     monkeypatch.setattr(proc, "run", fail)
-    with pytest.raises(kubectl.KubeconfigError) as info:
+    with pytest.raises(errors.KubeconfigError) as info:
         Kubectl(context="x").deployment("dex-prod", "dex", "dex")
     assert info.value.exit_code == 2
-    assert isinstance(info.value, kubectl.ClusterUnreachableError)  # status: "live unknown"
+    assert isinstance(info.value, errors.ClusterAccessError)  # status: "live unknown"
+    assert not isinstance(info.value, errors.RemoteError)  # exit 2 by its class, not an override
     assert "\n" not in str(info.value)
 
 
@@ -215,7 +216,7 @@ def test_forbidden_is_no_access_not_missing(monkeypatch: pytest.MonkeyPatch) -> 
         raise CommandFailed("failed", argv=argv, returncode=1, stderr_tail=stderr)
 
     monkeypatch.setattr(proc, "run", fail)
-    with pytest.raises(kubectl.ForbiddenError, match="no access to the cluster") as info:
+    with pytest.raises(errors.ForbiddenError, match="no access to the cluster") as info:
         Kubectl().deployment("dex-prod", "dex", "dex")
     assert info.value.exit_code == 4
 

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dex_tasks import errors
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import overlay
 from dex_tasks.gitops.overlay import OverlayEdit, read_tag, set_tag
@@ -376,7 +377,7 @@ def test_verification_catches_a_wrong_splice(monkeypatch: pytest.MonkeyPatch) ->
     # Simulate a buggy splice: the verifier must refuse to hand it out.
     monkeypatch.setattr(overlay, "_replace_scalar", lambda text, _node, tag, _path: text.replace(OLD, tag))
     text = f"images:\n- name: other\n  newTag: {OLD}\n- name: {IMAGE}\n  newTag: {OLD}\n"
-    with pytest.raises(overlay.OverlayInternalError, match="changed more than that value"):
+    with pytest.raises(errors.OverlayInternalError, match="changed more than that value"):
         set_tag(text, IMAGE, NEW)
 
 
