@@ -18,14 +18,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from dex_tasks import __version__, gha, proc
 from dex_tasks import config as config_mod
-from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
+from dex_tasks.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, DexError, UsageError
 from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
 from dex_tasks.tasks import Context
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 PROG = "dex-tasks"
+DEBUG_ENV = "DEX_DEBUG"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,10 +71,6 @@ def split_global_flags(argv: Sequence[str]) -> tuple[GlobalFlags, list[str]]:
     return GlobalFlags(dry_run=dry_run, json=as_json, directory=path), rest
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    pass
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError instead of exiting, so a bad argument is one line (and one
     JSON object under --json) through the same path as every other error; --help still exits 0."""
@@ -99,33 +96,42 @@ def _add_global_help(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-C", metavar="DIR", dest="directory", help="run as if started in DIR")
 
 
-def build_parser() -> argparse.ArgumentParser:
+EXIT_CODES_HELP = (
+    "exit codes: 0 done or nothing to do, 1 a check failed, 2 bad input or configuration,\n"
+    "3 a required tool is missing, 4 a remote failed after retries, 70 internal error (a bug),\n"
+    "130 interrupted"
+)
+
+
+def build_parser(with_arguments: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser: a subcommand per task, each with its help, so ``--help`` and "invalid choice"
+    list them all.
+
+    Only the tasks named in ``with_arguments`` (None: every task) get their own arguments, which
+    means importing their modules: a run imports the one task it runs, not all of them.
+    """
+    wanted = None if with_arguments is None else set(with_arguments)
     parser = _Parser(
         prog=PROG,
         description="The DEX CI/CD runbook as tasks. The same from poe, nox and GitHub Actions.",
-        epilog="exit codes: 0 done or nothing to do, 1 a check failed, 2 bad input or configuration,\n"
-        "3 a required tool is missing, 4 a remote failed after retries, 130 interrupted",
-        formatter_class=_Formatter,
+        epilog=f"example:\n  dex-tasks promote stage prod --dry-run\n\n{EXIT_CODES_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _add_global_help(parser)
     sub = parser.add_subparsers(dest="task", metavar="TASK", title="tasks")
     sub.required = True
     for spec in TASKS:
-        available = spec.available
-        task_help = spec.help if available else f"{spec.help} (not available in this version)"
         task_parser = sub.add_parser(
             spec.name,
-            help=task_help,
-            description=task_help,
+            help=spec.help,
+            description=spec.help,
             epilog=f"example:\n  {spec.example}",
-            formatter_class=_Formatter,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         _add_global_help(task_parser)
-        if available:
+        if wanted is None or spec.name in wanted:
             _task_attr(spec, spec.add_arguments)(task_parser)
-        else:
-            task_parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
 
 
@@ -137,7 +143,8 @@ def _task_attr(spec: TaskSpec, attr: str) -> Callable[..., Any]:
 
 def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSpec]:
     flags, rest = split_global_flags(argv)
-    parser = build_parser()
+    named = _first_task(rest)
+    parser = build_parser(with_arguments=() if named is None else (named,))
     args, extra = parser.parse_known_args(rest)
     spec = BY_NAME[args.task]
     if extra and extra[0] == "--":
@@ -183,6 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload = {"task": task_name, "dry_run": dry_run, "exit_code": EXIT_INTERRUPTED}
             _emit_json({**payload, "error": "interrupted"})
         return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the last resort: a bug is one line and exit 70, never a traceback
+        return _report_bug(err, task_name=task_name, as_json=as_json, dry_run=dry_run)
+
+
+def _first_task(rest: Sequence[str]) -> str | None:
+    """The task named in ``rest`` (the line without global flags), None when none is."""
+    for arg in rest:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            return arg if arg in BY_NAME else None
+    return None
 
 
 def _guess_task(argv: Sequence[str]) -> str | None:
@@ -192,12 +211,7 @@ def _guess_task(argv: Sequence[str]) -> str | None:
         rest = split_global_flags(argv)[1]
     except UsageError:  # a -C without its directory is the last argument: nothing to skip
         rest = list(argv)
-    for arg in rest:
-        if arg == "--":
-            break
-        if not arg.startswith("-"):
-            return arg if arg in BY_NAME else None
-    return None
+    return _first_task(rest)
 
 
 def _prefix(task_name: str | None) -> str:
@@ -213,9 +227,22 @@ def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_ru
     return err.exit_code
 
 
+def _report_bug(err: Exception, *, task_name: str | None, as_json: bool, dry_run: bool) -> int:
+    """An exception nobody raised on purpose: one line (the traceback only with DEX_DEBUG=1), exit 70."""
+    if os.environ.get(DEBUG_ENV, "").strip() not in {"", "0"}:
+        import traceback  # noqa: PLC0415 - only on this path, and only for a bug
+
+        sys.stderr.write(proc.redact("".join(traceback.format_exception(err))))
+    detail = " ".join(str(err).split()) or "(no message)"  # one line, whatever the message held
+    message = proc.redact(f"internal error: {type(err).__name__}: {detail}")
+    sys.stderr.write(f"{_prefix(task_name)}: {message} (a bug; {DEBUG_ENV}=1 shows the traceback)\n")
+    gha.annotation("error", message, title=_prefix(task_name))
+    if as_json:
+        _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": EXIT_INTERNAL, "error": message})
+    return EXIT_INTERNAL
+
+
 def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
-    if not spec.available:
-        raise NotAvailable(f"task {spec.name!r} is not available in this version")
     cwd = Path.cwd()
     if flags.directory is not None:
         if not flags.directory.is_dir():

@@ -1,77 +1,111 @@
 """Every task of the contract as plain data: name, module, help, example.
 
-Imported by ``poe.py`` on every ``poe`` call, so it must stay free of heavy imports (stdlib only,
-and little of it). ``cli.py`` builds its parser from this table; a task whose module is not in
-this version shows as "not available in this version".
+Imported by ``poe.py`` on *every* ``poe`` call (tab completion included) and by ``cli.py`` before
+it knows which task runs, so it imports nothing at run time: not even ``dataclasses`` or
+``typing``, which cost more than the rest of the poe path together (``bench/startup.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from typing import Any
+TASK_PACKAGE = "dex_tasks.tasks."
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
 class TaskSpec:
+    """One task: where its code lives and how the adapters treat it. Immutable once made."""
+
+    __slots__ = (
+        "add_arguments",
+        "example",
+        "help",
+        "module",
+        "mutating",
+        "name",
+        "passthrough",
+        "python",
+        "run",
+    )
+
     name: str
     module: str
     help: str
     example: str
     #: Needs the project's Python environment (ruff, mypy, pytest, semgrep): nox builds one from the lock.
-    python: bool = False
+    python: bool
     #: Changes something outside the working copy (registry, remote branches, PRs, cluster):
     #: never part of a bare ``nox`` run.
-    mutating: bool = False
+    mutating: bool
     #: Unknown arguments are passed through to the tool (pytest).
-    passthrough: bool = False
-    add_arguments: str = "add_arguments"
-    run: str = "run"
+    passthrough: bool
+    #: The names, in ``module``, of ``add_arguments(parser)`` and ``run(ctx, args)``.
+    add_arguments: str
+    run: str
 
-    @property
-    def available(self) -> bool:
-        return importlib.util.find_spec(self.module) is not None
+    def __init__(
+        self,
+        name: str,
+        help_: str,
+        example: str,
+        *,
+        module_name: str = "",
+        python: bool = False,
+        mutating: bool = False,
+        passthrough: bool = False,
+        add_arguments: str = "add_arguments",
+        run: str = "run",
+    ) -> None:
+        values = {
+            "name": name,
+            "module": TASK_PACKAGE + (module_name or name.replace("-", "_")),
+            "help": help_,
+            "example": example,
+            "python": python,
+            "mutating": mutating,
+            "passthrough": passthrough,
+            "add_arguments": add_arguments,
+            "run": run,
+        }
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
 
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"TaskSpec is immutable: cannot set {key!r}")
 
-def _spec(name: str, help_: str, example: str, *, module_name: str = "", **kwargs: Any) -> TaskSpec:
-    module = "dex_tasks.tasks." + (module_name or name.replace("-", "_"))
-    return TaskSpec(name=name, module=module, help=help_, example=example, **kwargs)
+    def __repr__(self) -> str:
+        return f"TaskSpec(name={self.name!r}, module={self.module!r})"
 
 
 TASKS: tuple[TaskSpec, ...] = (
-    _spec("lint", "ruff check, ruff format --check and mypy; all run, one summary", "dex-tasks lint",
-          python=True),
-    _spec("lint-fix", "ruff check --fix and ruff format", "dex-tasks lint-fix src/", python=True,
-          module_name="lint", add_arguments="add_fix_arguments", run="run_fix"),
-    _spec("test", "pytest, extra arguments passed through", "dex-tasks test -k promote -x", python=True,
-          passthrough=True),
-    _spec("test-cov", "pytest with coverage: terminal report, coverage.xml, junit xml, fail-under",
-          "dex-tasks test-cov", python=True, passthrough=True, module_name="test", run="run_cov"),
-    _spec("security", "semgrep with the bundled offline rules, SARIF for code scanning",
-          "dex-tasks security --sarif reports/semgrep.sarif", python=True),
-    _spec("image-build", "docker build with sha-/latest/pr- tags and OCI labels; --push reports the digest",
-          "dex-tasks image-build --push", mutating=True),
-    _spec("trivy-scan", "trivy image scan; CRITICAL blocks, HIGH warns (gate computed from trivy's JSON)",
-          "dex-tasks trivy-scan ghcr.io/data-literate/dex:sha-1a2b3c4d"),
-    _spec("bump-overlay", "set the image tag in env overlays: branch, commit, push, PR",
-          "dex-tasks bump-overlay dev sha-1a2b3c4d", mutating=True),
-    _spec("promote", "promote the tag an env runs to the next env: verify, edit overlay, PR",
-          "dex-tasks promote stage prod", mutating=True),
-    _spec("rollback", "roll an env back to its last known good tag (--emergency: kubectl, Argo CD down)",
-          "dex-tasks rollback prod", mutating=True),
-    _spec("history", "every deployment of an env, from git, newest first",
-          "dex-tasks history prod --limit 10"),
-    _spec("status", "per env: tag in git, image live, Argo CD sync/health, DRIFT", "dex-tasks status"),
-    _spec("preview", "PR preview environments: list, health PR, down PR, comment PR",
-          "dex-tasks preview health 42", mutating=True),
-    _spec("verify", "post-deploy smoke test: Argo CD synced+healthy, then the health URL",
-          "dex-tasks verify prod --rollback-on-failure", mutating=True),
-    _spec("config", "print the resolved [tool.dex] configuration and where each value came from",
-          "dex-tasks config --json", module_name="config_cmd"),
-    _spec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
+    TaskSpec("lint", "ruff check, ruff format --check and mypy; all run, one summary", "dex-tasks lint",
+             python=True),
+    TaskSpec("lint-fix", "ruff check --fix and ruff format", "dex-tasks lint-fix src/", python=True,
+             module_name="lint", add_arguments="add_fix_arguments", run="run_fix"),
+    TaskSpec("test", "pytest, extra arguments passed through", "dex-tasks test -k promote -x", python=True,
+             passthrough=True),
+    TaskSpec("test-cov", "pytest with coverage: terminal report, coverage.xml, junit xml, fail-under",
+             "dex-tasks test-cov", python=True, passthrough=True, module_name="test", run="run_cov"),
+    TaskSpec("security", "semgrep with the bundled offline rules, SARIF for code scanning",
+             "dex-tasks security --sarif reports/semgrep.sarif", python=True),
+    TaskSpec("image-build",
+             "docker build with sha-/latest/pr- tags and OCI labels; --push reports the digest",
+             "dex-tasks image-build --push", mutating=True),
+    TaskSpec("trivy-scan", "trivy image scan; CRITICAL blocks, HIGH warns (gate computed from trivy's JSON)",
+             "dex-tasks trivy-scan ghcr.io/data-literate/dex:sha-1a2b3c4d"),
+    TaskSpec("bump-overlay", "set the image tag in env overlays: branch, commit, push, PR",
+             "dex-tasks bump-overlay dev sha-1a2b3c4d", mutating=True),
+    TaskSpec("promote", "promote the tag an env runs to the next env: verify, edit overlay, PR",
+             "dex-tasks promote stage prod", mutating=True),
+    TaskSpec("rollback", "roll an env back to its last known good tag (--emergency: kubectl, Argo CD down)",
+             "dex-tasks rollback prod", mutating=True),
+    TaskSpec("history", "every deployment of an env, from git, newest first",
+             "dex-tasks history prod --limit 10"),
+    TaskSpec("status", "per env: tag in git, image live, Argo CD sync/health, DRIFT", "dex-tasks status"),
+    TaskSpec("preview", "PR preview environments: list, health PR, down PR, comment PR",
+             "dex-tasks preview health 42", mutating=True),
+    TaskSpec("verify", "post-deploy smoke test: Argo CD synced+healthy, then the health URL",
+             "dex-tasks verify prod --rollback-on-failure", mutating=True),
+    TaskSpec("config", "print the resolved [tool.dex] configuration and where each value came from",
+             "dex-tasks config --json", module_name="config_cmd"),
+    TaskSpec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

@@ -1,15 +1,17 @@
-"""cli: the one parser; global flags anywhere, -C, unavailable tasks, Ctrl-C, --json errors."""
+"""cli: the one parser; global flags anywhere, -C, the last-resort handler, Ctrl-C, --json errors."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import cli, registry
-from dex_tasks.registry import TaskSpec
+from dex_tasks import cli, errors, registry
+from tests.helpers import REPO_ROOT
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
@@ -150,42 +152,104 @@ def test_dash_c_not_a_directory(tmp_path: Path, run_cli: CliRunner) -> None:
     assert "not a directory" in result.err
 
 
-def _future_task(monkeypatch: pytest.MonkeyPatch) -> str:
-    """A task of the contract whose module is not in this version (one is added if all are built)."""
-    missing = [spec.name for spec in registry.TASKS if not spec.available]
-    if missing:
-        return missing[0]
-    spec = TaskSpec(
-        name="future", module="dex_tasks.tasks._not_built_yet", help="later", example="dex-tasks future"
-    )
-    monkeypatch.setattr(cli, "TASKS", (*registry.TASKS, spec))
-    monkeypatch.setattr(cli, "BY_NAME", {**registry.BY_NAME, spec.name: spec})
-    return spec.name
+def _plant_bug(monkeypatch: pytest.MonkeyPatch, where: str = "run") -> None:
+    """Make the ``config`` task's run (or add_arguments) fail the way a bug does."""
+    from dex_tasks.tasks import config_cmd  # noqa: PLC0415 - the module the planted bug goes into
+
+    def broken(*_: object) -> None:
+        token = {"GITHUB_TOKEN": "ghp_canary"}  # a secret in the message stays masked too
+        raise KeyError(f"no such key\nsecond line {token['GITHUB_TOKEN']}")
+
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_canary")
+    monkeypatch.setattr(config_cmd, where, broken)
 
 
-def test_unavailable_task_exits_2(
-    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+@pytest.mark.parametrize("where", ["run", "add_arguments"])
+def test_a_bug_is_one_line_and_exit_70(
+    where: str, monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
 ) -> None:
-    name = _future_task(monkeypatch)
-    result = run_cli(name, "some", "args", "--dry-run", cwd=tmp_path)
-    assert result.code == 2
-    assert "not available in this version" in result.err
+    monkeypatch.delenv("DEX_DEBUG", raising=False)
+    _plant_bug(monkeypatch, where)
+    result = run_cli("config", cwd=tmp_path)
+    assert result.code == 70
+    assert result.out == ""
     assert result.err.count("\n") == 1
+    assert result.err.startswith("dex-tasks config: internal error: KeyError: ")
+    assert result.err.rstrip().endswith("(a bug; DEX_DEBUG=1 shows the traceback)")
+    assert "Traceback" not in result.err
+    assert "ghp_canary" not in result.err
 
 
-def test_unavailable_task_json_error_payload(
+def test_a_bug_under_json_is_one_object(
     monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
 ) -> None:
-    name = _future_task(monkeypatch)
-    result = run_cli(name, "--json", cwd=tmp_path)
+    _plant_bug(monkeypatch)
+    result = run_cli("config", "--json", "--dry-run", cwd=tmp_path)
+    assert result.code == 70
+    payload = json.loads(result.out)  # exactly one JSON object: json.loads refuses anything more
+    assert payload["exit_code"] == 70
+    assert payload["task"] == "config"
+    assert payload["dry_run"] is True
+    assert payload["error"].startswith("internal error: KeyError: ")
+    assert "ghp_canary" not in result.out
+
+
+def test_dex_debug_shows_the_traceback(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    _plant_bug(monkeypatch)
+    monkeypatch.setenv("DEX_DEBUG", "1")
+    result = run_cli("config", cwd=tmp_path)
+    assert result.code == 70
+    assert "Traceback (most recent call last)" in result.err
+    assert "in broken" in result.err
+    assert result.err.splitlines()[-1].startswith("dex-tasks config: internal error: KeyError: ")
+    assert "ghp_canary" not in result.err
+
+
+def test_an_error_class_of_70_is_reported_like_any_dex_error(
+    monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    from dex_tasks.tasks import config_cmd  # noqa: PLC0415
+
+    def broken(*_: object) -> None:
+        raise errors.OverlayInternalError("the splice changed two lines; this is a bug")
+
+    monkeypatch.setattr(config_cmd, "run", broken)
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 70
+    assert json.loads(result.out)["exit_code"] == 70
+    assert "error: the splice changed two lines" in result.err
+
+
+def test_running_a_task_imports_only_its_own_module() -> None:
+    script = (
+        "import sys\n"
+        "from dex_tasks import cli\n"
+        "cli.main(['config'])\n"
+        "print(sorted(m for m in sys.modules if m.startswith('dex_tasks.tasks.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60, cwd=REPO_ROOT
+    )
+    assert done.stdout.splitlines()[-1] == "['dex_tasks.tasks.config_cmd']"
+
+
+def test_full_parser_knows_every_task_s_arguments() -> None:
+    parser = cli.build_parser()
+    help_text = parser.format_help()
+    for name in CONTRACT:
+        assert name in help_text
+    args = parser.parse_args(["promote", "stage", "prod", "--direct"])
+    assert args.task == "promote"
+
+
+def test_unknown_task_lists_the_tasks(run_cli: CliRunner, tmp_path: Path) -> None:
+    result = run_cli("promot", "stage", cwd=tmp_path)
     assert result.code == 2
-    payload = json.loads(result.out)
-    assert payload == {
-        "task": name,
-        "dry_run": False,
-        "exit_code": 2,
-        "error": f"task {name!r} is not available in this version",
-    }
+    assert "invalid choice: 'promot'" in result.err
+    assert "promote" in result.err
+    assert result.err.count("\n") == 1
 
 
 def test_config_error_json_payload(run_cli: CliRunner, tmp_path: Path) -> None:
