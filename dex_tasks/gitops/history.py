@@ -12,6 +12,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import DexError
+from dex_tasks.gitops import overlay
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -51,7 +52,6 @@ def _is_rollback(commit: git.Commit, action: str) -> bool:
 
 def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]:
     """Every tag change of ``path`` on ``rev``, newest first."""
-    from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
 
     commits = git.log(root, rev, path)
     tags: list[str | None] = []

@@ -7,8 +7,8 @@ each node's start and end character index in the original string, and we splice 
 exactly that span. The result is re-parsed and compared with the expected structure before it is
 returned, so a wrong splice can never reach a commit.
 
-ruamel is imported inside the functions: task modules import this lazily, but keeping it light here
-too means a stray top-level import never slows down ``poe``.
+Only the GitOps tasks import this module (the CLI imports the one task it runs), so ruamel is an
+ordinary top-level import.
 """
 
 from __future__ import annotations
@@ -20,11 +20,16 @@ import functools
 import re
 from typing import TYPE_CHECKING, Any
 
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.error import YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
 from dex_tasks.errors import OverlayInternalError, UsageError
 from dex_tasks.gitops import tags
 
 if TYPE_CHECKING:
-    from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+    from ruamel.yaml.nodes import Node
 
 DEFAULT_PATH = "kustomization.yaml"
 _NEWLINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
@@ -126,7 +131,6 @@ def _is_empty(node: ScalarNode) -> bool:
 
 
 def _yaml() -> Any:
-    from ruamel.yaml import YAML  # noqa: PLC0415 - heavy, only needed when an overlay is edited
 
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
@@ -146,8 +150,6 @@ def _problem(exc: Exception) -> str:
 
 def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
     """Compose (for character spans) and load (for duplicate keys and the data) the one document."""
-    from ruamel.yaml.error import YAMLError  # noqa: PLC0415 - see _yaml
-    from ruamel.yaml.nodes import MappingNode  # noqa: PLC0415 - see _yaml
 
     yaml = _yaml()
     try:
@@ -167,7 +169,6 @@ def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
 
 
 def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
-    from ruamel.yaml.nodes import ScalarNode  # noqa: PLC0415 - see _yaml
 
     for k, v in mapping.value:
         if isinstance(k, ScalarNode) and k.value == key:
@@ -177,7 +178,6 @@ def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
 
 def _entries_for(images: SequenceNode, image: str, path: str) -> list[MappingNode]:
     """The ``images`` entries named ``image``; non-mapping and aliased entries are refused."""
-    from ruamel.yaml.nodes import MappingNode, ScalarNode  # noqa: PLC0415 - see _yaml
 
     entries: list[MappingNode] = []
     for item in images.value:
@@ -192,7 +192,6 @@ def _entries_for(images: SequenceNode, image: str, path: str) -> list[MappingNod
 
 
 def _locate(text: str, image: str, path: str) -> _Located:
-    from ruamel.yaml.nodes import ScalarNode, SequenceNode  # noqa: PLC0415 - see _yaml
 
     root, data = _parse(text, path)
     located = functools.partial(_Located, root=root, data=data)
@@ -287,7 +286,6 @@ def _insert_at(text: str, at: int, block: str, eol: str) -> str:
 
 def _last_index(node: Node) -> int:
     """The end index of the last character of ``node``'s content (not of trailing blank lines)."""
-    from ruamel.yaml.nodes import MappingNode, SequenceNode  # noqa: PLC0415 - see _yaml
 
     if isinstance(node, MappingNode):
         return max((_last_index(v) for _, v in node.value), default=node.start_mark.index)
@@ -311,7 +309,6 @@ def _insert_new_tag(text: str, entry: MappingNode, tag: str, path: str) -> str:
 
 def _seq_offset(root: MappingNode) -> int:
     """How far this file indents block sequences under their key (``0`` or ``2`` usually)."""
-    from ruamel.yaml.nodes import SequenceNode  # noqa: PLC0415 - see _yaml
 
     for key, value in root.value:
         if isinstance(value, SequenceNode) and not value.flow_style and value.value:
@@ -325,7 +322,6 @@ def _entry_lines(image: str, tag: str, dash_col: int, key_col: int, eol: str) ->
 
 
 def _append_entry(text: str, located: _Located, image: str, tag: str, path: str) -> str:
-    from ruamel.yaml.nodes import SequenceNode  # noqa: PLC0415 - see _yaml
 
     eol = _eol(text)
     images, root = located.images, located.root
@@ -367,7 +363,6 @@ def _append_entry(text: str, located: _Located, image: str, tag: str, path: str)
 
 def _plain(value: Any) -> Any:
     """ruamel's commented containers as plain dict/list, so structures compare by value only."""
-    from ruamel.yaml.comments import TaggedScalar  # noqa: PLC0415 - see _yaml
 
     if isinstance(value, TaggedScalar):  # `!!str 123` loads as TaggedScalar; compare its text
         return value.value

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from dex_tasks.gitops import overlay
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ def open_repo(cfg: Config) -> Repo:
 
 def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
     """The tag the env's overlay holds at ``rev`` (None: no file or no entry for the image)."""
-    from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
 
     path = repo.overlay_path(cfg, env)
     text = git.show(repo.root, rev, path)

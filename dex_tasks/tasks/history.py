@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
+from dex_tasks.gitops import history, state
 from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     import argparse
@@ -19,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks.gitops import history, state  # noqa: PLC0415 - keep the parser import light
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     cfg = ctx.config
     env = cfg.check_env(args.env)

@@ -12,6 +12,7 @@ import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree as ET
 
 from dex_tasks import gha, proc
 from dex_tasks.errors import UsageError
@@ -78,7 +79,6 @@ def _failed(returncode: int, message: str, data: dict[str, object]) -> TaskResul
 
 def coverage_percent(xml_path: Path) -> float | None:
     """Total coverage from coverage.xml: lines and branches together, as coverage.py reports it."""
-    from xml.etree import ElementTree as ET  # noqa: PLC0415 - the parser imports this module; only test-cov reads xml
 
     try:
         root = ET.parse(xml_path).getroot()  # noqa: S314 - our own report, not untrusted input
@@ -208,7 +208,6 @@ def run_cov(ctx: Context, args: argparse.Namespace) -> TaskResult:
 
 def junit_failures(junit_path: Path) -> int | None:
     """Failures plus errors recorded in the junit xml, or None when it cannot be read."""
-    from xml.etree import ElementTree as ET  # noqa: PLC0415 - the parser imports this module; only test-cov reads xml
 
     try:
         root = ET.parse(junit_path).getroot()  # noqa: S314 - our own report, not untrusted input

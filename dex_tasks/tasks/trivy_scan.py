@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, scan
 from dex_tasks.errors import UsageError
+from dex_tasks.gitops import build_tags
 from dex_tasks.scan import SEVERITIES, Finding, Verdict
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import trivy
@@ -147,7 +148,6 @@ def _check_image(image: str) -> str:
 
 def _default_image(ctx: Context) -> str:
     """The configured image at the sha tag of the commit being built (same rules as image-build)."""
-    from dex_tasks.gitops import build_tags  # noqa: PLC0415
 
     def git_state() -> build_tags.GitState:
         head = proc.run(("git", "rev-parse", "HEAD"), read_only=True, check=False, cwd=ctx.config.root)
