@@ -1,6 +1,6 @@
 """``[tool.dex]`` from the nearest pyproject.toml, read once into frozen, keyword-only dataclasses.
 
-Defaults are the DEX layout (DESIGN.md). Unknown keys and wrong types raise :class:`ConfigError`
+Defaults are the DEX layout (README "Configuration"). Unknown keys and wrong types raise :class:`ConfigError`
 (exit 2) naming ``file:key`` with a difflib suggestion, like cibuildwheel's ``options.py``.
 """
 

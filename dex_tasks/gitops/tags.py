@@ -1,4 +1,4 @@
-"""Image tags of the contract (DESIGN.md): ``sha-`` + 7..40 lowercase hex, ``pr-<N>``, ``latest``.
+"""Image tags of the contract: ``sha-`` + 7..40 lowercase hex, ``pr-<N>``, ``latest`` (never in an overlay).
 
 Pure functions; every task validates a tag here before any file is touched (exit 2 otherwise).
 """

@@ -1,6 +1,6 @@
 """Thin git wrapper: argv tuples and output parsing, every call through :mod:`dex_tasks.proc`.
 
-The rule it serves (DESIGN.md principle 8): never touch the user's working copy, index or current
+The rule it serves (docs/architecture.md, principle 8): never touch the user's working copy, index or current
 branch. Reads go to ``origin/<base>`` objects (``git show``, ``git log``); writes happen in a
 temporary detached ``git worktree`` that is removed on any exit, Ctrl-C included (like
 cibuildwheel's ``OCIContainer``, a resource is a context manager).
