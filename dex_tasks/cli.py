@@ -256,12 +256,14 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
         for name in proc.SECRET_ENV_VARS:
             proc.register_secret(os.environ.get(name))
         result = _task_attr(spec, spec.run)(ctx, args)
+    line = proc.redact(result.message or f"{spec.name} failed") if result.exit_code != 0 else ""
     if flags.json:
-        _emit_json(
-            {"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data}
-        )
+        payload = {"task": spec.name, "dry_run": flags.dry_run, **result.data, "exit_code": result.exit_code}
+        if result.exit_code != 0:
+            # The contract: every non-zero exit's object says why, whatever the task put in data.
+            payload.setdefault("error", line)
+        _emit_json(payload)
     if result.exit_code != 0:
-        line = proc.redact(result.message or f"{spec.name} failed")
         sys.stderr.write(f"{PROG} {spec.name}: {line}\n")
     return int(result.exit_code)
 

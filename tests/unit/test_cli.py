@@ -222,6 +222,24 @@ def test_an_error_class_of_70_is_reported_like_any_dex_error(
     assert "error: the splice changed two lines" in result.err
 
 
+@pytest.mark.parametrize("data", [{}, {"counts": {"CRITICAL": 1}}, {"exit_code": 0}])
+def test_a_check_that_said_no_carries_error_and_exit_code(
+    data: dict[str, object], monkeypatch: pytest.MonkeyPatch, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    from dex_tasks.tasks import TaskResult, config_cmd  # noqa: PLC0415
+
+    def refused(*_: object) -> TaskResult:
+        return TaskResult(exit_code=1, message="gate: 1 CRITICAL finding blocks the image", data=dict(data))
+
+    monkeypatch.setattr(config_cmd, "run", refused)
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 1
+    payload = json.loads(result.out)
+    assert payload["exit_code"] == 1  # the task's data cannot contradict the exit code
+    assert payload["error"] == "gate: 1 CRITICAL finding blocks the image"
+    assert result.err == "dex-tasks config: gate: 1 CRITICAL finding blocks the image\n"
+
+
 def test_running_a_task_imports_only_its_own_module() -> None:
     script = (
         "import sys\n"
@@ -325,7 +343,13 @@ def test_task_exit_code_and_message(
     )
     result = run_cli("config", "--json", cwd=tmp_path)
     assert result.code == 1
-    assert json.loads(result.out) == {"task": "config", "dry_run": False, "exit_code": 1, "n": 1}
+    assert json.loads(result.out) == {
+        "task": "config",
+        "dry_run": False,
+        "exit_code": 1,
+        "n": 1,
+        "error": "the check said no",
+    }
     assert "dex-tasks config: the check said no" in result.err
 
 
