@@ -79,7 +79,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         direct=not args.pr,
         push=args.push,
     )
-    outcome = workflow.apply(ctx, change)
+    outcome = workflow.apply(ctx, change, config=cfg, task=ctx.task)
     return TaskResult(data=outcome.as_json())
 
 

@@ -106,7 +106,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         from_env=source,
         forced=bool(forced_reasons),
     )
-    outcome = workflow.apply(ctx, change, base_sha=target_sha)
+    outcome = workflow.apply(ctx, change, config=cfg, task=ctx.task, base_sha=target_sha)
     return TaskResult(data=outcome.as_json())
 
 

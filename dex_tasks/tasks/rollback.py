@@ -96,7 +96,7 @@ def do_rollback(
         labels=("rollback",),
     )
     try:
-        outcome = workflow.apply(ctx, change, base_sha=base_sha)
+        outcome = workflow.apply(ctx, change, config=cfg, task=ctx.task, base_sha=base_sha)
     except BaseException as exc:
         if emergency and not ctx.dry_run:
             # The cluster already runs the old tag: say exactly how to make git match by hand,
