@@ -48,6 +48,10 @@ class Context:
     def dry_run(self) -> bool:
         return proc.is_dry_run()
 
+    def with_config(self, config: Config) -> Context:
+        """The same context with another config (e.g. ``--context`` applied to the cluster's)."""
+        return dataclasses.replace(self, config=config)
+
     @property
     def human(self) -> TextIO:
         return sys.stderr if self.json else sys.stdout
