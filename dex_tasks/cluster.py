@@ -1,6 +1,7 @@
 """What the GitOps tasks ask of the cluster: is a tag really live, emergency rollout, Argo CD sync.
 
-Used by ``promote`` (live check), ``rollback --emergency`` / ``--sync``, ``status`` and ``verify``.
+Used by ``promote`` (live check), ``rollback --emergency`` / ``--sync``, ``status``, ``verify``
+and ``preview`` (``--context``, the port-forwarded health check).
 
 Access rules (documented in the README):
 
@@ -40,6 +41,7 @@ from dex_tasks.tools.kubectl import (
     ImageRef,
     Kubectl,
     Pod,
+    check_context,
     kubeconfig_problem,
     last_line,
 )
@@ -54,6 +56,14 @@ class LiveCheck:
     ok: bool
     detail: str  # what runs instead / why not checked
     image: str | None  # image the deployment runs
+
+
+def with_context(cfg: Config, context: str | None) -> Config:
+    """``cfg`` with a task's ``--context`` applied to ``[tool.dex.cluster] context``."""
+    if not context:
+        return cfg
+    cluster_cfg = dataclasses.replace(cfg.cluster, context=check_context(context))
+    return dataclasses.replace(cfg, cluster=cluster_cfg)
 
 
 def kubectl_for(cfg: Config) -> Kubectl:
@@ -174,7 +184,7 @@ def _argo_check(cfg: Config, env: str, tag: str) -> tuple[str, bool]:
     """(note, ok) for ENV's Argo CD app; ("", True) when Argo CD is not configured.
 
     Raises :class:`ToolMissing` when ``ARGOCD_SERVER`` is set but the CLI is missing, and
-    :class:`~dex_tasks.tools.argocd.ArgoCDError` (exit 4) when Argo CD cannot be asked (auth,
+    :class:`~dex_tasks.errors.ArgoCDError` (exit 4) when Argo CD cannot be asked (auth,
     connection): that is a remote failure, not "the env runs something else" (exit 1).
     """
     if not argocd.in_use():
@@ -334,6 +344,42 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
             break
         time.sleep(interval)
     return Health(ok=False, url=url, status=status, attempts=tried, detail=detail)
+
+
+def port_forward_health(
+    cfg: Config, namespace: str, *, attempts: int, interval: float, deadline: float | None = None
+) -> Health:
+    """GET the health path through ``kubectl port-forward svc/<service>`` (``verify``, ``preview health``)."""
+    port = cfg.cluster.service_port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        # Up front: kubectl's refusal would read as "the service does not answer" (a rollback).
+        raise UsageError(f"[tool.dex.cluster] service-port must be a TCP port (1-65535), got {port!r}")
+    proc.require("kubectl")
+    problem = access_problem(cfg)
+    if problem is not None:
+        raise UsageError(
+            f"the health check needs a URL (--url, [tool.dex.cluster] health-urls) or cluster access: "
+            f"{problem}"
+        )
+    kube = kubectl_for(cfg)
+    target = f"svc/{cfg.cluster.service}"
+    path = (
+        cfg.cluster.health_path if cfg.cluster.health_path.startswith("/") else "/" + cfg.cluster.health_path
+    )
+    try:
+        with kube.port_forward(namespace, target, cfg.cluster.service_port) as port:
+            url = f"http://127.0.0.1:{port}{path}"
+            return http_health(url, attempts=attempts, interval=interval, deadline=deadline)
+    except ClusterAccessError:
+        raise  # no access: nothing is known about the env (exit 4/2), never "unhealthy"
+    except RemoteError as exc:
+        return Health(
+            ok=False,
+            url=f"{target} in {namespace}{path}",
+            status=None,
+            attempts=0,
+            detail=f"port-forward failed: {exc}",
+        )
 
 
 def _short(text: str, limit: int = 200) -> str:

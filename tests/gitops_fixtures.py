@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 from typing import TYPE_CHECKING
 
@@ -276,3 +277,13 @@ def shallow_clone(repo: GitOpsRepo, dest: Path) -> Path:
     )
     # Keep the plain path as origin's URL so GitHub slug detection sees the same remote.
     return dest
+
+
+# A temporary worktree as the product names it (git.worktree: mkdtemp(prefix="dex-worktree-")),
+# with the separator after it, so `<tmp>/wt` reads the same on Windows.
+_TMP_WORKTREE = re.compile(r"[^\s'=]*dex-worktree-[^/\\\s']+[/\\]?")
+
+
+def without_tmp_paths(line: str) -> str:
+    """``line`` with every temporary worktree path replaced by ``<tmp>/`` (they differ per run)."""
+    return _TMP_WORKTREE.sub("<tmp>/", line)

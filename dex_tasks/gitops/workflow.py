@@ -12,8 +12,11 @@ does it without touching the user's working copy:
    ``--pr``: to a ``dex``-owned branch with ``--force-with-lease``, then open or update the PR);
 4. the worktree is removed on every exit path, Ctrl-C included.
 
-Under ``--dry-run`` no worktree is made: the diff is computed with ``git show`` from the fetched
-tip of ``origin/<base>``, and the commands that would run are echoed.
+``--dry-run`` takes the same path, so its plan cannot drift from the real run: the read-only
+checks run (fetch, lease, branch ownership), every mutating command is built by the same
+:mod:`~dex_tasks.tools.git` call and echoed by :mod:`dex_tasks.proc` instead of run, and the
+worktree is never created, so files are read with ``git show`` of the base commit it would have
+checked out (see :class:`_Tree`). Only the temporary paths and the new commit's id differ.
 """
 
 from __future__ import annotations
@@ -22,26 +25,28 @@ import dataclasses
 import os
 import random
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc
 from dex_tasks.errors import DexError, ForeignHostError, RemoteError, UsageError
-from dex_tasks.gitops.state import Repo, open_repo, read_tag_at
+from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
+    from pathlib import Path
 
     from dex_tasks.config import Config
     from dex_tasks.gitops.overlay import OverlayEdit
-    from dex_tasks.tasks import Context
+    from dex_tasks.report import Reporter
 
 ATTEMPTS_ENV = "DEX_PUSH_ATTEMPTS"
 BACKOFF_ENV = "DEX_PUSH_BACKOFF"
 DEFAULT_ATTEMPTS = 5
 DEFAULT_BACKOFF = 1.0  # seconds; attempt n waits uniform(0, backoff * 2**n), capped
 MAX_BACKOFF = 30.0
+# What a dry run names the commit it did not make (e.g. the tip of a --no-push branch).
+PLANNED_COMMIT = "<new-commit>"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -159,7 +164,9 @@ def message(change: Change, previous: dict[str, str | None], subject: str | None
 # -- planning --------------------------------------------------------------------------------
 
 
-def _edits(cfg: Config, repo: Repo, change: Change, read: Any) -> list[tuple[str, OverlayEdit]]:
+def _edits(
+    cfg: Config, repo: Repo, change: Change, read: Callable[[str], str | None]
+) -> list[tuple[str, OverlayEdit]]:
     """Recompute the edit of every env from the file content ``read(path)`` returns."""
     from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
 
@@ -236,18 +243,21 @@ def _check_local_branch(root: Path, change: Change) -> None:
 # -- applying --------------------------------------------------------------------------------
 
 
-def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
+def apply(
+    report: Reporter, change: Change, *, config: Config, task: str, base_sha: str | None = None
+) -> Outcome:
     """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done.
 
+    ``report`` gets the human output; ``task`` names the job summary line in GitHub Actions.
     ``base_sha``: ``origin/<base>`` as the caller has just fetched it (to read the current tag),
     so the run fetches each branch once; None fetches it here. A push race re-fetches either way.
     """
-    outcome = _apply(ctx, change, base_sha)
-    _report(ctx, change, outcome)
+    outcome = _apply(report, config, change, base_sha)
+    _report(task, change, outcome)
     return outcome
 
 
-def _report(ctx: Context, change: Change, outcome: Outcome) -> None:
+def _report(task: str, change: Change, outcome: Outcome) -> None:
     """Step outputs and a job summary line in GitHub Actions (no-ops elsewhere)."""
     from dex_tasks import gha  # noqa: PLC0415
 
@@ -268,8 +278,8 @@ def _report(ctx: Context, change: Change, outcome: Outcome) -> None:
     )
     gha.set_outputs({key: _output(data.get(key)) for key in keys})
     where = outcome.pr_url or outcome.compare_url or outcome.branch or change.base
-    verb = "dry-run: would set" if ctx.dry_run else ("set" if outcome.changed else "already at")
-    gha.summary(f"**{ctx.task}** {data['env']}: {verb} `{change.tag}` ({where})\n")
+    verb = "dry-run: would set" if proc.is_dry_run() else ("set" if outcome.changed else "already at")
+    gha.summary(f"**{task}** {data['env']}: {verb} `{change.tag}` ({where})\n")
 
 
 def _output(value: object) -> str:
@@ -278,14 +288,39 @@ def _output(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _apply(ctx: Context, change: Change, base_sha: str | None) -> Outcome:
-    cfg = ctx.config
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Tree:
+    """The files a change is made in: the temporary worktree, or under ``--dry-run`` (where
+    proc only echoes ``git worktree add``) the base commit that worktree would have checked out.
+
+    The one place the two runs differ; every git command is the same call in both.
+    """
+
+    root: Path
+    wt: Path
+    base_sha: str
+    planned: bool
+
+    def read(self, path: str, *, planned_rev: str | None = None) -> str | None:
+        """``path``'s text; ``planned_rev``: in a dry run, the commit whose content the real
+        worktree would hold at this step (after a ``git revert``: the reverted commit's parent)."""
+        if self.planned:
+            # `git show` decodes with "replace" too: _edits refuses the result the same way.
+            return git.show(self.root, planned_rev or self.base_sha, path)
+        return _read(self.wt / path)
+
+    def write(self, path: str, text: str) -> None:
+        if not self.planned:
+            (self.wt / path).write_bytes(text.encode("utf-8"))  # bytes: keep CRLF as it was
+
+
+def _apply(report: Reporter, cfg: Config, change: Change, base_sha: str | None) -> Outcome:
     repo = open_repo(cfg)
     git.check_ref_name(change.branch)
     # fetch also refuses a bad base name and a clone without origin (exit 2), as the caller's did.
     base_sha = base_sha or git.fetch(repo.root, change.base)
-    if ctx.dry_run:
-        return _dry_run(ctx, repo, change, base_sha)
+    planned = proc.is_dry_run()
+    # Read-only, so a dry run refuses (and leases) exactly where the real run would.
     lease: str | None = None
     if not change.push:
         _check_local_branch(repo.root, change)
@@ -295,35 +330,20 @@ def _apply(ctx: Context, change: Change, base_sha: str | None) -> Outcome:
     last = ""
     for attempt in range(1, attempts + 1):
         with git.worktree(repo.root, base_sha) as wt:
-            outcome = _commit_in(ctx, repo, wt, change)
+            tree = _Tree(root=repo.root, wt=wt, base_sha=base_sha, planned=planned)
+            outcome = _commit_in(report, cfg, repo, tree, change)
             outcome.attempts = attempt
             if not outcome.changed:
                 return outcome
-            if not change.push:
-                git.set_local_branch(repo.root, change.branch, outcome.commit or "HEAD")
-                outcome.branch = change.branch
-                push_to = f"{change.base}" if change.direct else change.branch
-                ctx.out(
-                    f"committed {short(outcome.commit)} on local branch {change.branch} (not pushed; "
-                    f"push it with: git push origin {change.branch}:refs/heads/{push_to})"
-                )
-                return outcome
-            _before_push(change, attempt)
-            target = change.base if change.direct else change.branch
-            if change.direct:
-                pushed = git.push(wt, "HEAD", target)
-            else:
-                pushed = git.push(wt, "HEAD", target, lease=lease, new_branch=lease is None)
-            if pushed.ok:
-                outcome.pushed = True
-                outcome.branch = target
-                ctx.out(f"pushed {short(outcome.commit)} to {'' if change.direct else 'branch '}{target}")
-                if not change.direct:
-                    _pull_request_or_say(ctx, repo, change, outcome)
+            pushed = _deliver(
+                report, repo, wt, change, outcome, lease=lease, planned=planned, attempt=attempt
+            )
+            if pushed is None:
                 return outcome
             # Retry what can heal: the base branch moved (re-apply the edit on its new tip), or the
             # network hiccuped. A stale lease on a PR branch or a rejection by the server
             # (protected branch, hook, permissions) does not heal by retrying.
+            target = change.base if change.direct else change.branch
             if not ((pushed.stale and change.direct) or pushed.transient):
                 raise RemoteError(f"push to {target} was rejected: {pushed.detail}; nothing was changed")
             last = (
@@ -335,7 +355,7 @@ def _apply(ctx: Context, change: Change, base_sha: str | None) -> Outcome:
                 break
             delay = _backoff(attempt)
             why = f"{change.base} moved on origin while we committed" if pushed.stale else pushed.detail
-            ctx.warn(f"{why} (attempt {attempt}/{attempts}); trying again on the new tip in {delay:.1f}s")
+            report.warn(f"{why} (attempt {attempt}/{attempts}); trying again on the new tip in {delay:.1f}s")
         time.sleep(delay)
         base_sha = git.fetch(repo.root, change.base)
     raise RemoteError(
@@ -344,15 +364,56 @@ def _apply(ctx: Context, change: Change, base_sha: str | None) -> Outcome:
     )
 
 
+def _deliver(
+    report: Reporter,
+    repo: Repo,
+    wt: Path,
+    change: Change,
+    outcome: Outcome,
+    *,
+    lease: str | None,
+    planned: bool,
+    attempt: int,
+) -> git.PushResult | None:
+    """Put the commit made in ``wt`` where ``change`` says; None when done, else the failed push."""
+    if not change.push:
+        git.set_local_branch(repo.root, change.branch, outcome.commit or PLANNED_COMMIT)
+        outcome.branch = change.branch
+        if not planned:
+            push_to = f"{change.base}" if change.direct else change.branch
+            report.out(
+                f"committed {short(outcome.commit)} on local branch {change.branch} (not pushed; "
+                f"push it with: git push origin {change.branch}:refs/heads/{push_to})"
+            )
+        return None
+    _before_push(change, attempt)
+    target = change.base if change.direct else change.branch
+    if change.direct:
+        pushed = git.push(wt, "HEAD", target)
+    else:
+        pushed = git.push(wt, "HEAD", target, lease=lease, new_branch=lease is None)
+    if not pushed.ok:
+        return pushed
+    outcome.branch = target
+    if planned:
+        if not change.direct:
+            report.out(f"would open or update a PR {change.branch} -> {change.base}: {change.pr_title}")
+        return None
+    outcome.pushed = True
+    report.out(f"pushed {short(outcome.commit)} to {'' if change.direct else 'branch '}{target}")
+    if not change.direct:
+        _pull_request_or_say(report, repo, change, outcome)
+    return None
+
+
 def short(sha: str | None) -> str:
     return (sha or "")[:12]
 
 
-def _commit_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
-    cfg = ctx.config
+def _commit_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: Change) -> Outcome:
     if change.revert_commit is not None:
-        return _revert_in(ctx, repo, wt, change)
-    edits = _edits(cfg, repo, change, lambda path: _read(wt / path))
+        return _revert_in(report, cfg, repo, tree, change)
+    edits = _edits(cfg, repo, change, tree.read)
     previous = {env: edit.previous_tag for env, edit in edits}
     outcome = Outcome(
         changed=False,
@@ -365,19 +426,29 @@ def _commit_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
     )
     changed = [(env, edit) for env, edit in edits if edit.changed]
     if not changed:
-        ctx.out(f"{'/'.join(change.envs)} already at {change.tag} on {change.base}: nothing to do")
+        report.out(f"{'/'.join(change.envs)} already at {change.tag} on {change.base}: nothing to do")
         return outcome
     for env, edit in edits:
-        ctx.out(f"{env}: {edit.previous_tag or '(none)'} -> {change.tag}")
+        report.out(f"{env}: {edit.previous_tag or '(none)'} -> {change.tag}")
     outcome.diff = "".join(edit.diff() for _, edit in changed)
+    if tree.planned:
+        report.out(outcome.diff.rstrip("\n"))
     for _, edit in changed:
-        (wt / edit.path).write_bytes(edit.new_text.encode("utf-8"))  # bytes: keep CRLF as it was
-    _render_check(cfg, repo, wt, change)
-    outcome.commit = git.commit(
-        wt, message(change, previous), [edit.path for _, edit in changed], root=repo.root
-    )
+        tree.write(edit.path, edit.new_text)
+    if not tree.planned:  # the rendered files exist only in the real worktree
+        _render_check(cfg, repo, tree.wt, change)
+    text = message(change, previous)
+    # git.head() is "" when proc only echoed the commit: the JSON says null, as for no commit.
+    outcome.commit = git.commit(tree.wt, text, [edit.path for _, edit in changed], root=repo.root) or None
+    _say_message(report, tree, text)
     outcome.changed = True
     return outcome
+
+
+def _say_message(report: Reporter, tree: _Tree, text: str) -> None:
+    """In a dry run, the message the echoed ``git commit --file=-`` would have read from stdin."""
+    if tree.planned:
+        report.out("commit message:\n  " + text.rstrip("\n").replace("\n", "\n  "))
 
 
 def _read(path: Path) -> str | None:
@@ -388,27 +459,38 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _revert_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
+def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: Change) -> Outcome:
     from dex_tasks.gitops import overlay  # noqa: PLC0415
 
-    cfg = ctx.config
     env = change.envs[0]
     path = repo.overlay_path(cfg, env)
-    before = _read(wt / path)
+    before = tree.read(path)
     previous_tag = (
         overlay.read_tag(before, cfg.kustomize_image_name, path=path) if before is not None else None
     )
     sha = change.revert_commit or ""
-    git.revert(wt, sha, root=repo.root)
-    after = _read(wt / path)
+    diff = ""
+    if tree.planned:
+        diff = git.diff_commit(repo.root, sha, reverse=True)
+        report.out(diff.rstrip("\n"))
+    git.revert(tree.wt, sha, root=repo.root)
+    # The reverted commit is the overlay's last one, so a clean revert leaves its parent's file.
+    after = tree.read(path, planned_rev=f"{sha}^")
     tag = overlay.read_tag(after, cfg.kustomize_image_name, path=path) if after is not None else None
     change = dataclasses.replace(change, tag=tag or change.tag)
-    _render_check(cfg, repo, wt, change)
-    subject = git.message_body(repo.root, git.head(wt)).splitlines()[0]
+    if not tree.planned:
+        _render_check(cfg, repo, tree.wt, change)
+    if tree.planned:
+        reverted = git.message_body(repo.root, sha).splitlines()
+        subject = f'Revert "{reverted[0] if reverted else sha}"'  # what `git revert --no-edit` writes
+    else:
+        subject = git.message_body(repo.root, git.head(tree.wt)).splitlines()[0]
     body = f"This reverts commit {sha}."
     full = dataclasses.replace(change, body=(body, *change.body))
-    commit = git.amend_message(wt, message(full, {env: previous_tag}, subject=subject), root=repo.root)
-    ctx.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} (git revert {short(sha)})")
+    text = message(full, {env: previous_tag}, subject=subject)
+    commit = git.amend_message(tree.wt, text, root=repo.root) or None
+    report.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} (git revert {short(sha)})")
+    _say_message(report, tree, text)
     return Outcome(
         changed=True,
         envs=change.envs,
@@ -417,12 +499,13 @@ def _revert_in(ctx: Context, repo: Repo, wt: Path, change: Change) -> Outcome:
         base=change.base,
         commit=commit,
         forced=change.forced,
+        diff=diff,
     )
 
 
-def _pull_request_or_say(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
+def _pull_request_or_say(report: Reporter, repo: Repo, change: Change, outcome: Outcome) -> None:
     try:
-        _pull_request(ctx, repo, change, outcome)
+        _pull_request(report, repo, change, outcome)
     except DexError as exc:
         # The branch is pushed (that part is done and idempotent); say how to finish.
         raise RemoteError(
@@ -431,7 +514,7 @@ def _pull_request_or_say(ctx: Context, repo: Repo, change: Change, outcome: Outc
         ) from None
 
 
-def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) -> None:
+def _pull_request(report: Reporter, repo: Repo, change: Change, outcome: Outcome) -> None:
     """Open or update the PR; with no token, print the compare URL instead."""
     from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
 
@@ -445,7 +528,7 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
     try:
         client = github.GitHub.from_env(remote_url=url)
     except ForeignHostError as exc:
-        ctx.out(f"{exc}; open the PR at {outcome.compare_url}")
+        report.out(f"{exc}; open the PR at {outcome.compare_url}")
         return
     if client is None:
         where = (
@@ -453,7 +536,7 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
             if outcome.compare_url
             else f"open a PR from {change.branch} to {change.base}"
         )
-        ctx.out(f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): {where}")
+        report.out(f"no GitHub token (GITHUB_TOKEN or GH_TOKEN): {where}")
         return
     with client:
         pr = client.open_or_update_pr(
@@ -465,88 +548,4 @@ def _pull_request(ctx: Context, repo: Repo, change: Change, outcome: Outcome) ->
         )
     outcome.pr_url = pr.url
     outcome.pr_number = pr.number
-    ctx.out(f"{'opened' if pr.created else 'updated'} PR #{pr.number}: {pr.url}")
-
-
-# -- dry run ---------------------------------------------------------------------------------
-
-
-def _dry_run(ctx: Context, repo: Repo, change: Change, base_sha: str) -> Outcome:
-    """Print the diff and every command that would change something; create nothing."""
-    cfg = ctx.config
-    root = repo.root
-    placeholder = Path("<tmp-worktree>")
-    outcome = Outcome(
-        changed=False,
-        envs=change.envs,
-        tag=change.tag,
-        previous_tags={},
-        base=change.base,
-        from_env=change.from_env,
-        forced=change.forced,
-    )
-    if change.revert_commit is not None:
-        env = change.envs[0]
-        outcome.previous_tags = {env: read_tag_at(cfg, repo, env, base_sha)}
-        outcome.changed = True
-        outcome.diff = git.diff_commit(root, change.revert_commit, reverse=True)
-        ctx.out(outcome.diff.rstrip("\n"))
-        # The message the real run writes: git revert's subject, "This reverts commit ...", trailers.
-        reverted = git.message_body(root, change.revert_commit).splitlines()
-        subject = f'Revert "{reverted[0] if reverted else change.revert_commit}"'
-        reverts = f"This reverts commit {change.revert_commit}."
-        change = dataclasses.replace(change, body=(reverts, *change.body))
-        _echo_plan(
-            ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[], outcome=outcome,
-            subject=subject,
-        )  # fmt: skip
-        return outcome
-    # base_sha, not origin/<base>: the commit the real run's worktree would start from.
-    edits = _edits(cfg, repo, change, lambda path: git.show(root, base_sha, path))
-    outcome.previous_tags = {env: edit.previous_tag for env, edit in edits}
-    changed = [edit for _, edit in edits if edit.changed]
-    if not changed:
-        ctx.out(f"{'/'.join(change.envs)} already at {change.tag} on {change.base}: nothing to do")
-        return outcome
-    outcome.changed = True
-    outcome.diff = "".join(edit.diff() for edit in changed)
-    ctx.out(outcome.diff.rstrip("\n"))
-    _echo_plan(
-        ctx, repo=repo, change=change, base_sha=base_sha, wt=placeholder, paths=[e.path for e in changed],
-        outcome=outcome,
-    )  # fmt: skip
-    return outcome
-
-
-def _echo_plan(
-    ctx: Context,
-    *,
-    repo: Repo,
-    change: Change,
-    base_sha: str,
-    wt: Path,
-    paths: Sequence[str],
-    outcome: Outcome,
-    subject: str | None = None,
-) -> None:
-    root = repo.root
-    git.git("worktree", "add", "--quiet", "--detach", wt, base_sha, cwd=root)
-    if change.revert_commit is not None:
-        git.git("revert", "--no-edit", change.revert_commit, cwd=wt)
-    else:
-        git.git("add", "--", *paths, cwd=wt)
-        git.git("commit", "--quiet", "--no-verify", "--file=-", cwd=wt)
-    text = message(change, outcome.previous_tags, subject=subject)
-    ctx.out("commit message:\n  " + text.rstrip("\n").replace("\n", "\n  "))
-    if not change.push:
-        git.git("branch", "--force", "--no-track", change.branch, "HEAD", cwd=root)
-        outcome.branch = change.branch
-    elif change.direct:
-        git.git("push", "--porcelain", "--no-verify", git.REMOTE, f"HEAD:refs/heads/{change.base}", cwd=wt)
-        outcome.branch = change.base
-    else:
-        git.git("push", "--porcelain", "--no-verify", "--force-with-lease", git.REMOTE,
-                f"HEAD:refs/heads/{change.branch}", cwd=wt)  # fmt: skip
-        outcome.branch = change.branch
-        ctx.out(f"would open or update a PR {change.branch} -> {change.base}: {change.pr_title}")
-    git.git("worktree", "remove", "--force", wt, cwd=root)
+    report.out(f"{'opened' if pr.created else 'updated'} PR #{pr.number}: {pr.url}")

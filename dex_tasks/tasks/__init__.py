@@ -20,15 +20,37 @@ if TYPE_CHECKING:
     from dex_tasks.config import Config
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
+@dataclasses.dataclass(frozen=True, kw_only=True, init=False)
 class Context:
-    """What every task gets: the config, where it runs, and the global flags."""
+    """What every task gets: the config, where it runs, and the global flags.
+
+    ``dry_run`` is not stored here: :func:`dex_tasks.proc.session` holds the one flag (proc is
+    where it takes effect), and :attr:`dry_run` reads it, so the two can never disagree.
+    """
 
     task: str
     config: Config
     cwd: Path
-    dry_run: bool = False
     json: bool = False
+
+    def __init__(
+        self, *, task: str, config: Config, cwd: Path, json: bool = False, dry_run: bool | None = None
+    ) -> None:
+        # ``dry_run=`` is still accepted because cli.py passes it (cli.py is not part of this
+        # change); it is dropped, not stored: the session cli.py opens right after is the truth.
+        del dry_run
+        object.__setattr__(self, "task", task)
+        object.__setattr__(self, "config", config)
+        object.__setattr__(self, "cwd", cwd)
+        object.__setattr__(self, "json", json)
+
+    @property
+    def dry_run(self) -> bool:
+        return proc.is_dry_run()
+
+    def with_config(self, config: Config) -> Context:
+        """The same context with another config (e.g. ``--context`` applied to the cluster's)."""
+        return dataclasses.replace(self, config=config)
 
     @property
     def human(self) -> TextIO:

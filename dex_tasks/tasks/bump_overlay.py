@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
-from dex_tasks.tasks import Context, TaskResult
+from dex_tasks.tasks import Context, TaskResult, _delivery
 
 if TYPE_CHECKING:
     import argparse
@@ -19,29 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "targets", nargs="+", metavar="ENV [ENV...] TAG", help="environments, then the image tag"
     )
-    add_delivery_arguments(parser, default_pr=True)
-
-
-def add_delivery_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
-    """``--pr | --direct`` and ``--no-push``, shared by bump-overlay, promote and rollback."""
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--pr",
-        dest="pr",
-        action="store_true",
-        default=default_pr,
-        help="push a branch and open (or update) a pull request" + (" (default)" if default_pr else ""),
-    )
-    mode.add_argument(
-        "--direct",
-        dest="pr",
-        action="store_false",
-        help="commit straight to the base branch" + ("" if default_pr else " (default)"),
-    )
-    parser.add_argument(
-        "--no-push", dest="push", action="store_false", default=True,
-        help="leave the commit on a local branch (your checkout is not touched) and say where",
-    )  # fmt: skip
+    _delivery.add_arguments(parser, default_pr=True)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
@@ -79,7 +57,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         direct=not args.pr,
         push=args.push,
     )
-    outcome = workflow.apply(ctx, change)
+    outcome = _delivery.apply(ctx, change)
     return TaskResult(data=outcome.as_json())
 
 

@@ -51,9 +51,9 @@ def _pr(value: str) -> int:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks.tasks.status import with_context  # noqa: PLC0415
+    from dex_tasks import cluster  # noqa: PLC0415
 
-    ctx = with_context(ctx, getattr(args, "context", None))
+    ctx = ctx.with_config(cluster.with_context(ctx.config, getattr(args, "context", None)))
     if args.action == "list":
         return _list(ctx)
     pr = _pr(args.pr)
@@ -137,7 +137,6 @@ def _list(ctx: Context) -> TaskResult:
 
 def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
     from dex_tasks import cluster  # noqa: PLC0415
-    from dex_tasks.tasks.verify import port_forward_health  # noqa: PLC0415
 
     if args.attempts < 1 or args.interval < 0:
         raise UsageError("--attempts must be positive and --interval not negative")
@@ -147,7 +146,9 @@ def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
             raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
         health = cluster.http_health(args.url, attempts=args.attempts, interval=args.interval)
     else:
-        health = port_forward_health(ctx, namespace, attempts=args.attempts, interval=args.interval)
+        health = cluster.port_forward_health(
+            ctx.config, namespace, attempts=args.attempts, interval=args.interval
+        )
     data = {"pr": pr, "namespace": namespace, **health.as_json()}
     if health.ok:
         ctx.out(f"preview {pr} is healthy: {health.detail} from {health.url}")

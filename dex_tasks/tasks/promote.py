@@ -11,8 +11,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
-from dex_tasks.tasks import Context, TaskResult
-from dex_tasks.tasks.bump_overlay import add_delivery_arguments
+from dex_tasks.tasks import Context, TaskResult, _delivery
 
 if TYPE_CHECKING:
     import argparse
@@ -26,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("from_env", metavar="FROM", help="the environment the tag comes from (e.g. stage)")
     parser.add_argument("to_env", metavar="TO", help="the environment to update (must follow FROM)")
     parser.add_argument("tag", metavar="TAG", nargs="?", help="default: the tag FROM's overlay holds")
-    add_delivery_arguments(parser, default_pr=True)
+    _delivery.add_arguments(parser, default_pr=True)
     parser.add_argument(
         "--force",
         action="store_true",
@@ -106,7 +105,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         from_env=source,
         forced=bool(forced_reasons),
     )
-    outcome = workflow.apply(ctx, change, base_sha=target_sha)
+    outcome = _delivery.apply(ctx, change, base_sha=target_sha)
     return TaskResult(data=outcome.as_json())
 
 

@@ -60,18 +60,10 @@ class EnvStatus:
         return "ok"
 
 
-def with_context(ctx: Context, context: str | None) -> Context:
-    """The context with ``--context`` applied to ``[tool.dex.cluster] context``."""
-    if not context:
-        return ctx
-    from dex_tasks.tools.kubectl import check_context  # noqa: PLC0415
-
-    cluster_cfg = dataclasses.replace(ctx.config.cluster, context=check_context(context))
-    return dataclasses.replace(ctx, config=dataclasses.replace(ctx.config, cluster=cluster_cfg))
-
-
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    ctx = with_context(ctx, args.context)
+    from dex_tasks import cluster  # noqa: PLC0415 - kubectl only when the task runs
+
+    ctx = ctx.with_config(cluster.with_context(ctx.config, args.context))
     cfg = ctx.config
     # dict.fromkeys: `status dev dev` is one row per env, in the order given.
     envs = list(dict.fromkeys(cfg.check_env(e) for e in args.envs)) or list(cfg.environments)

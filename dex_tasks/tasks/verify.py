@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     import argparse
     from pathlib import Path
 
-    from dex_tasks.cluster import Health
-
 # Bounds of the Argo CD wait besides --timeout: at most this many `app get` calls (with
 # --interval 0 the time bound alone would allow thousands), each given at least this long.
 MAX_ARGO_POLLS = 300
@@ -64,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks.tasks.status import with_context  # noqa: PLC0415
+    from dex_tasks import cluster  # noqa: PLC0415
 
-    ctx = with_context(ctx, args.context)
+    ctx = ctx.with_config(cluster.with_context(ctx.config, args.context))
     cfg = ctx.config
     env = cfg.check_env(args.env)
     timeout = float(args.timeout if args.timeout is not None else cfg.cluster.rollout_timeout)
@@ -97,11 +95,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if not args.rollback_on_failure:
         _report(env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
-    from dex_tasks.tasks.rollback import do_rollback  # noqa: PLC0415 - git only when rolling back
+    from dex_tasks.tasks import _delivery  # noqa: PLC0415 - git only when rolling back
 
     ctx.out(f"rolling {env} back to its last known good tag")
     try:
-        rolled = do_rollback(ctx, env)
+        rolled = _delivery.rollback(ctx, env)
     except DexError as exc:
         exc.message = f"verify {env} failed: {problem}; the rollback failed too: {exc.message}"
         raise
@@ -249,53 +247,13 @@ def _health(
     if url:
         health = cluster.http_health(url, attempts=args.attempts, interval=args.interval, deadline=deadline)
     else:
-        health = port_forward_health(
-            ctx, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline
+        health = cluster.port_forward_health(
+            cfg, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline
         )
     data["health"] = health.as_json()
     if health.ok:
         return None
     return f"{health.url}: {health.detail} after {health.attempts} attempt(s)"
-
-
-def port_forward_health(
-    ctx: Context, namespace: str, *, attempts: int, interval: float, deadline: float | None = None
-) -> Health:
-    """GET the health path through ``kubectl port-forward svc/<service>`` (also ``preview health``)."""
-    from dex_tasks import cluster, proc  # noqa: PLC0415
-    from dex_tasks.errors import ClusterAccessError, RemoteError  # noqa: PLC0415
-
-    cfg = ctx.config
-    port = cfg.cluster.service_port
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        # Up front: kubectl's refusal would read as "the service does not answer" (a rollback).
-        raise UsageError(f"[tool.dex.cluster] service-port must be a TCP port (1-65535), got {port!r}")
-    proc.require("kubectl")
-    problem = cluster.access_problem(cfg)
-    if problem is not None:
-        raise UsageError(
-            f"the health check needs a URL (--url, [tool.dex.cluster] health-urls) or cluster access: "
-            f"{problem}"
-        )
-    kube = cluster.kubectl_for(cfg)
-    target = f"svc/{cfg.cluster.service}"
-    path = (
-        cfg.cluster.health_path if cfg.cluster.health_path.startswith("/") else "/" + cfg.cluster.health_path
-    )
-    try:
-        with kube.port_forward(namespace, target, cfg.cluster.service_port) as port:
-            url = f"http://127.0.0.1:{port}{path}"
-            return cluster.http_health(url, attempts=attempts, interval=interval, deadline=deadline)
-    except ClusterAccessError:
-        raise  # no access: nothing is known about the env (exit 4/2), never "unhealthy"
-    except RemoteError as exc:
-        return cluster.Health(
-            ok=False,
-            url=f"{target} in {namespace}{path}",
-            status=None,
-            attempts=0,
-            detail=f"port-forward failed: {exc}",
-        )
 
 
 def _report(env: str, data: dict[str, Any], outcome: str) -> None:

@@ -12,7 +12,7 @@ from dex_tasks.config import load
 from dex_tasks.gitops import state
 from dex_tasks.tasks import Context
 from dex_tasks.tasks.promote import _pr_body
-from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text
+from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text, without_tmp_paths
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -200,8 +200,14 @@ def test_dry_run_writes_nothing(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("bump-overlay", "dev", t4, "--dry-run", cwd=repo.clone)
     assert f"-    newTag: {repo.tags[3]}  # updated by CD" in result.out
     assert f"+    newTag: {t4}  # updated by CD" in result.out
-    push = "push --porcelain --no-verify --force-with-lease origin"
-    assert f"git -C '<tmp-worktree>' {push} HEAD:refs/heads/dex/bump-dev-{t4}" in result.err
+    # The real run's push, -c option and lease included (regression: the plan was rebuilt by hand
+    # and had drifted to a bare --force-with-lease without hooksPath).
+    branch = f"dex/bump-dev-{t4}"
+    push = (
+        f"$ git -C <tmp>/wt -c core.hooksPath=<tmp>/no-hooks push --porcelain --no-verify "
+        f"--force-with-lease=refs/heads/{branch}: origin HEAD:refs/heads/{branch}    # dry-run: not run"
+    )
+    assert push in [without_tmp_paths(line) for line in result.err.splitlines()], result.err
 
 
 FETCHES = [

@@ -1,0 +1,125 @@
+"""``--dry-run`` prints exactly the mutating commands the real run then runs.
+
+The plan is not a description kept beside the code: dry-run takes the real path and proc echoes
+each mutating command instead of running it. These tests hold that to the letter for every
+delivery mode of bump-overlay, promote and rollback: record what a real run starts (through
+proc.run, quiet clean-up commands included), compare it with the ``# dry-run: not run`` lines a
+dry run printed from the same state. Only temporary paths and the new commit's id may differ.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from dex_tasks import proc
+from dex_tasks.gitops.workflow import PLANNED_COMMIT
+from tests.fakes.github_api import FakeGitHub
+from tests.gitops_fixtures import GitOpsRepo, build, without_tmp_paths
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+    from tests.conftest import CliRunner
+
+pytestmark = pytest.mark.timeout(120)
+
+NOT_RUN = "    # dry-run: not run"
+
+# (argv with T4 for tags[4], the number of real runs before the compared pair)
+CASES: list[tuple[tuple[str, ...], int]] = [
+    (("bump-overlay", "dev", "T4"), 0),  # --pr, a new branch: lease on "" (must not exist)
+    (("bump-overlay", "dev", "T4"), 1),  # --pr again: lease on the branch's real tip
+    (("bump-overlay", "stage", "prod", "T4", "--direct"), 0),
+    (("bump-overlay", "dev", "T4", "--no-push"), 0),  # the local branch points at the new commit
+    (("promote", "stage", "prod", "--verify", "git"), 0),
+    (("promote", "stage", "prod", "--verify", "git", "--direct"), 0),
+    (("promote", "stage", "prod", "--verify", "git", "--no-push"), 0),
+    (("rollback", "stage"), 0),  # --direct is rollback's default
+    (("rollback", "stage", "--pr"), 0),
+    (("rollback", "stage", "--no-push"), 0),
+    (("rollback", "dev", "--revert"), 0),
+]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> GitOpsRepo:
+    return build(tmp_path)
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
+    with FakeGitHub(token="ghs_fake_token_for_tests", repo="data-literate/dex") as fake:
+        for name, value in fake.env().items():
+            monkeypatch.setenv(name, value)
+        yield fake
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The argv of every mutating command proc.run is asked to start (the observer is test-only)."""
+    seen: list[tuple[str, ...]] = []
+    original = proc.run
+
+    def run(argv: Sequence[str], *, read_only: bool = False, **kwargs: Any) -> proc.Result:
+        if not read_only:
+            seen.append(tuple(str(arg) for arg in argv))
+        return original(argv, read_only=read_only, **kwargs)
+
+    monkeypatch.setattr(proc, "run", run)
+    return seen
+
+
+def _planned(err: str) -> list[str]:
+    return [
+        without_tmp_paths(line[2:].removesuffix(NOT_RUN))
+        for line in err.splitlines()
+        if line.endswith(NOT_RUN)
+    ]
+
+
+def _ran(argvs: list[tuple[str, ...]], commit: str | None) -> list[str]:
+    """As proc echoes them, with the new commit's id named as the dry run names it."""
+    return [
+        without_tmp_paths(proc.quote([PLANNED_COMMIT if commit and arg == commit else arg for arg in argv]))
+        for argv in argvs
+    ]
+
+
+@pytest.mark.parametrize(("argv", "before"), CASES, ids=[" ".join(a) + " #" * n for a, n in CASES])
+def test_dry_run_prints_the_mutating_commands_the_real_run_runs(  # noqa: PLR0917 - pytest passes fixtures positionally
+    repo: GitOpsRepo,
+    github: FakeGitHub,
+    run_cli: CliRunner,
+    started: list[tuple[str, ...]],
+    argv: tuple[str, ...],
+    before: int,
+) -> None:
+    argv = tuple(repo.tags[4] if arg == "T4" else arg for arg in argv)
+    for _ in range(before):
+        assert run_cli(*argv, cwd=repo.clone).code == 0
+    state = repo.snapshot()
+    calls = len(github.requests)
+
+    dry = run_cli(*argv, "--dry-run", "--json", cwd=repo.clone)
+    assert dry.code == 0, dry.err
+    assert repo.snapshot() == state
+    assert len(github.requests) == calls  # a dry run asks GitHub nothing either
+    planned = _planned(dry.err)
+
+    started.clear()
+    real = run_cli(*argv, "--json", cwd=repo.clone)
+    assert real.code == 0, real.err
+    data = json.loads(real.out)
+    assert data["changed"] is True
+    ran = _ran(started, data["commit"])
+
+    assert planned == ran, f"dry run:\n{dry.err}\nreal run:\n{real.err}"
+    # Not vacuous: the commit and its delivery are among them.
+    assert any(" commit " in line for line in ran)
+    delivery = " push " if data["pushed"] else " branch --force "
+    assert any(delivery in line for line in ran), ran
+    assert json.loads(dry.out)["branch"] == data["branch"]
