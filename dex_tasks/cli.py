@@ -250,7 +250,7 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
         cwd = flags.directory.resolve()
         os.chdir(cwd)
     cfg = config_mod.load(cwd)
-    ctx = Context(task=spec.name, config=cfg, cwd=cwd, dry_run=flags.dry_run, json=flags.json)
+    ctx = Context(task=spec.name, config=cfg, cwd=cwd, json=flags.json, task_names=tuple(BY_NAME))
     # Streamed tool output is human output: it goes where ctx.out() writes.
     with proc.session(dry_run=flags.dry_run, stream_to=ctx.human):
         for name in proc.SECRET_ENV_VARS:

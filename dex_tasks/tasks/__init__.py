@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from dex_tasks.config import Config
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True, init=False)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Context:
     """What every task gets: the config, where it runs, and the global flags.
 
@@ -32,17 +32,9 @@ class Context:
     config: Config
     cwd: Path
     json: bool = False
-
-    def __init__(
-        self, *, task: str, config: Config, cwd: Path, json: bool = False, dry_run: bool | None = None
-    ) -> None:
-        # ``dry_run=`` is still accepted because cli.py passes it (cli.py is not part of this
-        # change); it is dropped, not stored: the session cli.py opens right after is the truth.
-        del dry_run
-        object.__setattr__(self, "task", task)
-        object.__setattr__(self, "config", config)
-        object.__setattr__(self, "cwd", cwd)
-        object.__setattr__(self, "json", json)
+    #: Every task the entry point offers (``doctor --require`` checks names against it), passed
+    #: in so that no task imports the entry layer's table.
+    task_names: tuple[str, ...] = ()
 
     @property
     def dry_run(self) -> bool:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import proc
 from dex_tasks.errors import EXIT_TOOL_MISSING, CommandFailed, ToolMissing, UsageError
-from dex_tasks.registry import BY_NAME
 from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
@@ -95,8 +94,10 @@ def _required(tool: Tool, ctx: Context, wanted: set[str]) -> bool:
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     wanted: set[str] = set()
     for name in args.require:
-        if name not in BY_NAME:
-            raise UsageError(f"doctor --require: unknown task {name!r}; tasks are {', '.join(BY_NAME)}")
+        if name not in ctx.task_names:
+            raise UsageError(
+                f"doctor --require: unknown task {name!r}; tasks are {', '.join(ctx.task_names)}"
+            )
         wanted.add(name)
 
     rows: list[list[str]] = []

@@ -120,7 +120,7 @@ def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(
     monkeypatch.setattr(argocd, "in_use", lambda _env=None: True)
     monkeypatch.setattr(argocd, "app_get", app_get)
     monkeypatch.setattr(verify, "MAX_ARGO_POLLS", 5)
-    ctx = Context(task="verify", config=Config(root=tmp_path), cwd=tmp_path, dry_run=False, json=False)
+    ctx = Context(task="verify", config=Config(root=tmp_path), cwd=tmp_path, json=False)
     data: dict[str, object] = {}
     deadline = time.monotonic() + 3600
     problem = verify._argo_wait(ctx, "prod", deadline=deadline, interval=0, data=data)
