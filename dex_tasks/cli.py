@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dex_tasks import __version__, gha, proc
+from dex_tasks import __version__, gha, proc, redact
 from dex_tasks import config as config_mod
 from dex_tasks.errors import EXIT_INTERRUPTED, DexError, NotAvailable, UsageError
 from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
@@ -152,7 +152,7 @@ def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSp
 def _emit_json(payload: dict[str, Any]) -> None:
     # Redacted value by value: a URL with a password or a token in a task's data must not reach
     # stdout, and replacing inside the dumped text could break the JSON.
-    sys.stdout.write(json.dumps(proc.redact_data(payload), indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(redact.redact_data(payload), indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -205,7 +205,7 @@ def _prefix(task_name: str | None) -> str:
 
 
 def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_run: bool) -> int:
-    message = proc.redact(str(err))
+    message = redact.redact(str(err))
     sys.stderr.write(f"{_prefix(task_name)}: error: {message}\n")
     gha.annotation("error", message.splitlines()[0] if message else "failed", title=_prefix(task_name))
     if as_json:
@@ -226,15 +226,15 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
     ctx = Context(task=spec.name, config=cfg, cwd=cwd, dry_run=flags.dry_run, json=flags.json)
     # Streamed tool output is human output: it goes where ctx.out() writes.
     with proc.session(dry_run=flags.dry_run, stream_to=ctx.human):
-        for name in proc.SECRET_ENV_VARS:
-            proc.register_secret(os.environ.get(name))
+        for name in redact.SECRET_ENV_VARS:
+            redact.register_secret(os.environ.get(name))
         result = _task_attr(spec, spec.run)(ctx, args)
     if flags.json:
         _emit_json(
             {"task": spec.name, "dry_run": flags.dry_run, "exit_code": result.exit_code, **result.data}
         )
     if result.exit_code != 0:
-        line = proc.redact(result.message or f"{spec.name} failed")
+        line = redact.redact(result.message or f"{spec.name} failed")
         sys.stderr.write(f"{PROG} {spec.name}: {line}\n")
     return int(result.exit_code)
 

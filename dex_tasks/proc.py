@@ -18,7 +18,6 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +28,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from dex_tasks import redact
 from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing, UsageError
 
 if TYPE_CHECKING:
@@ -43,11 +43,6 @@ DRAIN_GRACE = 5.0
 """Seconds to keep reading a command's output after it ended or was stopped. A grandchild that
 inherited the pipe (ssh under git, a server a test left running, a docker CLI plugin) holds it
 open, and waiting for end-of-file would turn a bounded timeout into an unbounded hang."""
-# Redacted wherever they show up, from the first line on (not only once the code that uses them
-# has registered them): the tools that read them can echo them in an error.
-GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
-SECRET_ENV_VARS = (*GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
-MASK = "***"
 
 INSTALL_HINTS: Mapping[str, str] = {
     "uv": "install it with: python3 -m pip install uv",
@@ -88,8 +83,6 @@ class _Settings:
 
 # _Settings is frozen, so sharing one default instance is safe.
 _settings: contextvars.ContextVar[_Settings] = contextvars.ContextVar("dex_proc", default=_Settings())  # noqa: B039
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -108,59 +101,9 @@ def is_dry_run() -> bool:
     return _settings.get().dry_run
 
 
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` from every echo, error and streamed line from now on (and mask it in Actions)."""
-    if not value or not value.strip():
-        return
-    with _secrets_lock:
-        new = value not in _secrets
-        _secrets.add(value)
-    if new:
-        # Imported here: gha imports proc (to redact what it writes), so a top-level import is a cycle.
-        from dex_tasks import gha  # noqa: PLC0415
-
-        gha.add_mask(value)
-
-
-def _env_secrets(env: Mapping[str, str] | None = None) -> set[str]:
-    source = os.environ if env is None else env
-    return {v for name in SECRET_ENV_VARS if (v := source.get(name, "").strip())}
-
-
-# Credentials inside URLs, which nobody registered: a token in a git remote
-# (https://x-access-token:TOKEN@github.com/o/r), basic auth in a health URL. GitHub also takes a
-# token as the user name alone (https://TOKEN@github.com/o/r), so http(s) loses the whole userinfo.
-_URL_PASSWORD_RE = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]+):[^/\s@'\"]+@", re.IGNORECASE)
-_HTTP_USER_RE = re.compile(r"\b(https?://)[^/\s:@'\"]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked.
-
-    Passwords in URLs are masked too (``https://user:***@host``, ``https://***@host``).
-    """
-    with _secrets_lock:
-        secrets = _secrets | _env_secrets()
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    text = _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", text)
-    return _HTTP_USER_RE.sub(rf"\1{MASK}@", text)
-
-
-def redact_data(value: object) -> object:
-    """:func:`redact` every string in a JSON-like value (dict keys too); the structure stays."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
-    return value
-
-
 def quote(argv: Sequence[str]) -> str:
     """The argv as one shell-quoted, redacted line (for echo and errors only, never executed)."""
-    return redact(shlex.join(argv))
+    return redact.redact(shlex.join(argv))
 
 
 def _search_path() -> str:
@@ -230,7 +173,7 @@ def require(tool: str) -> str:
 def echo(line: str) -> None:
     """Write one already-formatted line to the echo stream (stderr), redacted."""
     stream = _settings.get().echo_to or sys.stderr
-    stream.write(redact(line) + "\n")
+    stream.write(redact.redact(line) + "\n")
     stream.flush()
 
 
@@ -268,7 +211,7 @@ def _timed_out(args: tuple[str, ...], timeout: float | None, tail: str) -> Comma
 
 
 def _failure(argv: tuple[str, ...], returncode: int, output: str) -> CommandFailed:
-    tail = redact(_tail(output))
+    tail = redact.redact(_tail(output))
     message = f"command failed with exit code {returncode}: {quote(argv)}"
     if tail:
         message += "\n" + tail
@@ -360,7 +303,7 @@ def _run_captured(
                     process.kill()
                     stdout, stderr = _drain(process, exc)
                     process.wait()  # killed: this returns at once and reaps the child
-                    tail = redact(_tail(_decode(stderr) or _decode(stdout)))
+                    tail = redact.redact(_tail(_decode(stderr) or _decode(stdout)))
                     raise _timed_out(args, timeout, tail) from None
     except CommandTimeout:
         raise
@@ -440,7 +383,7 @@ def _run_streaming(
             for line in process.stdout:
                 lines.append(line)
                 tail.append(line)
-                _write(out, redact(line))
+                _write(out, redact.redact(line))
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -452,7 +395,7 @@ def _run_streaming(
     except subprocess.TimeoutExpired:
         _stop(process)
         _finish(process, reader)
-        raise _timed_out(args, timeout, redact("".join(tail)).rstrip()) from None
+        raise _timed_out(args, timeout, redact.redact("".join(tail)).rstrip()) from None
     except BaseException:
         # Ctrl-C and anything else: never leave the child running behind us.
         _stop(process)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_TOOL_MISSING, CommandFailed, CommandTimeout, ToolMissing
 
 PY = sys.executable
@@ -65,8 +65,8 @@ def test_env_tokens_are_redacted_in_echo_and_errors(var: str, monkeypatch: pytes
 
 def test_registered_secret_is_redacted_everywhere() -> None:
     secret = "s3cr3t-registered-value-42"
-    proc.register_secret(secret)
-    assert proc.redact(f"a {secret} b") == "a *** b"
+    redact.register_secret(secret)
+    assert redact.redact(f"a {secret} b") == "a *** b"
     script = "import sys; print('out', sys.argv[1]); print('err', sys.argv[1], file=sys.stderr); sys.exit(1)"
     echo = io.StringIO()
     stream = io.StringIO()
@@ -81,10 +81,10 @@ def test_registered_secret_is_redacted_everywhere() -> None:
 
 
 def test_blank_secret_is_ignored() -> None:
-    proc.register_secret("")
-    proc.register_secret("   ")
-    proc.register_secret(None)
-    assert proc.redact("nothing to hide") == "nothing to hide"
+    redact.register_secret("")
+    redact.register_secret("   ")
+    redact.register_secret(None)
+    assert redact.redact("nothing to hide") == "nothing to hide"
 
 
 def test_failure_carries_argv_exit_code_and_stderr_tail() -> None:
