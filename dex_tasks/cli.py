@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dex_tasks import __version__, gha, proc
+from dex_tasks import __version__, gha, proc, redact
 from dex_tasks import config as config_mod
 from dex_tasks.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, DexError, UsageError
 from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
@@ -159,7 +159,7 @@ def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSp
 def _emit_json(payload: dict[str, Any]) -> None:
     # Redacted value by value: a URL with a password or a token in a task's data must not reach
     # stdout, and replacing inside the dumped text could break the JSON.
-    sys.stdout.write(json.dumps(proc.redact_data(payload), indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(redact.redact_data(payload), indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
@@ -219,7 +219,7 @@ def _prefix(task_name: str | None) -> str:
 
 
 def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_run: bool) -> int:
-    message = proc.redact(str(err))
+    message = redact.redact(str(err))
     sys.stderr.write(f"{_prefix(task_name)}: error: {message}\n")
     gha.annotation("error", message.splitlines()[0] if message else "failed", title=_prefix(task_name))
     if as_json:
@@ -232,9 +232,9 @@ def _report_bug(err: Exception, *, task_name: str | None, as_json: bool, dry_run
     if os.environ.get(DEBUG_ENV, "").strip() not in {"", "0"}:
         import traceback  # noqa: PLC0415 - only on this path, and only for a bug
 
-        sys.stderr.write(proc.redact("".join(traceback.format_exception(err))))
+        sys.stderr.write(redact.redact("".join(traceback.format_exception(err))))
     detail = " ".join(str(err).split()) or "(no message)"  # one line, whatever the message held
-    message = proc.redact(f"internal error: {type(err).__name__}: {detail}")
+    message = redact.redact(f"internal error: {type(err).__name__}: {detail}")
     sys.stderr.write(f"{_prefix(task_name)}: {message} (a bug; {DEBUG_ENV}=1 shows the traceback)\n")
     gha.annotation("error", message, title=_prefix(task_name))
     if as_json:
@@ -253,10 +253,10 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
     ctx = Context(task=spec.name, config=cfg, cwd=cwd, json=flags.json, task_names=tuple(BY_NAME))
     # Streamed tool output is human output: it goes where ctx.out() writes.
     with proc.session(dry_run=flags.dry_run, stream_to=ctx.human):
-        for name in proc.SECRET_ENV_VARS:
-            proc.register_secret(os.environ.get(name))
+        for name in redact.SECRET_ENV_VARS:
+            redact.register_secret(os.environ.get(name))
         result = _task_attr(spec, spec.run)(ctx, args)
-    line = proc.redact(result.message or f"{spec.name} failed") if result.exit_code != 0 else ""
+    line = redact.redact(result.message or f"{spec.name} failed") if result.exit_code != 0 else ""
     if flags.json:
         payload = {"task": spec.name, "dry_run": flags.dry_run, **result.data, "exit_code": result.exit_code}
         if result.exit_code != 0:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from dex_tasks import proc
+from dex_tasks import redact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -64,12 +63,17 @@ def annotation(
     if not active():
         return
     props = {"file": file, "line": line, "endLine": end_line, "col": col, "title": title}
-    _emit(_command(level, proc.redact(message), props))
+    _emit(_command(level, redact.redact(message), props))
 
 
 def add_mask(value: str) -> None:
     if active() and value:
         _emit(_command("add-mask", value))
+
+
+# The runner masks only the secrets it was given; tokens dex-tasks mints or reads (an app token, a
+# registry password from a file) are masked in the log from the moment they are registered.
+redact.on_new_secret(add_mask)
 
 
 @contextlib.contextmanager
@@ -99,9 +103,11 @@ def set_output(name: str, value: str) -> None:
 
     Redacted: the runner only masks the secrets it knows, and outputs travel to other jobs.
     """
-    value = proc.redact(value)
+    value = redact.redact(value)
     if "\n" in value or "\r" in value:
-        delimiter = f"ghadelimiter_{uuid.uuid4()}"
+        # Random, so a value cannot end the heredoc early (os.urandom: uuid would cost an import of
+        # platform on every start, for the same 128 bits).
+        delimiter = f"ghadelimiter_{os.urandom(16).hex()}"
         _append("GITHUB_OUTPUT", f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
     else:
         _append("GITHUB_OUTPUT", f"{name}={value}\n")
@@ -114,7 +120,7 @@ def set_outputs(outputs: Mapping[str, str]) -> None:
 
 def summary(markdown: str) -> None:
     """Append markdown to the job summary ($GITHUB_STEP_SUMMARY), redacted."""
-    _append("GITHUB_STEP_SUMMARY", proc.redact(markdown).rstrip("\n") + "\n\n")
+    _append("GITHUB_STEP_SUMMARY", redact.redact(markdown).rstrip("\n") + "\n\n")
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

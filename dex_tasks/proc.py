@@ -7,8 +7,9 @@ redaction, and dry-run. Commands are read-only or mutating: ``read_only=True`` c
 ``--dry-run``, everything else is only printed. The default is *not* read-only, so a command
 nobody thought about is printed instead of run - the safe side.
 
-Like cibuildwheel's ``util/cmd.py`` and nox's ``command.py``; the stderr tail in errors follows
-pre-commit's ``util.py``.
+This module is the policy; :mod:`dex_tasks._popen` holds the mechanics (pipes, draining, stopping)
+and :mod:`dex_tasks.redact` the secrets. Like cibuildwheel's ``util/cmd.py`` and nox's
+``command.py``; the stderr tail in errors follows pre-commit's ``util.py``.
 """
 
 from __future__ import annotations
@@ -18,36 +19,25 @@ import contextlib
 import contextvars
 import dataclasses
 import os
-import re
 import shlex
 import shutil
-import subprocess
 import sys
 import sysconfig
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from dex_tasks import _popen, redact
+from dex_tasks import gha as _gha  # noqa: F401 - imported for its add-mask subscription to new secrets
 from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing, UsageError
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Iterator, Mapping, Sequence
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
 
 TAIL_LINES = 20
-POLL_INTERVAL = 0.5  # seconds between checks whether a captured command has ended
-DRAIN_GRACE = 5.0
-"""Seconds to keep reading a command's output after it ended or was stopped. A grandchild that
-inherited the pipe (ssh under git, a server a test left running, a docker CLI plugin) holds it
-open, and waiting for end-of-file would turn a bounded timeout into an unbounded hang."""
-# Redacted wherever they show up, from the first line on (not only once the code that uses them
-# has registered them): the tools that read them can echo them in an error.
-GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
-SECRET_ENV_VARS = (*GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
-MASK = "***"
 
 INSTALL_HINTS: Mapping[str, str] = {
     "uv": "install it with: python3 -m pip install uv",
@@ -88,8 +78,6 @@ class _Settings:
 
 # _Settings is frozen, so sharing one default instance is safe.
 _settings: contextvars.ContextVar[_Settings] = contextvars.ContextVar("dex_proc", default=_Settings())  # noqa: B039
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -108,59 +96,9 @@ def is_dry_run() -> bool:
     return _settings.get().dry_run
 
 
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` from every echo, error and streamed line from now on (and mask it in Actions)."""
-    if not value or not value.strip():
-        return
-    with _secrets_lock:
-        new = value not in _secrets
-        _secrets.add(value)
-    if new:
-        # Imported here: gha imports proc (to redact what it writes), so a top-level import is a cycle.
-        from dex_tasks import gha  # noqa: PLC0415
-
-        gha.add_mask(value)
-
-
-def _env_secrets(env: Mapping[str, str] | None = None) -> set[str]:
-    source = os.environ if env is None else env
-    return {v for name in SECRET_ENV_VARS if (v := source.get(name, "").strip())}
-
-
-# Credentials inside URLs, which nobody registered: a token in a git remote
-# (https://x-access-token:TOKEN@github.com/o/r), basic auth in a health URL. GitHub also takes a
-# token as the user name alone (https://TOKEN@github.com/o/r), so http(s) loses the whole userinfo.
-_URL_PASSWORD_RE = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]+):[^/\s@'\"]+@", re.IGNORECASE)
-_HTTP_USER_RE = re.compile(r"\b(https?://)[^/\s:@'\"]+@", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked.
-
-    Passwords in URLs are masked too (``https://user:***@host``, ``https://***@host``).
-    """
-    with _secrets_lock:
-        secrets = _secrets | _env_secrets()
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    text = _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", text)
-    return _HTTP_USER_RE.sub(rf"\1{MASK}@", text)
-
-
-def redact_data(value: object) -> object:
-    """:func:`redact` every string in a JSON-like value (dict keys too); the structure stays."""
-    if isinstance(value, str):
-        return redact(value)
-    if isinstance(value, dict):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
-    return value
-
-
 def quote(argv: Sequence[str]) -> str:
     """The argv as one shell-quoted, redacted line (for echo and errors only, never executed)."""
-    return redact(shlex.join(argv))
+    return redact.redact(shlex.join(argv))
 
 
 def _search_path() -> str:
@@ -230,7 +168,7 @@ def require(tool: str) -> str:
 def echo(line: str) -> None:
     """Write one already-formatted line to the echo stream (stderr), redacted."""
     stream = _settings.get().echo_to or sys.stderr
-    stream.write(redact(line) + "\n")
+    stream.write(redact.redact(line) + "\n")
     stream.flush()
 
 
@@ -268,7 +206,7 @@ def _timed_out(args: tuple[str, ...], timeout: float | None, tail: str) -> Comma
 
 
 def _failure(argv: tuple[str, ...], returncode: int, output: str) -> CommandFailed:
-    tail = redact(_tail(output))
+    tail = redact.redact(_tail(output))
     message = f"command failed with exit code {returncode}: {quote(argv)}"
     if tail:
         message += "\n" + tail
@@ -323,88 +261,11 @@ def _run_captured(
     cwd: Path | str | None,
     stdin: str | None,
 ) -> Result:
-    # Bytes, decoded here: text mode would translate CRLF to LF, and `git show` of a CRLF
-    # overlay must come back byte-exact (dry-run diffs are computed from it).
-    # Not subprocess.run: after a timeout it kills the child and then, on Windows, reads the pipes
-    # until end-of-file with no limit, so a grandchild holding them (git-remote-https, ssh) hangs
-    # us forever; and its `with Popen` closes pipes a reader thread may still hold (a deadlock).
-    process = subprocess.Popen(
-        full,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    deadline = None if timeout is None else time.monotonic() + timeout
-    data = stdin.encode("utf-8") if stdin is not None else None
     try:
-        while True:
-            # In short steps, to notice a command that ended while a grandchild keeps its pipes
-            # open (ssh's ControlPersist master under `git fetch`): that is not a timeout.
-            step = (
-                POLL_INTERVAL
-                if deadline is None
-                else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
-            )
-            try:
-                # The input is handed over once; a repeated communicate() goes on where it was.
-                stdout, stderr = process.communicate(input=data, timeout=step)
-                break
-            except subprocess.TimeoutExpired as exc:
-                data = None
-                if process.poll() is not None:
-                    stdout, stderr = _drain(process, exc)
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    process.kill()
-                    stdout, stderr = _drain(process, exc)
-                    process.wait()  # killed: this returns at once and reaps the child
-                    tail = redact(_tail(_decode(stderr) or _decode(stdout)))
-                    raise _timed_out(args, timeout, tail) from None
-    except CommandTimeout:
-        raise
-    except BaseException:
-        # Ctrl-C and anything else: never leave the child running behind us.
-        process.kill()
-        process.wait()
-        raise
-    return Result(
-        argv=args,
-        returncode=process.returncode,
-        stdout=_decode(stdout),
-        stderr=_decode(stderr),
-    )
-
-
-def _drain(process: subprocess.Popen[bytes], first: subprocess.TimeoutExpired) -> tuple[bytes, bytes]:
-    """What the process wrote, read for at most :data:`DRAIN_GRACE` more seconds."""
-    try:
-        return process.communicate(timeout=DRAIN_GRACE)
-    except subprocess.TimeoutExpired as exc:
-        # Give up on the rest. On Windows communicate() reads in threads that close the pipes when
-        # the grandchild lets go (closing them here would wait for those threads' locks); elsewhere
-        # it reads in this thread, so nothing else holds them.
-        if sys.platform != "win32":
-            for pipe in (process.stdout, process.stderr):
-                if pipe is not None:
-                    pipe.close()
-        partial = exc if exc.output is not None or exc.stderr is not None else first
-        return _as_bytes(partial.output), _as_bytes(partial.stderr)
-
-
-def _as_bytes(data: str | bytes | None) -> bytes:
-    if data is None:
-        return b""
-    return data if isinstance(data, bytes) else data.encode("utf-8")
-
-
-def _decode(data: str | bytes | None) -> str:
-    if data is None:
-        return ""
-    if isinstance(data, bytes):
-        return data.decode("utf-8", "replace")
-    return data
+        done = _popen.captured(full, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+    except _popen.TimedOut as exc:
+        raise _timed_out(args, timeout, redact.redact(_tail(exc.stderr or exc.stdout))) from None
+    return Result(argv=args, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
 def _run_streaming(
@@ -417,50 +278,17 @@ def _run_streaming(
     stdin: str | None,
 ) -> Result:
     out = _settings.get().stream_to or sys.stdout
-    lines: list[str] = []
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    # Not `with Popen(...)`: its exit closes stdout, which blocks on the lock the reader thread
-    # holds while a grandchild keeps the pipe open - the timeout would never end (see _finish).
-    process = subprocess.Popen(
-        full,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env=env,
-        cwd=cwd,
-    )
 
-    def pump() -> None:
-        assert process.stdout is not None  # noqa: S101 - stdout=PIPE above
-        # The reader owns the pipe and closes it: only it can do so without waiting for its lock.
-        with process.stdout:
-            for line in process.stdout:
-                lines.append(line)
-                tail.append(line)
-                _write(out, redact(line))
+    def show(line: str) -> None:
+        tail.append(line)
+        _write(out, redact.redact(line))
 
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
     try:
-        if stdin is not None and process.stdin is not None:
-            process.stdin.write(stdin)
-            process.stdin.close()
-        returncode = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        _finish(process, reader)
-        raise _timed_out(args, timeout, redact("".join(tail)).rstrip()) from None
-    except BaseException:
-        # Ctrl-C and anything else: never leave the child running behind us.
-        _stop(process)
-        _finish(process, reader, grace=0)
-        raise
-    _finish(process, reader)
-    output = "".join(lines)
-    return Result(argv=args, returncode=returncode, stdout=output, stderr=output)
+        done = _popen.streamed(full, on_line=show, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+    except _popen.TimedOut:
+        raise _timed_out(args, timeout, redact.redact("".join(tail)).rstrip()) from None
+    return Result(argv=args, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
 def _write(stream: TextIO, text: str) -> None:
@@ -473,28 +301,6 @@ def _write(stream: TextIO, text: str) -> None:
         encoding = getattr(stream, "encoding", None) or "ascii"
         stream.write(text.encode(encoding, "replace").decode(encoding))
     stream.flush()
-
-
-def _finish(process: subprocess.Popen[str], reader: threading.Thread, *, grace: float = DRAIN_GRACE) -> None:
-    """Let the reader copy what is left, for at most ``grace`` seconds.
-
-    A reader still blocked after that (a grandchild holds the pipe) is left behind: closing the
-    pipe from here would wait for the reader's lock. It is a daemon thread; it closes the pipe and
-    ends when the grandchild does.
-    """
-    if process.stdin is not None and not process.stdin.closed:
-        with contextlib.suppress(OSError):
-            process.stdin.close()
-    reader.join(timeout=grace)
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextlib.contextmanager
@@ -512,20 +318,5 @@ def background(
     """
     args, full = _resolve(argv)
     echo(f"$ {quote(args)} &")
-    process = subprocess.Popen(
-        full,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        env=_merged_env(env),
-        cwd=cwd,
-    )
-    try:
+    with _popen.background(full, env=_merged_env(env), cwd=cwd) as process:
         yield process
-    finally:
-        _stop(process)
-        if process.stdout is not None:
-            process.stdout.close()

@@ -27,8 +27,9 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import proc
+from dex_tasks import gha, proc
 from dex_tasks.errors import DexError, ForeignHostError, RemoteError, UsageError
+from dex_tasks.gitops import overlay
 from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
@@ -168,7 +169,6 @@ def _edits(
     cfg: Config, repo: Repo, change: Change, read: Callable[[str], str | None]
 ) -> list[tuple[str, OverlayEdit]]:
     """Recompute the edit of every env from the file content ``read(path)`` returns."""
-    from dex_tasks.gitops import overlay  # noqa: PLC0415 - ruamel is only needed by the GitOps tasks
 
     result = []
     for env in change.envs:
@@ -259,7 +259,6 @@ def apply(
 
 def _report(task: str, change: Change, outcome: Outcome) -> None:
     """Step outputs and a job summary line in GitHub Actions (no-ops elsewhere)."""
-    from dex_tasks import gha  # noqa: PLC0415
 
     if not gha.active():
         return
@@ -460,7 +459,6 @@ def _read(path: Path) -> str | None:
 
 
 def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: Change) -> Outcome:
-    from dex_tasks.gitops import overlay  # noqa: PLC0415
 
     env = change.envs[0]
     path = repo.overlay_path(cfg, env)

@@ -11,7 +11,7 @@ import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -51,11 +51,11 @@ class Context:
     def out(self, text: str = "") -> None:
         """Human-readable output: stdout normally, stderr under --json. Secrets are redacted."""
         stream = self.human
-        stream.write(proc.redact(text) + "\n")
+        stream.write(redact.redact(text) + "\n")
         stream.flush()
 
     def warn(self, text: str) -> None:
-        sys.stderr.write(f"warning: {proc.redact(text)}\n")
+        sys.stderr.write(f"warning: {redact.redact(text)}\n")
         sys.stderr.flush()
 
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dex_tasks import cluster
 from dex_tasks.errors import UsageError
+from dex_tasks.gitops import history, state, tags, workflow
 from dex_tasks.tasks import Context, TaskResult
+from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     import argparse
@@ -44,7 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
 
 def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
     """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name."""
-    from dex_tasks.gitops import workflow  # noqa: PLC0415 - keep the parser import light
 
     return workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
 
@@ -61,8 +63,6 @@ def rollback(
     revert: bool = False,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
-    from dex_tasks.gitops import state, tags, workflow  # noqa: PLC0415 - keep the parser import light
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     cfg = ctx.config
     env = cfg.check_env(env)
@@ -78,8 +78,6 @@ def rollback(
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
     tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
     if sync:
-        from dex_tasks import cluster  # noqa: PLC0415 - argocd only when asked
-
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
         cluster.check_sync_ready(cfg, env)
     if emergency:
@@ -115,8 +113,6 @@ def rollback(
         if ctx.dry_run:
             ctx.out(f"would sync Argo CD app {cfg.app_for(env)} and wait for it")
         elif outcome.pushed:
-            from dex_tasks import cluster  # noqa: PLC0415 - argocd only when asked
-
             cluster.argocd_sync(cfg, env)
         else:
             ctx.out("--sync skipped: nothing was pushed")
@@ -130,8 +126,6 @@ def _choose(
     ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool
 ) -> tuple[str, str | None]:
     """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
-    from dex_tasks.gitops import history  # noqa: PLC0415
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     cfg = ctx.config
     base = cfg.branch_for(env)
@@ -182,7 +176,6 @@ def _choose(
 
 
 def _emergency(ctx: Context, env: str, tag: str) -> None:
-    from dex_tasks import cluster  # noqa: PLC0415 - kubectl only for emergencies
 
     # Under --dry-run too: its read-only checks (kubectl, access, deployment, container) run and
     # `set image` is only printed, so a dry run fails where the real run would.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
+from dex_tasks.gitops import tags, workflow
 from dex_tasks.tasks import Context, TaskResult, _delivery
 
 if TYPE_CHECKING:
@@ -23,7 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks.gitops import tags, workflow  # noqa: PLC0415 - keep the parser import light
 
     cfg = ctx.config
     if len(args.targets) < 2:

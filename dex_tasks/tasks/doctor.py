@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_TOOL_MISSING, CommandFailed, ToolMissing, UsageError
 from dex_tasks.tasks import Context, TaskResult, table
 
@@ -51,7 +51,7 @@ TOOLS: tuple[Tool, ...] = (
          env=(("SEMGREP_ENABLE_VERSION_CHECK", "0"), ("SEMGREP_SEND_METRICS", "off"))),
 )  # fmt: skip
 
-TOKEN_VARS = proc.GITHUB_TOKEN_VARS
+TOKEN_VARS = redact.GITHUB_TOKEN_VARS
 TOKEN_TASKS = ("bump-overlay", "promote", "rollback", "preview")
 
 

@@ -17,8 +17,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks import cluster, proc
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError, UsageError
+from dex_tasks.gitops.tags import pr_tag
 from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tools import argocd, git, github
 
 if TYPE_CHECKING:
     import argparse
@@ -44,14 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pr(value: str) -> int:
-    from dex_tasks.gitops.tags import pr_tag  # noqa: PLC0415
 
     pr_tag(value)  # exit 2 unless a positive integer
     return int(value)
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks import cluster  # noqa: PLC0415
 
     ctx = ctx.with_config(cluster.with_context(ctx.config, getattr(args, "context", None)))
     if args.action == "list":
@@ -71,8 +72,6 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 def _list(ctx: Context) -> TaskResult:
-    from dex_tasks import cluster  # noqa: PLC0415
-    from dex_tasks.tools import argocd  # noqa: PLC0415
 
     cfg = ctx.config
     previews: dict[int, dict[str, Any]] = {}
@@ -136,7 +135,6 @@ def _list(ctx: Context) -> TaskResult:
 
 
 def _health(ctx: Context, pr: int, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks import cluster  # noqa: PLC0415
 
     if args.attempts < 1 or args.interval < 0:
         raise UsageError("--attempts must be positive and --interval not negative")
@@ -165,8 +163,6 @@ def _down(ctx: Context, pr: int) -> TaskResult:
 
 
 def _delete(ctx: Context, pr: int) -> TaskResult:
-    from dex_tasks import cluster, proc  # noqa: PLC0415
-    from dex_tasks.tools import argocd  # noqa: PLC0415
 
     cfg = ctx.config
     namespace = cfg.cluster.preview_namespace.format(pr=pr)
@@ -233,8 +229,6 @@ def gone_body(pr: int, data: dict[str, Any]) -> str:
 
 
 def comment_body(ctx: Context, pr: int) -> str:
-    from dex_tasks import cluster, proc  # noqa: PLC0415
-    from dex_tasks.gitops.tags import pr_tag  # noqa: PLC0415
 
     cfg = ctx.config
     namespace = cfg.cluster.preview_namespace.format(pr=pr)
@@ -278,8 +272,6 @@ def _comment(ctx: Context, pr: int) -> TaskResult:
 
 def _post(ctx: Context, pr: int, body: str, data: dict[str, Any], *, quiet_without_token: bool) -> None:
     """Create or update the sticky comment; without a token print it (or stay quiet) and say so."""
-    from dex_tasks import proc  # noqa: PLC0415
-    from dex_tasks.tools import git, github  # noqa: PLC0415
 
     data.update(posted=False, comment_url=None)
     try:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+from dex_tasks import cluster
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
+from dex_tasks.gitops import state, tags, workflow
 from dex_tasks.tasks import Context, TaskResult, _delivery
+from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     import argparse
@@ -39,8 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks.gitops import state, tags, workflow  # noqa: PLC0415 - keep the parser import light
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     cfg = ctx.config
     source, target = cfg.check_env(args.from_env), cfg.check_env(args.to_env)
@@ -127,11 +128,6 @@ def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:
     """None when FROM is fine (or was not checked); else what runs instead."""
     if mode == "git":
         return None
-    try:
-        from dex_tasks import cluster  # noqa: PLC0415 - kubectl/argocd only when checking live
-    except ImportError:  # pragma: no cover - ships with the package
-        ctx.out("only git was checked (no cluster support in this install)")
-        return None
     check = cluster.check_live(ctx.config, env, tag, required=mode == "live")
     if not check.checked:
         ctx.out(f"only git was checked ({check.detail})" if check.detail else "only git was checked")
@@ -145,8 +141,6 @@ def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:
 def _pr_body(
     ctx: Context, repo: Repo, source: str, target: str, *, old: str | None, new: str, forced: list[str]
 ) -> str:
-    from dex_tasks.gitops import tags  # noqa: PLC0415
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     lines = [
         f"Promotes `{new}` from **{source}** to **{target}**.",

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dex_tasks import gha, proc
+from dex_tasks import gha, proc, redact
 from dex_tasks.errors import CommandFailed, ConfigError, UsageError
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import semgrep
@@ -117,7 +117,7 @@ def _blocks(severity: str, fail_on: set[str]) -> bool:
 
 
 def _failed(argv: tuple[str, ...], result: proc.Result) -> None:
-    tail = proc.redact("\n".join((result.stderr or result.stdout).strip().splitlines()[-15:]))
+    tail = redact.redact("\n".join((result.stderr or result.stdout).strip().splitlines()[-15:]))
     if result.returncode in _CONFIG_EXITS:
         raise ConfigError(f"semgrep rejected a rule configuration (exit {result.returncode}):\n{tail}")
     raise CommandFailed(

@@ -16,8 +16,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError
+from dex_tasks import cluster, gha
+from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ClusterAccessError, DexError, ForbiddenError
+from dex_tasks.gitops import state
 from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tools import argocd
+from dex_tasks.tools.kubectl import ImageRef
 
 if TYPE_CHECKING:
     import argparse
@@ -61,7 +65,6 @@ class EnvStatus:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks import cluster  # noqa: PLC0415 - kubectl only when the task runs
 
     ctx = ctx.with_config(cluster.with_context(ctx.config, args.context))
     cfg = ctx.config
@@ -115,7 +118,6 @@ def collect(ctx: Context, envs: list[str], *, fetch: bool = True) -> tuple[list[
 
 
 def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
-    from dex_tasks.gitops import state  # noqa: PLC0415 - git and ruamel only when needed
 
     fetched: set[str] = set()
     failed: dict[str, str] = {}
@@ -138,9 +140,6 @@ def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
 
 
 def _live(ctx: Context, rows: list[EnvStatus]) -> None:
-    from dex_tasks import cluster  # noqa: PLC0415
-    from dex_tasks.errors import ClusterAccessError, ForbiddenError  # noqa: PLC0415
-    from dex_tasks.tools.kubectl import ImageRef  # noqa: PLC0415
 
     cfg = ctx.config
     problem = cluster.access_problem(cfg)
@@ -190,7 +189,6 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
 
 def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
     """Fill the Argo CD columns; returns why Argo CD was not asked, or None."""
-    from dex_tasks.tools import argocd  # noqa: PLC0415
 
     reason = argocd.not_configured_reason()
     if reason is not None:
@@ -218,7 +216,6 @@ def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
 
 
 def _summary(rows: list[EnvStatus]) -> None:
-    from dex_tasks import gha  # noqa: PLC0415
 
     if not gha.active():
         return

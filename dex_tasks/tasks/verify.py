@@ -20,8 +20,11 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks import cluster, gha
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
-from dex_tasks.tasks import Context, TaskResult
+from dex_tasks.gitops import state
+from dex_tasks.tasks import Context, TaskResult, _delivery
+from dex_tasks.tools import argocd, git
 
 if TYPE_CHECKING:
     import argparse
@@ -62,7 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    from dex_tasks import cluster  # noqa: PLC0415
 
     ctx = ctx.with_config(cluster.with_context(ctx.config, args.context))
     cfg = ctx.config
@@ -95,7 +97,6 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if not args.rollback_on_failure:
         _report(env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
-    from dex_tasks.tasks import _delivery  # noqa: PLC0415 - git only when rolling back
 
     ctx.out(f"rolling {env} back to its last known good tag")
     try:
@@ -130,8 +131,6 @@ class _Expected:
 
 def _expected_revision(ctx: Context, env: str) -> tuple[_Expected | None, str]:
     """The tip of origin/<base> (what Argo CD should be synced to), or None and why not."""
-    from dex_tasks.gitops import state  # noqa: PLC0415
-    from dex_tasks.tools import git  # noqa: PLC0415
 
     base = ctx.config.branch_for(env)
     try:
@@ -153,8 +152,6 @@ def _at_or_after(expected: _Expected | None, revision: str, seen: dict[str, bool
     if not revision:
         return False
     if revision not in seen:
-        from dex_tasks.tools import git  # noqa: PLC0415
-
         root = expected.root
         try:
             if git.rev_parse(root, revision) is None:  # newer than our fetch: fetch again (read-only)
@@ -178,7 +175,6 @@ def _at_or_after(expected: _Expected | None, revision: str, seen: dict[str, bool
 def _argo_wait(
     ctx: Context, env: str, *, deadline: float, interval: float, data: dict[str, Any]
 ) -> str | None:
-    from dex_tasks.tools import argocd  # noqa: PLC0415
 
     if not argocd.in_use():  # ARGOCD_SERVER set without the CLI: exit 3, never half a verify
         reason = argocd.not_configured_reason() or f"{argocd.SERVER_ENV} is not set"
@@ -240,7 +236,6 @@ def _argo_wait(
 def _health(
     ctx: Context, env: str, args: argparse.Namespace, *, deadline: float, data: dict[str, Any]
 ) -> str | None:
-    from dex_tasks import cluster  # noqa: PLC0415
 
     cfg = ctx.config
     url = args.url or cfg.cluster.health_urls.get(env)
@@ -258,7 +253,6 @@ def _health(
 
 def _report(env: str, data: dict[str, Any], outcome: str) -> None:
     """Step outputs (``ok``, ``rolled-back-to``) and a job summary line in GitHub Actions."""
-    from dex_tasks import gha  # noqa: PLC0415
 
     rolled = data.get("rolled_back") or {}
     gha.set_outputs({"ok": "true" if data["ok"] else "false", "rolled-back-to": str(rolled.get("tag") or "")})

@@ -20,7 +20,7 @@ import os
 import re
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import AppNotFoundError, ArgoCDError, CommandFailed
 
 if TYPE_CHECKING:
@@ -156,7 +156,7 @@ def _fail(exc: CommandFailed, what: str, *, app: str | None = None) -> ArgoCDErr
 def _run(
     args: Sequence[str], *, read_only: bool, what: str, timeout: float = QUERY_TIMEOUT, app: str | None = None
 ) -> proc.Result:
-    proc.register_secret(os.environ.get(TOKEN_ENV))
+    redact.register_secret(os.environ.get(TOKEN_ENV))
     try:
         return proc.run(("argocd", *args), read_only=read_only, timeout=timeout)
     except CommandFailed as exc:

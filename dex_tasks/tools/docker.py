@@ -16,7 +16,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def login_argv(registry: str, username: str) -> tuple[str, ...]:
 
 
 def login(registry: str, username: str, password: str) -> proc.Result:
-    proc.register_secret(password)
+    redact.register_secret(password)
     return proc.run(login_argv(registry, username), stdin=password, timeout=120)
 
 
@@ -291,7 +291,7 @@ def manifest_digest(image: str, tag: str, *, env: Mapping[str, str] | None = Non
     headers = {"Accept": MANIFEST_ACCEPT}
     credentials = registry_credentials(repo.host, env)
     if credentials:
-        proc.register_secret(credentials[1])
+        redact.register_secret(credentials[1])
     # Closed on every way out (a digest, 404, an exception): its pooled connections are sockets.
     with requests.Session() as session:
         # A loopback registry is on this machine: an HTTP(S)_PROXY from the environment must not see it.
@@ -364,7 +364,7 @@ def _authorization(
     token = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
         raise RemoteError(f"registry {repo.host}: the token endpoint answered without a token")
-    proc.register_secret(token)
+    redact.register_secret(token)
     return f"Bearer {token}"
 
 

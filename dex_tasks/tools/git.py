@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dex_tasks import gha, proc
+from dex_tasks import gha, proc, redact
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
         result = git(*args, cwd=root, read_only=True, check=False)
         if result.ok:
             break
-        text = proc.redact(result.stderr.strip() or result.stdout.strip())
+        text = redact.redact(result.stderr.strip() or result.stdout.strip())
         if "couldn't find remote ref" in text.lower():
             raise UsageError(
                 f"branch {branch!r} does not exist on {REMOTE} (check [tool.dex] branches / default-branch)"
@@ -167,7 +167,7 @@ def remote_branch_sha(root: Path, branch: str) -> str | None:
     """The commit ``branch`` points at on origin right now, or None when it does not exist."""
     result = _query(root, "ls-remote", "--heads", REMOTE, f"refs/heads/{branch}", check=False)
     if not result.ok:
-        raise RemoteError(f"cannot list branches of {REMOTE}: {proc.redact(result.stderr.strip())}")
+        raise RemoteError(f"cannot list branches of {REMOTE}: {redact.redact(result.stderr.strip())}")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
         if ref.strip() == f"refs/heads/{branch}":
@@ -401,7 +401,7 @@ def push(
     result = git(*args, cwd=wt, check=False)
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
-    text = proc.redact((result.stdout + "\n" + result.stderr).strip())
+    text = redact.redact((result.stdout + "\n" + result.stderr).strip())
     stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
     transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(

@@ -4,7 +4,7 @@ Only imported lazily by the tasks that talk to GitHub, so requests/urllib3 at mo
 
 Secrets: the token travels in the ``Authorization`` header only (a ``requests`` auth object, so
 ``~/.netrc`` cannot replace it and requests drops it on a redirect to another host). It is never part
-of a URL, argv, log line or error message; it is registered with :func:`proc.register_secret` so that
+of a URL, argv, log line or error message; it is registered with :func:`redact.register_secret` so that
 anything printed through ``proc`` is redacted too.
 
 Retries are urllib3's :class:`~urllib3.util.retry.Retry` (bounded, exponential backoff, honours
@@ -32,7 +32,7 @@ import requests.auth
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from dex_tasks import __version__, proc
+from dex_tasks import __version__, redact
 from dex_tasks.errors import ForeignHostError, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def token_from_env() -> str | None:
     for name in ("GITHUB_TOKEN", "GH_TOKEN"):
         token = os.environ.get(name, "").strip()
         if token:
-            proc.register_secret(token)
+            redact.register_secret(token)
             return token
     return None
 
@@ -270,7 +270,7 @@ class GitHub:
             raise UsageError(f"invalid GitHub repository {repo!r}: expected OWNER/NAME")
         if not token.strip():
             raise UsageError("empty GitHub token")
-        proc.register_secret(token)
+        redact.register_secret(token)
         self.repo = repo
         self.owner = repo.split("/", 1)[0]
         self.api_url = (api_url or default_api_url()).rstrip("/")
@@ -344,7 +344,7 @@ class GitHub:
         return (ours.scheme.lower(), ours.netloc.lower()) == (theirs.scheme.lower(), theirs.netloc.lower())
 
     def _safe(self, text: str) -> str:
-        return proc.redact(text.replace(self._token, proc.MASK)) if self._token else proc.redact(text)
+        return redact.redact(text.replace(self._token, redact.MASK)) if self._token else redact.redact(text)
 
     @staticmethod
     def _body_of(response: requests.Response) -> Any:

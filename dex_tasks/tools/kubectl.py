@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import (
     ClusterAccessError,
     ClusterUnreachableError,
@@ -374,7 +374,7 @@ PORT_ATTEMPTS = 3
 _NOT_READY = "\0not ready"
 
 
-class _Process(Protocol):  # what proc.background yields (subprocess is proc.py's alone)
+class _Process(Protocol):  # what proc.background yields (subprocess is the process layer's alone)
     stdout: IO[str] | None
 
     def wait(self, timeout: float | None = None) -> int: ...
@@ -402,7 +402,7 @@ def _wait_forwarding(process: _Process, port: int, ready_timeout: float) -> str 
         except queue.Empty:
             continue
         if line is None:  # kubectl exited
-            return proc.redact("".join(seen)) or f"exit {process.wait(timeout=5)}"
+            return redact.redact("".join(seen)) or f"exit {process.wait(timeout=5)}"
         seen.append(line)
         if line.startswith(f"Forwarding from 127.0.0.1:{port} "):
             return None

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests import cluster_fixtures
 from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.gitops_fixtures import GitOpsRepo, build
 from tests.helpers import git
@@ -19,17 +18,7 @@ if TYPE_CHECKING:
     from tests.fakes.argocd_state import FakeArgo
     from tests.fakes.kube_apiserver import FakeKube
 
-fake_kube = cluster_fixtures.fake_kube
-fake_argo = cluster_fixtures.fake_argo
-no_cluster = cluster_fixtures.no_cluster
-
 pytestmark = [pytest.mark.timeout(240), pytest.mark.kubectl]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    (tmp_path / "repo").mkdir()
-    return build(tmp_path / "repo")
 
 
 def set_rollout_timeout(repo: GitOpsRepo, seconds: int) -> None:

@@ -11,15 +11,10 @@ import pytest
 from dex_tasks import cluster, proc
 from dex_tasks.config import ClusterConfig, Config
 from dex_tasks.errors import RemoteError, UsageError
-from tests import cluster_fixtures
 from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.kube_apiserver import FakeKube, image_id
 from tests.helpers import free_port
-
-fake_kube = cluster_fixtures.fake_kube
-fake_argo = cluster_fixtures.fake_argo
-no_cluster = cluster_fixtures.no_cluster
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.kubectl]
 

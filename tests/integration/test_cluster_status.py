@@ -7,27 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests import cluster_fixtures
 from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.fakes.argocd_state import FakeArgo
-from tests.gitops_fixtures import GitOpsRepo, build
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.conftest import CliRunner
     from tests.fakes.kube_apiserver import FakeKube
-
-fake_kube = cluster_fixtures.fake_kube
-fake_argo = cluster_fixtures.fake_argo
-no_cluster = cluster_fixtures.no_cluster
+    from tests.gitops_fixtures import GitOpsRepo
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.kubectl]
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    return build(tmp_path)
 
 
 def envs_of(out: str) -> dict[str, dict[str, Any]]:

@@ -10,11 +10,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests import cluster_fixtures
 from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.github_api import FakeGitHub
-from tests.gitops_fixtures import GitOpsRepo, build
 from tests.helpers import need_tool, serving
 
 if TYPE_CHECKING:
@@ -23,10 +21,7 @@ if TYPE_CHECKING:
 
     from tests.conftest import CliRunner
     from tests.fakes.kube_apiserver import FakeKube
-
-fake_kube = cluster_fixtures.fake_kube
-fake_argo = cluster_fixtures.fake_argo
-no_cluster = cluster_fixtures.no_cluster
+    from tests.gitops_fixtures import GitOpsRepo
 
 pytestmark = [pytest.mark.timeout(180)]
 FAST = ("--interval", "0", "--attempts", "2")
@@ -70,11 +65,6 @@ def health() -> Iterator[HealthServer]:
     server = HealthServer()
     with serving(server.server):
         yield server
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    return build(tmp_path)
 
 
 # -- verify -------------------------------------------------------------------------------------

@@ -11,21 +11,13 @@ import pytest
 from dex_tasks import cluster, proc
 from dex_tasks.errors import RemoteError
 from dex_tasks.gitops import workflow
-from tests.gitops_fixtures import GitOpsRepo, build
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dex_tasks.config import Config
     from tests.conftest import CliRunner
+    from tests.gitops_fixtures import GitOpsRepo
 
-pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
-    monkeypatch.setenv(workflow.BACKOFF_ENV, "0")
-    return build(tmp_path)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_push_backoff")]
 
 
 def _live(*, ok: bool, detail: str, checked: bool = True) -> cluster.LiveCheck:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.fakes.github_api import FakeGitHub
-from tests.gitops_fixtures import GitOpsRepo, build, shallow_clone
+from tests.gitops_fixtures import GitOpsRepo, shallow_clone
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -18,11 +18,6 @@ if TYPE_CHECKING:
     from tests.conftest import CliRunner
 
 pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    return build(tmp_path)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from dex_tasks.gitops import workflow
 from dex_tasks.tools import git as git_tool
-from tests.gitops_fixtures import GitOpsRepo, build, overlay_path, overlay_text
+from tests.gitops_fixtures import GitOpsRepo, overlay_path, overlay_text
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -19,13 +19,7 @@ if TYPE_CHECKING:
 
     from tests.conftest import CliRunner
 
-pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
-    monkeypatch.setenv(workflow.BACKOFF_ENV, "0")  # no real waiting between push attempts
-    return build(tmp_path)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_push_backoff")]
 
 
 REFUSALS = [

@@ -23,11 +23,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    return build(tmp_path)
-
-
 def _json(out: str) -> dict[str, object]:
     data = json.loads(out)
     assert isinstance(data, dict)

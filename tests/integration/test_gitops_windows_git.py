@@ -12,22 +12,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks.gitops import workflow
-from tests.gitops_fixtures import GitOpsRepo, build, overlay_path
+from tests.gitops_fixtures import GitOpsRepo, overlay_path
 from tests.helpers import git
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.conftest import CliRunner
 
-pytestmark = pytest.mark.timeout(120)
-
-
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
-    monkeypatch.setenv(workflow.BACKOFF_ENV, "0")
-    return build(tmp_path)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_push_backoff")]
 
 
 def _blob(repo: GitOpsRepo, rev: str, path: str) -> bytes:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.gitops_fixtures import GitOpsRepo, build
 from tests.helpers import serving
 
 if TYPE_CHECKING:
@@ -24,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from tests.conftest import CliRunner
+    from tests.gitops_fixtures import GitOpsRepo
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -68,11 +68,6 @@ def health() -> Iterator[BasicAuthHealth]:
     server = BasicAuthHealth()
     with serving(server.server):
         yield server
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> GitOpsRepo:
-    return build(tmp_path)
 
 
 @pytest.fixture

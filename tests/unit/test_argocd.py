@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from dex_tasks import errors, proc
+from dex_tasks import errors, proc, redact
 from dex_tasks.errors import CommandFailed
 from dex_tasks.tools import argocd
 
@@ -98,7 +98,7 @@ def test_token_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
         proc, "run", lambda *_a, **_k: proc.Result(argv=("argocd",), returncode=0, stdout="[]", stderr="")
     )
     argocd.app_list()
-    assert proc.redact("token tok-very-secret here") == "token *** here"
+    assert redact.redact("token tok-very-secret here") == "token *** here"
 
 
 def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tasks import image_build
 from dex_tasks.tools import docker
@@ -82,7 +82,7 @@ def test_login_never_puts_the_password_in_argv(monkeypatch: pytest.MonkeyPatch) 
     ((argv, stdin),) = calls
     assert argv == ("docker", "login", "ghcr.io", "--username", "octocat", "--password-stdin")
     assert stdin == "ghp_s3cr3t-value"
-    assert "ghp_s3cr3t-value" not in proc.redact("token ghp_s3cr3t-value")
+    assert "ghp_s3cr3t-value" not in redact.redact("token ghp_s3cr3t-value")
 
 
 def test_parse_push_digest() -> None:
@@ -183,7 +183,7 @@ def test_tag_exists_follows_the_bearer_challenge() -> None:
         assert docker.tag_exists(f"{host}/org/app", "sha-1a2b3c4d")
         assert not docker.tag_exists(f"{host}/org/app", "sha-00000000")
     assert any(r.startswith("GET /token?") and "scope=repository%3Aorg%2Fapp%3Apull" in r for r in seen)
-    assert TOKEN not in proc.redact(TOKEN)
+    assert TOKEN not in redact.redact(TOKEN)
 
 
 @pytest.mark.timeout(60)

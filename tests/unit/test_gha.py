@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import gha, proc
+from dex_tasks import gha, redact
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -102,7 +102,7 @@ def test_add_mask(actions: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 def test_registered_secret_is_masked_in_actions(
     actions: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc.register_secret("gha-secret-value-0001")
+    redact.register_secret("gha-secret-value-0001")
     assert "::add-mask::gha-secret-value-0001\n" in capsys.readouterr().err
 
 

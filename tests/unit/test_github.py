@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import errors, proc
+from dex_tasks import errors, redact
 from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools import github
 from dex_tasks.tools.github import GitHub, PullRequest
@@ -388,7 +388,7 @@ def test_token_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert github.token_from_env() == "gh-secret-1"
     monkeypatch.setenv("GITHUB_TOKEN", " gha-secret-2 ")
     assert github.token_from_env() == "gha-secret-2"
-    assert proc.redact("x gha-secret-2 y") == "x *** y"
+    assert redact.redact("x gha-secret-2 y") == "x *** y"
 
 
 def test_repo_from_env(monkeypatch: pytest.MonkeyPatch) -> None:

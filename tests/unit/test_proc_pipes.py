@@ -4,6 +4,9 @@ Real commands do this: git runs git-remote-https or ssh, a test suite leaves a s
 docker runs CLI plugins. The grandchild keeps the pipe open after the command ended or was killed,
 so reading "until end-of-file" would wait for the grandchild, not for the timeout. The grandchild
 here sleeps far longer than each test's pytest timeout: waiting for it fails the test.
+
+The drain grace is shortened: the tests are about the wait being bounded by it, and waiting out
+the real 5 s in each of them took most of the unit suite's time.
 """
 
 from __future__ import annotations
@@ -13,11 +16,12 @@ import io
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import _popen, proc
 from dex_tasks.errors import CommandTimeout
 
 if TYPE_CHECKING:
@@ -26,6 +30,13 @@ if TYPE_CHECKING:
 
 PY = sys.executable
 LINGER = 120  # seconds the grandchild would keep the pipe open; far above every test's timeout
+REAL_GRACE = _popen.DRAIN_GRACE
+GRACE = 0.2
+
+
+@pytest.fixture(autouse=True)
+def short_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_popen, "DRAIN_GRACE", GRACE)
 
 
 def _script(pid_file: Path, *, parent_sleeps: int) -> str:
@@ -54,6 +65,7 @@ def _reaping(pid_file: Path) -> Iterator[None]:
 @pytest.mark.parametrize("stream", [False, True])
 def test_timeout_is_not_held_up_by_a_grandchild(stream: bool, tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
+    start = time.monotonic()
     with (
         _reaping(pid_file),
         proc.session(echo_to=io.StringIO(), stream_to=io.StringIO()),
@@ -61,6 +73,8 @@ def test_timeout_is_not_held_up_by_a_grandchild(stream: bool, tmp_path: Path) ->
     ):
         proc.run([PY, "-c", _script(pid_file, parent_sleeps=LINGER)], timeout=2, stream=stream)
     assert "timed out after 2s" in str(caught.value)
+    # Bounded by the shortened grace: a wait that ignored it would take the real one at least.
+    assert time.monotonic() - start < 2 + REAL_GRACE
 
 
 @pytest.mark.timeout(40)
@@ -70,6 +84,8 @@ def test_finished_command_returns_while_a_grandchild_lingers(stream: bool, tmp_p
     # final, and waiting for the pipes to close would wait until the timeout (here: the test's).
     pid_file = tmp_path / "pid"
     with _reaping(pid_file), proc.session(echo_to=io.StringIO(), stream_to=io.StringIO()):
+        start = time.monotonic()
         result = proc.run([PY, "-c", _script(pid_file, parent_sleeps=0)], timeout=LINGER, stream=stream)
+    assert time.monotonic() - start < REAL_GRACE
     assert result.returncode == 0
     assert "parent says hi" in result.stdout

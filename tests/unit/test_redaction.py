@@ -1,4 +1,4 @@
-"""proc.redact: secrets from the environment and credentials inside URLs never reach output."""
+"""redact.redact: secrets from the environment and credentials inside URLs never reach output."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dex_tasks import proc
+from dex_tasks import proc, redact
 from dex_tasks.errors import CommandFailed
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ PY = sys.executable
     ],
 )
 def test_credentials_in_urls_are_masked(text: str, expected: str) -> None:
-    assert proc.redact(text) == expected
+    assert redact.redact(text) == expected
 
 
 @pytest.mark.parametrize("var", ["ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD"])
@@ -63,7 +63,7 @@ def test_tool_secrets_from_the_environment_are_masked_before_anyone_registers_th
 def test_redact_data_keeps_the_json_shape(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_planted")
     data = {"url": "https://u:pw@h/x", "n": 1, "ok": True, "none": None, "list": ["ghs_planted", 2]}
-    assert proc.redact_data(data) == {
+    assert redact.redact_data(data) == {
         "url": "https://u:***@h/x",
         "n": 1,
         "ok": True,

@@ -1,0 +1,84 @@
+"""The secret registry: what must never reach a log, an error, a step output or ``--json``.
+
+A leaf module (standard library only), so everything that writes output can import it: proc for
+echoes, errors and streamed lines; gha for annotations, outputs and the job summary; the CLI for
+its last-resort message. Whoever else needs to hear about a new secret (gha masks it in the
+Actions log) subscribes with :func:`on_new_secret` instead of being imported from here, which
+would make a cycle.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+# Redacted wherever they show up, from the first line on (not only once the code that uses them
+# has registered them): the tools that read them can echo them in an error.
+GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
+SECRET_ENV_VARS = (*GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
+MASK = "***"
+
+_secrets: set[str] = set()
+_listeners: list[Callable[[str], None]] = []
+_lock = threading.Lock()
+
+
+def on_new_secret(listener: Callable[[str], None]) -> None:
+    """Call ``listener`` with every value :func:`register_secret` sees for the first time from now on."""
+    with _lock:
+        _listeners.append(listener)
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` from every echo, error and streamed line from now on (and tell the listeners)."""
+    if not value or not value.strip():
+        return
+    with _lock:
+        new = value not in _secrets
+        _secrets.add(value)
+        listeners = list(_listeners)
+    if new:
+        # Outside the lock, which is not reentrant: a listener may well redact what it writes.
+        for listener in listeners:
+            listener(value)
+
+
+def _env_secrets(env: Mapping[str, str] | None = None) -> set[str]:
+    source = os.environ if env is None else env
+    return {v for name in SECRET_ENV_VARS if (v := source.get(name, "").strip())}
+
+
+# Credentials inside URLs, which nobody registered: a token in a git remote
+# (https://x-access-token:TOKEN@github.com/o/r), basic auth in a health URL. GitHub also takes a
+# token as the user name alone (https://TOKEN@github.com/o/r), so http(s) loses the whole userinfo.
+_URL_PASSWORD_RE = re.compile(r"\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]+):[^/\s@'\"]+@", re.IGNORECASE)
+_HTTP_USER_RE = re.compile(r"\b(https?://)[^/\s:@'\"]+@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Replace every known secret in ``text`` with ``***``; longest first so overlaps stay masked.
+
+    Passwords in URLs are masked too (``https://user:***@host``, ``https://***@host``).
+    """
+    with _lock:
+        secrets = _secrets | _env_secrets()
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", text)
+    return _HTTP_USER_RE.sub(rf"\1{MASK}@", text)
+
+
+def redact_data(value: object) -> object:
+    """:func:`redact` every string in a JSON-like value (dict keys too); the structure stays."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {redact_data(k): redact_data(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(v) for v in value]
+    return value
