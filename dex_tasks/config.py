@@ -7,7 +7,6 @@ Defaults are the DEX layout (README "Configuration"). Unknown keys and wrong typ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 import tomllib
 import types
@@ -193,6 +192,8 @@ def _project_name(data: Mapping[str, object]) -> str:
 def _suggest(key: str, known: typing.Iterable[str]) -> str:
     # Case-insensitive: 'critical' and 'eror' should point at 'CRITICAL' and 'ERROR'.
     by_lower = {name.lower(): name for name in known}
+    import difflib  # noqa: PLC0415 - only an unknown key needs it, not every start
+
     matches = difflib.get_close_matches(key.lower(), list(by_lower), n=1, cutoff=0.6)
     return f"; did you mean {by_lower[matches[0]]!r}?" if matches else ""
 

@@ -26,13 +26,17 @@ import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from dex_tasks import _popen, redact
 from dex_tasks import gha as _gha  # noqa: F401 - imported for its add-mask subscription to new secrets
+from dex_tasks import redact
 from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing, UsageError
 
 if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator, Mapping, Sequence
+
+# _MECHANICS: dex_tasks._popen (subprocess, selectors, signal, the reader threads: a sixth of the
+# start-up of `dex-tasks config`, bench/startup.py) is imported by the functions that start a
+# process, so a task that starts none (config, --help, an argument error) does not pay for it.
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
@@ -261,6 +265,8 @@ def _run_captured(
     cwd: Path | str | None,
     stdin: str | None,
 ) -> Result:
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
     try:
         done = _popen.captured(full, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
     except _popen.TimedOut as exc:
@@ -277,6 +283,8 @@ def _run_streaming(
     cwd: Path | str | None,
     stdin: str | None,
 ) -> Result:
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
     out = _settings.get().stream_to or sys.stdout
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
 
@@ -316,6 +324,8 @@ def background(
     caller can read it for a failure message. Runs under dry-run too: callers only use it for
     read-only helpers.
     """
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
     args, full = _resolve(argv)
     echo(f"$ {quote(args)} &")
     with _popen.background(full, env=_merged_env(env), cwd=cwd) as process:

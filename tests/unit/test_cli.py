@@ -246,11 +246,15 @@ def test_running_a_task_imports_only_its_own_module() -> None:
         "from dex_tasks import cli\n"
         "cli.main(['config'])\n"
         "print(sorted(m for m in sys.modules if m.startswith('dex_tasks.tasks.')))\n"
+        "print(sorted(m for m in ('subprocess', 'dex_tasks._popen', 'requests', 'ruamel', 'difflib')"
+        " if m in sys.modules))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60, cwd=REPO_ROOT
     )
-    assert done.stdout.splitlines()[-1] == "['dex_tasks.tasks.config_cmd']"
+    assert done.stdout.splitlines()[-2] == "['dex_tasks.tasks.config_cmd']"
+    # The task starts no process: the process mechanics, and everything heavy, stay unloaded.
+    assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_full_parser_knows_every_task_s_arguments() -> None:
