@@ -127,6 +127,10 @@ class RegistryError(RemoteError):
         self.detail = detail
 
 
+class BadContentError(RemoteError):
+    """A registry served content that does not match its digest, or more than a reader accepts."""
+
+
 class MalformedVerdictError(UsageError):
     """A scan verdict's JSON does not have the v1 shape (exit 2); readers skip such artifacts."""
 

@@ -42,7 +42,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from dex_tasks import proc
-from dex_tasks.errors import RegistryError, RemoteError, UsageError
+from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -424,7 +424,7 @@ class Client:
         body = _read(response, MAX_MANIFEST_BYTES, f"manifest {image}:{ref}")
         digest = sha256(body)
         if DIGEST_RE.fullmatch(ref) and digest != ref:
-            raise RemoteError(
+            raise BadContentError(
                 f"registry {repo.host} served content for {image}@{ref} whose digest is {digest}"
             )
         media_type = _media_type(response) or _body_media_type(body)
@@ -442,7 +442,7 @@ class Client:
         self._expect(response, repo, (200,), f"GET blob {digest}")
         data = _read(response, limit, f"blob {image}@{digest}")
         if sha256(data) != digest:
-            raise RemoteError(
+            raise BadContentError(
                 f"registry {repo.host} served a blob for {digest} whose digest is {sha256(data)}"
             )
         return data
@@ -896,14 +896,14 @@ def _read(response: requests.Response, limit: int, what: str) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         response.close()
-        raise RemoteError(f"{what} is {declared} bytes, more than the {limit} this client reads")
+        raise BadContentError(f"{what} is {declared} bytes, more than the {limit} this client reads")
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_content(65536):
         size += len(chunk)
         if size > limit:
             response.close()
-            raise RemoteError(f"{what} is more than the {limit} bytes this client reads")
+            raise BadContentError(f"{what} is more than the {limit} bytes this client reads")
         chunks.append(chunk)
     return b"".join(chunks)
 
