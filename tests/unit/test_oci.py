@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dex_tasks import proc
-from dex_tasks.errors import RemoteError, UsageError
+from dex_tasks.errors import EXIT_REMOTE, RemoteError, UsageError
 from dex_tasks.tools import oci
 from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
 
@@ -118,3 +118,15 @@ def test_every_registry_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> No
         oci.manifest_digest(f"{host}/org/app", "t", env={})
     assert len(opened) == 4
     assert closed == opened
+
+
+def test_an_unreachable_registry_is_exit_4_within_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(oci.DEADLINE_ENV, "1.5")
+    from tests.helpers import free_port  # noqa: PLC0415 - only here
+
+    closed = f"127.0.0.1:{free_port()}"
+    expected = r"did not answer.*deadline 1.5s"
+    with oci.Client(env=None) as c, pytest.raises(RemoteError, match=expected) as failed:
+        c.resolve(f"{closed}/org/app", "sha-1a2b3c4d")
+    assert failed.value.exit_code == EXIT_REMOTE
+    assert "ConnectionError" in str(failed.value)
