@@ -130,3 +130,59 @@ def test_an_unreachable_registry_is_exit_4_within_the_deadline(monkeypatch: pyte
         c.resolve(f"{closed}/org/app", "sha-1a2b3c4d")
     assert failed.value.exit_code == EXIT_REMOTE
     assert "ConnectionError" in str(failed.value)
+
+
+def test_references_and_fallback_tags() -> None:
+    digest = "sha256:" + "ab" * 32
+    assert oci.check_reference("sha-1a2b3c4d") == "sha-1a2b3c4d"
+    assert oci.check_reference(digest) == digest
+    for bad in ("", "a/b", "-x", "x" * 129, "sha256:00", "a b"):
+        with pytest.raises(UsageError):
+            oci.check_reference(bad)
+    assert oci.fallback_tag(digest) == "sha256-" + "ab" * 32
+    with pytest.raises(UsageError):
+        oci.fallback_tag("sha256-00")
+
+
+def test_deadline_from_env() -> None:
+    assert oci.deadline_from_env({}) == oci.DEADLINE
+    assert oci.deadline_from_env({oci.DEADLINE_ENV: "5"}) == 5.0
+    for bad in ("0", "-1", "soon", "1e9"):
+        with pytest.raises(UsageError, match=oci.DEADLINE_ENV):
+            oci.deadline_from_env({oci.DEADLINE_ENV: bad})
+
+
+ANN = {"a": "b"}
+
+
+def test_descriptors_from_untrusted_json() -> None:
+    digest = "sha256:" + "ab" * 32
+    entries: list[dict[str, object]] = [
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": 3, "artifactType": "t", "annotations": ANN},
+        {"mediaType": oci.OCI_MANIFEST, "digest": "sha256:00", "size": 3},
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": True},
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": 3, "annotations": {"a": 1}},
+        {"digest": digest, "size": 3},
+    ]
+    found = oci.parse_descriptors(entries)
+    assert found == [
+        oci.Descriptor(media_type=oci.OCI_MANIFEST, digest=digest, size=3, artifact_type="t", annotations=ANN)
+    ]
+    assert oci.Descriptor.from_json(found[0].to_json()) == found[0]
+
+
+def test_a_slow_request_prints_one_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading  # noqa: PLC0415 - only here
+
+    printed: list[str] = []
+    done = threading.Event()
+
+    def echo(line: str) -> None:
+        printed.append(line)
+        done.set()
+
+    monkeypatch.setattr(proc, "echo", echo)
+    # No sleep and no timed assertion: the block waits (bounded) until the notice has been printed.
+    with oci._slow_notice("# waiting for registry r (attempt 1/4)", after=0.0):
+        assert done.wait(timeout=30)
+    assert printed == ["# waiting for registry r (attempt 1/4), no answer yet after 0s"]
