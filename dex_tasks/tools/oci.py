@@ -839,18 +839,68 @@ class Client:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+class _Watchdog:
+    """One daemon thread that prints the "no answer yet" lines of every slow request.
+
+    A ``threading.Timer`` per request would start a thread per HEAD (about a millisecond on a busy
+    machine, as much as the request itself); registering a deadline here is a dict insert. The
+    thread ends after :data:`_WATCHDOG_IDLE` seconds without pending notices and is started again
+    on demand, so it never outlives the registry interaction by much.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[int, tuple[float, contextvars.Context, str]] = {}
+        self._serial = 0
+        self._running = False
+
+    def add(self, after: float, line: str) -> int:
+        with self._cond:
+            self._serial += 1
+            self._pending[self._serial] = (time.monotonic() + after, contextvars.copy_context(), line)
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="dex-registry-progress", daemon=True).start()
+            elif len(self._pending) == 1:
+                self._cond.notify()  # it waits for the idle timeout: wake it to wait for this one
+            return self._serial
+
+    def cancel(self, serial: int) -> None:
+        with self._cond:
+            self._pending.pop(serial, None)
+
+    def _run(self) -> None:
+        idle_since = time.monotonic()
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [key for key, (when, _, _) in self._pending.items() if when <= now]
+                fire = [self._pending.pop(key) for key in due]
+                if self._pending:
+                    idle_since = now
+                    self._cond.wait(min(when for when, _, _ in self._pending.values()) - now)
+                elif not fire:
+                    if now - idle_since >= _WATCHDOG_IDLE:
+                        self._running = False
+                        return
+                    self._cond.wait(_WATCHDOG_IDLE)
+            for _, context, line in fire:
+                # Run in the requester's context, so the line goes where that task's echo goes.
+                context.run(proc.echo, line)
+
+
+_WATCHDOG_IDLE = 5.0
+_watchdog = _Watchdog()
+
+
 @contextlib.contextmanager
 def _slow_notice(line: str, after: float = PROGRESS_AFTER) -> Iterator[None]:
     """Print ``line`` once if the block is still waiting after ``after`` seconds (a slow registry)."""
-    # The timer thread runs proc.echo in this context, so it writes where this task's echo goes.
-    context = contextvars.copy_context()
-    timer = threading.Timer(after, context.run, args=(proc.echo, f"{line}, no answer yet after {after:.0f}s"))
-    timer.daemon = True
-    timer.start()
+    serial = _watchdog.add(after, f"{line}, no answer yet after {after:.0f}s")
     try:
         yield
     finally:
-        timer.cancel()
+        _watchdog.cancel(serial)
 
 
 def _media_type(response: requests.Response) -> str:
