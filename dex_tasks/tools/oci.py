@@ -39,6 +39,7 @@ import re
 import threading
 import time
 import urllib.parse
+import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from dex_tasks import proc
@@ -327,6 +328,9 @@ class Client:
 
     Use it as a context manager; it closes its pooled connections on every way out. ``requests``
     counts every HTTP request sent (token requests and retries included), for benchmarks.
+
+    The deadline counts from the first request: make one client per interaction (a resolve before
+    a bump, a verdict upload after a scan), or call :meth:`restart_deadline` between interactions.
     """
 
     def __init__(
@@ -357,6 +361,10 @@ class Client:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+    def restart_deadline(self) -> None:
+        """Give the next request a fresh :attr:`deadline` (tokens and connections are kept)."""
+        self._started = None
 
     def close(self) -> None:
         for session in self._sessions.values():
@@ -916,18 +924,34 @@ def _body_media_type(body: bytes) -> str:
     return value if isinstance(value, str) else ""
 
 
+_error_bodies: weakref.WeakKeyDictionary[requests.Response, tuple[tuple[str, ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
-    """The spec's error body ``{"errors":[{"code","message","detail"}]}``: its codes and first detail."""
-    try:
-        data = json.loads(response.content[:65536]) if response.request.method != "HEAD" else None
-    except ValueError:
-        return (), ""
-    errors = data.get("errors") if isinstance(data, dict) else None
-    if not isinstance(errors, list):
-        return (), ""
-    codes = tuple(str(e["code"]) for e in errors if isinstance(e, dict) and isinstance(e.get("code"), str))
-    detail = next((e.get("detail") for e in errors if isinstance(e, dict) and "detail" in e), "")
-    return codes, detail if isinstance(detail, str) else ""
+    """The spec's error body ``{"errors":[{"code","message","detail"}]}``: its codes and first detail.
+
+    Reads at most 64 KiB, once per response (a streamed body cannot be read twice).
+    """
+    cached = _error_bodies.get(response)
+    if cached is not None:
+        return cached
+    found: tuple[tuple[str, ...], str] = ((), "")
+    if response.request.method != "HEAD":
+        try:
+            data = json.loads(next(response.iter_content(65536), b""))
+        # Not JSON; a stream already read (StreamConsumedError is a TypeError); a connection that broke.
+        except (ValueError, TypeError, OSError):
+            data = None
+        errors = data.get("errors") if isinstance(data, dict) else None
+        if isinstance(errors, list):
+            objects = [e for e in errors if isinstance(e, dict)]
+            codes = tuple(e["code"] for e in objects if isinstance(e.get("code"), str))
+            detail = next((e.get("detail") for e in objects if "detail" in e), "")
+            found = (codes, detail if isinstance(detail, str) else "")
+    _error_bodies[response] = found
+    return found
 
 
 def _absent(response: requests.Response) -> bool:
