@@ -113,6 +113,28 @@ class RemoteError(DexError):
     exit_code = EXIT_REMOTE
 
 
+class RegistryError(RemoteError):
+    """A registry answered a v2 API request with an error after auth and retries (exit 4).
+
+    ``codes`` are the spec's error codes from the body (``MANIFEST_INVALID``, ``MANIFEST_BLOB_UNKNOWN``,
+    ...), ``detail`` the first error's detail when it is a string (distribution names the digest).
+    """
+
+    def __init__(self, message: str, *, status: int, codes: Sequence[str] = (), detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = tuple(codes)
+        self.detail = detail
+
+
+class BadContentError(RemoteError):
+    """A registry served content that does not match its digest, or more than a reader accepts."""
+
+
+class MalformedVerdictError(UsageError):
+    """A scan verdict's JSON does not have the v1 shape (exit 2); readers skip such artifacts."""
+
+
 class ArgoCDError(RemoteError):
     """The Argo CD CLI failed talking to the server (auth, connection, API error)."""
 

@@ -22,7 +22,7 @@ from dex_tasks import gha, proc
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
 from dex_tasks.gitops import build_tags
 from dex_tasks.tasks import Context, TaskResult, table
-from dex_tasks.tools import docker
+from dex_tasks.tools import docker, oci
 
 if TYPE_CHECKING:
     import argparse
@@ -248,7 +248,7 @@ def _build_spec(
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     cfg = ctx.config
     image = cfg.image
-    docker.parse_repository(image)  # a bad image name is exit 2 before anything runs
+    oci.parse_repository(image)  # a bad image name is exit 2 before anything runs
     computed = _compute_tags(ctx, args)
     refs = tuple(f"{image}:{tag}" for tag in computed.tags)
     labels = oci_labels(
@@ -314,8 +314,8 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
 
 def _login(ctx: Context, image: str, commands: list[tuple[str, ...]]) -> str | None:
     """Log in to the image's registry when credentials are set; returns the host logged in to."""
-    host = docker.parse_repository(image).host
-    credentials = docker.registry_credentials(host)
+    host = oci.parse_repository(image).host
+    credentials = oci.registry_credentials(host)
     if credentials is None:
         ctx.out(f"no registry credentials for {host}: pushing with the existing docker login")
         return None

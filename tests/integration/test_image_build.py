@@ -13,6 +13,7 @@ import pytest
 
 from dex_tasks.tasks import image_build
 from dex_tasks.tools import docker as docker_tool
+from dex_tasks.tools import oci
 from tests import docker_fixtures
 from tests.helpers import REPO_ROOT, git, need
 
@@ -416,7 +417,7 @@ def test_real_push_reports_the_registry_digest(
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    assert not docker_tool.tag_exists(image, sha)
+    assert not oci.tag_exists(image, sha)
 
     result = run_cli("image-build", "--push", "--json", "--tag", "pr-77", cwd=root)
 
@@ -427,9 +428,9 @@ def test_real_push_reports_the_registry_digest(
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
     for tag in (sha, "pr-77"):
         assert docker_fixtures.registry_digest(services.registry, "data-literate/dex", tag) == digest
-        assert docker_tool.tag_exists(image, tag)
-        assert docker_tool.manifest_digest(image, tag) == digest
-    assert not docker_tool.tag_exists(image, "sha-00000000")
+        assert oci.tag_exists(image, tag)
+        assert oci.manifest_digest(image, tag) == digest
+    assert not oci.tag_exists(image, "sha-00000000")
     outputs = dict(line.split("=", 1) for line in output.read_text(encoding="utf-8").splitlines())
     assert outputs == {"image": image, "tags": f"{sha},pr-77", "sha": sha, "digest": digest}
     assert digest in summary.read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""tools/docker.py: argv builders, output parsers, references, and the registry tag check's auth flow."""
+"""tools/docker.py: argv builders, output parsers, references; image_build helpers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from dex_tasks import proc, redact
-from dex_tasks.errors import RemoteError, UsageError
+from dex_tasks.errors import UsageError
 from dex_tasks.tasks import image_build
 from dex_tasks.tools import docker
-from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
+from tests.fakes.token_registry import DIGEST
 
 SPEC = docker.BuildSpec(
     context=Path("/src"),
@@ -125,45 +125,6 @@ def test_parse_buildx_driver() -> None:
     assert docker.parse_buildx_driver("") is None
 
 
-@pytest.mark.parametrize(
-    ("image", "host", "name", "url"),
-    [
-        ("ghcr.io/data-literate/dex", "ghcr.io", "data-literate/dex", "https://ghcr.io/v2/data-literate/dex"),
-        ("127.0.0.1:5000/data-literate/dex", "127.0.0.1:5000", "data-literate/dex", "http://127.0.0.1:5000/v2/data-literate/dex"),
-        ("localhost/app", "localhost", "app", "http://localhost/v2/app"),
-        ("nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
-        ("org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
-    ],
-)  # fmt: skip
-def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
-    repo = docker.parse_repository(image)
-    assert (repo.host, repo.name, repo.base_url) == (host, name, url)
-
-
-@pytest.mark.parametrize("bad", ["", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/"])
-def test_parse_repository_refuses(bad: str) -> None:
-    with pytest.raises(UsageError):
-        docker.parse_repository(bad)
-
-
-def test_is_loopback() -> None:
-    assert docker.is_loopback("127.0.0.1:5000")
-    assert docker.is_loopback("localhost:5000")
-    assert docker.is_loopback("[::1]:5000")
-    assert not docker.is_loopback("ghcr.io")
-    assert not docker.is_loopback("10.0.0.1:5000")
-
-
-def test_registry_credentials() -> None:
-    assert docker.registry_credentials("ghcr.io", {}) is None
-    assert docker.registry_credentials("ghcr.io", {"GITHUB_TOKEN": "t", "GITHUB_ACTOR": "me"}) == ("me", "t")
-    assert docker.registry_credentials("ghcr.io", {"GITHUB_TOKEN": "t"}) == ("x-access-token", "t")
-    # GITHUB_TOKEN is for ghcr.io only: never sent to another registry.
-    assert docker.registry_credentials("quay.io", {"GITHUB_TOKEN": "t"}) is None
-    explicit = {"DEX_REGISTRY_USER": "u", "DEX_REGISTRY_PASSWORD": "p", "GITHUB_TOKEN": "t"}
-    assert docker.registry_credentials("ghcr.io", explicit) == ("u", "p")
-
-
 def test_has_buildx_override() -> None:
     assert docker.has_buildx({"DEX_DOCKER_BUILDX": "1"}) is True
     assert docker.has_buildx({"DEX_DOCKER_BUILDX": "0"}) is False
@@ -173,45 +134,6 @@ def test_split_ref() -> None:
     assert docker.split_ref("127.0.0.1:5000/a/b:sha-1a2b3c4d") == ("127.0.0.1:5000/a/b", "sha-1a2b3c4d")
     with pytest.raises(UsageError):
         docker.split_ref("127.0.0.1:5000/a/b")
-
-
-# -- the registry check's token flow (ghcr.io-like fake) ------------------------------------------
-@pytest.mark.timeout(60)
-def test_tag_exists_follows_the_bearer_challenge() -> None:
-    with token_registry({"org/app:sha-1a2b3c4d": DIGEST}) as (host, seen):
-        assert docker.manifest_digest(f"{host}/org/app", "sha-1a2b3c4d", env={}) == DIGEST
-        assert docker.tag_exists(f"{host}/org/app", "sha-1a2b3c4d")
-        assert not docker.tag_exists(f"{host}/org/app", "sha-00000000")
-    assert any(r.startswith("GET /token?") and "scope=repository%3Aorg%2Fapp%3Apull" in r for r in seen)
-    assert TOKEN not in redact.redact(TOKEN)
-
-
-@pytest.mark.timeout(60)
-def test_private_repository_needs_credentials() -> None:
-    with token_registry({"org/app:t": DIGEST}, private_password="pw-123456") as (host, _):
-        with pytest.raises(RemoteError, match="refused a pull token"):
-            docker.manifest_digest(f"{host}/org/app", "t", env={})
-        env = {"DEX_REGISTRY_USER": "anyone", "DEX_REGISTRY_PASSWORD": "pw-123456"}
-        assert docker.manifest_digest(f"{host}/org/app", "t", env=env) == DIGEST
-
-
-@pytest.mark.timeout(60)
-def test_registry_hiccups_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(docker, "RETRY_DELAY", 0.0)
-    with token_registry({"org/app:t": DIGEST}, fail_first=1) as (host, _):
-        assert docker.tag_exists(f"{host}/org/app", "t")
-    with token_registry({}, fail_first=10) as (host, seen):
-        with pytest.raises(RemoteError, match=r"did not answer.*HTTP 503"):
-            docker.tag_exists(f"{host}/org/app", "t")
-        assert len(seen) == docker.REGISTRY_ATTEMPTS
-
-
-def test_unreachable_registry_is_a_remote_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.helpers import free_port  # noqa: PLC0415 - only here
-
-    monkeypatch.setattr(docker, "RETRY_DELAY", 0.0)
-    with pytest.raises(RemoteError, match="ConnectionError"):
-        docker.tag_exists(f"127.0.0.1:{free_port()}/org/app", "t")
 
 
 # -- image_build helpers ---------------------------------------------------------------------------
@@ -253,35 +175,3 @@ def test_cache_options(
     env: dict[str, str], push: bool, driver: str | None, cache_from: tuple[str, ...]
 ) -> None:
     assert image_build.cache_options(env, image="r/app", push=push, driver=driver)[0] == cache_from
-
-
-@pytest.mark.timeout(60)
-def test_every_registry_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each check opens a requests.Session (pooled keep-alive sockets): a digest, a 404 and an
-    # error must all close it, or a promote over many envs leaks a socket per check.
-    import requests  # noqa: PLC0415 - only here
-
-    opened: list[requests.Session] = []
-    closed: list[requests.Session] = []
-
-    class Tracked(requests.Session):
-        def __init__(self) -> None:
-            super().__init__()
-            opened.append(self)
-
-        def close(self) -> None:
-            closed.append(self)
-            super().close()
-
-    monkeypatch.setattr(requests, "Session", Tracked)
-    monkeypatch.setattr(docker, "RETRY_DELAY", 0.0)
-    with token_registry({"org/app:t": DIGEST}, private_password="pw-123456") as (host, _):
-        env = {"DEX_REGISTRY_USER": "anyone", "DEX_REGISTRY_PASSWORD": "pw-123456"}
-        assert docker.manifest_digest(f"{host}/org/app", "t", env=env) == DIGEST
-        assert docker.manifest_digest(f"{host}/org/app", "absent", env=env) is None
-        with pytest.raises(RemoteError, match="refused a pull token"):
-            docker.manifest_digest(f"{host}/org/app", "t", env={})
-    with token_registry({}, fail_first=10) as (host, _), pytest.raises(RemoteError, match="did not answer"):
-        docker.manifest_digest(f"{host}/org/app", "t", env={})
-    assert len(opened) == 4
-    assert closed == opened

@@ -1,0 +1,314 @@
+"""A front for the REAL local registry (Debian's docker-registry, distribution 2.8): token auth, referrers.
+
+Every request is proxied to the real registry (``DEX_TEST_REGISTRY``) with the client's ``Host``
+header, so the registry's own answers come back unchanged: its digests, ``Location`` URLs (distribution
+builds them from ``Host``, so uploads come back through the front), 404 bodies, manifest validation
+(``MANIFEST_BLOB_UNKNOWN`` for an index that lists a manifest it does not have) and blob storage. The
+front adds only what distribution 2.8 cannot do here:
+
+* ``auth="bearer"``: the token flow of https://distribution.github.io/distribution/spec/auth/token/
+  as ghcr.io and Docker Hub speak it, with distribution's token access controller
+  (``registry/auth/token/accesscontroller.go``) deciding:
+
+  - a request without a token -> 401, ``{"errors":[{"code":"UNAUTHORIZED",...}]}`` and
+    ``WWW-Authenticate: Bearer realm="http://<front>/token",service="<front>",scope="repository:<name>:<actions>"``
+    where ``<actions>`` is ``pull`` for GET/HEAD and ``pull,push`` for POST/PUT/PATCH/DELETE;
+  - a token without the needed action -> 401 with ``error="insufficient_scope"`` added to the challenge;
+  - ``GET /token?service=..&scope=repository:<name>:<actions>`` -> ``{"token","access_token",
+    "expires_in","issued_at"}``. The token server grants the *intersection* of what was asked and
+    what the user may do (an anonymous caller gets at most ``pull``, and only with
+    ``anonymous_pull``), and answers 401 ``UNAUTHORIZED`` only for wrong credentials (HTTP Basic on
+    the token request; ghcr.io takes any user name with a token as the password).
+* ``auth="basic"``: distribution's htpasswd auth: 401 ``WWW-Authenticate: Basic realm="Registry Realm"``.
+* ``referrers=True``: the OCI distribution spec 1.1 referrers API, as zot and Harbor >= 2.9
+  (goharbor/harbor#18865) implement it and distribution itself does not yet
+  (distribution/distribution#4828 is open): a manifest PUT with a ``subject`` answers
+  ``OCI-Subject: <subject digest>``, and ``GET /v2/<name>/referrers/<digest>[?artifactType=]`` answers
+  an OCI image index of the referrers (``artifactType`` from the manifest or its config's media type,
+  its annotations), filtered with ``OCI-Filters-Applied: artifactType``, empty (never 404) when none.
+  Without it the front passes the referrers path through and the real registry answers
+  ``404 page not found``, which is what makes a client use the fallback tag.
+* ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
+
+Listens on 127.0.0.1 only; each upstream request has a 30 s timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime as dt
+import http.client
+import json
+import re
+import secrets
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, ClassVar, Literal
+from urllib.parse import parse_qs, urlparse
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_API_RE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrers)(?:/|$)")
+_REFERRERS_RE = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>sha256:[0-9a-f]{64})$")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-authorization", "te", "upgrade"}
+UPSTREAM_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass
+class FrontState:
+    upstream: str
+    auth: Literal["none", "bearer", "basic"]
+    users: dict[str, tuple[str, frozenset[str]]]  # user -> (password, allowed actions)
+    anonymous_pull: bool
+    referrers: bool = False
+    host: str = ""
+    log: list[str] = dataclasses.field(default_factory=list)
+    token_requests: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    tokens: dict[str, dict[str, frozenset[str]]] = dataclasses.field(default_factory=dict)
+    referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
+    failures: int = 0
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+    def fail_next(self, count: int) -> None:
+        with self.lock:
+            self.failures = count
+
+    def requests_to(self, prefix: str) -> list[str]:
+        return [line for line in self.log if line.split(" ", 1)[1].startswith(prefix)]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: ClassVar[FrontState]
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature; quiet
+        return
+
+    # Every method goes through one place.
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def _send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        headers = dict(headers or {})
+        headers.setdefault("Content-Length", str(len(body)))
+        headers.setdefault("Docker-Distribution-Api-Version", "registry/2.0")
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+
+    def _error(self, code: int, error: str, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"errors": [{"code": error, "message": message, "detail": None}]}).encode()
+        self._send(code, body, {"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        state = self.state
+        state.log.append(f"{self.command} {self.path}")
+        body = self._body()
+        with state.lock:
+            failing = state.failures > 0
+            state.failures -= 1 if failing else 0
+        if failing:
+            self._error(503, "UNAVAILABLE", "service unavailable")
+            return
+        url = urlparse(self.path)
+        if url.path == "/token" and state.auth == "bearer":
+            self._token(url.query)
+            return
+        match = _API_RE.match(url.path)
+        name = match["name"] if match else ""
+        needed = frozenset({"pull"} if self.command in {"GET", "HEAD"} else {"pull", "push"})
+        if (url.path == "/v2/" or match) and not self._authorized(name, needed):
+            return
+        found = _REFERRERS_RE.match(url.path)
+        if state.referrers and found and self.command == "GET":
+            self._referrers(
+                found["name"], found["digest"], parse_qs(url.query).get("artifactType", [None])[0]
+            )
+            return
+        self._proxy(body, name if match and match["kind"] == "manifests" else "")
+
+    # -- auth ----------------------------------------------------------------------------------------
+    def _credentials(self) -> tuple[str, str] | None:
+        scheme, _, encoded = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            user, _, password = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return None
+        return user, password
+
+    def _user_actions(self) -> frozenset[str] | None:
+        """What the caller may do: None for wrong credentials."""
+        given = self._credentials()
+        if given is None:
+            return frozenset({"pull"}) if self.state.anonymous_pull else frozenset()
+        password, allowed = self.state.users.get(given[0], (None, frozenset()))
+        if self.state.auth == "bearer" and given[0] not in self.state.users:
+            # ghcr.io: any user name, the token is the password.
+            match = [acts for pw, acts in self.state.users.values() if pw == given[1]]
+            return match[0] if match else None
+        return allowed if password == given[1] else None
+
+    def _authorized(self, name: str, needed: frozenset[str]) -> bool:
+        state = self.state
+        if state.auth == "none":
+            return True
+        if state.auth == "basic":
+            allowed = self._user_actions() if self._credentials() else None
+            if allowed is None or not needed <= allowed:
+                basic = {"WWW-Authenticate": 'Basic realm="Registry Realm"'}
+                self._error(401, "UNAUTHORIZED", "authentication required", basic)
+                return False
+            return True
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        granted = state.tokens.get(token) if scheme == "Bearer" else None
+        if granted is not None and (not name or needed <= granted.get(name, frozenset())):
+            return True
+        actions = ",".join(sorted(needed))  # "pull" or "pull,push", as distribution writes them
+        challenge = f'Bearer realm="http://{state.host}/token",service="{state.host}"'
+        if name:
+            challenge += f',scope="repository:{name}:{actions}"'
+        if granted is not None:
+            challenge += ',error="insufficient_scope"'
+        self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": challenge})
+        return False
+
+    def _token(self, query: str) -> None:
+        params = parse_qs(query)
+        self.state.token_requests.append({
+            "scope": " ".join(params.get("scope", [])),
+            "service": params.get("service", [""])[0],
+            "user": (self._credentials() or ("", ""))[0],
+        })  # fmt: skip
+        actions = self._user_actions()
+        if actions is None:
+            self._error(401, "UNAUTHORIZED", "authentication required")
+            return
+        if not actions and self._credentials() is None:
+            self._error(401, "UNAUTHORIZED", "authentication required")
+            return
+        granted: dict[str, frozenset[str]] = {}
+        for scope in params.get("scope", []):
+            kind, _, rest = scope.partition(":")
+            name, _, wanted = rest.rpartition(":")
+            if kind == "repository" and name:
+                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
+        token = secrets.token_hex(16)
+        self.state.tokens[token] = granted
+        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        body = {"token": token, "access_token": token, "expires_in": 300, "issued_at": now}
+        self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    # -- referrers -------------------------------------------------------------------------------------
+    def _referrers(self, name: str, digest: str, artifact_type: str | None) -> None:
+        with self.state.lock:
+            entries = list(self.state.referrer_index.get((name, digest), []))
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if artifact_type:
+            entries = [e for e in entries if e.get("artifactType") == artifact_type]
+            headers["OCI-Filters-Applied"] = "artifactType"
+        index = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }
+        self._send(200, json.dumps(index).encode(), headers)
+
+    def _record_subject(self, name: str, body: bytes, digest: str) -> str | None:
+        try:
+            manifest = json.loads(body)
+        except ValueError:
+            return None
+        subject = manifest.get("subject") if isinstance(manifest, dict) else None
+        if not isinstance(subject, dict) or not isinstance(subject.get("digest"), str):
+            return None
+        config = manifest.get("config") if isinstance(manifest.get("config"), dict) else {}
+        entry: dict[str, object] = {
+            "mediaType": manifest.get("mediaType") or self.headers.get("Content-Type", ""),
+            "digest": digest,
+            "size": len(body),
+            "artifactType": manifest.get("artifactType") or config.get("mediaType"),
+        }
+        if manifest.get("annotations"):
+            entry["annotations"] = manifest["annotations"]
+        with self.state.lock:
+            listed = self.state.referrer_index.setdefault((name, subject["digest"]), [])
+            if all(e["digest"] != digest for e in listed):
+                listed.append(entry)
+        return str(subject["digest"])
+
+    # -- proxy -------------------------------------------------------------------------------------------
+    def _proxy(self, body: bytes, manifest_repo: str) -> None:
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"authorization", "host"}
+        }
+        headers["Host"] = self.state.host  # the registry builds Location URLs from it
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+            relayed = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
+        finally:
+            upstream.close()
+        if manifest_repo and self.command == "PUT" and response.status == 201 and self.state.referrers:
+            digest = relayed.get("Docker-Content-Digest", "")
+            subject = self._record_subject(manifest_repo, body, digest)
+            if subject:
+                relayed["OCI-Subject"] = subject
+        self._send(response.status, data, relayed)
+
+
+@contextlib.contextmanager
+def registry_front(
+    upstream: str,
+    *,
+    auth: Literal["none", "bearer", "basic"] = "none",
+    users: dict[str, tuple[str, frozenset[str]]] | None = None,
+    anonymous_pull: bool = True,
+    referrers: bool = False,
+) -> Iterator[FrontState]:
+    """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
+    state = FrontState(
+        upstream=upstream,
+        auth=auth,
+        users=dict(users or {}),
+        anonymous_pull=anonymous_pull,
+        referrers=referrers,
+    )
+    handler = type("Handler", (_Handler,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    state.host = f"127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -1,0 +1,188 @@
+"""tools/oci.py: references, credentials, and the token flow against the ghcr.io-like fake."""
+
+from __future__ import annotations
+
+import pytest
+
+from dex_tasks import proc, redact
+from dex_tasks.errors import EXIT_REMOTE, RemoteError, UsageError
+from dex_tasks.tools import oci
+from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
+
+
+@pytest.mark.parametrize(
+    ("image", "host", "name", "url"),
+    [
+        ("ghcr.io/data-literate/dex", "ghcr.io", "data-literate/dex", "https://ghcr.io/v2/data-literate/dex"),
+        ("127.0.0.1:5000/data-literate/dex", "127.0.0.1:5000", "data-literate/dex", "http://127.0.0.1:5000/v2/data-literate/dex"),
+        ("localhost/app", "localhost", "app", "http://localhost/v2/app"),
+        ("nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
+        ("org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
+    ],
+)  # fmt: skip
+def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
+    repo = oci.parse_repository(image)
+    assert (repo.host, repo.name, repo.base_url) == (host, name, url)
+
+
+@pytest.mark.parametrize("bad", ["", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/"])
+def test_parse_repository_refuses(bad: str) -> None:
+    with pytest.raises(UsageError):
+        oci.parse_repository(bad)
+
+
+def test_is_loopback() -> None:
+    assert oci.is_loopback("127.0.0.1:5000")
+    assert oci.is_loopback("localhost:5000")
+    assert oci.is_loopback("[::1]:5000")
+    assert not oci.is_loopback("ghcr.io")
+    assert not oci.is_loopback("10.0.0.1:5000")
+
+
+def test_registry_credentials() -> None:
+    assert oci.registry_credentials("ghcr.io", {}) is None
+    assert oci.registry_credentials("ghcr.io", {"GITHUB_TOKEN": "t", "GITHUB_ACTOR": "me"}) == ("me", "t")
+    assert oci.registry_credentials("ghcr.io", {"GITHUB_TOKEN": "t"}) == ("x-access-token", "t")
+    # GITHUB_TOKEN is for ghcr.io only: never sent to another registry.
+    assert oci.registry_credentials("quay.io", {"GITHUB_TOKEN": "t"}) is None
+    explicit = {"DEX_REGISTRY_USER": "u", "DEX_REGISTRY_PASSWORD": "p", "GITHUB_TOKEN": "t"}
+    assert oci.registry_credentials("ghcr.io", explicit) == ("u", "p")
+
+
+# -- the registry check's token flow (ghcr.io-like fake) ------------------------------------------
+@pytest.mark.timeout(60)
+def test_tag_exists_follows_the_bearer_challenge() -> None:
+    with token_registry({"org/app:sha-1a2b3c4d": DIGEST}) as (host, seen):
+        assert oci.manifest_digest(f"{host}/org/app", "sha-1a2b3c4d", env={}) == DIGEST
+        assert oci.tag_exists(f"{host}/org/app", "sha-1a2b3c4d")
+        assert not oci.tag_exists(f"{host}/org/app", "sha-00000000")
+    assert any(r.startswith("GET /token?") and "scope=repository%3Aorg%2Fapp%3Apull" in r for r in seen)
+    assert TOKEN not in redact.redact(TOKEN)
+
+
+@pytest.mark.timeout(60)
+def test_private_repository_needs_credentials() -> None:
+    with token_registry({"org/app:t": DIGEST}, private_password="pw-123456") as (host, _):
+        with pytest.raises(RemoteError, match="refused a pull token"):
+            oci.manifest_digest(f"{host}/org/app", "t", env={})
+        env = {"DEX_REGISTRY_USER": "anyone", "DEX_REGISTRY_PASSWORD": "pw-123456"}
+        assert oci.manifest_digest(f"{host}/org/app", "t", env=env) == DIGEST
+
+
+@pytest.mark.timeout(60)
+def test_registry_hiccups_are_retried_then_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oci, "BACKOFF", 0.0)
+    with token_registry({"org/app:t": DIGEST}, fail_first=1) as (host, _):
+        assert oci.tag_exists(f"{host}/org/app", "t")
+    with token_registry({}, fail_first=10) as (host, seen):
+        with pytest.raises(RemoteError, match=r"did not answer.*HTTP 503"):
+            oci.tag_exists(f"{host}/org/app", "t")
+        assert len(seen) == oci.ATTEMPTS
+
+
+def test_unreachable_registry_is_a_remote_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.helpers import free_port  # noqa: PLC0415 - only here
+
+    monkeypatch.setattr(oci, "BACKOFF", 0.0)
+    with pytest.raises(RemoteError, match="ConnectionError"):
+        oci.tag_exists(f"127.0.0.1:{free_port()}/org/app", "t")
+
+
+@pytest.mark.timeout(60)
+def test_every_registry_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each check opens a requests.Session (pooled keep-alive sockets): a digest, a 404 and an
+    # error must all close it, or a promote over many envs leaks a socket per check.
+    import requests  # noqa: PLC0415 - only here
+
+    opened: list[requests.Session] = []
+    closed: list[requests.Session] = []
+
+    class Tracked(requests.Session):
+        def __init__(self) -> None:
+            super().__init__()
+            opened.append(self)
+
+        def close(self) -> None:
+            closed.append(self)
+            super().close()
+
+    monkeypatch.setattr(requests, "Session", Tracked)
+    monkeypatch.setattr(oci, "BACKOFF", 0.0)
+    with token_registry({"org/app:t": DIGEST}, private_password="pw-123456") as (host, _):
+        env = {"DEX_REGISTRY_USER": "anyone", "DEX_REGISTRY_PASSWORD": "pw-123456"}
+        assert oci.manifest_digest(f"{host}/org/app", "t", env=env) == DIGEST
+        assert oci.manifest_digest(f"{host}/org/app", "absent", env=env) is None
+        with pytest.raises(RemoteError, match="refused a pull token"):
+            oci.manifest_digest(f"{host}/org/app", "t", env={})
+    with token_registry({}, fail_first=10) as (host, _), pytest.raises(RemoteError, match="did not answer"):
+        oci.manifest_digest(f"{host}/org/app", "t", env={})
+    assert len(opened) == 4
+    assert closed == opened
+
+
+def test_an_unreachable_registry_is_exit_4_within_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(oci.DEADLINE_ENV, "1.5")
+    from tests.helpers import free_port  # noqa: PLC0415 - only here
+
+    closed = f"127.0.0.1:{free_port()}"
+    expected = r"did not answer.*deadline 1.5s"
+    with oci.Client(env=None) as c, pytest.raises(RemoteError, match=expected) as failed:
+        c.resolve(f"{closed}/org/app", "sha-1a2b3c4d")
+    assert failed.value.exit_code == EXIT_REMOTE
+    assert "ConnectionError" in str(failed.value)
+
+
+def test_references_and_fallback_tags() -> None:
+    digest = "sha256:" + "ab" * 32
+    assert oci.check_reference("sha-1a2b3c4d") == "sha-1a2b3c4d"
+    assert oci.check_reference(digest) == digest
+    for bad in ("", "a/b", "-x", "x" * 129, "sha256:00", "a b"):
+        with pytest.raises(UsageError):
+            oci.check_reference(bad)
+    assert oci.fallback_tag(digest) == "sha256-" + "ab" * 32
+    with pytest.raises(UsageError):
+        oci.fallback_tag("sha256-00")
+
+
+def test_deadline_from_env() -> None:
+    assert oci.deadline_from_env({}) == oci.DEADLINE
+    assert oci.deadline_from_env({oci.DEADLINE_ENV: "5"}) == 5.0
+    for bad in ("0", "-1", "soon", "1e9"):
+        with pytest.raises(UsageError, match=oci.DEADLINE_ENV):
+            oci.deadline_from_env({oci.DEADLINE_ENV: bad})
+
+
+ANN = {"a": "b"}
+
+
+def test_descriptors_from_untrusted_json() -> None:
+    digest = "sha256:" + "ab" * 32
+    entries: list[dict[str, object]] = [
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": 3, "artifactType": "t", "annotations": ANN},
+        {"mediaType": oci.OCI_MANIFEST, "digest": "sha256:00", "size": 3},
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": True},
+        {"mediaType": oci.OCI_MANIFEST, "digest": digest, "size": 3, "annotations": {"a": 1}},
+        {"digest": digest, "size": 3},
+    ]
+    found = oci.parse_descriptors(entries)
+    assert found == [
+        oci.Descriptor(media_type=oci.OCI_MANIFEST, digest=digest, size=3, artifact_type="t", annotations=ANN)
+    ]
+    assert oci.Descriptor.from_json(found[0].to_json()) == found[0]
+
+
+def test_a_slow_request_prints_one_progress_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading  # noqa: PLC0415 - only here
+
+    printed: list[str] = []
+    done = threading.Event()
+
+    def echo(line: str) -> None:
+        printed.append(line)
+        done.set()
+
+    monkeypatch.setattr(proc, "echo", echo)
+    # No sleep and no timed assertion: the block waits (bounded) until the notice has been printed.
+    with oci._slow_notice("# waiting for registry r (attempt 1/4)", after=0.0):
+        assert done.wait(timeout=30)
+    assert printed == ["# waiting for registry r (attempt 1/4), no answer yet after 0s"]
