@@ -9,10 +9,10 @@ SARIF through ``--sarif-output`` (semgrep >= 1.80).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import CommandFailed
 
 if TYPE_CHECKING:
@@ -101,13 +101,13 @@ def _as_tuple(value: object) -> tuple[str, ...]:
 def parse(stdout: str, argv: Sequence[str]) -> Output:
     """Parse ``semgrep --json`` output; anything else is a failed command (exit 1, with the tail)."""
     try:
-        data = json.loads(stdout)
+        data = parse_json(stdout)
         results = data["results"]
         raw_errors = data.get("errors") or []
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         tail = "\n".join(stdout.strip().splitlines()[-5:])
         raise CommandFailed(
-            f"semgrep did not print its JSON result ({exc.__class__.__name__}): {tail[:500]}",
+            f"semgrep did not print its JSON result ({type(exc).__name__}: {exc}): {tail[:500]}",
             argv=argv,
             returncode=0,
         ) from None
