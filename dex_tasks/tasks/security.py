@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
 from dex_tasks.errors import CommandFailed, ConfigError, UsageError
-from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tasks import Context, TaskResult, _args, table
 from dex_tasks.tools import semgrep
 
 if TYPE_CHECKING:
@@ -42,11 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
+        type=_args.text,
         metavar="PATH",
         help="files or directories to scan (default: security.paths or the root)",
     )
     parser.add_argument(
-        "--sarif", metavar="FILE", help="SARIF output (default: security.sarif, reports/semgrep.sarif)"
+        "--sarif",
+        type=_args.text,
+        metavar="FILE",
+        help="SARIF output (default: security.sarif, reports/semgrep.sarif)",
     )
 
 
