@@ -67,11 +67,3 @@ def text(value: str) -> str:
     if bad is not None:
         raise argparse.ArgumentTypeError(f"control character {bad} is not allowed in {value[:60]!r}")
     return value
-
-
-def http_url(value: str) -> str:
-    """An ``http://`` or ``https://`` URL without control characters or spaces."""
-    text(value)
-    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
-        raise argparse.ArgumentTypeError(f"expected an http(s) URL, got {value[:200]!r}")
-    return value

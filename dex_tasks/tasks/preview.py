@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="previews that exist (Argo CD apps and namespaces)")
     health = sub.add_parser("health", help="port-forward the preview's service and GET the health path")
     health.add_argument("pr", metavar="PR", help="pull request number")
-    health.add_argument("--url", type=_args.http_url, help="GET this URL instead of a port-forward")
+    health.add_argument("--url", type=_args.text, help="GET this URL instead of a port-forward")
     health.add_argument(
         "--attempts", type=_args.count, default=10, metavar="N", help="GET attempts (default 10)"
     )

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("env", metavar="ENV", help="the environment to verify")
     parser.add_argument(
         "--url",
-        type=_args.http_url,
+        type=_args.text,
         help="health URL (default: [tool.dex.cluster] health-urls, else a port-forward)",
     )
     parser.add_argument(
