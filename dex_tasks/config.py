@@ -7,6 +7,7 @@ Defaults are the DEX layout (README "Configuration"). Unknown keys and wrong typ
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import tomllib
 import types
@@ -15,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dex_tasks._untrusted import control_character
 from dex_tasks.errors import ConfigError, UsageError
 
 ENV_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
@@ -227,31 +229,50 @@ def _describe(value: object) -> str:
             dict: "a table"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
+def _clean(value: str, where: str) -> str:
+    """``value`` unless it holds a control character (TOML allows ``"\u0000"``).
+
+    Every string here ends up in an argv, a path, a git ref or a line of output, and a NUL there
+    is ``ValueError: embedded null byte`` deep inside a task; a newline or an escape sequence
+    would forge output. Refused when the file is read, naming the key.
+    """
+    bad = control_character(value)
+    if bad is not None:
+        raise ConfigError(f"{where}: control character {bad} is not allowed in {value!r}")
+    return value
+
+
+def _number(value: object, hint: type[int | float], where: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):  # TOML has nan and inf; no timeout or threshold means that
+            raise ConfigError(f"{where}: expected a finite number, got {value}")
+        if hint is int and isinstance(value, float) and not value.is_integer():
+            # int(1.5) would silently become 1 second: say so instead.
+            raise ConfigError(f"{where}: expected a whole number, got {value}")
+        return hint(value)
+    raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+
+
 def _convert(value: object, hint: Any, where: str) -> object:
     """Check ``value`` against a field type hint and convert lists to tuples."""
     origin = typing.get_origin(hint)
     if hint is str:
         if isinstance(value, str):
-            return value
+            return _clean(value, where)
         raise ConfigError(f"{where}: expected a string, got {_describe(value)}")
     if hint is bool:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"{where}: expected true or false, got {_describe(value)}")
     if hint is int or hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            if hint is int and isinstance(value, float) and not value.is_integer():
-                # int(1.5) would silently become 1 second: say so instead.
-                raise ConfigError(f"{where}: expected a whole number, got {value}")
-            return hint(value)
-        raise ConfigError(f"{where}: expected a number, got {_describe(value)}")
+        return _number(value, hint, where)
     if origin is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
+            return tuple(_clean(v, f"{where}[{i}]") for i, v in enumerate(value))
         raise ConfigError(f"{where}: expected a list of strings, got {_describe(value)}")
     if origin is Mapping or origin is dict:
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-            return dict(value)
+            return {_clean(k, f"{where} (a key)"): _clean(v, f"{where}.{k}") for k, v in value.items()}
         raise ConfigError(f'{where}: expected a table of strings, e.g. {{ dev = "..." }}')
     if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields today
         return value
@@ -268,7 +289,8 @@ def _build(
         dotted = f"{prefix}.{key}"
         field = fields.get(key)
         if field is None:
-            raise ConfigError(f"{file_label}: unknown key {dotted}" + _suggest(key, fields))
+            shown = dotted if control_character(dotted) is None else repr(dotted)  # stays one line
+            raise ConfigError(f"{file_label}: unknown key {shown}" + _suggest(key, fields))
         hint = hints[field.name]
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
@@ -295,6 +317,8 @@ def load(start: Path | None = None) -> Config:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level of arrays and inline tables
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply to parse") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 (TOML must be): {exc.reason} at byte {exc.start}") from None
     except OSError as exc:
@@ -362,7 +386,14 @@ def _validate(config: Config, file_label: str) -> None:
             f"{file_label}: tool.dex.image {config.image!r} is not an image reference "
             "(lowercase letters, digits, '.', '_', '-' and '/', optionally a registry host first)"
         )
+    _validate_timeouts(config, file_label)
     _validate_severities(config, file_label)
+
+
+def _validate_timeouts(config: Config, file_label: str) -> None:
+    for section in ("scan", "test", "lint", "security", "build"):
+        if getattr(config, section).timeout <= 0:  # a timeout of 0 or less ends every command at once
+            raise ConfigError(f"{file_label}: tool.dex.{section}.timeout must be a positive number (seconds)")
 
 
 def _validate_severities(config: Config, file_label: str) -> None:

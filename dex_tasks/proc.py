@@ -198,6 +198,10 @@ def _resolve(argv: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     args = tuple(str(a) for a in argv)
     if not args:
         raise ValueError("empty argv")
+    # The last line of defence (inputs are checked where they are read): subprocess would raise
+    # "ValueError: embedded null byte", and no OS can pass a NUL inside an argument anyway.
+    if (bad := next((a for a in args if "\0" in a), None)) is not None:
+        raise UsageError(f"refusing to run {args[0]}: an argument holds a NUL byte: {bad[:60]!r}")
     executable = require(args[0])
     check_batch_arguments(executable, args[1:])
     return args, (executable, *args[1:])

@@ -12,9 +12,9 @@ beyond ``json.load`` itself (see ``bench/trivy_gate.py``).
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import MalformedReportError, UsageError
 
 if TYPE_CHECKING:
@@ -25,6 +25,11 @@ SEVERITIES = ("CRITICAL", "HIGH", "MEDIUM", "LOW", "UNKNOWN")
 """trivy's severities, most severe first (``pkg/types`` in trivy: ``dbTypes.SeverityNames``)."""
 
 SCHEMA_VERSION = 2
+
+MAX_REPORT_BYTES = 256 * 1024 * 1024
+"""Reports larger than this are refused before they are read (exit 2). A real report of an image
+with 10,000 findings is about 30 MB; decoding holds the text and the objects at once, so a 1 GiB
+file (of whitespace, say) would need over 2 GB of memory before the gate could say anything."""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,20 +103,42 @@ def _slim(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """Read and decode ``path``; any problem is a :class:`MalformedReportError` naming the file."""
+    """Read and decode ``path``; any problem is a :class:`MalformedReportError` naming the file.
+
+    The size is checked with ``stat`` before anything is read (:data:`MAX_REPORT_BYTES`).
+    """
     try:
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES:
+            raise UsageError(
+                f"{path}: the report is {_size(size)}, "
+                f"over the {_size(MAX_REPORT_BYTES)} limit for a trivy report"
+            )
         # Text mode: only the decoded str is held (json.load on a binary file keeps the bytes too).
         with path.open(encoding="utf-8") as handle:
-            data = json.load(handle, object_hook=_slim)
+            text = handle.read()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such report file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot read the report: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _bad(str(path), f"invalid JSON ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise _bad(str(path), f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValueError as exc:  # a path with a NUL byte: "embedded null byte"
+        raise UsageError(f"{path!r}: cannot read the report: {exc}") from None
+    try:
+        data = parse_json(text, object_hook=_slim)
+    except ValueError as exc:
+        raise _bad(str(path), str(exc)) from None
     if not isinstance(data, dict):
         raise _bad(str(path), f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _size(size: int) -> str:
+    mib = 1024 * 1024
+    if size < mib:
+        return f"{size} bytes"
+    return f"{size // mib} MiB" if size % mib == 0 else f"{size / mib:.1f} MiB"
 
 
 def _text(item: Mapping[str, Any], key: str, source: str, where: str, *, required: bool = False) -> str:

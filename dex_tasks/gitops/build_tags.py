@@ -19,11 +19,11 @@ for the local git state), so the rules are tested as a table without GitHub or g
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import tags
 
@@ -71,11 +71,11 @@ def read_event(env: Mapping[str, str]) -> dict[str, Any] | None:
     if not path:
         return None
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = parse_json(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"GITHUB_EVENT_PATH={path}: cannot read the event payload: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"GITHUB_EVENT_PATH={path}: not valid JSON: {exc.msg}") from None
+    except ValueError as exc:  # invalid or too deeply nested JSON, or not UTF-8
+        raise UsageError(f"GITHUB_EVENT_PATH={path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"GITHUB_EVENT_PATH={path}: expected a JSON object")
     return data

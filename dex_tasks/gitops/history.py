@@ -4,6 +4,10 @@ Each commit that changed the overlay's tag is one deployment; the tag is read fr
 it was at that commit (``git show <c>:<path>``), so history works for commits made by hand too.
 The ``Dex-*`` trailers our commits carry say which action made them; commits without are
 ``manual``. A rollback's previous tag is *known bad*: ``rollback`` never picks it again.
+
+A version of the file that :func:`overlay.read_tag` refuses (invalid YAML, or over
+``overlay.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
+current version is read by the task itself, which refuses it (exit 2) instead.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]
             try:
                 tag = overlay.read_tag(text, image, path=path)
             except DexError:
-                tag = None  # an old, broken version of the file is not a deployment
+                tag = None  # an old, broken or oversized version of the file is not a deployment
         tags.append(tag)
     result: list[Deployment] = []
     for index, (commit, tag) in enumerate(zip(commits, tags, strict=True)):

@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.scanner import Scanner
 
 from dex_tasks.errors import OverlayInternalError, UsageError
 from dex_tasks.gitops import tags
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from ruamel.yaml.nodes import Node
 
 DEFAULT_PATH = "kustomization.yaml"
+MAX_OVERLAY_BYTES = 1024 * 1024
+"""Overlays larger than this are refused before ruamel sees them (exit 2). A real kustomization is
+a few kilobytes; ruamel's pure-Python parser needs minutes for a 50 MB one."""
 _NEWLINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 _DOC_END_RE = re.compile(r"^\.\.\.[ \t]*(#.*)?\r?$")
 
@@ -74,6 +78,7 @@ def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
     The value is the scalar's text (``newTag: 1234567`` reads as ``"1234567"``, as kustomize does).
     Raises UsageError for files :func:`set_tag` would refuse (invalid YAML, several documents, ...).
     """
+    _check_size(text, path)
     located = _locate(text, image, path)
     if located.tag_node is None or _is_empty(located.tag_node):
         return None
@@ -90,6 +95,7 @@ def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> Ove
     """
     # Overlays take sha- tags; pr-<N> goes into preview overlays. `latest` and anything else: never.
     tags.validate_tag(tag, preview=True)
+    _check_size(text, path)
     located = _locate(text, image, path)
     if located.tag_node is not None and located.tag_key is not None and _is_empty(located.tag_node):
         # `newTag:` with nothing after it: its (empty) node starts at the *next* token, so the value
@@ -148,15 +154,106 @@ def _problem(exc: Exception) -> str:
     return f"{lines[0] if lines else type(exc).__name__}{where}"
 
 
+def _check_size(text: str, path: str) -> None:
+    # Characters first: no UTF-8 character is shorter than one byte, so only a text that could be
+    # over the limit is encoded to count its bytes.
+    size = len(text)
+    if size * 4 > MAX_OVERLAY_BYTES:
+        size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_OVERLAY_BYTES:
+        raise UsageError(
+            f"{path}: {size} bytes is over the {MAX_OVERLAY_BYTES // (1024 * 1024)} MiB limit for a "
+            "kustomization; nothing was parsed or changed"
+        )
+
+
+class _TabScanner(Scanner):
+    """A scan-only pass that finds the tabs YAML allows as separation but ruamel refuses.
+
+    ruamel's scanner (PyYAML's, in turn) skips only spaces between tokens in block context
+    (``scan_to_next_token``: ``white_space = ' \t' if self.flow_level > 0 else ' '``, with a TODO
+    about "more sane" tab handling), so ``newTag: sha-1\t# note`` is "found character '\t' that
+    cannot start any token". go-yaml, which kustomize uses, reads such tabs as whitespace. A tab
+    this method meets is between tokens, never inside a scalar; it is recorded, and skipped like a
+    space, when go-yaml accepts it there (:func:`_separating_tab`). Tabs in indentation, or right
+    after a block indicator (``-\tname``), stay and fail as they do with kubectl.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tabs: list[int] = []
+
+    def scan_to_next_token(self) -> None:
+        super().scan_to_next_token()
+        reader = self.reader
+        while (
+            not self.flow_level and reader.peek() == "\t" and _separating_tab(reader.buffer, reader.pointer)
+        ):
+            while (char := reader.peek()) in " \t":
+                if char == "\t":
+                    self.tabs.append(reader.index)
+                reader.forward()
+            super().scan_to_next_token()
+
+
+_LINE_BREAKS = "\r\n\x85\u2028\u2029"
+
+
+def _separating_tab(buffer: str, start: int) -> bool:
+    """Whether the whitespace at ``start`` (a tab between tokens) is what go-yaml skips.
+
+    Tried with kubectl 1.32's ``kustomize``: trailing tabs, tabs before a comment, after a key's
+    ``:`` and before a ``:``; not in indentation, nor after a ``-``/``?``/``:`` that opens a line.
+    """
+    end = start
+    while buffer[end] in " \t":
+        end += 1
+    line_start = max(buffer.rfind(char, 0, start) for char in _LINE_BREAKS) + 1
+    before = buffer[line_start:start].lstrip("\ufeff").strip(" ")
+    if not before or (before.replace(" ", "").strip("-?:") == "" and before != "---"):
+        return False  # indentation, or the separation after a block indicator
+    after = buffer[end]
+    if after in "#\0" or after in _LINE_BREAKS:
+        return True  # trailing whitespace, or before a comment
+    return before.endswith(":") or (after == ":" and buffer[end + 1] in " \t\0" + _LINE_BREAKS)
+
+
+def _shadow(text: str) -> str:
+    """``text`` with the separating tabs (:class:`_TabScanner`) as spaces: the same length, so every
+    index ruamel reports for the shadow is valid for ``text``, and edits splice into ``text``."""
+    if "\t" not in text:
+        return text
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Scanner = _TabScanner
+    try:
+        for _token in yaml.scan(text):
+            pass
+    except (YAMLError, ValueError, RecursionError):
+        pass  # the real parse below reports it (on the text up to here with its tabs fixed)
+    tabs = yaml.scanner.tabs
+    if not tabs:
+        return text
+    chars = list(text)
+    for index in tabs:
+        chars[index] = " "
+    return "".join(chars)
+
+
 def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
     """Compose (for character spans) and load (for duplicate keys and the data) the one document."""
 
+    shadow = _shadow(text)
     yaml = _yaml()
     try:
-        nodes = list(yaml.compose_all(text))
-        docs = list(_yaml().load_all(text))
+        nodes = list(yaml.compose_all(shadow))
+        docs = list(_yaml().load_all(shadow))
     except (YAMLError, ValueError) as exc:  # DuplicateKeyError is a YAMLError; bad chars raise ValueError
-        raise UsageError(f"{path}: invalid YAML: {_problem(exc)}") from exc
+        problem = _problem(exc)
+        if "'\\t'" in problem:
+            problem += "; a tab is read as a space only after `key:`, before a comment or at a line's end"
+        raise UsageError(f"{path}: invalid YAML: {problem}") from exc
+    except RecursionError:  # ruamel's composer recurses once per nesting level
+        raise UsageError(f"{path}: invalid YAML: nested too deeply to parse") from None
     nodes = [n for n in nodes if n is not None]
     if len(docs) > 1 or len(nodes) > 1:
         raise UsageError(f"{path}: contains {len(docs)} YAML documents; a kustomization is one document")

@@ -24,6 +24,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, MalformedVerdictError, UsageError
 from dex_tasks.tools import oci
 
@@ -69,7 +70,7 @@ class Verdict:
     def from_json(cls, text: str | bytes) -> Verdict:
         """Parse and validate; MalformedVerdictError (exit 2) naming the first thing that is wrong."""
         try:
-            data = json.loads(text)
+            data = parse_json(text)
         except (ValueError, UnicodeDecodeError) as exc:
             raise MalformedVerdictError(f"a scan verdict is JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -160,7 +161,7 @@ def record(client: oci.Client, image: str, digest: str, verdict: Verdict) -> str
 def _verdict_layer(body: bytes, digest: str) -> oci.Descriptor | None:
     """The one layer of a verdict artifact whose subject is ``digest``, None for anything else."""
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("artifactType") != ARTIFACT_TYPE:

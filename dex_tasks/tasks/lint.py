@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc
 from dex_tasks.errors import UsageError
-from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tasks import Context, TaskResult, _args, table
 
 if TYPE_CHECKING:
     import argparse
@@ -75,6 +75,7 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
+        type=_args.text,
         metavar="PATH",
         help="files or directories (default: [tool.dex.lint] paths, else the package and tests/)",
     )

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks import cluster, proc
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError, UsageError
 from dex_tasks.gitops.tags import pr_tag
-from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tasks import Context, TaskResult, _args, table
 from dex_tasks.tools import argocd, git, github
 
 if TYPE_CHECKING:
@@ -34,16 +34,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="previews that exist (Argo CD apps and namespaces)")
     health = sub.add_parser("health", help="port-forward the preview's service and GET the health path")
     health.add_argument("pr", metavar="PR", help="pull request number")
-    health.add_argument("--url", help="GET this URL instead of a port-forward")
-    health.add_argument("--attempts", type=int, default=10, metavar="N", help="GET attempts (default 10)")
-    health.add_argument("--interval", type=float, default=3.0, metavar="S", help="seconds between attempts")
+    health.add_argument("--url", type=_args.text, help="GET this URL instead of a port-forward")
+    health.add_argument(
+        "--attempts", type=_args.count, default=10, metavar="N", help="GET attempts (default 10)"
+    )
+    health.add_argument(
+        "--interval", type=_args.pause, default=3.0, metavar="S", help="seconds between attempts"
+    )
     down = sub.add_parser("down", help="delete the preview's Argo CD app, or its namespace")
     down.add_argument("pr", metavar="PR", help="pull request number")
     comment = sub.add_parser("comment", help="post or update the sticky preview comment on the PR")
     comment.add_argument("pr", metavar="PR", help="pull request number")
     # On each subcommand only: argparse lets a subparser's default overwrite the parent's value.
     for p in (listing, health, down):
-        p.add_argument("--context", help="kubectl context (default: [tool.dex.cluster] context or current)")
+        p.add_argument(
+            "--context",
+            type=_args.text,
+            help="kubectl context (default: [tool.dex.cluster] context or current)",
+        )
 
 
 def _pr(value: str) -> int:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, redact
-from dex_tasks.errors import CommandFailed, ConfigError, UsageError
-from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.errors import CommandFailed, ConfigError, RemoteError, UsageError
+from dex_tasks.tasks import Context, TaskResult, _args, table
 from dex_tasks.tools import semgrep
 
 if TYPE_CHECKING:
@@ -42,11 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
         nargs="*",
+        type=_args.text,
         metavar="PATH",
         help="files or directories to scan (default: security.paths or the root)",
     )
     parser.add_argument(
-        "--sarif", metavar="FILE", help="SARIF output (default: security.sarif, reports/semgrep.sarif)"
+        "--sarif",
+        type=_args.text,
+        metavar="FILE",
+        help="SARIF output (default: security.sarif, reports/semgrep.sarif)",
     )
 
 
@@ -55,7 +59,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     root = ctx.config.root
     targets = _targets(ctx, list(args.paths) or list(cfg.paths))
     sarif = _resolve(ctx.cwd, args.sarif) if args.sarif else root / cfg.sarif
-    configs = [str(p) for p in semgrep.rule_files()] + [_config(root, c) for c in cfg.configs]
+    extra = [_config(root, c) for c in cfg.configs]
+    _check_registry(extra)
+    configs = [str(p) for p in semgrep.rule_files()] + extra
     excludes = _excludes(root)
     fail_on = {s.upper() for s in cfg.fail_on}
 
@@ -165,6 +171,32 @@ def _config(root: Path, value: str) -> str:
         f"[tool.dex.security] configs: {value!r} is neither a file or directory under {root} "
         "nor a registry name (p/..., r/..., auto) or URL"
     )
+
+
+def _check_registry(configs: list[str]) -> None:
+    """Fail fast (exit 4) when a registry config or URL cannot be downloaded.
+
+    Offline, semgrep itself retries for about 100 s in silence and then ends with a traceback
+    (exit 1); a TCP connect with a short timeout says the same in a few seconds, in one line.
+    """
+    remote = [c for c in configs if _REGISTRY_RE.match(c)]
+    checked: dict[tuple[str, int], str | None] = {}
+    for config in remote:
+        endpoint = semgrep.registry_endpoint(config)
+        if endpoint not in checked:
+            host, port = endpoint
+            proc.echo(
+                f"security: waiting for {host}:{port} to answer, for {config} "
+                f"(up to {semgrep.PROBE_TIMEOUT:g} s)"
+            )
+            checked[endpoint] = semgrep.unreachable(host, port)
+        why = checked[endpoint]
+        if why is not None:
+            raise RemoteError(
+                f"[tool.dex.security] configs: {config!r} is downloaded from {endpoint[0]}:{endpoint[1]}, "
+                f"which cannot be reached ({why}); remove it to scan offline with the bundled rules "
+                "(the default), or download the rule file and list its path instead"
+            )
 
 
 def _excludes(root: Path) -> list[str]:

@@ -21,7 +21,7 @@ from dex_tasks import gha, proc, scan
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import build_tags
 from dex_tasks.scan import SEVERITIES, Finding, Verdict
-from dex_tasks.tasks import Context, TaskResult, table
+from dex_tasks.tasks import Context, TaskResult, _args, table
 from dex_tasks.tools import trivy
 
 if TYPE_CHECKING:
@@ -45,10 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image reference (default: the configured image at the sha tag)",
     )
     parser.add_argument(
-        "--report", metavar="TRIVY_JSON", help="evaluate an existing trivy JSON report instead of scanning"
+        "--report",
+        type=_args.text,
+        metavar="TRIVY_JSON",
+        help="evaluate an existing trivy JSON report instead of scanning",
     )
     parser.add_argument(
-        "--sarif", metavar="FILE", help="SARIF output (default: scan.sarif, reports/trivy.sarif)"
+        "--sarif",
+        type=_args.text,
+        metavar="FILE",
+        help="SARIF output (default: scan.sarif, reports/trivy.sarif)",
     )
     parser.add_argument(
         "--ignore-unfixed",

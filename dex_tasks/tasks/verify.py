@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks import cluster, gha
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
 from dex_tasks.gitops import state
-from dex_tasks.tasks import Context, TaskResult, _delivery
+from dex_tasks.tasks import Context, TaskResult, _args, _delivery
 from dex_tasks.tools import argocd, git
 
 if TYPE_CHECKING:
@@ -45,23 +45,27 @@ def _is_auth_error(exc: Exception) -> bool:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("env", metavar="ENV", help="the environment to verify")
     parser.add_argument(
-        "--url", help="health URL (default: [tool.dex.cluster] health-urls, else a port-forward)"
+        "--url",
+        type=_args.text,
+        help="health URL (default: [tool.dex.cluster] health-urls, else a port-forward)",
     )
     parser.add_argument(
         "--rollback-on-failure", action="store_true", help="roll back to the last known good tag on failure"
     )
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=_args.seconds,
         default=None,
         metavar="S",
         help="seconds to wait for Argo CD and the health URL (default: [tool.dex.cluster] rollout-timeout)",
     )
     parser.add_argument(
-        "--attempts", type=int, default=10, metavar="N", help="health GET attempts (default 10)"
+        "--attempts", type=_args.count, default=10, metavar="N", help="health GET attempts (default 10)"
     )
-    parser.add_argument("--interval", type=float, default=3.0, metavar="S", help="seconds between attempts")
-    parser.add_argument("--context", help="kubectl context for the port-forward")
+    parser.add_argument(
+        "--interval", type=_args.pause, default=3.0, metavar="S", help="seconds between attempts"
+    )
+    parser.add_argument("--context", type=_args.text, help="kubectl context for the port-forward")
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:

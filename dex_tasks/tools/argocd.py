@@ -15,12 +15,12 @@ variable keeps "not configured" a fast, explicit answer.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc, redact
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import AppNotFoundError, ArgoCDError, CommandFailed
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def _message(line: str) -> str:
         if not quoted.startswith('"'):
             return quoted
         try:
-            return str(json.loads(quoted))  # Go's %q is JSON for what the CLI prints
+            return str(parse_json(quoted))  # Go's %q is JSON for what the CLI prints
         except ValueError:
             return quoted[1:-1]
     if "] " in line and line.startswith(("FATA", "ERRO")):
@@ -169,9 +169,9 @@ def app_get(name: str, *, timeout: float = QUERY_TIMEOUT) -> App:
         ("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout, app=name
     )
     try:
-        data = json.loads(result.stdout)
-    except json.JSONDecodeError as exc:
-        raise ArgoCDError(f"argocd app get {name}: output is not JSON: {exc}") from None
+        data = parse_json(result.stdout)
+    except ValueError as exc:
+        raise ArgoCDError(f"argocd app get {name}: output is not JSON we can read: {exc}") from None
     if not isinstance(data, dict):
         raise ArgoCDError(f"argocd app get {name}: unexpected output")
     return App.from_json(data)
@@ -180,9 +180,9 @@ def app_get(name: str, *, timeout: float = QUERY_TIMEOUT) -> App:
 def app_list() -> list[App]:
     result = _run(("app", "list", "-o", "json"), read_only=True, what="app list")
     try:
-        data = json.loads(result.stdout or "[]")
-    except json.JSONDecodeError as exc:
-        raise ArgoCDError(f"argocd app list: output is not JSON: {exc}") from None
+        data = parse_json(result.stdout or "[]")
+    except ValueError as exc:
+        raise ArgoCDError(f"argocd app list: output is not JSON we can read: {exc}") from None
     items = data if isinstance(data, list) else (data or {}).get("items", []) or []
     return [App.from_json(item) for item in items]
 

@@ -9,13 +9,13 @@ has no buildx while GitHub's runners do.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc, redact
-from dex_tasks.errors import UsageError
+from dex_tasks._untrusted import parse_json
+from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools.oci import DIGEST_RE
 
 if TYPE_CHECKING:
@@ -132,8 +132,8 @@ def parse_push_digest(output: str) -> str | None:
 def parse_metadata_digest(metadata: str) -> str | None:
     """``containerimage.digest`` from a buildx ``--metadata-file``."""
     try:
-        data = json.loads(metadata)
-    except json.JSONDecodeError:
+        data = parse_json(metadata)
+    except ValueError:
         return None
     digest = data.get("containerimage.digest") if isinstance(data, dict) else None
     return digest if isinstance(digest, str) and DIGEST_RE.fullmatch(digest) else None
@@ -161,8 +161,8 @@ def inspect_argv(ref: str) -> tuple[str, ...]:
 
 
 def parse_inspect(output: str) -> ImageInfo:
-    """The first image of ``docker image inspect`` JSON output."""
-    data = json.loads(output)
+    """The first image of ``docker image inspect`` JSON output; ValueError for anything else."""
+    data = parse_json(output)
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise ValueError("docker image inspect: expected a non-empty JSON array")
     item: dict[str, Any] = data[0]
@@ -181,7 +181,10 @@ def inspect(ref: str) -> ImageInfo | None:
     result = proc.run(inspect_argv(ref), read_only=True, check=False, quiet=True)
     if not result.ok:
         return None
-    return parse_inspect(result.stdout)
+    try:
+        return parse_inspect(result.stdout)
+    except ValueError as exc:
+        raise RemoteError(f"docker image inspect {ref}: cannot read the daemon's answer: {exc}") from None
 
 
 # -- references ---------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, redact
+from dex_tasks._untrusted import control_character
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -183,7 +184,8 @@ def fetch_commit(root: Path, sha: str) -> None:
 
 def check_ref_name(branch: str) -> str:
     if (
-        branch.startswith("-")
+        control_character(branch) is not None  # NUL would not even reach check-ref-format
+        or branch.startswith("-")
         or not _query(Path.cwd(), "check-ref-format", f"refs/heads/{branch}", check=False).ok
     ):
         raise UsageError(f"invalid branch name {branch!r}")

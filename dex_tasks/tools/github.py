@@ -17,7 +17,6 @@ See https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-
 from __future__ import annotations
 
 import dataclasses
-import json as jsonlib
 import logging
 import os
 import re
@@ -33,6 +32,7 @@ from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 from dex_tasks import __version__, redact
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import ForeignHostError, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -356,7 +356,7 @@ class GitHub:
         if not content:
             return None
         try:
-            return jsonlib.loads(content.decode("utf-8", "replace"))
+            return parse_json(content.decode("utf-8", "replace"))
         except ValueError:
             return content.decode("utf-8", "replace")
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import json
 import os
 import queue
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dex_tasks import proc, redact
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import (
     ClusterAccessError,
     ClusterUnreachableError,
@@ -286,9 +286,9 @@ class Kubectl:
                 f"{what}{where} failed: {last_line(exc.stderr_tail) or f'exit {exc.returncode}'}"
             ) from exc
         try:
-            data = json.loads(result.stdout)
-        except json.JSONDecodeError as exc:
-            raise RemoteError(f"kubectl get {kind}: output is not JSON: {exc}") from None
+            data = parse_json(result.stdout)
+        except ValueError as exc:
+            raise RemoteError(f"kubectl get {kind}: output is not JSON we can read: {exc}") from None
         if not isinstance(data, dict):
             raise RemoteError(f"kubectl get {kind}: unexpected output")
         return data

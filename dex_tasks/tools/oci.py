@@ -43,6 +43,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from dex_tasks import proc, redact
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -273,7 +274,7 @@ class Pushed(NamedTuple):
 def index_entries(manifest: Manifest) -> list[dict[str, Any]]:
     """The raw ``manifests`` entries of an index (objects only), ValueError when it is not an index."""
     try:
-        data = json.loads(manifest.body)
+        data = parse_json(manifest.body)
     except ValueError as exc:
         raise ValueError(f"not JSON: {exc}") from None
     if not isinstance(data, dict) or manifest.media_type not in INDEX_TYPES:
@@ -762,7 +763,7 @@ class Client:
                 f"(HTTP {response.status_code}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
             )
         try:
-            body = response.json()
+            body = parse_json(response.content)
         except ValueError:
             body = {}
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
@@ -917,7 +918,7 @@ def _media_type(response: requests.Response) -> str:
 
 def _body_media_type(body: bytes) -> str:
     try:
-        data = json.loads(body)
+        data = parse_json(body)
     except ValueError:
         return ""
     value = data.get("mediaType") if isinstance(data, dict) else None
@@ -940,7 +941,7 @@ def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
     found: tuple[tuple[str, ...], str] = ((), "")
     if response.request.method != "HEAD":
         try:
-            data = json.loads(next(response.iter_content(65536), b""))
+            data = parse_json(next(response.iter_content(65536), b""))
         # Not JSON; a stream already read (StreamConsumedError is a TypeError); a connection that broke.
         except (ValueError, TypeError, OSError):
             data = None

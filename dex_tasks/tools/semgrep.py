@@ -9,10 +9,14 @@ SARIF through ``--sarif-output`` (semgrep >= 1.80).
 from __future__ import annotations
 
 import dataclasses
-import json
+import socket
+import threading
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import CommandFailed
 
 if TYPE_CHECKING:
@@ -20,6 +24,11 @@ if TYPE_CHECKING:
 
 RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 OFFLINE_ENV = {"SEMGREP_ENABLE_VERSION_CHECK": "0", "SEMGREP_SEND_METRICS": "off"}
+REGISTRY_HOST = "semgrep.dev"  # where `p/...`, `r/...`, `s/...` and `auto` are fetched from
+REGISTRY_PORT = 443
+PROBE_TIMEOUT = 5.0
+"""Seconds to wait for a TCP connection to the registry. Without it, an offline semgrep retries
+the download for about 100 s and then ends with a 16-line traceback (exit 1)."""
 _RULE_SUFFIXES = (".yml", ".yaml")
 _TEST_SUFFIXES = (".test.yml", ".test.yaml")
 
@@ -62,6 +71,43 @@ def scan_argv(
     return tuple(argv)
 
 
+def registry_endpoint(config: str) -> tuple[str, int]:
+    """Host and port a registry config or URL is downloaded from, or the HTTPS proxy semgrep would
+    use for it (semgrep's requests honour ``HTTPS_PROXY``/``NO_PROXY``)."""
+    host, port = REGISTRY_HOST, REGISTRY_PORT
+    if config.startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(config)
+        host = parts.hostname or host
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get("https" if port == 443 else "http")
+    if proxy and not urllib.request.proxy_bypass(host):
+        parts = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        if parts.hostname:
+            return parts.hostname, parts.port or 80
+    return host, port
+
+
+def unreachable(host: str, port: int, timeout: float = PROBE_TIMEOUT) -> str | None:
+    """None when a TCP connection to ``host:port`` opens within ``timeout``, else why not.
+
+    In a daemon thread: the name lookup (``getaddrinfo``) does not honour the socket timeout, and
+    an offline resolver can take longer than the whole budget.
+    """
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{type(exc).__name__}: {exc.strerror or exc}")
+
+    thread = threading.Thread(target=connect, name="dex-semgrep-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return outcome[0] if outcome else f"no connection within {timeout:g} s"
+
+
 def rule_test_argv(rules_dir: Path = RULES_DIR) -> tuple[str, ...]:
     return ("semgrep", "--test", "--metrics=off", "--disable-version-check", str(rules_dir))
 
@@ -101,13 +147,13 @@ def _as_tuple(value: object) -> tuple[str, ...]:
 def parse(stdout: str, argv: Sequence[str]) -> Output:
     """Parse ``semgrep --json`` output; anything else is a failed command (exit 1, with the tail)."""
     try:
-        data = json.loads(stdout)
+        data = parse_json(stdout)
         results = data["results"]
         raw_errors = data.get("errors") or []
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         tail = "\n".join(stdout.strip().splitlines()[-5:])
         raise CommandFailed(
-            f"semgrep did not print its JSON result ({exc.__class__.__name__}): {tail[:500]}",
+            f"semgrep did not print its JSON result ({type(exc).__name__}: {exc}): {tail[:500]}",
             argv=argv,
             returncode=0,
         ) from None

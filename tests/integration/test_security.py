@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from dex_tasks import proc
 from dex_tasks.errors import CommandFailed
 from dex_tasks.tools import semgrep
-from tests.helpers import need
+from tests.helpers import free_port, need
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
@@ -343,3 +344,70 @@ def test_sarif_under_a_file_is_exit_2_not_a_traceback(
     result = run_cli("security", "--sarif", "blocker/s.sarif", "--json", cwd=project)
     assert result.code == 2, result.err
     assert "cannot write SARIF to" in json.loads(result.out)["error"]
+
+
+REGISTRY_CONFIGS = ["p/owasp-top-ten", "r/python.lang.security.audit", "s/someone:rule", "auto"]
+
+
+@pytest.mark.parametrize("config", [*REGISTRY_CONFIGS, "https://127.0.0.1:{port}/rules.yml"])
+def test_unreachable_registry_config_is_exit_4_before_semgrep_runs(
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, config: str
+) -> None:
+    # Regression: offline, semgrep retried for ~100 s in silence, then a 16-line traceback, exit 1.
+    port = free_port()  # nothing listens there: the connection is refused at once
+    monkeypatch.setattr(semgrep, "REGISTRY_HOST", "127.0.0.1")
+    monkeypatch.setattr(semgrep, "REGISTRY_PORT", port)
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    config = config.format(port=port)
+    project = _project(tmp_path / "proj", {})
+    (project / "pyproject.toml").write_text(
+        f'[project]\nname = "app"\n[tool.dex.security]\nconfigs = ["{config}"]\n', encoding="utf-8"
+    )
+    ran: list[object] = []
+    monkeypatch.setattr(proc, "run", lambda *a, **_k: ran.append(a))
+    result = run_cli("security", cwd=project)
+    assert result.code == 4, result.err
+    progress, error = result.err.strip().splitlines()
+    assert progress.startswith(f"security: waiting for 127.0.0.1:{port} to answer, for {config}")
+    assert error.startswith(f"dex-tasks security: error: [tool.dex.security] configs: {config!r}")
+    assert "cannot be reached" in error
+    assert "bundled rules" in error
+    assert ran == []
+    assert not (project / "reports").exists()
+
+
+def test_reachable_registry_lets_semgrep_run(
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        monkeypatch.setattr(semgrep, "REGISTRY_HOST", "127.0.0.1")
+        monkeypatch.setattr(semgrep, "REGISTRY_PORT", server.getsockname()[1])
+        for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        project = _project(tmp_path / "proj", {})
+        (project / "pyproject.toml").write_text(
+            '[project]\nname = "app"\n[tool.dex.security]\nconfigs = ["p/owasp-top-ten"]\n', encoding="utf-8"
+        )
+        ran: list[tuple[str, ...]] = []
+
+        def fake_run(argv: tuple[str, ...], **_kwargs: object) -> proc.Result:
+            ran.append(tuple(argv))
+            return proc.Result(argv=tuple(argv), returncode=0, stdout=_semgrep_json(), stderr="")
+
+        monkeypatch.setattr(proc, "run", fake_run)
+        result = run_cli("security", "--dry-run", cwd=project)
+    assert result.code == 0, result.err
+    assert ran
+    assert "p/owasp-top-ten" in ran[0]
+
+
+def test_registry_probe_goes_to_the_https_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    assert semgrep.registry_endpoint("p/owasp-top-ten") == ("proxy.internal", 3128)
+    monkeypatch.delenv("HTTPS_PROXY")
+    monkeypatch.delenv("https_proxy", raising=False)
+    assert semgrep.registry_endpoint("p/owasp-top-ten") == ("semgrep.dev", 443)
+    assert semgrep.registry_endpoint("http://rules.example:8080/x.yml") == ("rules.example", 8080)

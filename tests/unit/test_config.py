@@ -182,7 +182,7 @@ def test_branches_with_unknown_env(tmp_path: Path) -> None:
         ('[tool.dex.scan]\nfail-on = ["critical"]', "did you mean 'CRITICAL'"),
         ('namespace = "dex-{env.x}"', "bad template"),
         ('argocd-app = "dex-{env[a]}"', "bad template"),
-        ('environments = ["dev\\n"]', "invalid environment name"),
+        ('environments = ["dev\\n"]', "tool.dex.environments\\[0\\]: control character"),
         ('image = ""', "image must not be empty"),
         ('image = "ghcr.io/Data-Literate/Dex"', "is not an image reference"),
         ('image = "ghcr.io/dex app"', "is not an image reference"),

@@ -1,8 +1,14 @@
-"""Last known good: the newest tag that is not current and was never rolled back from."""
+"""Last known good: the newest tag that is not current and was never rolled back from; the walk."""
 
 from __future__ import annotations
 
-from dex_tasks.gitops import history
+from typing import TYPE_CHECKING
+
+from dex_tasks.gitops import history, overlay
+from tests.helpers import git
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _d(
@@ -54,3 +60,22 @@ def test_was_deployed() -> None:
 
 def test_as_json_has_the_contract_fields() -> None:
     assert set(_d("sha-1111111", None).as_json()) == {"tag", "commit", "date", "author", "subject", "action"}
+
+
+def test_an_oversized_old_version_is_skipped_like_a_broken_one(tmp_path: Path) -> None:
+    # One rule for every old version the walk cannot read (invalid YAML, over the size limit):
+    # it is not a deployment. The walk goes on, and reads the versions around it.
+    path = "kustomization.yaml"
+    git("init", "-q", cwd=tmp_path)
+
+    def commit(text: str, subject: str) -> None:
+        (tmp_path / path).write_text(text, encoding="utf-8")
+        git("add", path, cwd=tmp_path)
+        git("commit", "-q", "-m", subject, cwd=tmp_path)
+
+    overlay_of = "images:\n  - name: data-literate/dex\n    newTag: {}\n".format
+    commit(overlay_of("sha-1111111"), "first")
+    commit(overlay_of("sha-2222222") + "#" * (overlay.MAX_OVERLAY_BYTES + 1) + "\n", "huge")
+    commit(overlay_of("sha-3333333"), "third")
+    entries = history.deployments(tmp_path, "HEAD", path, "data-literate/dex")
+    assert [(e.tag, e.subject) for e in entries] == [("sha-3333333", "third"), ("sha-1111111", "first")]

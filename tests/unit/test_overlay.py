@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from typing import TYPE_CHECKING, NoReturn
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +13,10 @@ from dex_tasks import errors
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import overlay
 from dex_tasks.gitops.overlay import OverlayEdit, read_tag, set_tag
+from tests.helpers import need_tool
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 IMAGE = "data-literate/dex"
 NEW = "sha-0123abcd"
@@ -469,3 +476,145 @@ def test_property_random_overlays(case: tuple[str, str, str | None], tag: str) -
     elif text.endswith(nl) and "images: []" not in text:
         assert minus == []
         assert plus
+
+
+# --- hostile input (issue 10): sizes, deep nesting, tabs that YAML allows ---------------------
+
+_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: dex
+spec:
+  template:
+    spec:
+      containers:
+        - name: dex
+          image: data-literate/dex
+"""
+
+
+def _kustomize(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """``kubectl kustomize`` of an overlay holding ``text`` and one deployment of the image."""
+    directory = tmp_path / f"k{len(list(tmp_path.iterdir()))}"
+    directory.mkdir()
+    (directory / "deployment.yaml").write_text(_DEPLOYMENT, encoding="utf-8")
+    (directory / "kustomization.yaml").write_bytes(text.encode("utf-8"))
+    return subprocess.run(
+        [need_tool("kubectl"), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def _overlay(images: str, *, head: str = "") -> str:
+    return f"{head}resources:\n  - deployment.yaml\n{images}"
+
+
+TABBED = {
+    "after newTag": _overlay("images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\t# note\n"),
+    "after name": _overlay("images:\n  - name: data-literate/dex\t# the app\n    newTag: sha-1a2b3c4d\n"),
+    "after images:": _overlay("images:\t# x\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n"),
+    "after ---": _overlay(
+        "images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n", head="---\t# header\n"
+    ),
+    "trailing tab": _overlay("images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\t\n"),
+    "key: tab value": _overlay("images:\n  - name:\tdata-literate/dex\n    newTag:\tsha-1a2b3c4d\n"),
+    "key tab colon": _overlay("images:\n  - name: data-literate/dex\n    newTag\t: sha-1a2b3c4d\n"),
+    "space tab space": _overlay("images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d \t # c\n"),
+    "quoted, tabs inside": _overlay(
+        'images:\n  - name: data-literate/dex\n    newName: "data-literate/dex"\t# "a\tb"\n'
+        '    newTag: "sha-1a2b3c4d"\t# c\n'
+    ),
+    "tab inside a quoted value": _overlay(
+        'commonAnnotations:\n  note: "a\t# not a comment"\t# a comment\n'
+        "images:\n  - name: data-literate/dex\n    newTag: 'sha-1a2b3c4d'\n"
+    ),
+    "document end": _overlay("images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n...\t# end\n"),
+    "empty newTag": _overlay("images:\n  - name: data-literate/dex\n    newTag:\t# filled by CD\n"),
+    "CRLF": _overlay(
+        "images:\t# x\r\n  - name: data-literate/dex\t# n\r\n    newTag: sha-1a2b3c4d\t# c\r\n"
+    ).replace("resources:\n  - deployment.yaml\n", "resources:\r\n  - deployment.yaml\r\n"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("text", TABBED.values(), ids=TABBED)
+def test_tabs_yaml_allows_are_edited_not_refused(tmp_path: Path, text: str) -> None:
+    # Regression: ruamel's scanner refused all of these as "invalid YAML"; kubectl renders them.
+    edit = set_tag(text, "data-literate/dex", "sha-99999999")
+    old_lines, new_lines = text.splitlines(keepends=True), edit.new_text.splitlines(keepends=True)
+    assert len(old_lines) == len(new_lines)
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+    assert len(changed) == 1
+    before, after = changed[0]
+    assert "newTag" in before
+    assert after.count("\t") == before.count("\t")  # the tab stays where it was
+    assert read_tag(edit.new_text, "data-literate/dex") == "sha-99999999"
+    assert edit.new_text.count("\t") == text.count("\t")
+    # kustomize reads both versions, and renders the tag read_tag reads (none for `newTag:`).
+    for source, tag in ((text, read_tag(text, "data-literate/dex")), (edit.new_text, "sha-99999999")):
+        rendered = _kustomize(tmp_path, source)
+        assert rendered.returncode == 0, rendered.stderr
+        assert f"image: data-literate/dex{':' + tag if tag else ''}\n" in rendered.stdout
+
+
+TAB_REFUSED = {
+    # (the images part, whether kubectl refuses it too)
+    "indenting a key": ("images:\n  - name: data-literate/dex\n\tnewTag: sha-1a2b3c4d\n", True),
+    "after a dash": ("images:\n  -\tname: data-literate/dex\n    newTag: sha-1a2b3c4d\n", True),
+    "before a comment line": (
+        "images:\n\t# c\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n",
+        True,
+    ),
+    "--- then content": ("---\timages:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n", True),
+    # go-yaml reads `sha-1a2b3c4d\tx` as one value (kubectl renders the image "...:sha-1a2b3c4d\tx");
+    # no tag holds a tab, so refusing it here is the safe side of the difference.
+    "inside a plain value": ("images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\tx\n", False),
+}
+
+
+@pytest.mark.parametrize(("images", "kubectl_refuses"), TAB_REFUSED.values(), ids=TAB_REFUSED)
+def test_tabs_kubectl_refuses_are_refused(tmp_path: Path, images: str, kubectl_refuses: bool) -> None:
+    text = (
+        _overlay(images)
+        if not images.startswith("---")
+        else images.replace("\n", "\nresources:\n  - deployment.yaml\n", 1)
+    )
+    with pytest.raises(UsageError, match=r"invalid YAML: found character '\\t'") as caught:
+        set_tag(text, "data-literate/dex", "sha-99999999")
+    assert "\n" not in str(caught.value)
+    assert (_kustomize(tmp_path, text).returncode != 0) is kubectl_refuses
+
+
+def test_oversized_overlay_is_refused_before_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = "images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n" + "# padding\n" * 120_000
+
+    def no_parser(*_args: object, **_kwargs: object) -> NoReturn:
+        raise AssertionError("ruamel must not see an oversized overlay")
+
+    monkeypatch.setattr(overlay, "YAML", no_parser)
+    size = len(text.encode())
+    for call in (lambda: set_tag(text, "data-literate/dex", "sha-99999999"), lambda: read_tag(text, "x")):
+        with pytest.raises(UsageError, match=f"{size} bytes is over the 1 MiB limit"):
+            call()
+
+
+def test_the_size_limit_counts_bytes_not_characters() -> None:
+    # 300,000 three-byte characters: under the limit in characters, over it in bytes.
+    text = "images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n# " + "\u20ac" * 350_000 + "\n"
+    assert len(text) < overlay.MAX_OVERLAY_BYTES < len(text.encode())
+    with pytest.raises(UsageError, match="over the 1 MiB limit"):
+        read_tag(text, "data-literate/dex")
+    small = "images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\n# " + "\u20ac" * 1000 + "\n"
+    assert read_tag(small, "data-literate/dex") == "sha-1a2b3c4d"
+
+
+@pytest.mark.parametrize(
+    "nesting", ["[" * 20_000 + "]" * 20_000, "- " * 5_000 + "x", "{a: " * 20_000 + "b" + "}" * 20_000]
+)
+def test_deep_nesting_is_invalid_yaml_not_a_crash(nesting: str) -> None:
+    text = f"images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\nx: {nesting}\n"
+    with pytest.raises(UsageError, match="invalid YAML"):
+        read_tag(text, "data-literate/dex")

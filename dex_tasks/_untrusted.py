@@ -1,0 +1,56 @@
+"""Checks for input that comes from outside: JSON other programs print, text users type or configure.
+
+A leaf (it imports nothing of dex_tasks but the error tree), so every layer can use it: proc,
+the tool wrappers, config, the tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from dex_tasks.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+# C0 controls, DEL and C1 controls (Unicode category Cc). NUL cannot reach an argv or a path at
+# all (``ValueError: embedded null byte``); the others are never part of a name, tag, branch,
+# path or URL that a person meant, and a newline would let one value pose as two lines of output.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def parse_json(text: str | bytes, *, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+    """``json.loads`` for a document nobody vouches for; every failure is a ``ValueError``.
+
+    ``json`` recurses once per nesting level, so ``[[[[...`` 100,000 levels deep raises
+    RecursionError (a RuntimeError, which callers catching ``JSONDecodeError`` miss and which
+    would end as a traceback or a "bug"). Here it becomes a ValueError with a one-line message,
+    like invalid JSON and undecodable bytes (``UnicodeDecodeError`` is a ValueError already).
+    """
+    try:
+        return json.loads(text, object_hook=object_hook)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to parse") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+
+
+def control_character(value: str) -> str | None:
+    """The first control character in ``value`` as ``repr`` shows it (``'\\x00'``), or None."""
+    found = _CONTROL_RE.search(value)
+    return repr(found.group()) if found else None
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` unless it holds a control character; else UsageError (exit 2) naming ``what``."""
+    bad = control_character(value)
+    if bad is not None:
+        raise UsageError(f"{what}: control character {bad} is not allowed (in {_shown(value)})")
+    return value
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """``repr``, cut short: the error stays one readable line whatever was pasted."""
+    return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"
