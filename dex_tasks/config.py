@@ -30,6 +30,8 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 IMAGE_NAME_RE = re.compile(rf"(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*")
 
 DEFAULT_BRANCHES = {"dev": "dev", "stage": "main", "prod": "main"}
+# The runbook's PR title for prod is "Promote <tag> to Production"; `env-titles` adds to this.
+DEFAULT_ENV_TITLES = {"prod": "Production"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -94,7 +96,7 @@ class ClusterConfig:
     health_urls: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> URL for `verify`
     health_path: str = "/health"
     service: str = "dex"
-    service_port: int = 80
+    service_port: int = 8000  # the runbook's: kubectl port-forward -n dex-pr-42 svc/dex 8000:8000
     preview_namespace: str = "dex-pr-{pr}"
     preview_app: str = "dex-pr-{pr}"
     rollout_timeout: int = 300
@@ -115,6 +117,7 @@ class Config:
     container: str = "dex"
     default_branch: str = "main"
     branches: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BRANCHES))
+    env_titles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # merged with DEFAULT_ENV_TITLES
     package: str = ""  # empty: guessed from [project].name
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
@@ -146,6 +149,12 @@ class Config:
 
     def branch_for(self, env: str) -> str:
         return self.branches.get(env, self.default_branch)
+
+    def env_title(self, env: str) -> str:
+        """How PR titles name ``env``: ``env-titles`` over the default ``{prod = "Production"}``,
+        else the name capitalised (``stage`` -> ``Stage``)."""
+        titles = {**DEFAULT_ENV_TITLES, **self.env_titles}
+        return titles.get(env) or env.title()
 
     def overlay_dir(self, env: str) -> Path:
         """Overlay directory of ``env`` relative to the repository root."""
@@ -348,6 +357,19 @@ def load(start: Path | None = None) -> Config:
     return config
 
 
+def _validate_env_tables(config: Config, file_label: str) -> None:
+    """Tables keyed by env (``branches``, ``env-titles``): known envs, non-empty values."""
+    for key, table in (("branches", config.branches), ("env-titles", config.env_titles)):
+        for env, value in table.items():
+            if env not in config.environments:
+                raise ConfigError(
+                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
+                    + _suggest(env, config.environments)
+                )
+            if not value.strip():
+                raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
+
+
 def _validate(config: Config, file_label: str) -> None:
     if not config.environments:
         raise ConfigError(f"{file_label}: tool.dex.environments must not be empty")
@@ -356,12 +378,7 @@ def _validate(config: Config, file_label: str) -> None:
     for env in config.environments:
         if not ENV_NAME_RE.fullmatch(env):
             raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
-    for env in config.branches:
-        if env not in config.environments:
-            raise ConfigError(
-                f"{file_label}: tool.dex.branches: {env!r} is not in environments"
-                + _suggest(env, config.environments)
-            )
+    _validate_env_tables(config, file_label)
     for key, template, names in (
         ("namespace", config.namespace, {"env"}),
         ("argocd-app", config.argocd_app, {"env"}),

@@ -91,7 +91,7 @@ def rollback(
         branch=f"rollback-{env}-{tag}",
         subject=f"fix: rollback {env} to {tag}",
         body=(f"Rolled back {env} from {current or '(none)'} to {tag} with dex-tasks{how}.",),
-        pr_title=f"Rollback {env.title()} to {tag}",
+        pr_title=f"Rollback {cfg.env_title(env)} to {tag}",
         pr_body=f"Rolls **{env}** back from `{current or '(none)'}` to `{tag}`{how}.",
         direct=not pr,
         push=push,

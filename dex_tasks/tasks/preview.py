@@ -242,7 +242,8 @@ def comment_body(ctx: Context, pr: int) -> str:
     namespace = cfg.cluster.preview_namespace.format(pr=pr)
     tag = pr_tag(pr)
     port = cfg.cluster.service_port
-    local = 8080
+    # The runbook's `svc/dex 8000:8000`: the same port locally, unless that needs root (< 1024).
+    local = port if port >= 1024 else 8080
     forward = proc.quote(
         cluster.kubectl_for(cfg).argv(
             "port-forward", "-n", namespace, f"svc/{cfg.cluster.service}", f"{local}:{port}"

@@ -97,7 +97,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         branch=f"promote-{target}-{tag}",
         subject=f"chore: promote {tag} to {target}",
         body=tuple(body),
-        pr_title=f"Promote {tag} to {target.title()}",
+        pr_title=f"Promote {tag} to {cfg.env_title(target)}",
         pr_body=functools.partial(
             _pr_body, ctx, repo, source, target, old=old, new=tag, forced=forced_reasons
         ),

@@ -276,7 +276,7 @@ class FakeKube:
         image: str,
         container: str = "dex",
         replicas: int = 2,
-        service_port: int = 80,
+        service_port: int = 8000,
         target_port: int = 8000,
     ) -> None:
         """A deployment whose rollout to ``image`` is complete, its pods and a service."""

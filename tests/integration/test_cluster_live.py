@@ -199,14 +199,14 @@ def test_port_forward_is_always_stopped(fake_kube: FakeKube, tmp_path: Path) -> 
     with socket.create_server(("127.0.0.1", 0)) as backend:
         fake_kube.set_backend("dex-stage", backend.getsockname()[1])
         kube = Kubectl()
-        with kube.port_forward("dex-stage", "svc/dex", 80) as port:
+        with kube.port_forward("dex-stage", "svc/dex", 8000) as port:
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5)
         # On an exception inside the block too.
         with (
             pytest.raises(RuntimeError, match="boom"),
-            kube.port_forward("dex-stage", "svc/dex", 80) as port2,
+            kube.port_forward("dex-stage", "svc/dex", 8000) as port2,
         ):
             raise RuntimeError("boom")
         with pytest.raises(ConnectionRefusedError):
@@ -214,7 +214,7 @@ def test_port_forward_is_always_stopped(fake_kube: FakeKube, tmp_path: Path) -> 
         # And on Ctrl-C (KeyboardInterrupt is no Exception).
         with (
             pytest.raises(KeyboardInterrupt),
-            kube.port_forward("dex-stage", "svc/dex", 80) as port3,
+            kube.port_forward("dex-stage", "svc/dex", 8000) as port3,
         ):
             raise KeyboardInterrupt
         with pytest.raises(ConnectionRefusedError):
@@ -227,7 +227,7 @@ def test_port_forward_to_missing_service_says_why(fake_kube: FakeKube) -> None:
     fake_kube.add_namespace("dex-stage")
     with (
         pytest.raises(RemoteError, match=r'services "dex" not found'),
-        Kubectl().port_forward("dex-stage", "svc/dex", 80),
+        Kubectl().port_forward("dex-stage", "svc/dex", 8000),
     ):
         pass
 
@@ -304,7 +304,7 @@ def test_port_forward_never_talks_to_whoever_holds_the_picked_port(
         taken = squatter.getsockname()[1]
         picks = iter([taken, free_port()])
         monkeypatch.setattr(kubectl, "_free_port", lambda: next(picks))
-        with kubectl.Kubectl().port_forward("dex-stage", "svc/dex", 80) as port:
+        with kubectl.Kubectl().port_forward("dex-stage", "svc/dex", 8000) as port:
             assert port != taken
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
             backend.settimeout(10)

@@ -487,7 +487,7 @@ def test_preview_health_without_cluster(no_cluster: None, run_cli: CliRunner, tm
 def test_preview_comment_without_token_prints(run_cli: CliRunner, tmp_path: Path) -> None:
     result = run_cli("preview", "comment", "12", cwd=tmp_path)
     assert result.code == 0, result.err
-    assert "kubectl port-forward -n dex-pr-12 svc/dex 8080:80" in result.out
+    assert "kubectl port-forward -n dex-pr-12 svc/dex 8000:8000" in result.out
     assert "pr-12" in result.out
     assert "not posted" in result.out
 

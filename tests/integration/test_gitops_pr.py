@@ -69,7 +69,7 @@ def test_promote_pr_title_and_body(repo: GitOpsRepo, github: FakeGitHub, run_cli
     result = run_cli("promote", "stage", "prod", "--verify", "git", cwd=repo.clone)
     assert result.code == 0, result.err
     pr = github.pulls[1]
-    assert pr["title"] == f"Promote {t1} to Prod"
+    assert pr["title"] == f"Promote {t1} to Production"
     assert pr["head"]["ref"] == f"promote-prod-{t1}"
     assert pr["base"]["ref"] == "main"
     body = pr["body"]

@@ -81,7 +81,7 @@ def test_promote_button_opens_the_promotion_pr(tmp_path: Path, github: FakeGitHu
     assert ran == ["promote the tag the source env runs"]
     stage_tag = repo.tags[1]  # what stage runs in the fixture
     (pull,) = github.pulls.values()
-    assert pull["title"] == f"Promote {stage_tag} to Prod"
+    assert pull["title"] == f"Promote {stage_tag} to Production"
     assert pull["base"]["ref"] == "main"
     assert repo.tag("prod", rev=pull["head"]["ref"]) == stage_tag
     assert repo.tag("prod") == repo.tags[0]  # main itself is untouched until the PR merges

@@ -277,3 +277,38 @@ def test_cli_config_marks_file_values(tmp_path: Path, run_cli: CliRunner) -> Non
     assert result.code == 0
     assert '* image = "ghcr.io/acme/shop"' in result.out
     assert '  overlays = "infra/argocd/overlays"' in result.out
+
+
+def test_env_titles_merge_with_the_runbook_default(tmp_path: Path) -> None:
+    assert config.load(tmp_path).env_title("prod") == "Production"
+    assert config.load(tmp_path).env_title("stage") == "Stage"
+    _project(tmp_path, '[tool.dex]\nenv-titles = { stage = "Staging" }\n')
+    cfg = config.load(tmp_path)
+    assert (cfg.env_title("stage"), cfg.env_title("prod"), cfg.env_title("dev")) == (
+        "Staging",
+        "Production",
+        "Dev",
+    )
+    _project(tmp_path, '[tool.dex]\nenv-titles = { prod = "Live" }\n')
+    assert config.load(tmp_path).env_title("prod") == "Live"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            'env-titles = { prd = "P" }',
+            r"tool\.dex\.env-titles: 'prd' is not in environments; did you mean 'prod'",
+        ),
+        ('env-titles = { prod = " " }', r"tool\.dex\.env-titles\.prod must not be empty"),
+        ("env-titles = { prod = 1 }", r"env-titles"),
+    ],
+)
+def test_env_titles_are_validated(tmp_path: Path, toml: str, message: str) -> None:
+    _project(tmp_path, f"[tool.dex]\n{toml}\n")
+    with pytest.raises(ConfigError, match=message):
+        config.load(tmp_path)
+
+
+def test_service_port_defaults_to_the_runbook_s_8000(tmp_path: Path) -> None:
+    assert config.load(tmp_path).cluster.service_port == 8000
