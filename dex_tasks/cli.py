@@ -103,6 +103,11 @@ EXIT_CODES_HELP = (
 )
 
 
+def _examples() -> str:
+    """One line per task, from the registry: what ``dex-tasks --help`` promises."""
+    return "\n".join(f"  {spec.example}" for spec in TASKS)
+
+
 def build_parser(with_arguments: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The parser: a subcommand per task, each with its help, so ``--help`` and "invalid choice"
     list them all.
@@ -114,7 +119,7 @@ def build_parser(with_arguments: Iterable[str] | None = None) -> argparse.Argume
     parser = _Parser(
         prog=PROG,
         description="The DEX CI/CD runbook as tasks. The same from poe, nox and GitHub Actions.",
-        epilog=f"example:\n  dex-tasks promote stage prod --dry-run\n\n{EXIT_CODES_HELP}",
+        epilog=f"examples:\n{_examples()}\n\n{EXIT_CODES_HELP}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -250,7 +255,14 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
         cwd = flags.directory.resolve()
         os.chdir(cwd)
     cfg = config_mod.load(cwd)
-    ctx = Context(task=spec.name, config=cfg, cwd=cwd, json=flags.json, task_names=tuple(BY_NAME))
+    ctx = Context(
+        task=spec.name,
+        config=cfg,
+        cwd=cwd,
+        json=flags.json,
+        task_names=tuple(BY_NAME),
+        build_parser=build_parser,
+    )
     # Streamed tool output is human output: it goes where ctx.out() writes.
     with proc.session(dry_run=flags.dry_run, stream_to=ctx.human):
         for name in redact.SECRET_ENV_VARS:

@@ -106,6 +106,10 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("config", "print the resolved [tool.dex] configuration and where each value came from",
              "dex-tasks config --json", module_name="config_cmd"),
     TaskSpec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
+    TaskSpec("init", "scaffold a consumer repo: [tool.dex], workflows, base, overlays, Argo CD apps",
+             "dex-tasks init --app shop --image ghcr.io/acme/shop"),
+    TaskSpec("completion", "print a shell completion script (env names come from [tool.dex])",
+             "dex-tasks completion bash > ~/.local/share/bash-completion/completions/dex-tasks"),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

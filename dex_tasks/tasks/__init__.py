@@ -15,6 +15,8 @@ from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_OK
 
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
     from pathlib import Path
 
     from dex_tasks.config import Config
@@ -35,6 +37,9 @@ class Context:
     #: Every task the entry point offers (``doctor --require`` checks names against it), passed
     #: in so that no task imports the entry layer's table.
     task_names: tuple[str, ...] = ()
+    #: The entry layer's full parser (every task's arguments), passed in for the same reason:
+    #: ``completion`` walks it without importing ``cli``.
+    build_parser: Callable[[], argparse.ArgumentParser] | None = None
 
     @property
     def dry_run(self) -> bool:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 CONTRACT = (
     "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
     "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
+    "init", "completion",
 )  # fmt: skip
 
 
@@ -129,6 +130,8 @@ def test_help_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"\n    {name} " in out or f"\n    {name}\n" in out, name
     assert "--dry-run" in out
     assert "exit codes" in out
+    for spec in registry.TASKS:  # the epilog promises an example per task: it shows one
+        assert f"\n  {spec.example}\n" in out, spec.name
 
 
 def test_task_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:

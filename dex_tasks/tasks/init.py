@@ -1,0 +1,117 @@
+"""``init [--app NAME] [--image REF] [--envs dev,stage,prod] [--force]``: scaffold a consumer repo.
+
+Writes, in the current directory (or ``-C DIR``): ``[tool.poe]`` and ``[tool.dex]`` appended to
+``pyproject.toml`` (existing content is never rewritten), the noxfile line, the caller workflows
+pinned like ``examples/workflows``, ``infra/argocd/base`` (deployment + service on port 8000), an
+overlay per env, an Argo CD Application per env, an ApplicationSet for PR previews, and a
+``.dockerignore`` without ``.git``. Idempotent: a second run changes nothing. A file of ours that
+exists and differs is skipped with a warning unless ``--force``. ``--dry-run`` prints the diff.
+The logic is in :mod:`dex_tasks.scaffold.init`; this module parses, prints and writes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import TYPE_CHECKING
+
+from dex_tasks.errors import DexError, UsageError
+from dex_tasks.scaffold import init as scaffold
+from dex_tasks.tasks import Context, TaskResult, _args
+from dex_tasks.tools import git
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--app", type=_args.text, help="the app's name (default: the project's name)")
+    parser.add_argument(
+        "--image", type=_args.text, help="full image name without tag (default: ghcr.io/<owner>/<app>)"
+    )
+    parser.add_argument(
+        "--envs",
+        type=_args.text,
+        metavar="ENV,ENV...",
+        help="environments in promotion order (dev,stage,prod)",
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite files of ours that differ")
+    parser.add_argument(
+        "--rollout",
+        choices=("canary", "bluegreen"),
+        help="an Argo Rollouts strategy instead of a Deployment (not yet supported)",
+    )
+
+
+def _options(ctx: Context, args: argparse.Namespace) -> scaffold.Options:
+    cfg = ctx.config
+    in_file = cfg.from_file
+    app = scaffold.check_app(args.app) if args.app else None
+    if app is None:
+        app = (
+            cfg.deployment
+            if "deployment" in in_file
+            else scaffold.default_app(cfg.project_name, ctx.cwd.name)
+        )
+    repo_url = _origin(ctx.cwd)
+    if args.image:
+        image = scaffold.check_image(args.image)
+    elif "image" in in_file:
+        image = cfg.image
+    else:
+        owner = (scaffold.github_slug(repo_url) or (app, ""))[0].lower()
+        image = scaffold.check_image(f"ghcr.io/{owner}/{app}")
+    envs = scaffold.parse_envs(args.envs) if args.envs else cfg.environments
+    return scaffold.Options(app=app, image=image, envs=tuple(envs), repo_url=repo_url)
+
+
+def _origin(cwd: Path) -> str:
+    try:
+        return git.remote_url(cwd) or ""
+    except DexError:  # not a git repository (or no git): the Argo CD apps get a placeholder URL
+        return ""
+
+
+def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
+    if args.rollout:
+        raise UsageError(
+            f"init --rollout {args.rollout} is not supported yet: init scaffolds a Deployment "
+            "(run init without --rollout)"
+        )
+    options = _options(ctx, args)
+    changes = scaffold.plan(ctx.cwd, options, force=args.force)
+    lists: dict[str, list[str]] = {outcome: [] for outcome in scaffold.OUTCOMES}
+    for change in changes:
+        lists[change.outcome].append(change.path)
+        if change.outcome == scaffold.SKIPPED:
+            ctx.warn(f"{change.path}: skipped: {change.reason}")
+        elif change.reason:
+            ctx.warn(f"{change.path}: {change.reason}")
+        if change.outcome in {scaffold.CREATED, scaffold.UPDATED}:
+            if ctx.dry_run:
+                ctx.out(_diff(change).rstrip("\n"))
+            else:
+                _write(ctx.cwd / change.path, change.new)
+    verb = "would be " if ctx.dry_run else ""
+    summary = ", ".join(f"{len(lists[o])} {verb}{o}" for o in scaffold.OUTCOMES if lists[o])
+    ctx.out(f"init {options.app} ({options.image}; {', '.join(options.envs)}): {summary}")
+    for outcome in (scaffold.CREATED, scaffold.UPDATED):
+        for path in lists[outcome]:
+            ctx.out(f"  {verb}{outcome}  {path}")
+    if not ctx.dry_run and (lists[scaffold.CREATED] or lists[scaffold.UPDATED]):
+        ctx.out("next: commit and push, then `dex-tasks bump-overlay <env> sha-<hex>` once an image is built")
+    return TaskResult(data={"app": options.app, "image": options.image, "envs": list(options.envs), **lists})
+
+
+def _diff(change: scaffold.FileChange) -> str:
+    old = (change.old or "").splitlines(keepends=True)
+    new = change.new.splitlines(keepends=True)
+    before = f"a/{change.path}" if change.old is not None else "/dev/null"
+    return "".join(difflib.unified_diff(old, new, fromfile=before, tofile=f"b/{change.path}"))
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # newline="": the text already holds the file's own line endings (an append keeps CRLF).
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(text)

@@ -1,0 +1,209 @@
+"""init: the scaffold renders with kubectl, passes the workflow validators, merges without rewriting,
+is idempotent, never overwrites without --force, and bump-overlay/promote work on what it made."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import subprocess
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from dex_tasks import config
+from dex_tasks.scaffold import init as scaffold
+from tests.helpers import REPO_ROOT, git, need_tool
+from tests.integration.test_workflows_lint import check_jsonschema, zizmor
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.conftest import CliRunner
+
+USES = re.compile(r"^\s*uses:\s*(\S+)", re.MULTILINE)
+
+
+def _init(run_cli: CliRunner, root: Path, *args: str) -> dict[str, Any]:
+    result = run_cli("init", "--json", "-C", str(root), *args)
+    assert result.code == 0, result.err
+    payload: dict[str, Any] = json.loads(result.out)
+    return payload
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.parts
+    }
+
+
+def test_templates_call_the_same_pinned_workflows_as_the_examples() -> None:
+    for name in scaffold.WORKFLOW_FILES:
+        example = (REPO_ROOT / "examples" / "workflows" / name).read_text(encoding="utf-8")
+        ours = scaffold.template(f"workflows/{name}")
+        assert USES.findall(ours) == USES.findall(example), name
+        assert USES.findall(ours)
+
+
+def test_rendered_with_the_default_envs_the_workflows_are_the_examples() -> None:
+    options = scaffold.Options(app="dex", image="ghcr.io/data-literate/dex", envs=("dev", "stage", "prod"))
+    files = scaffold.desired_files(options)
+    for name in scaffold.WORKFLOW_FILES:
+        example = (REPO_ROOT / "examples" / "workflows" / name).read_text(encoding="utf-8")
+        assert files[f".github/workflows/{name}"] == example, name
+
+
+def test_init_scaffolds_a_repo_that_renders_and_validates(run_cli: CliRunner, tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    root.mkdir()
+    payload = _init(run_cli, root, "--app", "shop", "--image", "ghcr.io/acme/shop", "--envs", "dev,qa,prod")
+    assert payload["task"] == "init"
+    assert payload["updated"] == payload["skipped"] == payload["unchanged"] == []
+    created = set(payload["created"])
+    assert {"pyproject.toml", "noxfile.py", ".dockerignore", "infra/argocd/base/deployment.yaml"} <= created
+    assert {f"infra/argocd/overlays/{env}/kustomization.yaml" for env in ("dev", "qa", "prod")} <= created
+    assert ".git" in (root / ".dockerignore").read_text(encoding="utf-8").splitlines()
+
+    cfg = config.load(root)  # the [tool.dex] written is valid config
+    assert (cfg.image, cfg.environments, cfg.deployment) == (
+        "ghcr.io/acme/shop",
+        ("dev", "qa", "prod"),
+        "shop",
+    )
+    kubectl = need_tool("kubectl")
+    for env in cfg.environments:
+        rendered = subprocess.run(
+            [kubectl, "kustomize", str(root / cfg.overlay_dir(env))],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert f"image: ghcr.io/acme/shop:{scaffold.PLACEHOLDER_TAG}" in rendered
+        assert f"namespace: shop-{env}" in rendered
+        assert "containerPort: 8000" in rendered
+    apps = subprocess.run(
+        [kubectl, "kustomize", str(root / scaffold.APPS)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "kind: ApplicationSet" in apps
+    assert "shop-pr-{{number}}" in apps
+    assert "- preview" in apps
+    assert apps.count("kind: Application\n") == 3
+
+    workflows = sorted((root / ".github" / "workflows").glob("*.yml"))
+    assert len(workflows) == 4
+    done = check_jsonschema(*workflows)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert zizmor(*workflows) == []
+    promote = (root / ".github" / "workflows" / "promote.yml").read_text(encoding="utf-8")
+    assert "options: [dev, qa]" in promote
+    assert "options: [qa, prod]" in promote
+
+
+def test_a_second_run_changes_nothing(run_cli: CliRunner, tmp_path: Path) -> None:
+    _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    before = _tree(tmp_path)
+    again = _init(run_cli, tmp_path)  # app, image and envs now come from the [tool.dex] it wrote
+    assert again["created"] == again["updated"] == again["skipped"] == []
+    assert len(again["unchanged"]) == len(before)
+    assert _tree(tmp_path) == before
+
+
+def test_an_existing_pyproject_is_appended_to_never_rewritten(run_cli: CliRunner, tmp_path: Path) -> None:
+    original = (
+        '[project]\nname = "Shop_API"   # odd spacing stays\nversion = "1"\n\n[tool.ruff]\nline-length = 99\n'
+    )
+    (tmp_path / "pyproject.toml").write_bytes(original.replace("\n", "\r\n").encode())
+    (tmp_path / "noxfile.py").write_text("import nox\n", encoding="utf-8")
+    payload = _init(run_cli, tmp_path, "--image", "ghcr.io/acme/shop-api")
+    assert {"pyproject.toml", "noxfile.py"} <= set(payload["updated"])
+    text = (tmp_path / "pyproject.toml").read_bytes().decode()
+    assert text.startswith(original.replace("\n", "\r\n"))  # byte for byte, CRLF kept
+    assert "\n" not in text.replace("\r\n", "")  # what was appended has CRLF too
+    assert config.load(tmp_path).deployment == "shop-api"
+    assert (tmp_path / "noxfile.py").read_text(encoding="utf-8") == f"import nox\n{scaffold.NOX_LINE}\n"
+
+
+def test_a_differing_file_is_skipped_unless_force(run_cli: CliRunner, tmp_path: Path) -> None:
+    _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    service = tmp_path / scaffold.BASE / "service.yaml"
+    service.write_text("# mine\n", encoding="utf-8")
+    result = run_cli("init", "--json", "-C", str(tmp_path))
+    assert result.code == 0
+    assert json.loads(result.out)["skipped"] == [f"{scaffold.BASE}/service.yaml"]
+    assert "service.yaml: skipped: exists and differs (--force overwrites it)" in result.err
+    assert service.read_text(encoding="utf-8") == "# mine\n"
+    forced = _init(run_cli, tmp_path, "--force")
+    assert forced["updated"] == [f"{scaffold.BASE}/service.yaml"]
+    assert "kind: Service" in service.read_text(encoding="utf-8")
+
+
+def test_an_existing_poe_table_without_our_line_is_skipped_with_a_warning(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    original = '[tool.poe.tasks]\nhello = "echo hi"\n'
+    (tmp_path / "pyproject.toml").write_text(original, encoding="utf-8")
+    result = run_cli("init", "--json", "-C", str(tmp_path), "--image", "ghcr.io/acme/x")
+    assert result.code == 0
+    assert "pyproject.toml" in json.loads(result.out)["updated"]  # [tool.dex] appended
+    assert "add that line to it yourself" in result.err
+    assert (tmp_path / "pyproject.toml").read_text(encoding="utf-8").startswith(original)
+
+
+def test_dry_run_shows_the_diff_and_writes_nothing(run_cli: CliRunner, tmp_path: Path) -> None:
+    result = run_cli("init", "--dry-run", "-C", str(tmp_path), "--app", "shop")
+    assert result.code == 0, result.err
+    assert "+++ b/infra/argocd/overlays/dev/kustomization.yaml" in result.out
+    assert "+    newTag: sha-0000000" in result.out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--app", "Shop!"], "--app 'Shop!'"),
+        (["--image", "ghcr.io/acme/shop:1.0"], "--image"),
+        (["--envs", "dev,dev"], "twice"),
+        (["--envs", "Dev"], "invalid environment name"),
+        (["--rollout", "canary"], "not supported yet"),
+    ],
+)
+def test_bad_input_is_exit_2_in_one_line_and_writes_nothing(
+    run_cli: CliRunner, tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = run_cli("init", "-C", str(tmp_path), *args)
+    assert result.code == 2
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bump_and_promote_work_on_the_scaffold(run_cli: CliRunner, tmp_path: Path) -> None:
+    origin = tmp_path / "origin.git"
+    repo = tmp_path / "shop"
+    git("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
+    git("init", "--quiet", "--initial-branch=main", str(repo), cwd=tmp_path)
+    git("remote", "add", "origin", str(origin), cwd=repo)
+    _init(run_cli, repo, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    if "registry_check" in {f.name for f in dataclasses.fields(config.Config)}:
+        # No image exists in any registry here: the GitOps write path must not ask one.
+        pyproject = repo / "pyproject.toml"
+        text = pyproject.read_text(encoding="utf-8")
+        pyproject.write_text(
+            text.replace("[tool.dex]\n", '[tool.dex]\nregistry-check = "off"\n', 1), encoding="utf-8"
+        )
+    git("add", "-A", cwd=repo)
+    git("commit", "--quiet", "-m", "chore: dex-tasks init", cwd=repo)
+    git("push", "--quiet", "origin", "main", "main:dev", cwd=repo)
+    tag = "sha-1a2b3c4d"
+
+    bumped = run_cli("bump-overlay", "dev", tag, "--direct", "--json", "-C", str(repo))
+    assert bumped.code == 0, bumped.err
+    assert json.loads(bumped.out)["pushed"] is True
+    promoted = run_cli("promote", "dev", "stage", "--direct", "--verify", "git", "--json", "-C", str(repo))
+    assert promoted.code == 0, promoted.err
+    assert json.loads(promoted.out)["tag"] == tag
+    stage = git("show", "main:infra/argocd/overlays/stage/kustomization.yaml", cwd=origin)
+    assert f"newTag: {tag}  # set by dex-tasks bump-overlay, promote and rollback" in stage
+    assert "newName: ghcr.io/acme/shop  # must equal [tool.dex] image" in stage
