@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # argparse renders nargs="+" as `ENV [ENV...] TAG [ENV [ENV...] TAG ...]`: say it as meant.
+    parser.usage = "%(prog)s [options] ENV [ENV...] TAG"
     parser.add_argument(
         "targets", nargs="+", metavar="ENV [ENV...] TAG", help="environments, then the image tag"
     )

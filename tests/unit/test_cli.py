@@ -385,3 +385,9 @@ def test_a_closed_stdout_pipe_is_not_reported_as_an_error(monkeypatch: pytest.Mo
     monkeypatch.setattr(cli, "_task_attr", lambda spec, attr: task if attr == spec.run else (lambda *_: None))
     with pytest.raises(BrokenPipeError):
         cli.main(["config"])
+
+
+def test_bump_overlay_usage_reads_as_meant(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["bump-overlay", "--help"])
+    assert capsys.readouterr().out.startswith("usage: dex-tasks bump-overlay [options] ENV [ENV...] TAG\n")
