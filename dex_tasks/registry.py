@@ -106,6 +106,8 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("config", "print the resolved [tool.dex] configuration and where each value came from",
              "dex-tasks config --json", module_name="config_cmd"),
     TaskSpec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
+    TaskSpec("demo", "the whole runbook end to end in a throwaway sandbox repo (needs only git)",
+             "dex-tasks demo --keep /tmp/dex-demo"),
     TaskSpec("init", "scaffold a consumer repo: [tool.dex], workflows, base, overlays, Argo CD apps",
              "dex-tasks init --app shop --image ghcr.io/acme/shop"),
     TaskSpec("completion", "print a shell completion script (env names come from [tool.dex])",
