@@ -222,3 +222,30 @@ def test_forbidden_push_transport_is_exit_2(repo: GitOpsRepo, run_cli: CliRunner
         assert "transport 'ext' not allowed" in line
         assert "nothing was pushed" in line
         assert (repo.remote_branches(), repo.head("dev")) == before
+
+
+# -- class 7: a refused promote carries the same GitOps keys as one that happened ------------------
+
+
+def test_refused_promote_has_the_gitops_keys_of_a_successful_one(
+    repo: GitOpsRepo, run_cli: CliRunner
+) -> None:
+    before = repo.snapshot()
+    stage_tag = repo.tag("stage")
+    other = next(tag for tag in repo.tags if tag != stage_tag)
+    refused = run_cli("promote", "stage", "prod", other, "--verify", "git", "--json", cwd=repo.clone)
+    assert refused.code == 1, refused.err
+    assert repo.snapshot() == before
+    refused_data = json.loads(refused.out)
+    done = run_cli("promote", "stage", "prod", "--verify", "git", "--no-push", "--json", cwd=repo.clone)
+    assert done.code == 0, done.err
+    done_data = json.loads(done.out)
+    assert set(done_data) - {"diff"} <= set(refused_data)
+    assert set(refused_data) - set(done_data) == {"refused", "error"}
+    assert refused_data["exit_code"] == 1
+    assert refused_data["error"].startswith("promotion refused:")
+    assert (refused_data["changed"], refused_data["pushed"], refused_data["attempts"]) == (False, False, 0)
+    assert (refused_data["envs"], refused_data["from_env"], refused_data["tag"]) == (["prod"], "stage", other)
+    assert refused_data["previous_tags"] == {"prod": repo.tag("prod")}
+    assert refused_data["pr_number"] is None
+    assert refused_data["forced"] is False
