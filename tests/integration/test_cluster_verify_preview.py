@@ -511,23 +511,41 @@ def test_preview_comment_is_sticky(
         assert gh.token not in first.out + first.err
 
 
-def test_preview_down_without_access_notes_and_updates_the_comment(
+def test_preview_down_without_access_fails_and_leaves_the_comment(
     no_cluster: None, run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Nothing can delete it (no Argo CD, no kubeconfig): exit 2 as the cause says, not 0, and the
+    # sticky comment does not claim the preview is gone.
     with FakeGitHub(repo="data-literate/dex") as gh:
         for key, value in gh.env().items():
             monkeypatch.setenv(key, value)
         gh.add_pull(head="feature", base="main")
         up = run_cli("preview", "comment", "1", cwd=tmp_path)
         assert up.code == 0, up.err
+        body = next(iter(gh.comments.values()))["body"]
+        writes = len([r for r in gh.requests if r.method != "GET"])
         down = run_cli("preview", "down", "1", "--json", cwd=tmp_path)
-        assert down.code == 0, down.err
+        assert down.code == 2, down.err
         data = json.loads(down.out)
-        assert data["deleted"] is None
-        assert "nothing deleted" in data["note"]
-        assert data["posted"] is True
-        assert len(gh.comments) == 1
-        assert "is gone" in next(iter(gh.comments.values()))["body"]
+        assert data["exit_code"] == 2
+        assert "nothing was deleted" in data["error"]
+        assert "ARGOCD_AUTH_TOKEN" in data["error"]
+        assert [line for line in down.err.splitlines() if line.startswith("dex-tasks preview:")] == [
+            f"dex-tasks preview: error: {data['error']}"
+        ]
+        assert next(iter(gh.comments.values()))["body"] == body
+        assert len([r for r in gh.requests if r.method != "GET"]) == writes
+
+
+def test_preview_down_without_kubectl_or_argocd_is_exit_3(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARGOCD_SERVER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run_cli("preview", "down", "4", cwd=tmp_path)
+    assert result.code == 3, result.err
+    assert "kubectl" in result.err
+    assert "nothing was deleted" in result.err
 
 
 def test_preview_down_argocd_server_without_cli_is_exit_3(
