@@ -593,3 +593,17 @@ def test_verify_accepts_argocd_at_a_later_commit_of_the_base_branch(repo: GitOps
     assert not _at_or_after(expected(tip), older, seen)  # an older commit is not there yet
     assert not _at_or_after(expected(tip), "f" * 40, seen)  # unknown everywhere
     assert not _at_or_after(expected(tip), "", seen)
+
+
+def test_verify_retries_print_progress_lines_and_end_in_one_error_line(
+    repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    health.status = 503
+    result = run_cli("verify", "stage", "--url", health.url, *FAST, cwd=repo.clone)
+    assert result.code == 1, result.err
+    waiting = [line for line in result.err.splitlines() if "waiting for" in line]
+    assert len(waiting) == 1, result.err
+    assert waiting[0].startswith(f"# waiting for {health.url} (attempt 2/2, next try in 0.0s): HTTP 503")
+    errors = [line for line in result.err.splitlines() if line.startswith("dex-tasks verify:")]
+    assert len(errors) == 1, result.err
+    assert "HTTP 503" in errors[0]
