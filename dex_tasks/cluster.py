@@ -23,7 +23,6 @@ Everything in :func:`check_live` is read-only.
 from __future__ import annotations
 
 import dataclasses
-import html
 import re
 import time
 from typing import TYPE_CHECKING
@@ -344,9 +343,10 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
                 status = response.status_code
                 if 200 <= status < 300:
                     return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")
-                head = next(response.iter_content(chunk_size=4096), b"")
-            # One line: the detail ends up in the task's one-line failure message.
-            detail = f"HTTP {status}: {body_line(head.decode('utf-8', 'replace'))}".rstrip(": ")
+                head = next(response.iter_content(chunk_size=1024), b"")
+            # One line: the detail ends up in the task's one-line failure message; the head of an
+            # HTML error page, squashed and cut, names it (its <title>) without the page.
+            detail = f"HTTP {status}: {_short(head.decode('utf-8', 'replace'))}".rstrip(": ")
         except requests.RequestException as exc:
             status = None
             detail = f"no answer: {request_failure(exc, timeout)}"
@@ -391,27 +391,6 @@ def port_forward_health(
             attempts=0,
             detail=f"port-forward failed: {exc}",
         )
-
-
-_TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
-_HEADING_RE = re.compile(r"<h1[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG_RE = re.compile(r"<[^>]*>")
-
-
-def body_line(text: str, limit: int = 160) -> str:
-    """One line of a response body for a message: an HTML error page's title (or first heading,
-    or its text without tags), else the first non-empty line - never the whole page."""
-    stripped = text.lstrip()
-    if stripped[:1] == "<":
-        match = _TITLE_RE.search(text) or _HEADING_RE.search(text)
-        inner = (
-            match.group(1)
-            if match
-            else _TAG_RE.sub(" ", re.sub(r"(?is)<(script|style).*?</\1\s*>", " ", text))
-        )
-        return _short(html.unescape(_TAG_RE.sub(" ", inner)), limit)
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    return _short(first, limit)
 
 
 # What urllib3 wraps deep inside requests' exceptions, in words (its reprs name objects and ids).
