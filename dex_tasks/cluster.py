@@ -23,10 +23,11 @@ Everything in :func:`check_live` is read-only.
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from typing import TYPE_CHECKING
 
-from dex_tasks import proc
+from dex_tasks import proc, progress
 from dex_tasks.errors import (
     AppNotFoundError,
     ClusterAccessError,
@@ -243,6 +244,10 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     target = f"deployment/{cfg.deployment}"
     inspect = proc.quote(kube.argv("rollout", "status", target, "-n", namespace))
     undo = proc.quote(kube.argv("rollout", "undo", target, "-n", namespace))
+    if not proc.is_dry_run():  # under --dry-run rollout status is only printed
+        progress.waiting(
+            f"the rollout of {target} in {namespace}", 1, 1, why=f"kubectl waits up to {timeout}s"
+        )
     try:
         kube.rollout_status(namespace, cfg.deployment, timeout=timeout)
     except (CommandFailed, RemoteError) as exc:
@@ -286,7 +291,11 @@ def argocd_sync(cfg: Config, env: str) -> None:
     """
     timeout = _sync_prerequisites(cfg, env)
     app = cfg.app_for(env)
+    if not proc.is_dry_run():  # under --dry-run sync and wait are only printed
+        progress.waiting(f"Argo CD app {app} to sync", 1, 1, why=f"argocd waits up to {timeout}s")
     argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=timeout)
+    if not proc.is_dry_run():
+        progress.waiting(f"Argo CD app {app} to be Synced and Healthy", 1, 1, why=f"up to {timeout}s")
     argocd.app_wait(app, timeout=timeout)
 
 
@@ -335,13 +344,15 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
                 if 200 <= status < 300:
                     return Health(ok=True, url=url, status=status, attempts=attempt, detail=f"HTTP {status}")
                 head = next(response.iter_content(chunk_size=1024), b"")
-            # One line: the detail ends up in the task's one-line failure message.
+            # One line: the detail ends up in the task's one-line failure message; the head of an
+            # HTML error page, squashed and cut, names it (its <title>) without the page.
             detail = f"HTTP {status}: {_short(head.decode('utf-8', 'replace'))}".rstrip(": ")
         except requests.RequestException as exc:
             status = None
-            detail = f"no answer: {type(exc).__name__}: {_short(str(exc))}"
+            detail = f"no answer: {request_failure(exc, timeout)}"
         if attempt >= attempts or (deadline is not None and time.monotonic() + interval > deadline):
             break
+        progress.waiting(url, attempt + 1, attempts, interval, detail)
         time.sleep(interval)
     return Health(ok=False, url=url, status=status, attempts=tried, detail=detail)
 
@@ -380,6 +391,36 @@ def port_forward_health(
             attempts=0,
             detail=f"port-forward failed: {exc}",
         )
+
+
+# What urllib3 wraps deep inside requests' exceptions, in words (its reprs name objects and ids).
+_CAUSES = (
+    ("connection refused", "connection refused"),
+    ("name or service not known", "cannot resolve the host"),
+    ("nodename nor servname", "cannot resolve the host"),
+    ("temporary failure in name resolution", "cannot resolve the host"),
+    ("no route to host", "no route to host"),
+    ("network is unreachable", "network is unreachable"),
+    ("connection reset", "connection reset"),
+    ("certificate verify failed", "TLS certificate not trusted"),
+    ("remotedisconnected", "the server closed the connection without an answer"),
+    ("connection aborted", "the server closed the connection without an answer"),
+)
+
+
+def request_failure(exc: Exception, timeout: float | None = None) -> str:
+    """Why a request got no answer, in one short line (no urllib3 object reprs)."""
+    import requests  # noqa: PLC0415 - only the smoke checks need it
+
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timeout" + (f" after {timeout:g}s" if timeout else "")
+    if isinstance(exc, requests.Timeout):
+        return "no answer" + (f" within {timeout:g}s" if timeout else "") + " (read timeout)"
+    text = str(exc).lower()
+    for marker, words in _CAUSES:
+        if marker in text:
+            return words
+    return f"{type(exc).__name__}: {_short(re.sub(r'<[^>]*object at 0x[0-9a-f]+>:?', '', str(exc)), 120)}"
 
 
 def _short(text: str, limit: int = 200) -> str:

@@ -53,6 +53,12 @@ class MalformedReportError(UsageError):
     """The file is not a trivy JSON report we understand (exit 2, naming the file)."""
 
 
+class GitRemoteConfigError(UsageError):
+    """git refused the origin for a reason of configuration, not of the network: a forbidden
+    transport (``ext::``, ``file://`` with ``protocol.file.allow=never``), an unknown protocol, bad
+    credentials. Retrying cannot help (exit 2)."""
+
+
 class ForeignHostError(UsageError):
     """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
 
@@ -137,6 +143,23 @@ class MalformedVerdictError(UsageError):
 
 class ArgoCDError(RemoteError):
     """The Argo CD CLI failed talking to the server (auth, connection, API error)."""
+
+
+class ArgoCDAccessError(UsageError, ArgoCDError):
+    """Argo CD's REST API refused the token (401 expired or invalid, 403 not allowed): exit 2.
+
+    Configuration, not a flaky remote: asking again gives the same answer. Still an
+    :class:`ArgoCDError`, so code that handles "Argo CD said no" handles this too.
+    """
+
+
+class GitHubAccessError(UsageError, RemoteError):
+    """GitHub refused the token or does not show the repository (401, a 403 that is not a rate
+    limit, 404): exit 2 with the fix (the token's permissions, the repository name).
+
+    Configuration, not a flaky remote, so nothing was retried. Still a :class:`RemoteError`:
+    callers that handle "GitHub said no" handle this too; the exit code comes from UsageError.
+    """
 
 
 class AppNotFoundError(ArgoCDError):

@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import gha, proc
-from dex_tasks.errors import DexError, ForeignHostError, RemoteError, UsageError
+from dex_tasks.errors import DexError, ForeignHostError, GitHubAccessError, RemoteError, UsageError
 from dex_tasks.gitops import overlay
 from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
@@ -390,6 +390,8 @@ def _deliver(
     if change.direct:
         pushed = git.push(wt, "HEAD", target)
     else:
+        if not planned and attempt == 1:  # a dry run asks GitHub nothing
+            _check_github(repo)
         pushed = git.push(wt, "HEAD", target, lease=lease, new_branch=lease is None)
     if not pushed.ok:
         return pushed
@@ -505,11 +507,27 @@ def _pull_request_or_say(report: Reporter, repo: Repo, change: Change, outcome: 
     try:
         _pull_request(report, repo, change, outcome)
     except DexError as exc:
-        # The branch is pushed (that part is done and idempotent); say how to finish.
-        raise RemoteError(
+        # The branch is pushed (that part is done and idempotent); say how to finish. A token or
+        # repository problem stays exit 2: it is configuration, and a rerun alone will not fix it.
+        error = GitHubAccessError if isinstance(exc, UsageError) else RemoteError
+        raise error(
             f"{exc}; branch {change.branch} is pushed: run the task again to open the PR"
             + (f", or open it at {outcome.compare_url}" if outcome.compare_url else "")
         ) from None
+
+
+def _check_github(repo: Repo) -> None:
+    """``--pr`` with a token: one cheap request checks the token and the repository *before*
+    anything is pushed, so a bad token or repository name is exit 2 and leaves no stray branch."""
+    from dex_tasks.tools import github  # noqa: PLC0415 - requests only when a PR is made
+
+    try:
+        client = github.GitHub.from_env(remote_url=git.remote_url(repo.root) or "")
+    except ForeignHostError:
+        return  # the PR step says so after the push and prints the compare URL, as before
+    if client is not None:
+        with client:
+            client.check_push_access()
 
 
 def _pull_request(report: Reporter, repo: Repo, change: Change, outcome: Outcome) -> None:

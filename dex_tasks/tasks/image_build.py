@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import gha, proc
+from dex_tasks import gha, proc, progress
 from dex_tasks.errors import CommandFailed, RemoteError, UsageError
 from dex_tasks.gitops import build_tags
 from dex_tasks.tasks import Context, TaskResult, table
@@ -183,8 +183,9 @@ def _push_one(ref: str, cfg: Config) -> proc.Result:
             tail = exc.stderr_tail.splitlines()
             last = tail[-1] if tail else str(exc)
             if attempt < PUSH_ATTEMPTS:
-                proc.echo(f"# docker push failed (attempt {attempt}/{PUSH_ATTEMPTS}); retrying")
-                time.sleep(PUSH_RETRY_DELAY * attempt)
+                delay = PUSH_RETRY_DELAY * attempt
+                progress.waiting(f"docker push {ref}", attempt + 1, PUSH_ATTEMPTS, delay, f"failed: {last}")
+                time.sleep(delay)
     raise RemoteError(f"docker push {ref} failed after {PUSH_ATTEMPTS} attempts: {last}")
 
 

@@ -5,8 +5,10 @@
 * ``health PR``: ``kubectl port-forward svc/<service>`` in the preview namespace and GET
   ``health-path`` with bounded retries (or ``--url``). Exit 1 when it does not answer 2xx.
 * ``down PR``: delete the preview's Argo CD app (``argocd app delete --yes``, which cascades to
-  its resources) or, without Argo CD, the namespace (``kubectl delete namespace``). A preview that
-  is already gone is exit 0. ``--dry-run`` prints the delete command only.
+  its resources; without the CLI but with ``ARGOCD_AUTH_TOKEN``, Argo CD's REST API) or, without
+  Argo CD, the namespace (``kubectl delete namespace``). A preview that is already gone is exit 0;
+  one that nothing here can delete (no Argo CD, no cluster access) is exit 3/2/4 as the cause says,
+  and the PR comment is left as it was. ``--dry-run`` prints the delete only.
 * ``comment PR``: create or update one sticky PR comment (namespace, image tag ``pr-N``, the
   port-forward command) through the GitHub API; without a token the comment is printed and the
   task exits 0 with a note - so the PR-preview workflow stays one-line ``run:`` steps.
@@ -14,19 +16,21 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import cluster, proc
-from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError, UsageError
+from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, DexError, ToolMissing, UsageError
 from dex_tasks.gitops.tags import pr_tag
 from dex_tasks.tasks import Context, TaskResult, _args, table
-from dex_tasks.tools import argocd, git, github
+from dex_tasks.tools import argocd, argocd_api, git, github
 
 if TYPE_CHECKING:
     import argparse
 
 COMMENT_MARKER = "<!-- dex-tasks:preview -->"
+API_HINT = f"or set {argocd.TOKEN_ENV} too: without the CLI, preview down uses Argo CD's REST API"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,9 +181,13 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
     app = cfg.cluster.preview_app.format(pr=pr)
     data: dict[str, Any] = {"pr": pr, "namespace": namespace, "app": None, "deleted": None, "changed": False}
     verb = "would delete" if proc.is_dry_run() else "deleted"
-    # in_use: ARGOCD_SERVER says "this project uses Argo CD", so a missing CLI is exit 3, not a
-    # silent fallback to deleting the namespace under Argo CD's feet (self-heal would recreate it).
-    if argocd.in_use():
+    # ARGOCD_SERVER says "this project uses Argo CD": without the CLI (GitHub's hosted runners) the
+    # app is deleted through Argo CD's REST API when there is a token; else a missing CLI is exit 3,
+    # never a silent fallback to deleting the namespace under Argo CD's feet (self-heal would
+    # recreate it).
+    if argocd.SERVER_ENV in os.environ and proc.which("argocd") is None and argocd_api.available():
+        return _delete_through_api(ctx, pr, app, data)
+    if argocd.in_use(hint=API_HINT):
         data["app"] = app
         try:
             argocd.app_get(app)
@@ -194,14 +202,19 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
         return TaskResult(data=data)
     problem = cluster.access_problem(cfg)
     if problem is not None:
-        # Nothing here can delete it. With an Argo CD ApplicationSet pull-request generator the
-        # preview goes away by itself when the PR closes, so this is a note, not a failure.
-        data["note"] = (
-            f"nothing deleted: Argo CD is not configured ({argocd.not_configured_reason()}) "
-            f"and there is no cluster access ({problem})"
+        # Nothing here can delete it: fail as the cause says (3 kubectl missing, 2 no kubeconfig;
+        # an unreachable cluster is 4 below), so a teardown that did nothing never looks done.
+        why = (
+            f"preview {pr}: nothing was deleted: Argo CD is not configured "
+            f"({argocd.not_configured_reason()}) and there is no cluster access ({problem})"
         )
-        ctx.warn(data["note"])
-        return TaskResult(data=data)
+        fix = (
+            f"set {argocd.SERVER_ENV} and {argocd.TOKEN_ENV} to delete the Argo CD app, "
+            "or give the job a kubeconfig"
+        )
+        if proc.which("kubectl") is None:
+            raise ToolMissing("kubectl", hint=f"{why}; {fix}")
+        raise UsageError(f"{why}; {fix}")
     kube = cluster.kubectl_for(cfg)
     found = kube.get_json("namespace", namespace)
     outcome = "gone" if found is None else "deleted"
@@ -220,14 +233,33 @@ def _delete(ctx: Context, pr: int) -> TaskResult:
     return TaskResult(data=data)
 
 
+def _delete_through_api(ctx: Context, pr: int, app: str, data: dict[str, Any]) -> TaskResult:
+    """``preview down`` without the argocd CLI: Argo CD's REST API (see tools/argocd_api.py)."""
+    data.update(app=app, argocd_via="api")
+    with argocd_api.ArgoCDAPI.from_env() as api:
+        try:
+            api.get_app(app)
+        except AppNotFoundError:
+            gone = f"Argo CD app {app} does not exist (or this token may not see it)"
+            ctx.out(f"preview {pr}: {gone}; nothing to do")
+            return TaskResult(data=data)
+        where = f"{api.url}{api.app_path(app)}?cascade=true"
+        if proc.is_dry_run():
+            proc.echo(f"# dry-run: would DELETE {where} (Argo CD API)")
+            data.update(deleted=f"app/{app}")
+            ctx.out(f"would delete Argo CD app {app} (and its resources)")
+            return TaskResult(data=data)
+        if not api.delete_app(app):  # gone between the two requests
+            ctx.out(f"preview {pr}: Argo CD app {app} does not exist; nothing to do")
+            return TaskResult(data=data)
+    data.update(deleted=f"app/{app}", changed=True)
+    ctx.out(f"deleted Argo CD app {app} (and its resources) through the Argo CD API")
+    return TaskResult(data=data)
+
+
 def gone_body(pr: int, data: dict[str, Any]) -> str:
     deleted = data.get("deleted")
     what = f"`{deleted}` was deleted" if deleted else "nothing was left to delete"
-    if data.get("note"):
-        what = (
-            "dex-tasks deleted nothing (no Argo CD or cluster access in this job); "
-            "an Argo CD pull-request generator removes it when the PR closes"
-        )
     return "\n".join([
         COMMENT_MARKER,
         f"### Preview of #{pr}",

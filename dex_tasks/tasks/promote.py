@@ -113,15 +113,15 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
 def _refused(
     problem: str, *, source: str, target: str, tag: str, base: str, previous: str | None
 ) -> TaskResult:
+    # The same GitOps keys as a promotion that happened (built by the same Outcome), plus why not.
+    outcome = workflow.Outcome(
+        changed=False, envs=(target,), tag=tag, previous_tags={target: previous}, base=base, from_env=source
+    )
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED,
         message=f"promotion refused: {problem}; nothing was written (use --force to override)",
-        data={
-            "changed": False, "env": target, "envs": [target], "from_env": source, "tag": tag,
-            "previous_tag": previous, "base": base, "branch": None, "commit": None, "pushed": False,
-            "pr_url": None, "compare_url": None, "refused": problem,
-        },
-    )  # fmt: skip
+        data={**outcome.as_json(), "refused": problem},
+    )
 
 
 def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:

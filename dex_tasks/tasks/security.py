@@ -11,13 +11,14 @@ copied into place afterwards (not under ``--dry-run``), so a failed run never le
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dex_tasks import gha, proc, redact
+from dex_tasks import gha, proc, progress, redact
 from dex_tasks.errors import CommandFailed, ConfigError, RemoteError, UsageError
 from dex_tasks.tasks import Context, TaskResult, _args, table
 from dex_tasks.tools import semgrep
@@ -70,6 +71,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     with tempfile.TemporaryDirectory(prefix="dex-semgrep-", ignore_cleanup_errors=True) as tmp:
         tmp_sarif = Path(tmp) / "semgrep.sarif"
         argv = semgrep.scan_argv(configs=configs, targets=targets, sarif=tmp_sarif, excludes=excludes)
+        if _first_semgrep_run():
+            why = "its first run in this environment prepares the rules and can take a minute"
+            progress.waiting("semgrep", 1, 1, why=why)
         with gha.group("semgrep"):
             result = proc.run(
                 argv, read_only=True, check=False, timeout=cfg.timeout, env=semgrep.OFFLINE_ENV, cwd=root
@@ -197,6 +201,13 @@ def _check_registry(configs: list[str]) -> None:
                 f"which cannot be reached ({why}); remove it to scan offline with the bundled rules "
                 "(the default), or download the rule file and list its path instead"
             )
+
+
+def _first_semgrep_run() -> bool:
+    """semgrep writes ``~/.semgrep/settings.yml`` on its first run (``SEMGREP_SETTINGS_FILE``
+    moves it): without it, the run about to start is the slow first one."""
+    settings = os.environ.get("SEMGREP_SETTINGS_FILE") or str(Path.home() / ".semgrep" / "settings.yml")
+    return not Path(settings).exists()
 
 
 def _excludes(root: Path) -> list[str]:

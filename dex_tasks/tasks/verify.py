@@ -20,7 +20,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import cluster, gha
+from dex_tasks import cluster, gha, progress
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
 from dex_tasks.gitops import state
 from dex_tasks.tasks import Context, TaskResult, _args, _delivery
@@ -234,6 +234,7 @@ def _argo_wait(
         if polls >= MAX_ARGO_POLLS or time.monotonic() + interval > deadline:
             want = f"Synced/Healthy at {expected.commit[:12]}" if expected else "Synced/Healthy"
             return f"Argo CD app {name} is {state}, not {want}, after {polls} check(s)"
+        progress.waiting(f"Argo CD app {name}", polls + 1, MAX_ARGO_POLLS, interval, state)
         time.sleep(interval)
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dex_tasks import proc, redact
 from dex_tasks._untrusted import parse_json
-from dex_tasks.errors import AppNotFoundError, ArgoCDError, CommandFailed
+from dex_tasks.errors import AppNotFoundError, ArgoCDError, CommandFailed, ToolMissing
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -44,7 +44,7 @@ def not_configured_reason(env: Mapping[str, str] | None = None) -> str | None:
     return None
 
 
-def in_use(env: Mapping[str, str] | None = None) -> bool:
+def in_use(env: Mapping[str, str] | None = None, *, hint: str | None = None) -> bool:
     """Must this run ask Argo CD? True when configured, False when ``ARGOCD_SERVER`` is unset.
 
     ``ARGOCD_SERVER`` set without the CLI raises :class:`ToolMissing` (exit 3): the project uses
@@ -54,6 +54,8 @@ def in_use(env: Mapping[str, str] | None = None) -> bool:
     env = os.environ if env is None else env
     if not env.get(SERVER_ENV, "").strip():
         return False
+    if hint is not None and proc.which("argocd") is None:  # ``hint``: what else would do
+        raise ToolMissing("argocd", hint=f"{proc.INSTALL_HINTS['argocd']}, {hint}")
     proc.require("argocd")
     return True
 

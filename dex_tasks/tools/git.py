@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dex_tasks import gha, proc, redact
+from dex_tasks import gha, proc, progress, redact
 from dex_tasks._untrusted import control_character
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, GitRemoteConfigError, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -143,15 +143,51 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
             raise UsageError(
                 f"branch {branch!r} does not exist on {REMOTE} (check [tool.dex] branches / default-branch)"
             )
+        _refuse_configuration(text, f"cannot fetch branch {branch!r} from {REMOTE}")
         if attempt == FETCH_ATTEMPTS or not any(marker in text.lower() for marker in _TRANSIENT):
             raise RemoteError(
                 f"cannot fetch branch {branch!r} from {REMOTE}: {_fetch_detail(text, result.returncode)}"
             )
-        time.sleep(min(8.0, 0.5 * 2**attempt))
+        delay = min(8.0, 0.5 * 2**attempt)
+        progress.waiting(f"git fetch of {branch}", attempt + 1, FETCH_ATTEMPTS, delay, _fetch_detail(text, 1))
+        time.sleep(delay)
     sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
     return sha
+
+
+# git's words for a remote it refuses to use because of configuration, not the network: a
+# transport that protocol.<name>.allow forbids (ext:: is "never" by default, file:// when set so),
+# an unknown protocol, credentials that are missing or wrong. Retrying cannot help: exit 2.
+_CONFIGURATION = (
+    re.compile(r"transport '[^']*' not allowed", re.IGNORECASE),
+    re.compile(r"unable to find remote helper for", re.IGNORECASE),
+    re.compile(r"'remote-[^']*' is not a git command", re.IGNORECASE),  # git 2.x, unknown scheme://
+    re.compile(r"protocol '[^']*' is not supported", re.IGNORECASE),
+    re.compile(r"authentication failed for", re.IGNORECASE),
+    re.compile(r"could not read (username|password) for", re.IGNORECASE),
+    re.compile(r"permission denied \(publickey", re.IGNORECASE),
+    re.compile(r"host key verification failed", re.IGNORECASE),
+    re.compile(r"the requested url returned error: 40[13]", re.IGNORECASE),
+)
+
+
+def configuration_problem(text: str) -> str | None:
+    """git's line saying the remote is refused for a configuration reason (see above), or None."""
+    for line in text.splitlines():
+        if any(pattern.search(line) for pattern in _CONFIGURATION):
+            return line.strip()
+    return None
+
+
+def _refuse_configuration(text: str, what: str, *, outcome: str = "nothing was changed") -> None:
+    line = configuration_problem(text)
+    if line is not None:
+        raise GitRemoteConfigError(
+            f"{what}: {redact.redact(line)}; {outcome} (a configuration problem, not the network: "
+            f"check the {REMOTE} URL, its transport and the credentials)"
+        )
 
 
 def _fetch_detail(text: str, returncode: int) -> str:
@@ -168,7 +204,9 @@ def remote_branch_sha(root: Path, branch: str) -> str | None:
     """The commit ``branch`` points at on origin right now, or None when it does not exist."""
     result = _query(root, "ls-remote", "--heads", REMOTE, f"refs/heads/{branch}", check=False)
     if not result.ok:
-        raise RemoteError(f"cannot list branches of {REMOTE}: {redact.redact(result.stderr.strip())}")
+        text = redact.redact(result.stderr.strip())
+        _refuse_configuration(text, f"cannot list branches of {REMOTE}")
+        raise RemoteError(f"cannot list branches of {REMOTE}: {text}")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
         if ref.strip() == f"refs/heads/{branch}":
@@ -404,6 +442,7 @@ def push(
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
+    _refuse_configuration(text, f"cannot push to {branch} on {REMOTE}", outcome="nothing was pushed")
     stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
     transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(

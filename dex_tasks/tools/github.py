@@ -1,16 +1,21 @@
-"""GitHub REST API: open or update a pull request, sticky comments. Thin: requests + urllib3's Retry.
+"""GitHub REST API: open or update a pull request, sticky comments. Thin: requests + a bounded retry loop.
 
-Only imported lazily by the tasks that talk to GitHub, so requests/urllib3 at module top are fine.
+Only imported lazily by the tasks that talk to GitHub, so requests at module top is fine.
 
 Secrets: the token travels in the ``Authorization`` header only (a ``requests`` auth object, so
 ``~/.netrc`` cannot replace it and requests drops it on a redirect to another host). It is never part
 of a URL, argv, log line or error message; it is registered with :func:`redact.register_secret` so that
 anything printed through ``proc`` is redacted too.
 
-Retries are urllib3's :class:`~urllib3.util.retry.Retry` (bounded, exponential backoff, honours
-``Retry-After``), extended for GitHub's rate limits: a 403 is retried only when it is a secondary rate
-limit (``Retry-After`` present, or "secondary rate limit" in the message) and never when the primary
-quota is spent (``x-ratelimit-remaining: 0``, which resets up to an hour later).
+Retries are an explicit loop (not urllib3's ``Retry``, so every attempt can print a progress line and
+the whole interaction has one deadline): connection errors, 5xx and 429 are retried with exponential
+backoff, honouring ``Retry-After``; a 403 only when it is a secondary rate limit (``Retry-After``
+present, or "secondary rate limit" in the message) and never when the primary quota is spent
+(``x-ratelimit-remaining: 0``, which resets up to an hour later). 401, any other 403 and 404 are the
+token's or the repository's fault: :class:`GitHubAccessError` (exit 2) at once, nothing retried.
+Everything one client does shares one deadline (:data:`DEADLINE` seconds, ``DEX_GITHUB_DEADLINE``
+overrides), each request's timeout is cut to what is left, and a wait that would end past it is not
+started: a hung API is exit 4 within the deadline, not after 5 x 30 s.
 See https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
 """
 
@@ -23,20 +28,14 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import requests
-import requests.adapters
 import requests.auth
-from urllib3.exceptions import MaxRetryError, ResponseError
-from urllib3.util.retry import Retry
 
-from dex_tasks import __version__, redact
+from dex_tasks import __version__, progress, redact
 from dex_tasks._untrusted import parse_json
-from dex_tasks.errors import ForeignHostError, RemoteError, UsageError
-
-if TYPE_CHECKING:
-    from types import TracebackType
+from dex_tasks.errors import ForeignHostError, GitHubAccessError, RemoteError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +47,9 @@ PERMISSIONS_HINT = "check GITHUB_TOKEN permissions: contents: write, pull-reques
 MAX_RETRY_AFTER = 300.0
 # GitHub: after a secondary rate limit without Retry-After, "wait for at least one minute".
 SECONDARY_RATE_LIMIT_WAIT = 60.0
+DEADLINE = 60.0  # seconds for everything one client does; then exit 4
+DEADLINE_ENV = "DEX_GITHUB_DEADLINE"
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _SLUG_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _MAX_PAGES = 20  # comments are paged 100 at a time; 2000 comments is far beyond a bump PR
 
@@ -160,78 +162,34 @@ def _is_secondary_rate_limit(headers: Mapping[str, str], body_text: str) -> bool
     return "secondary rate limit" in body_text.lower()
 
 
-class _GitHubRetry(Retry):
-    """urllib3 Retry that also retries GitHub's secondary rate limit (a 403), with an injectable sleep.
+def deadline_from_env(env: Mapping[str, str] | None = None) -> float:
+    """``DEX_GITHUB_DEADLINE`` seconds (a positive number below a day), else :data:`DEADLINE`."""
+    raw = (os.environ if env is None else env).get(DEADLINE_ENV, "").strip()
+    if not raw:
+        return DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:  # also refuses nan and inf
+        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds, e.g. 60")
+    return value
 
-    A 403 can only be told apart from a permission error by its headers or body, and ``is_retry``
-    sees neither, so ``is_retry`` says yes for every 403 and :meth:`increment` (which gets the
-    response) gives up at once, returning the response unchanged, when it is not a rate limit.
-    """
 
-    def __init__(
-        self,
-        *args: Any,
-        sleeper: Callable[[float], None] | None = None,
-        max_retry_after: float = MAX_RETRY_AFTER,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.sleeper = sleeper or time.sleep
-        self.max_retry_after = max_retry_after
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    value = (headers.get("Retry-After") or "").strip()
+    if not value:
+        return None
+    if re.fullmatch(r"\d{1,9}", value):
+        return float(value)
+    import email.utils  # noqa: PLC0415 - only for the rare HTTP-date form
 
-    def new(self, **kw: Any) -> Self:
-        # Retry.new() builds a fresh object from the standard parameters only; carry ours over.
-        retry = super().new(**kw)
-        retry.sleeper = self.sleeper
-        retry.max_retry_after = self.max_retry_after
-        return retry
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if status_code == 403:
-            return self._is_method_retryable(method)
-        return super().is_retry(method, status_code, has_retry_after)
-
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: TracebackType | None = None,
-    ) -> Self:
-        if response is not None and error is None and response.status == 403:
-            headers = response.headers
-            body = ""
-            if not headers.get("Retry-After"):
-                # Read (and cache) the body to look for the message. The HTTP layer then finds the
-                # stream consumed, so GitHub._body_of() falls back to this cached copy.
-                body = response.read(decode_content=True, cache_content=True).decode("utf-8", "replace")
-            if headers.get("x-ratelimit-remaining") == "0" or not _is_secondary_rate_limit(headers, body):
-                # Not transient: with raise_on_status=False urllib3 hands the response back as is.
-                raise MaxRetryError(_pool, url or "", ResponseError("403 is not a secondary rate limit"))
-        return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.max_retry_after)
-
-    def sleep_for_retry(self, response: Any) -> bool:
-        retry_after = self.get_retry_after(response)
-        if retry_after:
-            log.info("GitHub asked to retry after %s s", retry_after)
-            self.sleeper(retry_after)
-            return True
-        if response.status == 403:  # a secondary rate limit without Retry-After (see increment)
-            wait = min(SECONDARY_RATE_LIMIT_WAIT, self.max_retry_after)
-            log.info("GitHub secondary rate limit: retrying in %s s", wait)
-            self.sleeper(wait)
-            return True
-        return False
-
-    def _sleep_backoff(self) -> None:
-        backoff = self.get_backoff_time()
-        if backoff > 0:
-            self.sleeper(backoff)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 class _BearerAuth(requests.auth.AuthBase):
@@ -265,6 +223,7 @@ class GitHub:
         backoff_factor: float = 1.0,
         sleep: Callable[[float], None] | None = None,
         max_retry_after: float = MAX_RETRY_AFTER,
+        deadline: float | None = None,
     ) -> None:
         if not _SLUG_RE.match(repo):
             raise UsageError(f"invalid GitHub repository {repo!r}: expected OWNER/NAME")
@@ -275,7 +234,13 @@ class GitHub:
         self.owner = repo.split("/", 1)[0]
         self.api_url = (api_url or default_api_url()).rstrip("/")
         self.timeout = timeout
-        self.retries = retries
+        self.retries = max(0, retries)
+        self.backoff_factor = backoff_factor
+        self.max_retry_after = max_retry_after
+        #: Seconds everything this client does may take (requests, waits between them).
+        self.deadline = deadline_from_env() if deadline is None else deadline
+        self._ends = time.monotonic() + self.deadline
+        self._sleep = sleep or time.sleep
         self._token = token
         self._session = requests.Session()
         self._session.auth = _BearerAuth(token)
@@ -286,26 +251,6 @@ class GitHub:
                 "User-Agent": f"dex-tasks/{__version__}",
             }
         )
-        retry = _GitHubRetry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            redirect=0,
-            status_forcelist=(429, 500, 502, 503, 504),
-            # POST is retried on purpose: a PR created before a 5xx comes back as 422 "already
-            # exists" on the retry, which open_or_update_pr() turns into find + update.
-            allowed_methods=frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
-            backoff_factor=backoff_factor,
-            respect_retry_after_header=True,
-            # Give the final response back instead of raising, so errors carry GitHub's message.
-            raise_on_status=False,
-            sleeper=sleep,
-            max_retry_after=max_retry_after,
-        )
-        adapter = requests.adapters.HTTPAdapter(max_retries=retry)
-        self._session.mount("https://", adapter)
-        self._session.mount("http://", adapter)
 
     @classmethod
     def from_env(cls, *, remote_url: str | None = None) -> GitHub | None:
@@ -350,17 +295,15 @@ class GitHub:
     def _body_of(response: requests.Response) -> Any:
         content = response.content
         if not content:
-            # _GitHubRetry.increment() may have read a 403 body already; urllib3 keeps that copy.
-            cached = getattr(response.raw, "data", None)
-            content = cached if isinstance(cached, bytes) else b""
-        if not content:
             return None
         try:
             return parse_json(content.decode("utf-8", "replace"))
         except ValueError:
             return content.decode("utf-8", "replace")
 
-    def _error(self, method: str, path: str, response: requests.Response) -> RemoteError:
+    def _error(self, method: str, path: str, response: requests.Response, *, retried: int = 0,
+               why: str = "") -> RemoteError:  # fmt: skip
+        """The one line for a final error response; 401/403/404 are :class:`GitHubAccessError`."""
         body = self._body_of(response)
         status = response.status_code
         message = _message_of(body) or (response.reason or "").strip() or "error"
@@ -373,16 +316,58 @@ class GitHub:
                 if detail:
                     details.append(str(detail))
         text = message + (": " + "; ".join(details) if details else "")
-        retries = getattr(getattr(response.raw, "retries", None), "history", ())
-        hint: str | None = None
-        if status in {401, 403, 404}:
-            hint = PERMISSIONS_HINT
-            if status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
-                hint = f"rate limit exhausted; it resets at epoch {response.headers.get('x-ratelimit-reset')}"
-        if retries and (status >= 500 or status in {403, 429}):
-            text += f" (gave up after {len(retries)} retries)"
-        line = " ".join(f"GitHub API {method} {path}: {status} {text}".split())
-        return RemoteError(self._safe(line), hint=hint)
+        if retried and (status in _RETRY_STATUSES or status == 403):
+            text += f" (gave up after {retried} retries{': ' + why if why else ''})"
+        line = self._safe(" ".join(f"GitHub API {method} {path}: {status} {text}".split()))
+        rate_limited = status in _RETRY_STATUSES or (status == 403 and self._rate_limit(response, body))
+        if status == 403 and response.headers.get("x-ratelimit-remaining") == "0":
+            reset = response.headers.get("x-ratelimit-reset")
+            return RemoteError(line, hint=f"rate limit exhausted; it resets at epoch {reset}")
+        if status in {401, 403} and not rate_limited:
+            # GitHub names what a GitHub App / fine-grained token lacks, e.g. "pull_requests=write".
+            accepted = redact.redact(response.headers.get("X-Accepted-GitHub-Permissions", "").strip())
+            needs = f"; this request needs {accepted}" if accepted and status == 403 else ""
+            return GitHubAccessError(line, hint=PERMISSIONS_HINT + needs)
+        if status == 404:
+            return GitHubAccessError(
+                line,
+                hint=f"check the repository name {self.repo} (GITHUB_REPOSITORY or the origin URL), that "
+                "what it names exists, and that the token can see it",
+            )
+        return RemoteError(line)
+
+    @staticmethod
+    def _rate_limit(response: requests.Response, body: Any) -> bool:
+        """Is this 403 a secondary rate limit (worth waiting for)? Never when the quota is spent."""
+        if response.headers.get("x-ratelimit-remaining") == "0":
+            return False
+        text = _message_of(body) if isinstance(body, Mapping) else str(body or "")
+        return _is_secondary_rate_limit(response.headers, text)
+
+    def _wait_for(self, attempt: int, response: requests.Response | None) -> float:
+        """Seconds before retry number ``attempt`` (1: the first retry)."""
+        if response is not None:
+            after = _retry_after(response.headers)
+            if after is not None:
+                log.info("GitHub asked to retry after %s s", after)
+                return min(after, self.max_retry_after)
+            if response.status_code == 403:  # a secondary rate limit without Retry-After
+                return min(SECONDARY_RATE_LIMIT_WAIT, self.max_retry_after)
+        # Exponential backoff; the first retry goes at once (a blip is usually gone by then).
+        return 0.0 if attempt <= 1 else self.backoff_factor * 2 ** (attempt - 1)
+
+    def _remaining(self) -> float:
+        return self._ends - time.monotonic()
+
+    def _unreachable(self, exc: requests.RequestException, timeout: float) -> str:
+        if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):
+            return f"no answer from {self.api_url} within {timeout:.1f}s (ReadTimeout)"
+        reason = type(exc).__name__
+        cause = exc.args[0] if exc.args else None
+        inner = getattr(cause, "reason", None)
+        if inner is not None:
+            reason += f": {type(inner).__name__}"
+        return f"cannot reach {self.api_url} ({reason})"
 
     def _request(
         self,
@@ -393,29 +378,81 @@ class GitHub:
         json: Any = None,
         url: str | None = None,
     ) -> requests.Response:
-        log.debug("GitHub API %s %s", method, path)
-        try:
-            response = self._session.request(
-                method, url or f"{self.api_url}{path}", params=params, json=json, timeout=self.timeout
-            )
-        except requests.RequestException as exc:
-            reason = type(exc).__name__
-            cause = exc.args[0] if exc.args else None
-            inner = getattr(cause, "reason", None)
-            if inner is not None:
-                reason += f": {type(inner).__name__}"
-            raise RemoteError(
-                self._safe(
-                    f"GitHub API {method} {path}: cannot reach {self.api_url} ({reason}) "
-                    f"after {self.retries} retries"
+        """One API call with bounded retries within the client's deadline (see the module docstring).
+
+        POST is retried on purpose: a PR created before a 5xx comes back as 422 "already exists"
+        on the retry, which :meth:`open_or_update_pr` turns into find + update.
+        """
+        attempts = self.retries + 1
+        last_response: requests.Response | None = None
+        last = "no time left"
+        gave_up = ""
+        retried = 0
+        for attempt in range(1, attempts + 1):
+            remaining = self._remaining()
+            if remaining <= 0:
+                gave_up = f"deadline {self.deadline:g}s ({DEADLINE_ENV}) reached"
+                break
+            timeout = min(self.timeout, remaining)
+            log.debug("GitHub API %s %s", method, path)
+            response: requests.Response | None = None
+            try:
+                response = self._session.request(
+                    method, url or f"{self.api_url}{path}", params=params, json=json, timeout=timeout,
+                    allow_redirects=True,
+                )  # fmt: skip
+            except requests.RequestException as exc:
+                last = self._unreachable(exc, timeout)
+                last_response = None
+            else:
+                if response.status_code < 400:
+                    return response
+                body = self._body_of(response)
+                retryable = response.status_code in _RETRY_STATUSES or (
+                    response.status_code == 403 and self._rate_limit(response, body)
                 )
-            ) from None  # the chained exception text holds connection details, not needed
-        if response.status_code >= 400:
-            raise self._error(method, path, response)
-        return response
+                if not retryable:
+                    raise self._error(method, path, response, retried=retried)
+                last_response = response
+                last = f"HTTP {response.status_code}"
+            if attempt == attempts:
+                break
+            wait = self._wait_for(attempt, response)
+            if wait >= self._remaining():
+                gave_up = (
+                    f"the next try would start after the deadline of {self.deadline:g}s ({DEADLINE_ENV}); "
+                    f"GitHub asked for {wait:.0f}s"
+                    if response is not None and wait > 1
+                    else f"deadline {self.deadline:g}s ({DEADLINE_ENV}) reached"
+                )
+                break
+            progress.waiting("GitHub API", attempt + 1, attempts, next_in=wait, why=self._safe(last))
+            if wait > 0:
+                self._sleep(wait)
+            retried += 1
+        if last_response is not None:
+            raise self._error(method, path, last_response, retried=retried, why=gave_up)
+        tail = f" after {retried} retries" + (f" ({gave_up})" if gave_up else "")
+        raise RemoteError(self._safe(f"GitHub API {method} {path}: {last}{tail}"))
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self._body_of(self._request(method, path, **kwargs))
+
+    # --- the repository ---
+
+    def check_push_access(self) -> None:
+        """One cheap request that the token works and may write to the repository, made *before*
+        anything is pushed: ``GET /repos/{owner}/{repo}``. 401/403/404 are :class:`GitHubAccessError`
+        (exit 2); ``permissions.push: false`` (a read-only token) too. ``permissions`` is absent
+        for some tokens (GitHub App installation tokens): then the PR request itself will tell.
+        """
+        data = self._json("GET", f"/repos/{self.repo}")
+        permissions = data.get("permissions") if isinstance(data, Mapping) else None
+        if isinstance(permissions, Mapping) and permissions.get("push") is False:
+            raise GitHubAccessError(
+                f"the GitHub token may read {self.repo} but not push to it (permissions.push is false)",
+                hint=PERMISSIONS_HINT,
+            )
 
     # --- pull requests ---
 

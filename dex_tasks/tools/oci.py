@@ -42,7 +42,7 @@ import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from dex_tasks import proc, redact
+from dex_tasks import proc, progress, redact
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 
@@ -829,8 +829,7 @@ class Client:
         )
 
     def _pause(self, repo: Repository, delay: float, attempt: int, attempts: int, why: str) -> None:
-        next_try = f"next try in {delay:.1f}s"
-        proc.echo(f"# waiting for registry {repo.host} (attempt {attempt}/{attempts}, {next_try}): {why}")
+        progress.waiting(f"registry {repo.host}", attempt, attempts, delay, why)
         time.sleep(delay)
 
     def _expect(self, response: requests.Response, repo: Repository, ok: tuple[int, ...], what: str) -> None:

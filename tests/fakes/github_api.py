@@ -31,6 +31,16 @@ What it reproduces of the real API (https://docs.github.com/en/rest, version 202
   ``(method, path glob)``; helpers for 5xx, ``429`` with ``Retry-After``, the ``403`` secondary rate
   limit (with or without ``Retry-After``), and primary rate limit exhaustion
   (``403`` + ``x-ratelimit-remaining: 0``). Canned 200 bodies can simulate lagging reads.
+* ``GET /repos/{r}``: the repository JSON; ``permissions`` (``admin``, ``maintain``, ``push``,
+  ``triage``, ``pull``) is there as GitHub sends it for a user token, or left out
+  (``permissions=None``), as for some GitHub App installation tokens.
+* A 403 from a token without the permission carries GitHub's ``X-Accepted-GitHub-Permissions``
+  header (``forbidden()``), e.g. ``pull_requests=write``.
+* Every response has GitHub's ``X-RateLimit-*`` headers (``remaining`` well above 0 unless a
+  rate-limit helper says otherwise).
+* ``hang(method, path)``: the next matching request gets no answer at all (the connection stays
+  open, silent) until the client gives up or the fake stops - a hung API, bounded by the fake's
+  ``max_hang`` seconds.
 * Every request is recorded (method, path, query, headers, parsed JSON body).
 """
 
@@ -88,6 +98,7 @@ class Canned:
     status: int
     body: Any
     headers: dict[str, str]
+    hang: bool = False
 
 
 class _Server(ThreadingHTTPServer):
@@ -105,8 +116,19 @@ class FakeGitHub:
         repo: str = "o/r",
         html_url: str = "https://github.com",
         branches: set[str] | None = None,
+        permissions: dict[str, bool] | None = None,
+        max_hang: float = 30.0,
     ) -> None:
         self.token = token
+        # GitHub's repository permissions for the token's user; None: the field is left out.
+        self.permissions = (
+            {"admin": False, "maintain": False, "push": True, "triage": True, "pull": True}
+            if permissions is None
+            else permissions
+        )
+        self.send_permissions = True
+        self.max_hang = max_hang
+        self._release = threading.Event()
         self.repo = repo
         self.owner = repo.split("/", 1)[0]
         self.html_url = html_url.rstrip("/")
@@ -135,6 +157,7 @@ class FakeGitHub:
         return self
 
     def stop(self) -> None:
+        self._release.set()  # hung requests end now
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -186,6 +209,23 @@ class FakeGitHub:
         with self._lock:
             self._canned.append((method.upper(), path, [canned] * times))
 
+    def hang(self, method: str, path: str, *, times: int = 1) -> None:
+        """The next ``times`` matching requests get no answer: the server reads the request and says
+        nothing (at most ``max_hang`` seconds, or until :meth:`stop`), then drops the connection."""
+        with self._lock:
+            self._canned.append(
+                (method.upper(), path, [Canned(status=0, body=None, headers={}, hang=True)] * times)
+            )
+
+    def forbidden(
+        self, method: str, path: str, *, accepted: str = "pull_requests=write", times: int = 1
+    ) -> None:
+        """403 "Resource not accessible by integration" with the permission GitHub names in
+        ``X-Accepted-GitHub-Permissions`` (a GitHub App or fine-grained token without it)."""
+        self.fail_next(
+            method, path, status=403, times=times, headers={"X-Accepted-GitHub-Permissions": accepted}
+        )
+
     def rate_limit(self, method: str, path: str, *, retry_after: int = 7, times: int = 1) -> None:
         """429 with ``Retry-After`` (what GitHub sends when a client must back off)."""
         self.fail_next(method, path, status=429, times=times, headers={"Retry-After": str(retry_after)})
@@ -226,6 +266,25 @@ class FakeGitHub:
     def requests_to(self, method: str, path: str) -> list[Recorded]:
         """Recorded requests matching ``method`` and the path glob."""
         return [r for r in self.requests if r.method == method.upper() and fnmatch.fnmatchcase(r.path, path)]
+
+    def repository(self) -> dict[str, Any]:
+        """``GET /repos/{owner}/{repo}`` as GitHub answers it (the fields a client looks at)."""
+        owner, name = self.repo.split("/", 1)
+        data: dict[str, Any] = {
+            "id": 1296269,
+            "name": name,
+            "full_name": self.repo,
+            "private": True,
+            "owner": {"login": owner, "type": "Organization"},
+            "html_url": f"{self.html_url}/{self.repo}",
+            "url": f"{self.url}/repos/{self.repo}",
+            "default_branch": "main",
+            "archived": False,
+            "visibility": "private",
+        }
+        if self.send_permissions:
+            data["permissions"] = dict(self.permissions)
+        return data
 
     def open_pulls(self) -> list[dict[str, Any]]:
         return [pr for pr in self.pulls.values() if pr["state"] == "open"]
@@ -328,6 +387,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, body, extra = self._respond(fake, method, path, query, headers, payload)
         except Exception as exc:  # a bug in the fake must show up as a 500, like a real server
             status, body, extra = 500, {"message": f"fake error: {exc!r}"}, {}
+        if status == 0:  # hung: drop the connection without a word
+            self.close_connection = True
+            return
         self._send(status, body, extra)
 
     def _respond(  # noqa: PLR0911, PLR0917 - a router: one early answer per check
@@ -349,9 +411,14 @@ class _Handler(BaseHTTPRequestHandler):
             return 400, {"message": f"API version {version} is not supported.", "documentation_url": DOCS}, {}
         canned = fake._take_canned(method, path)
         if canned is not None:
+            if canned.hang:
+                fake._release.wait(fake.max_hang)
+                return 0, None, {}
             return canned.status, canned.body, canned.headers
         if payload is ValueError:
             return _error(400)
+        if path in {f"/repos/{fake.repo}", f"/repos/{fake.repo}/"} and method == "GET":
+            return 200, fake.repository(), {}
         prefix = f"/repos/{fake.repo}/"
         if not path.startswith(prefix):
             return _error(404)
@@ -477,6 +544,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-GitHub-Api-Version-Selected", API_VERSION)
         self.send_header("X-GitHub-Request-Id", "0000:1111:2222:3333:44444444")
+        rate = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4999", "x-ratelimit-used": "1",
+                "x-ratelimit-reset": "1700000000", "x-ratelimit-resource": "core"}  # fmt: skip
+        for name, value in rate.items():
+            if name not in {k.lower() for k in headers}:
+                self.send_header(name, value)
         for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()

@@ -511,23 +511,41 @@ def test_preview_comment_is_sticky(
         assert gh.token not in first.out + first.err
 
 
-def test_preview_down_without_access_notes_and_updates_the_comment(
+def test_preview_down_without_access_fails_and_leaves_the_comment(
     no_cluster: None, run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Nothing can delete it (no Argo CD, no kubeconfig): exit 2 as the cause says, not 0, and the
+    # sticky comment does not claim the preview is gone.
     with FakeGitHub(repo="data-literate/dex") as gh:
         for key, value in gh.env().items():
             monkeypatch.setenv(key, value)
         gh.add_pull(head="feature", base="main")
         up = run_cli("preview", "comment", "1", cwd=tmp_path)
         assert up.code == 0, up.err
+        body = next(iter(gh.comments.values()))["body"]
+        writes = len([r for r in gh.requests if r.method != "GET"])
         down = run_cli("preview", "down", "1", "--json", cwd=tmp_path)
-        assert down.code == 0, down.err
+        assert down.code == 2, down.err
         data = json.loads(down.out)
-        assert data["deleted"] is None
-        assert "nothing deleted" in data["note"]
-        assert data["posted"] is True
-        assert len(gh.comments) == 1
-        assert "is gone" in next(iter(gh.comments.values()))["body"]
+        assert data["exit_code"] == 2
+        assert "nothing was deleted" in data["error"]
+        assert "ARGOCD_AUTH_TOKEN" in data["error"]
+        assert [line for line in down.err.splitlines() if line.startswith("dex-tasks preview:")] == [
+            f"dex-tasks preview: error: {data['error']}"
+        ]
+        assert next(iter(gh.comments.values()))["body"] == body
+        assert len([r for r in gh.requests if r.method != "GET"]) == writes
+
+
+def test_preview_down_without_kubectl_or_argocd_is_exit_3(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ARGOCD_SERVER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = run_cli("preview", "down", "4", cwd=tmp_path)
+    assert result.code == 3, result.err
+    assert "kubectl" in result.err
+    assert "nothing was deleted" in result.err
 
 
 def test_preview_down_argocd_server_without_cli_is_exit_3(
@@ -575,3 +593,17 @@ def test_verify_accepts_argocd_at_a_later_commit_of_the_base_branch(repo: GitOps
     assert not _at_or_after(expected(tip), older, seen)  # an older commit is not there yet
     assert not _at_or_after(expected(tip), "f" * 40, seen)  # unknown everywhere
     assert not _at_or_after(expected(tip), "", seen)
+
+
+def test_verify_retries_print_progress_lines_and_end_in_one_error_line(
+    repo: GitOpsRepo, health: HealthServer, run_cli: CliRunner
+) -> None:
+    health.status = 503
+    result = run_cli("verify", "stage", "--url", health.url, *FAST, cwd=repo.clone)
+    assert result.code == 1, result.err
+    waiting = [line for line in result.err.splitlines() if "waiting for" in line]
+    assert len(waiting) == 1, result.err
+    assert waiting[0].startswith(f"# waiting for {health.url} (attempt 2/2, next try in 0.0s): HTTP 503")
+    errors = [line for line in result.err.splitlines() if line.startswith("dex-tasks verify:")]
+    assert len(errors) == 1, result.err
+    assert "HTTP 503" in errors[0]

@@ -172,7 +172,7 @@ def test_401_is_one_line_without_token(fake: FakeGitHub, sleeps: Sleeps) -> None
     )
     assert "wrong-secret-token" not in message
     assert "\n" not in message
-    assert info.value.exit_code == 4
+    assert info.value.exit_code == 2  # the token's fault: configuration, nothing was retried
     assert len(fake.requests) == 1  # not retried
     assert sleeps.calls == []
 
@@ -236,9 +236,11 @@ def test_secondary_rate_limit_with_retry_after(fake: FakeGitHub, client: GitHub,
     assert len(fake.requests_to("POST", PULLS)) == 2
 
 
-def test_secondary_rate_limit_message_only(fake: FakeGitHub, client: GitHub, sleeps: Sleeps) -> None:
+def test_secondary_rate_limit_message_only(fake: FakeGitHub, sleeps: Sleeps) -> None:
     fake.secondary_rate_limit("POST", PULLS, retry_after=None, times=2)
-    assert open_pr(client).created
+    # Two waits of a minute need a deadline beyond the default 60 s.
+    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=300) as client:
+        assert open_pr(client).created
     assert len(fake.requests_to("POST", PULLS)) == 3
     assert sleeps.calls == [60, 60]  # GitHub's guidance: wait at least a minute
 
@@ -435,7 +437,10 @@ def test_token_never_in_errors_or_logs(
     fake.fail_next("GET", PULLS, status=500, times=1)
     fake.rate_limit("POST", PULLS, retry_after=1)
     fake.secondary_rate_limit("POST", PULLS, retry_after=None)
-    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, retries=3, backoff_factor=0.01, sleep=sleeps) as gh:
+    # deadline=300: the secondary rate limit without Retry-After waits a minute.
+    with GitHub(
+        repo=REPO, token=TOKEN, api_url=fake.url, retries=3, backoff_factor=0.01, sleep=sleeps, deadline=300
+    ) as gh:
         open_pr(gh, labels=True)
         gh.upsert_comment(number=1, body="hello", marker="<!-- m -->")
         fake.fail_next("PATCH", f"{PULLS}/*", status=401)
