@@ -106,6 +106,12 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("config", "print the resolved [tool.dex] configuration and where each value came from",
              "dex-tasks config --json", module_name="config_cmd"),
     TaskSpec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
+    TaskSpec("lock", "lock an env for deploys (a ref on origin that laptop and CI both respect)",
+             'dex-tasks lock prod --reason "db migration" --expires 2h', mutating=True),
+    TaskSpec("unlock", "remove an env's deploy lock (someone else's needs --force)", "dex-tasks unlock prod",
+             mutating=True, module_name="lock", add_arguments="add_unlock_arguments", run="run_unlock"),
+    TaskSpec("locks", "every env's deploy lock: who, why, since, until", "dex-tasks locks",
+             module_name="lock", add_arguments="add_locks_arguments", run="run_locks"),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 CONTRACT = (
     "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
-    "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
+    "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor", "lock", "unlock",
+    "locks",
 )  # fmt: skip
 
 
