@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dex_tasks import durations
 from dex_tasks.controls import freeze, soak
-from dex_tasks.errors import ControlRefused
+from dex_tasks.errors import ControlRefused, DexError
 from dex_tasks.gitops import history, locks
 from dex_tasks.tools import git
 
@@ -146,7 +146,7 @@ def soak_problem(cfg: Config, repo: Repo, env: str, tag: str, *, now: dt.datetim
     )
 
 
-def status(cfg: Config, repo: Repo, env: str, tag: str | None, *, held: dict[str, locks.Lock],
+def status(cfg: Config, repo: Repo | None, env: str, tag: str | None, *, held: dict[str, locks.Lock],
            now: dt.datetime) -> dict[str, Any]:  # fmt: skip
     """``lock``, ``freeze`` and ``soak`` of one ``status`` row (each None when not configured/held)."""
     lock = held.get(env)
@@ -164,7 +164,10 @@ def status(cfg: Config, repo: Repo, env: str, tag: str | None, *, held: dict[str
         }
     soak_json = None
     if cfg.soak.get(env):
-        state = soak_state(cfg, repo, env, tag, now=now) if tag else None
+        try:
+            state = soak_state(cfg, repo, env, tag, now=now) if tag and repo else None
+        except DexError:
+            state = None  # no history to measure from (status says why git is unknown)
         soak_json = {
             "required": cfg.soak[env],
             "tag": tag,
