@@ -342,3 +342,39 @@ def test_soak_time(run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.Mon
     assert done.code == 0, done.err
     assert repo.tag("prod") == repo.tags[1]
     assert "Dex-Forced" not in repo.message("main")
+
+
+# -- status shows the controls -------------------------------------------------------------------
+
+
+def test_status_rows_show_lock_freeze_and_soak(
+    run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))  # git only
+    path = repo.clone / "pyproject.toml"
+    text = path.read_text(encoding="utf-8").replace("[tool.dex]\n", '[tool.dex]\nsoak = { stage = "15m" }\n')
+    path.write_text(
+        text + '\n[tool.dex.freeze]\nprod = ["Fri 16:00-Mon 08:00 Europe/Berlin"]\n', encoding="utf-8"
+    )
+    deployed = durations.parse_instant(
+        git("log", "-1", "--format=%cI", "main", "--", overlay_path("stage"), cwd=repo.origin), what="date"
+    )
+    now = deployed + durations.parse_duration("5m")
+    monkeypatch.setenv("DEX_NOW", durations.iso(now))
+    assert run_cli("lock", "stage", "--reason", "load test", "--expires", "1h", cwd=repo.writer).code == 0
+    result = run_cli("status", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    envs = {row["env"]: row for row in json.loads(result.out)["envs"]}
+    assert envs["stage"]["lock"]["by"] == OTHER
+    assert envs["stage"]["lock"]["expired"] is False
+    assert envs["stage"]["soak"] == {
+        "required": "15m", "tag": repo.tags[1], "since": durations.iso(deployed), "remaining_s": 600,
+        "ok": False,
+    }  # fmt: skip
+    assert envs["dev"] == {**envs["dev"], "lock": None, "freeze": None, "soak": None}
+    frozen = envs["prod"]["freeze"]
+    assert frozen["frozen"] is (frozen["until"] is not None)
+    assert frozen["window"] == ("Fri 16:00-Mon 08:00 Europe/Berlin" if frozen["frozen"] else None)
+    human = run_cli("status", cwd=repo.clone)
+    assert "stage: locked by Other Person" in human.out
+    assert "stage: soaking: 10m left of 15m" in human.out
