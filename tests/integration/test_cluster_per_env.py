@@ -8,6 +8,8 @@ kubeconfig's current context). Argo CD of prod is ``argocd.prod.example``; the o
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,7 +17,7 @@ import pytest
 from tests.cluster_fixtures import deploy_envs
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.kube_apiserver import FakeKube
-from tests.helpers import need_tool
+from tests.helpers import need_tool, venv_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -126,3 +128,28 @@ def test_emergency_rollback_uses_the_env_s_cluster(
     assert prod.deployment_image("dex-prod", "dex") == f"ghcr.io/data-literate/dex:{t[0]}"
     assert main.deployment_image("dex-prod", "dex") == f"ghcr.io/data-literate/dex:{t[2]}"
     assert main.writes() == []
+
+
+def test_emergency_rollback_passes_a_lock_and_records_it(
+    repo: GitOpsRepo, two_clusters: tuple[FakeKube, FakeKube], run_cli: CliRunner
+) -> None:
+    _, prod = two_clusters
+    t = repo.tags
+    _per_env_config(repo)
+    assert run_cli("bump-overlay", "prod", t[4], "--direct", cwd=repo.clone).code == 0
+    deploy_envs(prod, {"prod": t[4]})
+    subprocess.run(
+        [sys.executable, "-m", "dex_tasks", "lock", "prod", "--reason", "incident"],
+        cwd=repo.writer, env={**venv_env(), "GIT_COMMITTER_NAME": "On Call"}, capture_output=True,
+        timeout=120, check=True,
+    )  # fmt: skip
+    refused = run_cli("rollback", "prod", cwd=repo.clone)
+    assert refused.code == 1
+    assert "prod is locked by On Call" in refused.err
+    result = run_cli("rollback", "prod", "--emergency", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "warning: prod is locked by On Call" in result.err
+    assert "emergency rollback" in result.err
+    assert prod.deployment_image("dex-prod", "dex") == f"ghcr.io/data-literate/dex:{t[0]}"
+    assert "Dex-Lock-Broken: prod" in repo.message("main")
+    assert repo.tag("prod") == t[0]

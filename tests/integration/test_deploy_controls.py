@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -378,3 +378,57 @@ def test_status_rows_show_lock_freeze_and_soak(
     human = run_cli("status", cwd=repo.clone)
     assert "stage: locked by Other Person" in human.out
     assert "stage: soaking: 10m left of 15m" in human.out
+
+
+# -- dry-run plans what the real run does ----------------------------------------------------------
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # git's empty tree (sha1 object format)
+
+
+@pytest.mark.parametrize(
+    ("argv", "setup"),
+    [
+        (("lock", "prod", "--reason", "x"), ()),
+        (("lock", "prod", "--reason", "y", "--expires", "1h"), (("lock", "prod", "--reason", "x"),)),
+        (("unlock", "prod"), (("lock", "prod", "--reason", "x"),)),
+    ],
+)
+def test_lock_dry_run_plans_the_real_commands(
+    run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch,
+    argv: tuple[str, ...], setup: tuple[tuple[str, ...], ...],
+) -> None:  # fmt: skip
+    from dex_tasks import proc  # noqa: PLC0415 - observed only here
+
+    for step in setup:
+        assert run_cli(*step, cwd=repo.clone).code == 0
+    before = repo.snapshot()
+    dry = run_cli(*argv, "--dry-run", cwd=repo.clone)
+    assert dry.code == 0, dry.err
+    assert repo.snapshot() == before
+    planned = [line[2:].removesuffix("    # dry-run: not run") for line in dry.err.splitlines()
+               if line.endswith("# dry-run: not run")]  # fmt: skip
+    seen: list[tuple[str, ...]] = []
+    original = proc.run
+
+    def run(command: Any, *, read_only: bool = False, **kwargs: Any) -> proc.Result:
+        if not read_only:
+            seen.append(tuple(str(arg) for arg in command))
+        return original(command, read_only=read_only, **kwargs)
+
+    monkeypatch.setattr(proc, "run", run)
+    real = run_cli(*argv, cwd=repo.clone)
+    assert real.code == 0, real.err
+    tip = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "refs/dex/locks/prod"],
+        cwd=repo.origin, capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    names = {EMPTY_TREE: locks.PLANNED_TREE, tip: locks.PLANNED_COMMIT} if tip and argv[0] == "lock" else {}
+
+    def planned_name(arg: str) -> str:  # only the new objects' ids differ ('<sha>:refs/dex/locks/prod' too)
+        for real_id, name in names.items():
+            arg = arg.replace(real_id, name)
+        return arg
+
+    ran = [proc.quote([planned_name(arg) for arg in argv_]) for argv_ in seen]
+    assert planned == ran
+    assert any(" push " in line for line in ran)
