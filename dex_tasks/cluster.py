@@ -63,12 +63,23 @@ def with_context(cfg: Config, context: str | None) -> Config:
     """``cfg`` with a task's ``--context`` applied to ``[tool.dex.cluster] context``."""
     if not context:
         return cfg
-    cluster_cfg = dataclasses.replace(cfg.cluster, context=check_context(context))
+    # The one context asked for, for every env: it wins over `contexts` too.
+    cluster_cfg = dataclasses.replace(cfg.cluster, context=check_context(context), contexts={})
     return dataclasses.replace(cfg, cluster=cluster_cfg)
 
 
-def kubectl_for(cfg: Config) -> Kubectl:
-    return Kubectl(context=cfg.cluster.context)
+def context_for(cfg: Config, env: str | None) -> str:
+    """ENV's kube context: ``[tool.dex.cluster] contexts[env]``, else ``context`` (else current)."""
+    return cfg.cluster.contexts.get(env, cfg.cluster.context) if env else cfg.cluster.context
+
+
+def kubectl_for(cfg: Config, env: str | None = None) -> Kubectl:
+    return Kubectl(context=context_for(cfg, env))
+
+
+def argocd_server_for(cfg: Config, env: str | None) -> str | None:
+    """ENV's Argo CD server (``argocd-servers``), None: the CLI's own ``ARGOCD_SERVER``."""
+    return cfg.cluster.argocd_servers.get(env) if env else None
 
 
 def access_problem(cfg: Config) -> str | None:  # noqa: ARG001 - the kubeconfig is per process, not per config
@@ -118,7 +129,7 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
     problem = access_problem(cfg)
     if problem is not None:
         return _not_checked(required, problem, missing_tool=problem.startswith("kubectl is not"))
-    kube = kubectl_for(cfg)
+    kube = kubectl_for(cfg, env)
     namespace = cfg.namespace_for(env)
     try:
         deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
@@ -188,11 +199,12 @@ def _argo_check(cfg: Config, env: str, tag: str) -> tuple[str, bool]:
     :class:`~dex_tasks.errors.ArgoCDError` (exit 4) when Argo CD cannot be asked (auth,
     connection): that is a remote failure, not "the env runs something else" (exit 1).
     """
-    if not argocd.in_use():
+    server = argocd_server_for(cfg, env)
+    if not argocd.in_use(server=server):
         return "", True
     name = cfg.app_for(env)
     try:
-        app = argocd.app_get(name)
+        app = argocd.app_get(name, server=server)
     except AppNotFoundError:
         return f"Argo CD app {name} does not exist (or this token may not read it)", False
     if not app.synced_and_healthy:
@@ -205,12 +217,12 @@ def _argo_check(cfg: Config, env: str, tag: str) -> tuple[str, bool]:
     return f"Argo CD {name} Synced/Healthy at {app.revision[:12] or '?'}", True
 
 
-def _require_access(cfg: Config, what: str) -> Kubectl:
+def _require_access(cfg: Config, what: str, env: str | None = None) -> Kubectl:
     proc.require("kubectl")
     problem = kubeconfig_problem()
     if problem is not None:
         raise UsageError(f"{what} needs cluster access: {problem}")
-    return kubectl_for(cfg)
+    return kubectl_for(cfg, env)
 
 
 def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
@@ -223,7 +235,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     """
     cfg.check_env(env)
     timeout = _rollout_timeout(cfg)
-    kube = _require_access(cfg, "rollback --emergency")
+    kube = _require_access(cfg, "rollback --emergency", env)
     namespace = cfg.namespace_for(env)
     image = expected_image(cfg, tag)
     deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
@@ -266,7 +278,7 @@ def _sync_prerequisites(cfg: Config, env: str) -> int:
     cfg.check_env(env)
     timeout = _rollout_timeout(cfg)
     proc.require("argocd")
-    reason = argocd.not_configured_reason()
+    reason = argocd.not_configured_reason(server=argocd_server_for(cfg, env))
     if reason is not None:
         raise UsageError(f"--sync needs Argo CD: {reason}")
     return timeout
@@ -278,7 +290,7 @@ def check_sync_ready(cfg: Config, env: str) -> None:
     _sync_prerequisites(cfg, env)
     app = cfg.app_for(env)
     try:
-        argocd.app_get(app)
+        argocd.app_get(app, server=argocd_server_for(cfg, env))
     except AppNotFoundError as exc:
         raise UsageError(f"--sync: Argo CD app {app!r} not found ({exc})") from None
 
@@ -291,12 +303,13 @@ def argocd_sync(cfg: Config, env: str) -> None:
     """
     timeout = _sync_prerequisites(cfg, env)
     app = cfg.app_for(env)
+    server = argocd_server_for(cfg, env)
     if not proc.is_dry_run():  # under --dry-run sync and wait are only printed
         progress.waiting(f"Argo CD app {app} to sync", 1, 1, why=f"argocd waits up to {timeout}s")
-    argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=timeout)
+    argocd.app_sync(app, prune=cfg.cluster.argocd_prune, timeout=timeout, server=server)
     if not proc.is_dry_run():
         progress.waiting(f"Argo CD app {app} to be Synced and Healthy", 1, 1, why=f"up to {timeout}s")
-    argocd.app_wait(app, timeout=timeout)
+    argocd.app_wait(app, timeout=timeout, server=server)
 
 
 def _rollout_timeout(cfg: Config) -> int:
@@ -358,8 +371,9 @@ def http_health(url: str, *, attempts: int = 10, interval: float = 3.0, request_
 
 
 def port_forward_health(
-    cfg: Config, namespace: str, *, attempts: int, interval: float, deadline: float | None = None
-) -> Health:
+    cfg: Config, namespace: str, *, attempts: int, interval: float, deadline: float | None = None,
+    env: str | None = None,
+) -> Health:  # fmt: skip
     """GET the health path through ``kubectl port-forward svc/<service>`` (``verify``, ``preview health``)."""
     port = cfg.cluster.service_port
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
@@ -372,7 +386,7 @@ def port_forward_health(
             f"the health check needs a URL (--url, [tool.dex.cluster] health-urls) or cluster access: "
             f"{problem}"
         )
-    kube = kubectl_for(cfg)
+    kube = kubectl_for(cfg, env)
     target = f"svc/{cfg.cluster.service}"
     path = (
         cfg.cluster.health_path if cfg.cluster.health_path.startswith("/") else "/" + cfg.cluster.health_path

@@ -101,6 +101,8 @@ class ClusterConfig:
     preview_app: str = "dex-pr-{pr}"
     rollout_timeout: int = 300
     argocd_prune: bool = False  # `argocd app sync --prune` for rollback --sync
+    contexts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> kube context
+    argocd_servers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> Argo CD server
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -119,6 +121,8 @@ class Config:
     branches: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BRANCHES))
     env_titles: Mapping[str, str] = dataclasses.field(default_factory=dict)  # merged with DEFAULT_ENV_TITLES
     package: str = ""  # empty: guessed from [project].name
+    soak: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> duration FROM must run a tag
+    freeze: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # env -> windows
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
     lint: LintConfig = dataclasses.field(default_factory=LintConfig)
@@ -280,12 +284,22 @@ def _convert(value: object, hint: Any, where: str) -> object:
             return tuple(_clean(v, f"{where}[{i}]") for i, v in enumerate(value))
         raise ConfigError(f"{where}: expected a list of strings, got {_describe(value)}")
     if origin is Mapping or origin is dict:
-        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-            return {_clean(k, f"{where} (a key)"): _clean(v, f"{where}.{k}") for k, v in value.items()}
-        raise ConfigError(f'{where}: expected a table of strings, e.g. {{ dev = "..." }}')
+        return _table(value, typing.get_args(hint)[1], where)
     if isinstance(hint, types.UnionType):  # pragma: no cover - no optional fields today
         return value
     raise TypeError(f"unsupported config type {hint!r}")  # pragma: no cover - programming error
+
+
+def _table(value: object, hint: Any, where: str) -> dict[str, object]:
+    """A table keyed by env: of strings, or (``[tool.dex.freeze]``) of lists of strings."""
+    if hint is not str:
+        if isinstance(value, dict):
+            return {_clean(k, f"{where} (a key)"): _convert(v, hint, f"{where}.{k}")
+                    for k, v in value.items()}  # fmt: skip
+        raise ConfigError(f'{where}: expected a table of lists of strings, e.g. {{ prod = ["..."] }}')
+    if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+        return {_clean(k, f"{where} (a key)"): _clean(v, f"{where}.{k}") for k, v in value.items()}
+    raise ConfigError(f'{where}: expected a table of strings, e.g. {{ dev = "..." }}')
 
 
 def _build(
@@ -405,6 +419,41 @@ def _validate(config: Config, file_label: str) -> None:
         )
     _validate_timeouts(config, file_label)
     _validate_severities(config, file_label)
+    _validate_controls(config, file_label)
+
+
+def _validate_controls(config: Config, file_label: str) -> None:
+    """``soak``, ``freeze``, ``cluster.contexts`` / ``argocd-servers``: known envs, values that parse."""
+    tables: dict[str, Mapping[str, object]] = {
+        "soak": config.soak, "freeze": config.freeze, "cluster.contexts": config.cluster.contexts,
+        "cluster.argocd-servers": config.cluster.argocd_servers,
+    }  # fmt: skip
+    for key, table in tables.items():
+        for env, value in table.items():
+            if env not in config.environments:
+                raise ConfigError(
+                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
+                    + _suggest(env, config.environments)
+                )
+            if isinstance(value, str) and not value.strip():
+                raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
+    if config.soak:
+        from dex_tasks.durations import parse_duration  # noqa: PLC0415 - only configs with a soak
+
+        for env, text in config.soak.items():
+            try:
+                parse_duration(text)
+            except UsageError as exc:
+                raise ConfigError(f"{file_label}: tool.dex.soak.{env}: {exc}") from None
+    if config.freeze:
+        from dex_tasks.controls.freeze import parse_window  # noqa: PLC0415 - zoneinfo only when used
+
+        for env, windows in config.freeze.items():
+            for index, text in enumerate(windows):
+                try:
+                    parse_window(text)
+                except ValueError as exc:
+                    raise ConfigError(f"{file_label}: tool.dex.freeze.{env}[{index}]: {exc}") from None
 
 
 def _validate_timeouts(config: Config, file_label: str) -> None:

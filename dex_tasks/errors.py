@@ -110,6 +110,10 @@ class CommandTimeout(CommandFailed):
     """A command ran longer than its timeout and was killed."""
 
 
+class ControlRefused(DexError):
+    """A deploy control said no: the env is locked or frozen, or FROM has not soaked (exit 1)."""
+
+
 # -- 4: a remote still failed --------------------------------------------------------------------
 
 

@@ -112,6 +112,12 @@ TASKS: tuple[TaskSpec, ...] = (
              "dex-tasks init --app shop --image ghcr.io/acme/shop"),
     TaskSpec("completion", "print a shell completion script (env names come from [tool.dex])",
              "dex-tasks completion bash > ~/.local/share/bash-completion/completions/dex-tasks"),
+    TaskSpec("lock", "lock an env for deploys (a ref on origin that laptop and CI both respect)",
+             'dex-tasks lock prod --reason "db migration" --expires 2h', mutating=True),
+    TaskSpec("unlock", "remove an env's deploy lock (someone else's needs --force)", "dex-tasks unlock prod",
+             mutating=True, module_name="lock", add_arguments="add_unlock_arguments", run="run_unlock"),
+    TaskSpec("locks", "every env's deploy lock: who, why, since, until", "dex-tasks locks",
+             module_name="lock", add_arguments="add_locks_arguments", run="run_locks"),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

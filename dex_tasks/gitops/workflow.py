@@ -71,6 +71,7 @@ class Change:
     forced: bool = False
     revert_commit: str | None = None  # --revert: `git revert` this commit instead of editing
     labels: tuple[str, ...] = ()
+    extra_trailers: tuple[str, ...] = ()  # e.g. Dex-Lock-Broken: prod (the deploy controls)
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -151,6 +152,7 @@ def trailers(change: Change, previous: dict[str, str | None]) -> list[str]:
         lines.append(f"Dex-From-Env: {change.from_env}")
     if change.forced:
         lines.append("Dex-Forced: true")
+    lines += change.extra_trailers
     return lines
 
 

@@ -8,9 +8,11 @@ imports another.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from dex_tasks import cluster
+from dex_tasks.controls import guard
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import history, state, tags, workflow
 from dex_tasks.tasks import Context, TaskResult
@@ -43,11 +45,38 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
         "--no-push", dest="push", action="store_false", default=True,
         help="leave the commit on a local branch (your checkout is not touched) and say where",
     )  # fmt: skip
+    parser.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="deploy into an env someone else locked (recorded: Dex-Lock-Broken)",
+    )
+    parser.add_argument("--break-freeze", action="store_true",
+                        help="deploy during a freeze window (recorded: Dex-Freeze-Broken)")  # fmt: skip
 
 
-def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
-    """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name."""
+def overrides(args: argparse.Namespace) -> guard.Overrides:
+    """The deploy controls' override flags of a writing task's arguments."""
+    return guard.Overrides(
+        break_lock=args.break_lock, break_freeze=args.break_freeze, force=getattr(args, "force", False),
+        emergency=getattr(args, "emergency", False),
+    )  # fmt: skip
 
+
+def apply(
+    ctx: Context, change: Change, *, base_sha: str | None = None, controls: guard.Overrides | None = None
+) -> Outcome:
+    """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name, after the
+    deploy controls (lock, freeze, soak: :mod:`dex_tasks.controls.guard`) let it through."""
+
+    verdict = guard.check(
+        ctx, ctx.config, state.open_repo(ctx.config), change.envs, action=change.action,
+        overrides=controls or guard.Overrides(), from_env=change.from_env, tag=change.tag,
+    )  # fmt: skip
+    change = dataclasses.replace(
+        change, extra_trailers=(*change.extra_trailers, *verdict.trailers),
+        forced=change.forced or bool(verdict.forced),
+        body=(*change.body, *(f"Forced: {reason}." for reason in verdict.forced)),
+    )  # fmt: skip
     return workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
 
 
@@ -61,6 +90,7 @@ def rollback(
     emergency: bool = False,
     sync: bool = False,
     revert: bool = False,
+    controls: guard.Overrides | None = None,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
 
@@ -99,7 +129,8 @@ def rollback(
         labels=("rollback",),
     )
     try:
-        outcome = apply(ctx, change, base_sha=base_sha)
+        controls = dataclasses.replace(controls or guard.Overrides(), emergency=emergency)
+        outcome = apply(ctx, change, base_sha=base_sha, controls=controls)
     except BaseException as exc:
         if emergency and not ctx.dry_run:
             # The cluster already runs the old tag: say exactly how to make git match by hand,

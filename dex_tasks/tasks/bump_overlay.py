@@ -59,7 +59,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         direct=not args.pr,
         push=args.push,
     )
-    outcome = _delivery.apply(ctx, change)
+    outcome = _delivery.apply(ctx, change, controls=_delivery.overrides(args))
     return TaskResult(data=outcome.as_json())
 
 

@@ -106,7 +106,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         from_env=source,
         forced=bool(forced_reasons),
     )
-    outcome = _delivery.apply(ctx, change, base_sha=target_sha)
+    outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args))
     return TaskResult(data=outcome.as_json())
 
 

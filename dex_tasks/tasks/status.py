@@ -14,11 +14,13 @@ exit 1, for a scheduled drift alarm.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import cluster, gha
+from dex_tasks import cluster, durations, gha
+from dex_tasks.controls import guard
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ClusterAccessError, DexError, ForbiddenError
-from dex_tasks.gitops import state
+from dex_tasks.gitops import locks, state
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import ImageRef
@@ -78,8 +80,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         for r in rows
     ]  # fmt: skip
     ctx.out(table(headers, body))
+    controls = _controls(ctx, rows)
     for r in rows:
-        for note in r.notes:
+        for note in r.notes + controls[r.env].pop("notes"):
             ctx.out(f"  {r.env}: {note}")
     if argo_skipped:
         ctx.out(f"Argo CD not checked: {argo_skipped}")
@@ -87,7 +90,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     drifting = [r.env for r in rows if r.drift]
     unknown = [r.env for r in rows if not r.drift and r.state == UNKNOWN]
     data: dict[str, Any] = {
-        "envs": [r.as_json() for r in rows],
+        "envs": [{**r.as_json(), **controls[r.env]} for r in rows],
         "drift": drifting,
         "argocd": "checked" if argo_skipped is None else f"not checked: {argo_skipped}",
     }
@@ -117,6 +120,32 @@ def collect(ctx: Context, envs: list[str], *, fetch: bool = True) -> tuple[list[
     return rows, argo_skipped
 
 
+def _controls(ctx: Context, rows: list[EnvStatus]) -> dict[str, dict[str, Any]]:
+    """Each env's ``lock``, ``freeze`` and ``soak`` (:func:`dex_tasks.controls.guard.status`), and
+    notes saying which would refuse a deploy now."""
+    now = durations.now()
+    repo: state.Repo | None = None
+    try:
+        repo = state.open_repo(ctx.config)
+        held, unread = locks.read_all(repo.root), None
+    except DexError as exc:
+        held, unread = {}, f"locks {UNKNOWN}: {exc}"
+    result: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        found = guard.status(ctx.config, repo, row.env, row.git_tag, held=held, now=now)
+        notes = [unread] if unread else []
+        lock, frozen, soaked = found["lock"], found["freeze"], found["soak"]
+        if lock and not lock["expired"]:
+            notes.append(f"locked by {held[row.env].describe()}")
+        if frozen and frozen["frozen"]:
+            notes.append(f"frozen ({frozen['window']}) until {frozen['until']}")
+        if soaked and not soaked["ok"] and soaked["remaining_s"] is not None:
+            left = durations.describe(dt.timedelta(seconds=soaked["remaining_s"]))
+            notes.append(f"soaking: {left} left of {soaked['required']} before {row.git_tag} may move on")
+        result[row.env] = {**found, "notes": notes}
+    return result
+
+
 def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
 
     fetched: set[str] = set()
@@ -142,12 +171,15 @@ def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
 def _live(ctx: Context, rows: list[EnvStatus]) -> None:
 
     cfg = ctx.config
-    problem = cluster.access_problem(cfg)
-    kube = cluster.kubectl_for(cfg)
+    access = cluster.access_problem(cfg)
+    problems: dict[str, str] = {}  # per kube context ([tool.dex.cluster] contexts): a dead one is asked once
     for row in rows:
+        context = cluster.context_for(cfg, row.env)
+        problem = access or problems.get(context)
         if problem is not None:
             row.notes.append(f"live {UNKNOWN}: {problem}")
             continue
+        kube = cluster.kubectl_for(cfg, row.env)
         namespace = cfg.namespace_for(row.env)
         try:
             deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
@@ -155,8 +187,8 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
             row.notes.append(f"live {UNKNOWN}: {exc}")  # RBAC is per namespace: ask the next env
             continue
         except ClusterAccessError as exc:
-            problem = str(exc)  # the same for every env: ask once
-            row.notes.append(f"live {UNKNOWN}: {problem}")
+            problems[context] = str(exc)  # the same for every env of this context: ask once
+            row.notes.append(f"live {UNKNOWN}: {problems[context]}")
             continue
         except DexError as exc:
             row.notes.append(f"live {UNKNOWN}: {exc}")
@@ -191,25 +223,30 @@ def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:
     """Fill the Argo CD columns; returns why Argo CD was not asked, or None."""
 
     reason = argocd.not_configured_reason()
-    if reason is not None:
+    servers = {row.env: cluster.argocd_server_for(ctx.config, row.env) for row in rows}
+    if reason is not None and not any(servers.values()):
         return reason
-    broken: str | None = None
+    broken: dict[str | None, str] = {}  # per Argo CD server (None: ARGOCD_SERVER)
     for row in rows:
-        if broken is not None:
+        server = servers[row.env]
+        if server is None and reason is not None:
+            row.notes.append(f"Argo CD not checked: {reason}")
+            continue
+        if server in broken:
             row.sync = row.health = UNKNOWN  # not "-" (= Argo CD not configured): it failed
-            row.notes.append(broken)
+            row.notes.append(broken[server])
             continue
         name = ctx.config.app_for(row.env)
         try:
-            app = argocd.app_get(name)
+            app = argocd.app_get(name, server=server)
         except AppNotFoundError:
             row.sync = row.health = UNKNOWN
             row.notes.append(f"Argo CD app {name} does not exist (or this token may not read it)")
             continue
         except DexError as exc:
             row.sync = row.health = UNKNOWN
-            broken = f"Argo CD {UNKNOWN}: {exc}"
-            row.notes.append(broken)
+            broken[server] = f"Argo CD {UNKNOWN}: {exc}"
+            row.notes.append(broken[server])
             continue
         row.sync, row.health, row.revision = app.sync_status, app.health, app.revision or None
     return None

@@ -180,8 +180,9 @@ def _argo_wait(
     ctx: Context, env: str, *, deadline: float, interval: float, data: dict[str, Any]
 ) -> str | None:
 
-    if not argocd.in_use():  # ARGOCD_SERVER set without the CLI: exit 3, never half a verify
-        reason = argocd.not_configured_reason() or f"{argocd.SERVER_ENV} is not set"
+    server = cluster.argocd_server_for(ctx.config, env)
+    if not argocd.in_use(server=server):  # ARGOCD_SERVER set without the CLI: exit 3, never half a verify
+        reason = argocd.not_configured_reason(server=server) or f"{argocd.SERVER_ENV} is not set"
         ctx.out(f"Argo CD not checked ({reason}); checking the health URL only")
         data["argocd"] = {"checked": False, "reason": reason}
         return None
@@ -197,7 +198,8 @@ def _argo_wait(
         # One `app get` must not outlive the deadline either (a hung API would wait its 120 s).
         remaining = deadline - time.monotonic()
         try:
-            app = argocd.app_get(name, timeout=max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining)))
+            timeout = max(MIN_QUERY_TIMEOUT, min(argocd.QUERY_TIMEOUT, remaining))
+            app = argocd.app_get(name, timeout=timeout, server=server)
             errors = 0
         except AppNotFoundError:
             data["argocd"] = {"checked": True, "app": name, "exists": False}
@@ -248,8 +250,9 @@ def _health(
         health = cluster.http_health(url, attempts=args.attempts, interval=args.interval, deadline=deadline)
     else:
         health = cluster.port_forward_health(
-            cfg, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline
-        )
+            cfg, cfg.namespace_for(env), attempts=args.attempts, interval=args.interval, deadline=deadline,
+            env=env,
+        )  # fmt: skip
     data["health"] = health.as_json()
     if health.ok:
         return None

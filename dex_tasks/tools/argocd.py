@@ -35,16 +35,19 @@ def configured(env: Mapping[str, str] | None = None) -> bool:
     return not_configured_reason(env) is None
 
 
-def not_configured_reason(env: Mapping[str, str] | None = None) -> str | None:
+def not_configured_reason(env: Mapping[str, str] | None = None, *, server: str | None = None) -> str | None:
+    """Why Argo CD cannot be asked; ``server``: an env's own (``[tool.dex.cluster] argocd-servers``)."""
     env = os.environ if env is None else env
     if proc.which("argocd") is None:
         return "argocd is not on PATH"
-    if not env.get(SERVER_ENV, "").strip():
+    if not server and not env.get(SERVER_ENV, "").strip():
         return f"{SERVER_ENV} is not set"
     return None
 
 
-def in_use(env: Mapping[str, str] | None = None, *, hint: str | None = None) -> bool:
+def in_use(
+    env: Mapping[str, str] | None = None, *, hint: str | None = None, server: str | None = None
+) -> bool:
     """Must this run ask Argo CD? True when configured, False when ``ARGOCD_SERVER`` is unset.
 
     ``ARGOCD_SERVER`` set without the CLI raises :class:`ToolMissing` (exit 3): the project uses
@@ -52,7 +55,7 @@ def in_use(env: Mapping[str, str] | None = None, *, hint: str | None = None) -> 
     check of the old pods before Argo CD has even synced).
     """
     env = os.environ if env is None else env
-    if not env.get(SERVER_ENV, "").strip():
+    if not server and not env.get(SERVER_ENV, "").strip():
         return False
     if hint is not None and proc.which("argocd") is None:  # ``hint``: what else would do
         raise ToolMissing("argocd", hint=f"{proc.INSTALL_HINTS['argocd']}, {hint}")
@@ -156,20 +159,29 @@ def _fail(exc: CommandFailed, what: str, *, app: str | None = None) -> ArgoCDErr
 
 
 def _run(
-    args: Sequence[str], *, read_only: bool, what: str, timeout: float = QUERY_TIMEOUT, app: str | None = None
+    args: Sequence[str],
+    *,
+    read_only: bool,
+    what: str,
+    timeout: float = QUERY_TIMEOUT,
+    app: str | None = None,
+    server: str | None = None,
 ) -> proc.Result:
     redact.register_secret(os.environ.get(TOKEN_ENV))
+    # An env's own server goes in the CLI's environment, like ARGOCD_SERVER itself: argv stays the same.
+    env = {SERVER_ENV: server} if server else None
     try:
-        return proc.run(("argocd", *args), read_only=read_only, timeout=timeout)
+        return proc.run(("argocd", *args), read_only=read_only, timeout=timeout, env=env)
     except CommandFailed as exc:
         raise _fail(exc, what, app=app) from exc
 
 
-def app_get(name: str, *, timeout: float = QUERY_TIMEOUT) -> App:
+def app_get(name: str, *, timeout: float = QUERY_TIMEOUT, server: str | None = None) -> App:
     """The app; :class:`AppNotFoundError` when it does not exist (or the token may not read it)."""
     result = _run(
-        ("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout, app=name
-    )
+        ("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout, app=name,
+        server=server,
+    )  # fmt: skip
     try:
         data = parse_json(result.stdout)
     except ValueError as exc:
@@ -189,7 +201,7 @@ def app_list() -> list[App]:
     return [App.from_json(item) for item in items]
 
 
-def app_sync(name: str, *, timeout: int, prune: bool = False) -> proc.Result:
+def app_sync(name: str, *, timeout: int, prune: bool = False, server: str | None = None) -> proc.Result:
     """``argocd app sync NAME [--prune] --timeout N``.
 
     The CLI waits for the sync operation to finish, with no limit of its own by default; its
@@ -199,10 +211,12 @@ def app_sync(name: str, *, timeout: int, prune: bool = False) -> proc.Result:
     if prune:
         args.append("--prune")
     args += ["--timeout", str(timeout)]
-    return _run(args, read_only=False, what=f"app sync {name}", timeout=timeout + 30)
+    return _run(args, read_only=False, what=f"app sync {name}", timeout=timeout + 30, server=server)
 
 
-def app_wait(name: str, *, timeout: int, health: bool = True, sync: bool = True) -> proc.Result:
+def app_wait(
+    name: str, *, timeout: int, health: bool = True, sync: bool = True, server: str | None = None
+) -> proc.Result:
     args = ["app", "wait", name]
     if health:
         args.append("--health")
@@ -210,7 +224,7 @@ def app_wait(name: str, *, timeout: int, health: bool = True, sync: bool = True)
         args.append("--sync")
     args += ["--timeout", str(timeout)]
     # Not read-only: it waits for a change this run made; under --dry-run there is none.
-    return _run(args, read_only=False, what=f"app wait {name}", timeout=timeout + 30)
+    return _run(args, read_only=False, what=f"app wait {name}", timeout=timeout + 30, server=server)
 
 
 def app_delete(name: str) -> proc.Result:

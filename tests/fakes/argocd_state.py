@@ -74,6 +74,11 @@ class FakeArgo:
     def calls(self) -> list[list[str]]:
         return [list(c) for c in self.load()["calls"]]
 
+    def calls_by_server(self) -> list[tuple[str | None, list[str]]]:
+        """(ARGOCD_SERVER the call saw, argv) of every call."""
+        data = self.load()
+        return list(zip(data.get("servers", []), [list(c) for c in data["calls"]], strict=True))
+
     def env(self, *, server: str = "argocd.example.invalid", token: str | None = None) -> dict[str, str]:
         """Environment variables for a test: PATH with the fake first, the server, the state file."""
         env = {"PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}", STATE_ENV: str(self.path),

@@ -113,11 +113,12 @@ def test_verify_argo_wait_is_bounded_in_count_and_per_call_time(
     status: dict[str, Any] = dict(APP["status"])  # type: ignore[call-overload]  # APP is a literal
     progressing = {**APP, "status": {**status, "health": {"status": "Progressing"}}}
 
-    def app_get(name: str, *, timeout: float = argocd.QUERY_TIMEOUT) -> argocd.App:
+    def app_get(name: str, *, timeout: float = argocd.QUERY_TIMEOUT, server: str | None = None) -> argocd.App:
+        assert server is None  # no [tool.dex.cluster] argocd-servers: the CLI's ARGOCD_SERVER
         timeouts.append(timeout)
         return argocd.App.from_json(progressing)
 
-    monkeypatch.setattr(argocd, "in_use", lambda _env=None: True)
+    monkeypatch.setattr(argocd, "in_use", lambda _env=None, **_kwargs: True)  # server= too
     monkeypatch.setattr(argocd, "app_get", app_get)
     monkeypatch.setattr(verify, "MAX_ARGO_POLLS", 5)
     ctx = Context(task="verify", config=Config(root=tmp_path), cwd=tmp_path, json=False)

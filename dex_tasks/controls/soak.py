@@ -1,0 +1,62 @@
+"""Soak time: ``[tool.dex] soak = { stage = "15m" }`` - FROM must have run the tag this long.
+
+Measured from the overlay commit that deployed it: the newest commit in FROM's overlay history
+whose tag became the current one, by its committer date (the time it landed on the branch, which
+a rebase or cherry-pick moves forward, never back). Pure: history entries and ``now`` in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+
+class Entry(Protocol):
+    """What soak needs of a history entry (:class:`dex_tasks.gitops.history.Deployment`)."""
+
+    @property
+    def tag(self) -> str: ...
+    @property
+    def date(self) -> str: ...
+    @property
+    def commit(self) -> str: ...
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Soak:
+    required: dt.timedelta
+    since: dt.datetime | None  # when FROM's overlay got the tag; None: not in its history
+    commit: str | None
+    remaining: dt.timedelta  # zero when soaked
+
+    @property
+    def ok(self) -> bool:
+        return self.since is not None and self.remaining <= dt.timedelta(0)
+
+
+def deployed_at(entries: Iterable[Entry], tag: str) -> tuple[dt.datetime, str] | None:
+    """(committer date, commit) of the newest entry (entries come newest first) that set ``tag``."""
+    for entry in entries:
+        if entry.tag == tag:
+            try:
+                when = dt.datetime.fromisoformat(entry.date)
+            except ValueError:
+                return None
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            return when.astimezone(dt.UTC), entry.commit
+        # An older entry with the same tag is an earlier stint, not the current one.
+    return None
+
+
+def check(required: dt.timedelta, entries: Iterable[Entry], tag: str, now: dt.datetime) -> Soak:
+    found = deployed_at(entries, tag)
+    if found is None:
+        return Soak(required=required, since=None, commit=None, remaining=required)
+    since, commit = found
+    remaining = max(dt.timedelta(0), since + required - now)
+    return Soak(required=required, since=since, commit=commit, remaining=remaining)

@@ -1,0 +1,69 @@
+"""Durations (``30s``, ``15m``, ``2h``, ``7d``) and the clock, which ``DEX_NOW`` stands in for.
+
+``DEX_NOW`` (ISO 8601, e.g. ``2026-12-24T10:00:00+01:00``) lets tests and dry runs ask "would
+this be frozen / soaked / expired at ...". A time without an offset is UTC, so a value means the
+same instant on every machine, whatever its local zone. Every instant leaves here aware.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+
+from dex_tasks.errors import UsageError
+
+NOW_ENV = "DEX_NOW"
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Ten years: a lock, soak or look-back longer than that is a typo, and timedelta overflows at
+# about 2.7 million years, a traceback we must not show.
+MAX_SECONDS = 3650 * 86400
+_DURATION_RE = re.compile(r"([0-9]{1,9})([smhd])")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``30s``, ``15m``, ``2h``, ``7d`` -> timedelta; anything else is :class:`UsageError` (exit 2)."""
+    match = _DURATION_RE.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise UsageError(f"invalid duration {text!r}: use a whole number and s, m, h or d (30s, 15m, 2h, 7d)")
+    seconds = int(match.group(1)) * UNITS[match.group(2)]
+    if seconds <= 0:
+        raise UsageError(f"invalid duration {text!r}: must be more than 0")
+    if seconds > MAX_SECONDS:
+        raise UsageError(f"invalid duration {text!r}: at most 3650d")
+    return dt.timedelta(seconds=seconds)
+
+
+def now() -> dt.datetime:
+    """The current instant (aware, UTC), or ``DEX_NOW`` when set (no offset given: UTC)."""
+    raw = os.environ.get(NOW_ENV, "").strip()
+    if not raw:
+        return dt.datetime.now(dt.UTC)
+    return parse_instant(raw, what=NOW_ENV)
+
+
+def parse_instant(raw: str, *, what: str) -> dt.datetime:
+    """An ISO 8601 instant (``Z`` and offsets allowed; none: UTC), or :class:`UsageError` naming ``what``."""
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        example = "2026-12-24T10:00:00+01:00"
+        raise UsageError(f"{what}: {raw!r} is not an ISO 8601 time (e.g. {example})") from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def iso(value: dt.datetime) -> str:
+    """``2026-12-24T09:00:00Z``: UTC, whole seconds (how locks and --json write instants)."""
+    return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def describe(delta: dt.timedelta) -> str:
+    """``1h 5m``, ``14m 30s``, ``45s``: a short human duration (rounded up to the second)."""
+    total = max(0, int(-(-delta.total_seconds() // 1)))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return " ".join(parts[:2]) or "0s"
