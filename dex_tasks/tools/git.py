@@ -80,6 +80,15 @@ def toplevel(start: Path) -> Path:
     return Path(result.stdout.strip())
 
 
+def locate(start: Path) -> tuple[Path, str]:
+    """:func:`toplevel` and :func:`prefix` in one git process (every task starts with both)."""
+    result = _query(start, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+    lines = result.stdout.split("\n")
+    if not result.ok or not lines[0].strip():
+        raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
+    return Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
+
+
 def prefix(start: Path) -> str:
     """``start`` relative to the top level, as git spells it (``''`` or ``sub/dir/``)."""
     return _query(start, "rev-parse", "--show-prefix").stdout.strip()
@@ -113,6 +122,40 @@ def show(root: Path, rev: str, path: str) -> str | None:
     """Content of ``path`` at ``rev`` (bytes-exact text), or None when it does not exist there."""
     result = _query(root, "show", f"{rev}:{path}", check=False)
     return result.stdout if result.ok else None
+
+
+def blobs(root: Path, names: Sequence[str]) -> list[bytes | None]:
+    """The content of each ``<rev>:<path>`` in ``names`` as bytes, None where it is not a file there.
+
+    One ``git cat-file --batch`` for all of them instead of a ``git show`` each: its output is
+    ``<sha> <type> <size>\\n<content>\\n`` per name, or ``<name> missing\\n``, so it is cut by the
+    sizes, as bytes (:func:`dex_tasks.proc.run_bytes`). The same bytes ``git show <rev>:<path>``
+    prints (neither applies filters or textconv). A name cat-file cannot take on one line (a path
+    with a line break) is read with ``git show``.
+    """
+    if any("\n" in name or "\r" in name for name in names):
+        shown = [
+            proc.run_bytes(("git", "-C", str(root), "show", name), read_only=True, check=False, quiet=True)
+            for name in names
+        ]
+        return [done.stdout if done.ok else None for done in shown]
+    if not names:
+        return []
+    out = proc.run_bytes(("git", "-C", str(root), "cat-file", "--batch"), read_only=True, quiet=True,
+                         stdin="".join(f"{name}\n" for name in names)).stdout  # fmt: skip
+    result: list[bytes | None] = []
+    at = 0
+    for _ in names:
+        eol = out.index(b"\n", at)
+        header = out[at:eol].split(b" ")
+        at = eol + 1
+        if len(header) != 3 or not header[2].isdigit():
+            result.append(None)  # `<name> missing` (or ambiguous): nothing to read
+            continue
+        size = int(header[2])
+        result.append(out[at : at + size] if header[1] == b"blob" else None)
+        at += size + 1  # the content, then the newline cat-file adds after it
+    return result
 
 
 def tracking(branch: str) -> str:
@@ -222,12 +265,21 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
     return {key: tuple(values) for key, values in found.items()}
 
 
-def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = None) -> list[Commit]:
-    """Commits of ``rev`` (touching ``path``), newest first, with their trailers."""
+def log(
+    root: Path, rev: str, path: str | None = None, *, limit: int | None = None, skip: int = 0
+) -> list[Commit]:
+    """Commits of ``rev`` (touching ``path``), newest first, with their trailers.
+
+    ``limit``/``skip``: a window of that list (``history`` reads it a window at a time). A field
+    read from another format placeholder goes into ``fmt`` below, into the unpacking and into
+    :class:`Commit`; ``history`` builds its entries from these commits.
+    """
     fmt = _FIELD.join(("%H", "%cI", "%an", "%s", "%(trailers:only,unfold)")) + _RECORD
     args: list[str] = ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
+    if skip:
+        args.append(f"--skip={skip}")
     args += [rev, "--"]
     if path is not None:
         args.append(path)
