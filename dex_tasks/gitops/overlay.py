@@ -253,13 +253,14 @@ def _shadow(text: str) -> str:
 
 
 def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
-    """Compose (for character spans) and load (for duplicate keys and the data) the one document."""
+    """Compose (for character spans), then construct the data from those nodes (which refuses
+    duplicate keys): one parse of the text, where ``compose_all`` and ``load_all`` made two."""
 
     shadow = _shadow(text)
     yaml = _yaml()
     try:
         nodes = list(yaml.compose_all(shadow))
-        docs = list(_yaml().load_all(shadow))
+        docs = [yaml.constructor.construct_document(node) for node in nodes if node is not None]
     except (YAMLError, ValueError) as exc:  # DuplicateKeyError is a YAMLError; bad chars raise ValueError
         problem = _problem(exc)
         if "'\\t'" in problem:

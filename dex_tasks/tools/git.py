@@ -169,18 +169,36 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     A missing branch or unreachable remote is a :class:`RemoteError` (exit 4).
     """
     check_ref_name(branch)
-    # Without this, git's "Could not read from remote repository" reads as a network failure
-    # (exit 4) when the clone simply has no origin: that is a setup problem (exit 2).
-    require_remote(root)
-    args: list[str] = ["fetch", "--no-tags", "--quiet"]
-    if unshallow and is_shallow(root):
-        # actions/checkout clones with --depth 1; the overlay's history needs the rest.
-        args.append("--unshallow")
-    args += [REMOTE, f"+refs/heads/{branch}:{tracking(branch)}"]
+    refspec = f"+refs/heads/{branch}:{tracking(branch)}"
+    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", REMOTE, refspec])
+    # The shallow check and the tip in one process, after the fetch (the common, complete clone
+    # pays nothing more). actions/checkout clones with --depth 1; the overlay's history needs the
+    # rest, so a shallow clone is completed by a second fetch.
+    shallow, sha = _shallow_and_tip(root, tracking(branch))
+    if unshallow and shallow:
+        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", REMOTE, refspec])
+        sha = rev_parse(root, tracking(branch))
+    if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
+        raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
+    return sha
+
+
+def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
+    out = _query(
+        root, "rev-parse", "--is-shallow-repository", "--verify", "--quiet", "--end-of-options",
+        f"{ref}^{{commit}}", check=False,
+    ).stdout.split()  # fmt: skip
+    return (bool(out) and out[0] == "true"), (out[1] if len(out) > 1 else None)
+
+
+def _fetch(root: Path, branch: str, args: list[str]) -> None:
     for attempt in range(1, FETCH_ATTEMPTS + 1):
         result = git(*args, cwd=root, read_only=True, check=False)
         if result.ok:
-            break
+            return
+        # Asked only now: without it, git's "Could not read from remote repository" reads as a
+        # network failure (exit 4) when the clone simply has no origin, a setup problem (exit 2).
+        require_remote(root)
         text = redact.redact(result.stderr.strip() or result.stdout.strip())
         if "couldn't find remote ref" in text.lower():
             raise UsageError(
@@ -191,10 +209,6 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
                 f"cannot fetch branch {branch!r} from {REMOTE}: {_fetch_detail(text, result.returncode)}"
             )
         time.sleep(min(8.0, 0.5 * 2**attempt))
-    sha = rev_parse(root, tracking(branch))
-    if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
-        raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
-    return sha
 
 
 def _fetch_detail(text: str, returncode: int) -> str:
@@ -346,7 +360,7 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
     holder = Path(tempfile.mkdtemp(prefix="dex-worktree-"))
     path = holder / "wt"
     (holder / NO_HOOKS).mkdir()
-    added = False
+    added = removed = False
     try:
         # No LFS smudge: the overlays are small text files, and a checkout must not download blobs.
         git(*_hookless(path), "worktree", "add", "--quiet", "--detach", path, rev, cwd=root,
@@ -356,22 +370,26 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
     finally:
         # Shielded from a second Ctrl-C as far as Python allows: each step is independent.
         try:
-            if added or path.exists():
-                git("worktree", "remove", "--force", path, cwd=root, check=False, quiet=True)
+            removed = (added or path.exists()) and git(
+                "worktree", "remove", "--force", path, cwd=root, check=False, quiet=True
+            ).ok
         finally:
             shutil.rmtree(holder, ignore_errors=True)
-            git("worktree", "prune", cwd=root, check=False, quiet=True)
+            if not removed:  # a removed worktree leaves nothing to prune; else its record goes
+                git("worktree", "prune", cwd=root, check=False, quiet=True)
 
 
 def identity_env(root: Path) -> dict[str, str | None]:
     """Author/committer variables when git has no identity configured (fresh CI runners)."""
     # Not `git var GIT_COMMITTER_IDENT`: git may guess user@hostname, which on a CI runner is a
     # meaningless identity in the audit trail. Only an explicitly configured one counts.
-    configured = all(
-        os.environ.get(f"GIT_COMMITTER_{part}")
-        or _query(root, "config", f"user.{part.lower()}", check=False).ok
-        for part in ("NAME", "EMAIL")
-    )
+    missing = [part for part in ("NAME", "EMAIL") if not os.environ.get(f"GIT_COMMITTER_{part}")]
+    if missing:
+        # Both keys in one process: `--get-regexp` lists the ones set (exit 1 when none is).
+        out = _query(root, "config", "--get-regexp", r"^user\.(name|email)$", check=False).stdout
+        found = {line.split(" ", 1)[0].lower() for line in out.splitlines() if line.strip()}
+        missing = [part for part in missing if f"user.{part.lower()}" not in found]
+    configured = not missing
     if configured:
         return {}
     name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if gha.active() else (FALLBACK_NAME, FALLBACK_EMAIL)
@@ -389,8 +407,8 @@ def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
     ``--no-verify``: the user's own pre-commit hooks are for their edits; a one-line overlay
     edit made by a tool in a temporary worktree must not depend on their hook environment.
     """
-    git("add", "--", *paths, cwd=wt)
-    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message,
+    # `commit -- <paths>` stages and commits those (tracked) files: no `git add` process first.
+    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", "--", *paths, cwd=wt, stdin=message,
         env=identity_env(root))  # fmt: skip
     return head(wt)
 
