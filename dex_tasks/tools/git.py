@@ -243,10 +243,28 @@ def check_ref_name(branch: str) -> str:
     if (
         control_character(branch) is not None  # NUL would not even reach check-ref-format
         or branch.startswith("-")
-        or not _query(Path.cwd(), "check-ref-format", f"refs/heads/{branch}", check=False).ok
+        or not valid_ref_name(f"refs/heads/{branch}")
     ):
         raise UsageError(f"invalid branch name {branch!r}")
     return branch
+
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+
+
+def valid_ref_name(ref: str) -> bool:
+    """``git check-ref-format <ref>`` without a process (every fetch and write asked it once or
+    twice): the rules of git-check-ref-format(1) as refs.c applies them. No control character,
+    space, ``~ ^ : ? * [ \\``, ``..`` or ``@{``; no empty component (leading, trailing or double
+    ``/``), none starting with ``.`` or ending with ``.lock``; not ending with ``.``; not ``@``;
+    at least two components. tests/unit/test_git_trailers.py compares it with git itself.
+    """
+    if _REF_FORBIDDEN.search(ref) or ref.endswith(".") or ref == "@":
+        return False
+    components = ref.split("/")
+    return len(components) > 1 and all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in components
+    )
 
 
 def local_branch_exists(root: Path, branch: str) -> bool:
