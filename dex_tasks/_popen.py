@@ -45,6 +45,15 @@ class TimedOut(Exception):
         self.stderr = stderr
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RawOutput:
+    """How a command ended and what it wrote, stdout as the bytes it wrote (stderr decoded)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
 def captured(
     argv: tuple[str, ...],
     *,
@@ -54,6 +63,20 @@ def captured(
     stdin: str | None,
 ) -> Output:
     """Run ``argv`` with its output captured; :class:`TimedOut` once ``timeout`` has passed."""
+    raw = captured_bytes(argv, timeout=timeout, env=env, cwd=cwd, stdin=stdin)
+    return Output(returncode=raw.returncode, stdout=_decode(raw.stdout), stderr=raw.stderr)
+
+
+def captured_bytes(
+    argv: tuple[str, ...],
+    *,
+    timeout: float | None,
+    env: dict[str, str] | None,
+    cwd: Path | str | None,
+    stdin: str | None,
+) -> RawOutput:
+    """:func:`captured` with stdout left as bytes: output framed by byte counts (``git cat-file
+    --batch``) is cut by those counts first and decoded piece by piece."""
     # Bytes, decoded here: text mode would translate CRLF to LF, and `git show` of a CRLF
     # overlay must come back byte-exact (dry-run diffs are computed from it).
     # Not subprocess.run: after a timeout it kills the child and then, on Windows, reads the pipes
@@ -99,7 +122,7 @@ def captured(
         process.kill()
         process.wait()
         raise
-    return Output(returncode=process.returncode, stdout=_decode(stdout), stderr=_decode(stderr))
+    return RawOutput(returncode=process.returncode, stdout=_as_bytes(stdout), stderr=_decode(stderr))
 
 
 def _drain(process: subprocess.Popen[bytes], first: subprocess.TimeoutExpired) -> tuple[bytes, bytes]:

@@ -73,6 +73,21 @@ class Result:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class BytesResult:
+    """:class:`Result` of :func:`run_bytes`: stdout as the bytes the command wrote."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: str
+    skipped: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class _Settings:
     dry_run: bool = False
     # Where streamed command output goes: stdout normally, stderr under --json so stdout stays JSON.
@@ -258,6 +273,38 @@ def run(
     if check and result.returncode != 0:
         raise _failure(args, result.returncode, result.stderr or result.stdout)
     return result
+
+
+def run_bytes(
+    argv: Sequence[str],
+    *,
+    read_only: bool = False,
+    check: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+    stdin: str | None = None,
+    quiet: bool = False,
+) -> BytesResult:
+    """:func:`run` for output that is framed by byte counts (``git cat-file --batch``: a header
+    with the object's size, then that many bytes): stdout comes back as bytes, so the caller cuts
+    it by those counts and decodes each piece. Everything else (echo, dry-run, timeout, the error of
+    a failed command, stderr as text) is :func:`run`'s. Not for streaming."""
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
+    args, full = _resolve(argv)
+    if _settings.get().dry_run and not read_only:
+        echo(f"$ {quote(args)}    # dry-run: not run")
+        return BytesResult(argv=args, returncode=0, stdout=b"", stderr="", skipped=True)
+    if not quiet:
+        echo(f"$ {quote(args)}")
+    try:
+        done = _popen.captured_bytes(full, timeout=timeout, env=_merged_env(env), cwd=cwd, stdin=stdin)
+    except _popen.TimedOut as exc:
+        raise _timed_out(args, timeout, redact.redact(_tail(exc.stderr or exc.stdout))) from None
+    if check and done.returncode != 0:
+        raise _failure(args, done.returncode, done.stderr or done.stdout.decode("utf-8", "replace"))
+    return BytesResult(argv=args, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
 
 def _run_captured(

@@ -1,19 +1,31 @@
 """An environment's deployments, read from the git history of its overlay file.
 
 Each commit that changed the overlay's tag is one deployment; the tag is read from the file as
-it was at that commit (``git show <c>:<path>``), so history works for commits made by hand too.
-The ``Dex-*`` trailers our commits carry say which action made them; commits without are
-``manual``. A rollback's previous tag is *known bad*: ``rollback`` never picks it again.
+it was at that commit, so history works for commits made by hand too. The ``Dex-*`` trailers our
+commits carry say which action made them; commits without are ``manual``. A rollback's previous
+tag is *known bad*: ``rollback`` never picks it again.
 
 A version of the file that :func:`overlay.read_tag` refuses (invalid YAML, or over
 ``overlay.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
 current version is read by the task itself, which refuses it (exit 2) instead.
+
+Reading is lazy and in bulk (issue 13): :func:`deployments` returns a :class:`Deployments`
+sequence that reads the log (metadata and trailers, ``git log``) a window at a time and the
+file's versions in batches (one ``git cat-file --batch`` per batch), each version parsed once by
+:func:`overlay.read_tag_fast`. So ``entries[:10]`` reads about ten versions, ``last_known_good``
+stops at the first good tag, and the known bad tags come from the rollback commits alone (found
+by their trailers and subjects in the log, then their two versions read).
+
+A field of an entry read from the commit (a trailer, a ``git log`` placeholder) goes into
+:func:`_deployment`: add it to :class:`dex_tasks.tools.git.Commit` (and ``git.log``'s format),
+then to :class:`Deployment` and :meth:`Deployment.as_json`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, overload
 
 from dex_tasks.errors import DexError
 from dex_tasks.gitops import overlay
@@ -54,52 +66,175 @@ def _is_rollback(commit: git.Commit, action: str) -> bool:
     return action == ROLLBACK or subject.startswith(('revert "', "fix: rollback", "rollback"))
 
 
-def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]:
-    """Every tag change of ``path`` on ``rev``, newest first."""
-
-    commits = git.log(root, rev, path)
-    tags: list[str | None] = []
-    for commit in commits:
-        text = git.show(root, commit.sha, path)
-        tag: str | None = None
-        if text is not None:
-            try:
-                tag = overlay.read_tag(text, image, path=path)
-            except DexError:
-                tag = None  # an old, broken or oversized version of the file is not a deployment
-        tags.append(tag)
-    result: list[Deployment] = []
-    for index, (commit, tag) in enumerate(zip(commits, tags, strict=True)):
-        older = tags[index + 1] if index + 1 < len(tags) else None
-        if tag is None or tag == older:
-            continue  # the commit touched the file without changing the tag
-        action = commit.trailer("Dex-Action") or MANUAL
-        rolled_back_from = None
-        if _is_rollback(commit, action):
-            rolled_back_from = commit.trailer("Dex-Previous-Tag") or older
-            if rolled_back_from in {"", "none"}:
-                rolled_back_from = older
-        result.append(
-            Deployment(
-                tag=tag,
-                previous_tag=older,
-                commit=commit.sha,
-                date=commit.date,
-                author=commit.author,
-                subject=commit.subject,
-                action=action,
-                rolled_back_from=rolled_back_from,
-            )
-        )
-    return result
+def _deployment(commit: git.Commit, tag: str, older: str | None) -> Deployment:
+    """The entry of a commit that moved the overlay from ``older`` to ``tag``."""
+    action = commit.trailer("Dex-Action") or MANUAL
+    return Deployment(
+        tag=tag,
+        previous_tag=older,
+        commit=commit.sha,
+        date=commit.date,
+        author=commit.author,
+        subject=commit.subject,
+        action=action,
+        rolled_back_from=_rolled_back_from(commit, action, older),
+    )
 
 
-def known_bad(entries: list[Deployment]) -> set[str]:
+def _rolled_back_from(commit: git.Commit, action: str, older: str | None) -> str | None:
+    if not _is_rollback(commit, action):
+        return None
+    found = commit.trailer("Dex-Previous-Tag") or older
+    return older if found in {"", "none"} else found
+
+
+FIRST_WINDOW = 32  # log entries read first when only the newest few are wanted
+FIRST_BATCH = 16  # versions read by the first cat-file; each later batch is 4 times the last
+_UNREAD = object()
+
+
+class Deployments(Sequence[Deployment]):
+    """Every tag change of an overlay, newest first, read as far as it is looked at.
+
+    Indexing, slicing, truth and iteration read only what they need (iteration that stops early
+    stops the reading); ``len()`` and negative indexes read everything, in one batch.
+    """
+
+    def __init__(self, root: Path, rev: str, path: str, image: str) -> None:
+        self._root, self._rev, self._path, self._image = root, rev, path, image
+        self._commits: list[git.Commit] = []
+        self._complete = False  # the whole log is in _commits
+        self._tags: dict[int, str | None] = {}  # log index -> the tag of that version (None: none)
+        self._entries: list[Deployment] = []
+        self._next = 0  # the log index to look at next for an entry
+        self._batch = FIRST_BATCH
+
+    # -- the log and the versions ------------------------------------------------------------
+
+    def _log(self, wanted: int | None) -> None:
+        """At least ``wanted`` log entries (None: all of them) unless the log ends first."""
+        if self._complete or (wanted is not None and len(self._commits) >= wanted):
+            return
+        limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), FIRST_WINDOW)
+        more = git.log(self._root, self._rev, self._path, limit=limit, skip=len(self._commits))
+        self._commits += more
+        self._complete = limit is None or len(more) < limit
+
+    def _read(self, indexes: Iterable[int]) -> None:
+        wanted = sorted({i for i in indexes if i not in self._tags and i < len(self._commits)})
+        if not wanted:
+            return
+        names = [f"{self._commits[i].sha}:{self._path}" for i in wanted]
+        for index, blob in zip(wanted, git.blobs(self._root, names), strict=True):
+            self._tags[index] = self._tag_of(blob)
+
+    def _tag_of(self, blob: bytes | None) -> str | None:
+        # Over the limit in bytes is over it in decoded text too (U+FFFD is 3 bytes in UTF-8):
+        # skipped without decoding, as read_tag would refuse it before parsing.
+        if blob is None or len(blob) > overlay.MAX_OVERLAY_BYTES:
+            return None
+        try:
+            # "replace", as proc decodes `git show`: a broken byte reads the same either way.
+            return overlay.read_tag_fast(blob.decode("utf-8", "replace"), self._image, path=self._path)
+        except DexError:
+            return None  # an old, broken or oversized version of the file is not a deployment
+
+    def _tag(self, index: int) -> str | None:
+        """The tag at log index ``index`` (None past the end: the file's first version has no older)."""
+        if index >= len(self._commits):
+            return None
+        if index not in self._tags:
+            # The next batch from here on, growing, so a long walk takes few processes.
+            self._log(index + self._batch + 1)
+            self._read(range(index, index + self._batch + 1))
+            self._batch *= 4
+        return self._tags[index]
+
+    def _advance(self) -> bool:
+        """Look at the next log entry; False when the log is done."""
+        self._log(self._next + 2)
+        if self._next >= len(self._commits):
+            return False
+        index = self._next
+        self._next += 1
+        tag, older = self._tag(index), self._tag(index + 1)
+        if tag is not None and tag != older:  # else the commit touched the file, not the tag
+            self._entries.append(_deployment(self._commits[index], tag, older))
+        return True
+
+    def _until(self, count: int | None) -> None:
+        if count is None:
+            self._log(None)
+            self._read(range(self._next, len(self._commits)))  # everything left, in one batch
+        while (count is None or len(self._entries) < count) and self._advance():
+            pass
+
+    # -- the sequence ------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[Deployment]:
+        index = 0
+        while True:
+            if index >= len(self._entries):
+                self._until(index + 1)
+                if index >= len(self._entries):
+                    return
+            yield self._entries[index]
+            index += 1
+
+    def __len__(self) -> int:
+        self._until(None)
+        return len(self._entries)
+
+    def __bool__(self) -> bool:
+        self._until(1)
+        return bool(self._entries)
+
+    @overload
+    def __getitem__(self, index: int) -> Deployment: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Deployment]: ...
+    def __getitem__(self, index: int | slice) -> Deployment | list[Deployment]:
+        if isinstance(index, slice):
+            stop = index.stop
+            negative = any(v is not None and v < 0 for v in (index.start, stop))
+            self._until(None if stop is None or negative else stop)
+            return self._entries[index]
+        self._until(None if index < 0 else index + 1)
+        return self._entries[index]
+
+    def known_bad(self) -> set[str]:
+        """:func:`known_bad` without reading every version: only the rollback commits can add a
+        tag, so those (from the whole log's trailers and subjects) and the versions before them."""
+        self._log(None)
+        rollbacks = [
+            index for index, commit in enumerate(self._commits)
+            if _is_rollback(commit, commit.trailer("Dex-Action") or MANUAL)
+        ]  # fmt: skip
+        self._read([i for index in rollbacks for i in (index, index + 1)])
+        bad: set[str] = set()
+        for index in rollbacks:
+            tag, older = self._tag(index), self._tag(index + 1)
+            if tag is None or tag == older:
+                continue  # not a deployment, so it marks nothing (as in the full walk)
+            found = _deployment(self._commits[index], tag, older).rolled_back_from
+            if found:
+                bad.add(found)
+        return bad
+
+
+def deployments(root: Path, rev: str, path: str, image: str) -> Deployments:
+    """Every tag change of ``path`` on ``rev``, newest first (read lazily: :class:`Deployments`)."""
+    return Deployments(root, rev, path, image)
+
+
+def known_bad(entries: Iterable[Deployment]) -> set[str]:
+    if isinstance(entries, Deployments):
+        return entries.known_bad()
     return {d.rolled_back_from for d in entries if d.rolled_back_from}
 
 
-def last_known_good(entries: list[Deployment], current: str | None) -> str | None:
-    """The newest tag that is not ``current`` and was never rolled back from."""
+def last_known_good(entries: Iterable[Deployment], current: str | None) -> str | None:
+    """The newest tag that is not ``current`` and was never rolled back from (stops there)."""
     bad = known_bad(entries)
     for entry in entries:
         if entry.tag != current and entry.tag not in bad:
@@ -107,5 +242,5 @@ def last_known_good(entries: list[Deployment], current: str | None) -> str | Non
     return None
 
 
-def was_deployed(entries: list[Deployment], tag: str) -> bool:
+def was_deployed(entries: Iterable[Deployment], tag: str) -> bool:
     return any(entry.tag == tag for entry in entries)

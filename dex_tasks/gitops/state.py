@@ -29,8 +29,8 @@ class Repo:
 
 
 def open_repo(cfg: Config) -> Repo:
-    root = git.toplevel(cfg.root)
-    return Repo(root=root, prefix=git.prefix(cfg.root))
+    root, prefix = git.locate(cfg.root)
+    return Repo(root=root, prefix=prefix)
 
 
 def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
@@ -40,7 +40,7 @@ def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
     text = git.show(repo.root, rev, path)
     if text is None:
         return None
-    return overlay.read_tag(text, cfg.kustomize_image_name, path=path)
+    return overlay.read_tag_fast(text, cfg.kustomize_image_name, path=path)
 
 
 def tag_in_git(cfg: Config, env: str, *, fetch: bool = True) -> str | None:

@@ -21,9 +21,12 @@ checked out (see :class:`_Tree`). Only the temporary paths and the new commit's 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import os
 import random
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +37,7 @@ from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from dex_tasks.config import Config
@@ -207,6 +210,38 @@ def _render_check(cfg: Config, repo: Repo, wt: Path, change: Change) -> None:
                 f"{repo.overlay_dir(cfg, env)} builds but does not render {expected} (check images[].name "
                 f"and newName against [tool.dex] image/kustomize-image); nothing was committed"
             )
+
+
+@contextlib.contextmanager
+def _rendering(cfg: Config, repo: Repo, wt: Path, change: Change, *, planned: bool) -> Iterator[None]:
+    """:func:`_render_check` in a thread while the block runs (``git commit``: both only read the
+    worktree's files); its refusal is raised when the block ends, before anything is delivered.
+
+    The guarantee stays: a failed check raises here, inside the worktree's ``with``, so the commit
+    (detached, on no branch) is never pushed or put on a branch, and the worktree is removed.
+    """
+    if planned:
+        yield
+        return
+    failure: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            _render_check(cfg, repo, wt, change)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            failure.append(exc)
+
+    # A copy of the context: proc's settings (dry-run, echo streams) are context variables.
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(check,), daemon=True)
+    thread.start()
+    try:
+        yield
+    except Exception:
+        thread.join()  # the commit failed: let kubectl finish before the worktree goes
+        raise
+    thread.join()  # bounded: kubectl runs under proc's timeout
+    if failure:
+        raise failure[0]
 
 
 def _current_branch(root: Path) -> str | None:
@@ -438,11 +473,11 @@ def _commit_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         report.out(outcome.diff.rstrip("\n"))
     for _, edit in changed:
         tree.write(edit.path, edit.new_text)
-    if not tree.planned:  # the rendered files exist only in the real worktree
-        _render_check(cfg, repo, tree.wt, change)
     text = message(change, previous)
-    # git.head() is "" when proc only echoed the commit: the JSON says null, as for no commit.
-    outcome.commit = git.commit(tree.wt, text, [edit.path for _, edit in changed], root=repo.root) or None
+    # The rendered files exist only in the real worktree; the check runs while git commits.
+    with _rendering(cfg, repo, tree.wt, change, planned=tree.planned):
+        # git.head() is "" when proc only echoed the commit: the JSON says null, as for no commit.
+        outcome.commit = git.commit(tree.wt, text, [edit.path for _, edit in changed], root=repo.root) or None
     _say_message(report, tree, text)
     outcome.changed = True
     return outcome

@@ -29,11 +29,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     repo = state.open_repo(cfg)
     base = cfg.branch_for(env)
     git.fetch(repo.root, base, unshallow=True)
-    entries = history.deployments(
+    found = history.deployments(
         repo.root, git.tracking(base), repo.overlay_path(cfg, env), cfg.kustomize_image_name
     )
-    if args.limit is not None:
-        entries = entries[: args.limit]
+    # A slice reads only what it returns: --limit N reads about N versions; no limit, all in one go.
+    entries = found[: args.limit]
     rows = [[e.tag, e.commit[:12], e.date, e.author, e.action, e.subject] for e in entries]
     if rows:
         ctx.out(table(["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"], rows))

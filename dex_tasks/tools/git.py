@@ -80,6 +80,15 @@ def toplevel(start: Path) -> Path:
     return Path(result.stdout.strip())
 
 
+def locate(start: Path) -> tuple[Path, str]:
+    """:func:`toplevel` and :func:`prefix` in one git process (every task starts with both)."""
+    result = _query(start, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+    lines = result.stdout.split("\n")
+    if not result.ok or not lines[0].strip():
+        raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
+    return Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
+
+
 def prefix(start: Path) -> str:
     """``start`` relative to the top level, as git spells it (``''`` or ``sub/dir/``)."""
     return _query(start, "rev-parse", "--show-prefix").stdout.strip()
@@ -115,6 +124,40 @@ def show(root: Path, rev: str, path: str) -> str | None:
     return result.stdout if result.ok else None
 
 
+def blobs(root: Path, names: Sequence[str]) -> list[bytes | None]:
+    """The content of each ``<rev>:<path>`` in ``names`` as bytes, None where it is not a file there.
+
+    One ``git cat-file --batch`` for all of them instead of a ``git show`` each: its output is
+    ``<sha> <type> <size>\\n<content>\\n`` per name, or ``<name> missing\\n``, so it is cut by the
+    sizes, as bytes (:func:`dex_tasks.proc.run_bytes`). The same bytes ``git show <rev>:<path>``
+    prints (neither applies filters or textconv). A name cat-file cannot take on one line (a path
+    with a line break) is read with ``git show``.
+    """
+    if any("\n" in name or "\r" in name for name in names):
+        shown = [
+            proc.run_bytes(("git", "-C", str(root), "show", name), read_only=True, check=False, quiet=True)
+            for name in names
+        ]
+        return [done.stdout if done.ok else None for done in shown]
+    if not names:
+        return []
+    out = proc.run_bytes(("git", "-C", str(root), "cat-file", "--batch"), read_only=True, quiet=True,
+                         stdin="".join(f"{name}\n" for name in names)).stdout  # fmt: skip
+    result: list[bytes | None] = []
+    at = 0
+    for _ in names:
+        eol = out.index(b"\n", at)
+        header = out[at:eol].split(b" ")
+        at = eol + 1
+        if len(header) != 3 or not header[2].isdigit():
+            result.append(None)  # `<name> missing` (or ambiguous): nothing to read
+            continue
+        size = int(header[2])
+        result.append(out[at : at + size] if header[1] == b"blob" else None)
+        at += size + 1  # the content, then the newline cat-file adds after it
+    return result
+
+
 def tracking(branch: str) -> str:
     return f"refs/remotes/{REMOTE}/{branch}"
 
@@ -126,18 +169,36 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     A missing branch or unreachable remote is a :class:`RemoteError` (exit 4).
     """
     check_ref_name(branch)
-    # Without this, git's "Could not read from remote repository" reads as a network failure
-    # (exit 4) when the clone simply has no origin: that is a setup problem (exit 2).
-    require_remote(root)
-    args: list[str] = ["fetch", "--no-tags", "--quiet"]
-    if unshallow and is_shallow(root):
-        # actions/checkout clones with --depth 1; the overlay's history needs the rest.
-        args.append("--unshallow")
-    args += [REMOTE, f"+refs/heads/{branch}:{tracking(branch)}"]
+    refspec = f"+refs/heads/{branch}:{tracking(branch)}"
+    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", REMOTE, refspec])
+    # The shallow check and the tip in one process, after the fetch (the common, complete clone
+    # pays nothing more). actions/checkout clones with --depth 1; the overlay's history needs the
+    # rest, so a shallow clone is completed by a second fetch.
+    shallow, sha = _shallow_and_tip(root, tracking(branch))
+    if unshallow and shallow:
+        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", REMOTE, refspec])
+        sha = rev_parse(root, tracking(branch))
+    if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
+        raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
+    return sha
+
+
+def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
+    out = _query(
+        root, "rev-parse", "--is-shallow-repository", "--verify", "--quiet", "--end-of-options",
+        f"{ref}^{{commit}}", check=False,
+    ).stdout.split()  # fmt: skip
+    return (bool(out) and out[0] == "true"), (out[1] if len(out) > 1 else None)
+
+
+def _fetch(root: Path, branch: str, args: list[str]) -> None:
     for attempt in range(1, FETCH_ATTEMPTS + 1):
         result = git(*args, cwd=root, read_only=True, check=False)
         if result.ok:
-            break
+            return
+        # Asked only now: without it, git's "Could not read from remote repository" reads as a
+        # network failure (exit 4) when the clone simply has no origin, a setup problem (exit 2).
+        require_remote(root)
         text = redact.redact(result.stderr.strip() or result.stdout.strip())
         if "couldn't find remote ref" in text.lower():
             raise UsageError(
@@ -151,10 +212,6 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
         delay = min(8.0, 0.5 * 2**attempt)
         progress.waiting(f"git fetch of {branch}", attempt + 1, FETCH_ATTEMPTS, delay, _fetch_detail(text, 1))
         time.sleep(delay)
-    sha = rev_parse(root, tracking(branch))
-    if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
-        raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
-    return sha
 
 
 # git's words for a remote it refuses to use because of configuration, not the network: a
@@ -224,10 +281,28 @@ def check_ref_name(branch: str) -> str:
     if (
         control_character(branch) is not None  # NUL would not even reach check-ref-format
         or branch.startswith("-")
-        or not _query(Path.cwd(), "check-ref-format", f"refs/heads/{branch}", check=False).ok
+        or not valid_ref_name(f"refs/heads/{branch}")
     ):
         raise UsageError(f"invalid branch name {branch!r}")
     return branch
+
+
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{")
+
+
+def valid_ref_name(ref: str) -> bool:
+    """``git check-ref-format <ref>`` without a process (every fetch and write asked it once or
+    twice): the rules of git-check-ref-format(1) as refs.c applies them. No control character,
+    space, ``~ ^ : ? * [ \\``, ``..`` or ``@{``; no empty component (leading, trailing or double
+    ``/``), none starting with ``.`` or ending with ``.lock``; not ending with ``.``; not ``@``;
+    at least two components. tests/unit/test_git_trailers.py compares it with git itself.
+    """
+    if _REF_FORBIDDEN.search(ref) or ref.endswith(".") or ref == "@":
+        return False
+    components = ref.split("/")
+    return len(components) > 1 and all(
+        part and not part.startswith(".") and not part.endswith(".lock") for part in components
+    )
 
 
 def local_branch_exists(root: Path, branch: str) -> bool:
@@ -260,12 +335,21 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
     return {key: tuple(values) for key, values in found.items()}
 
 
-def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = None) -> list[Commit]:
-    """Commits of ``rev`` (touching ``path``), newest first, with their trailers."""
+def log(
+    root: Path, rev: str, path: str | None = None, *, limit: int | None = None, skip: int = 0
+) -> list[Commit]:
+    """Commits of ``rev`` (touching ``path``), newest first, with their trailers.
+
+    ``limit``/``skip``: a window of that list (``history`` reads it a window at a time). A field
+    read from another format placeholder goes into ``fmt`` below, into the unpacking and into
+    :class:`Commit`; ``history`` builds its entries from these commits.
+    """
     fmt = _FIELD.join(("%H", "%cI", "%an", "%s", "%(trailers:only,unfold)")) + _RECORD
     args: list[str] = ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
+    if skip:
+        args.append(f"--skip={skip}")
     args += [rev, "--"]
     if path is not None:
         args.append(path)
@@ -332,7 +416,7 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
     holder = Path(tempfile.mkdtemp(prefix="dex-worktree-"))
     path = holder / "wt"
     (holder / NO_HOOKS).mkdir()
-    added = False
+    added = removed = False
     try:
         # No LFS smudge: the overlays are small text files, and a checkout must not download blobs.
         git(*_hookless(path), "worktree", "add", "--quiet", "--detach", path, rev, cwd=root,
@@ -342,22 +426,26 @@ def worktree(root: Path, rev: str) -> Iterator[Path]:
     finally:
         # Shielded from a second Ctrl-C as far as Python allows: each step is independent.
         try:
-            if added or path.exists():
-                git("worktree", "remove", "--force", path, cwd=root, check=False, quiet=True)
+            removed = (added or path.exists()) and git(
+                "worktree", "remove", "--force", path, cwd=root, check=False, quiet=True
+            ).ok
         finally:
             shutil.rmtree(holder, ignore_errors=True)
-            git("worktree", "prune", cwd=root, check=False, quiet=True)
+            if not removed:  # a removed worktree leaves nothing to prune; else its record goes
+                git("worktree", "prune", cwd=root, check=False, quiet=True)
 
 
 def identity_env(root: Path) -> dict[str, str | None]:
     """Author/committer variables when git has no identity configured (fresh CI runners)."""
     # Not `git var GIT_COMMITTER_IDENT`: git may guess user@hostname, which on a CI runner is a
     # meaningless identity in the audit trail. Only an explicitly configured one counts.
-    configured = all(
-        os.environ.get(f"GIT_COMMITTER_{part}")
-        or _query(root, "config", f"user.{part.lower()}", check=False).ok
-        for part in ("NAME", "EMAIL")
-    )
+    missing = [part for part in ("NAME", "EMAIL") if not os.environ.get(f"GIT_COMMITTER_{part}")]
+    if missing:
+        # Both keys in one process: `--get-regexp` lists the ones set (exit 1 when none is).
+        out = _query(root, "config", "--get-regexp", r"^user\.(name|email)$", check=False).stdout
+        found = {line.split(" ", 1)[0].lower() for line in out.splitlines() if line.strip()}
+        missing = [part for part in missing if f"user.{part.lower()}" not in found]
+    configured = not missing
     if configured:
         return {}
     name, email = (ACTIONS_NAME, ACTIONS_EMAIL) if gha.active() else (FALLBACK_NAME, FALLBACK_EMAIL)
@@ -375,8 +463,8 @@ def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
     ``--no-verify``: the user's own pre-commit hooks are for their edits; a one-line overlay
     edit made by a tool in a temporary worktree must not depend on their hook environment.
     """
-    git("add", "--", *paths, cwd=wt)
-    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message,
+    # `commit -- <paths>` stages and commits those (tracked) files: no `git add` process first.
+    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", "--", *paths, cwd=wt, stdin=message,
         env=identity_env(root))  # fmt: skip
     return head(wt)
 

@@ -83,3 +83,20 @@ def test_backoff_is_bounded_and_jittered(monkeypatch: pytest.MonkeyPatch) -> Non
         assert 0 <= workflow._backoff(attempt) <= workflow.MAX_BACKOFF
     monkeypatch.setenv(workflow.BACKOFF_ENV, "0")
     assert workflow._backoff(3) == 0
+
+
+REF_NAMES = [
+    "main", "dev", "dex/bump-dev-sha-1a2b3c4d", "rollback-prod-sha-1234567", "a.b", "a..b", "a/.b", ".a",
+    "a.lock", "a.lock/b", "a/b.lock", "a.locked", "a.", "a/", "/a", "a//b", "a b", "a~b", "a^b", "a:b",
+    "a?b", "a*b", "a[b", "a]b", "a\\b", "a@{b", "a@b", "@", "@/a", "a{b", "a}b", "ü", "a\x7fb", "a\x01b",
+    "-a", "a-", "HEAD", "a/b/c", "a/./b", "a/../b", ".", "..", "a.b.", "x.lock.y", "a!b", "a#b", "a'b", "",
+]  # fmt: skip
+
+
+def test_ref_names_are_judged_as_git_check_ref_format_judges_them() -> None:
+    import subprocess  # noqa: PLC0415 - the test runs git itself to compare with
+
+    for name in REF_NAMES:
+        ref = f"refs/heads/{name}"
+        done = subprocess.run(["git", "check-ref-format", ref], capture_output=True, check=False)
+        assert git.valid_ref_name(ref) == (done.returncode == 0), ref

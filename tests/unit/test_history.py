@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
+from dex_tasks.errors import DexError
 from dex_tasks.gitops import history, overlay
+from dex_tasks.tools import git as gitlib
 from tests.helpers import git
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 
@@ -79,3 +84,118 @@ def test_an_oversized_old_version_is_skipped_like_a_broken_one(tmp_path: Path) -
     commit(overlay_of("sha-3333333"), "third")
     entries = history.deployments(tmp_path, "HEAD", path, "data-literate/dex")
     assert [(e.tag, e.subject) for e in entries] == [("sha-3333333", "third"), ("sha-1111111", "first")]
+
+
+# -- the lazy, batched walk (issue 13) gives what the walk of one `git show` per commit gave ------
+
+
+def _reference(root: Path, rev: str, path: str, image: str) -> list[history.Deployment]:
+    """The walk as it was before issue 13: every version by `git show`, the full parser, all of it."""
+    commits = gitlib.log(root, rev, path)
+    tags: list[str | None] = []
+    for commit in commits:
+        text = gitlib.show(root, commit.sha, path)
+        try:
+            tags.append(None if text is None else overlay.read_tag(text, image, path=path))
+        except DexError:
+            tags.append(None)
+    result = []
+    for index, (commit, tag) in enumerate(zip(commits, tags, strict=True)):
+        older = tags[index + 1] if index + 1 < len(tags) else None
+        if tag is not None and tag != older:
+            result.append(history._deployment(commit, tag, older))
+    return result
+
+
+def _varied_history(root: Path) -> list[str]:
+    """A history with every kind of version and commit the walk must tell apart; its tags."""
+    path = root / "kustomization.yaml"
+    git("init", "-q", cwd=root)
+    overlay_of = "images:\n  - name: data-literate/dex\n    newTag: {}\n".format
+    tags = [f"sha-{i:07x}" for i in range(1, 30)]
+
+    def commit(text: str | None, message: str) -> None:
+        if text is None:
+            path.unlink()
+            git("rm", "-q", "--cached", "kustomization.yaml", cwd=root)
+        else:
+            path.write_bytes(text.encode("utf-8"))
+            git("add", "kustomization.yaml", cwd=root)
+        git("commit", "-q", "--allow-empty", "-m", message, cwd=root)
+
+    trailers = "\n\nDex-Action: {}\nDex-Previous-Tag: {}".format
+    commit(overlay_of(tags[0]), "manual first")
+    for i in range(1, 26):
+        tag, before = tags[i], tags[i - 1]
+        kind = i % 9
+        if kind == 1:
+            commit(overlay_of(tag), "chore: bump" + trailers("bump", before))
+        elif kind == 2:  # a rollback to the tag two back, trailer names the bad one
+            commit(overlay_of(tags[i - 2]), "fix: rollback" + trailers("rollback", before))
+            tags[i] = tags[i - 2]
+        elif kind == 3:
+            commit(overlay_of(tag).replace("\n", "\r\n"), "manual CRLF (the parser's)")
+        elif kind == 4:
+            commit("images: [unclosed\n", "broken")
+        elif kind == 5:
+            commit(overlay_of(tag) + "#" * (overlay.MAX_OVERLAY_BYTES + 1) + "\n", "huge")
+        elif kind == 6:
+            commit(overlay_of(tags[i - 3]), f'Revert "deploy {before}"')  # by hand: no trailers
+        elif kind == 7:
+            commit(
+                overlay_of(tags[i - 1]) + "# same tag\n",
+                "rollback that changes nothing" + trailers("rollback", "none"),
+            )
+        elif kind == 8:
+            commit(None, "delete the overlay")
+        else:
+            wide = overlay_of(tag).replace("  - name", "  -   name").replace("    newTag", "      newTag")
+            commit(wide, "bump" + trailers("rollback", "none"))
+    return tags
+
+
+@pytest.mark.parametrize(("window", "batch"), [(history.FIRST_WINDOW, history.FIRST_BATCH), (3, 1)])
+def test_the_lazy_walk_gives_what_the_full_walk_gave(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, batch: int
+) -> None:
+    # Small windows and batches: many `git log --skip` windows and cat-file batches on 27 commits.
+    monkeypatch.setattr(history, "FIRST_WINDOW", window)
+    monkeypatch.setattr(history, "FIRST_BATCH", batch)
+    tags = _varied_history(tmp_path)
+    args = (tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
+    expected = _reference(*args)
+    assert len(expected) > 10
+    assert list(history.deployments(*args)) == expected
+    assert len(history.deployments(*args)) == len(expected)
+    for n in (1, 2, 5, 100):
+        assert history.deployments(*args)[:n] == expected[:n]
+    assert history.deployments(*args)[3] == expected[3]
+    assert history.deployments(*args)[-1] == expected[-1]
+    assert bool(history.deployments(*args))
+    bad = history.known_bad(expected)
+    assert bad
+    assert history.known_bad(history.deployments(*args)) == bad
+    for current in [*set(tags), None]:
+        assert history.last_known_good(history.deployments(*args), current) == history.last_known_good(
+            expected, current
+        )
+        assert history.was_deployed(history.deployments(*args), current or "") == history.was_deployed(
+            expected, current or ""
+        )
+    entries = history.deployments(*args)
+    assert list(entries) == list(entries)  # a second pass reads from what the first one read
+
+
+def test_the_newest_entries_read_only_a_few_versions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _varied_history(tmp_path)
+    read: list[int] = []
+    original = gitlib.blobs
+
+    def blobs(root: Path, names: Sequence[str]) -> list[bytes | None]:
+        read.append(len(names))
+        return original(root, names)
+
+    monkeypatch.setattr(gitlib, "blobs", blobs)
+    entries = history.deployments(tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
+    assert len(entries[:2]) == 2
+    assert sum(read) <= history.FIRST_BATCH + 1 < 27  # not every version of the file
