@@ -104,6 +104,14 @@ class CommandTimeout(CommandFailed):
     """A command ran longer than its timeout and was killed."""
 
 
+class ImageMissingError(DexError):
+    """``<image>:<tag>`` is not in the registry: a deploy of it would pull nothing (exit 1)."""
+
+
+class ScanGateError(DexError):
+    """The digest has no passing scan verdict, and the env requires one (exit 1, nothing written)."""
+
+
 # -- 4: a remote still failed --------------------------------------------------------------------
 
 

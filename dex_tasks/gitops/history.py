@@ -20,6 +20,7 @@ from dex_tasks.gitops import overlay
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
 MANUAL = "manual"
@@ -36,8 +37,9 @@ class Deployment:
     subject: str
     action: str
     rolled_back_from: str | None  # for rollbacks: the tag this commit moved away from (known bad)
+    digest: str | None = None  # Dex-Digest of this env (or the overlay's pinned digest); None: unknown
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | None]:
         return {
             "tag": self.tag,
             "commit": self.commit,
@@ -45,6 +47,7 @@ class Deployment:
             "author": self.author,
             "subject": self.subject,
             "action": self.action,
+            "digest": self.digest,
         }
 
 
@@ -54,22 +57,35 @@ def _is_rollback(commit: git.Commit, action: str) -> bool:
     return action == ROLLBACK or subject.startswith(('revert "', "fix: rollback", "rollback"))
 
 
-def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]:
-    """Every tag change of ``path`` on ``rev``, newest first."""
+def digest_for(commit: git.Commit, env: str | None) -> str | None:
+    """The ``Dex-Digest`` trailer of ``env``: the one at ``env``'s position among the ``Dex-Env`` lines."""
+    digests = commit.trailers.get("dex-digest", ())
+    envs = commit.trailers.get("dex-env", ())
+    if env is not None and len(digests) == len(envs) and env in envs:
+        return digests[envs.index(env)]
+    return digests[0] if len(digests) == 1 else None
+
+
+def deployments(root: Path, rev: str, path: str, image: str, env: str | None = None) -> list[Deployment]:
+    """Every tag change of ``path`` on ``rev``, newest first; ``env`` picks its ``Dex-Digest``."""
 
     commits = git.log(root, rev, path)
     tags: list[str | None] = []
+    pinned: list[str | None] = []
     for commit in commits:
         text = git.show(root, commit.sha, path)
         tag: str | None = None
+        digest: str | None = None
         if text is not None:
             try:
                 tag = overlay.read_tag(text, image, path=path)
+                digest = overlay.read_digest(text, image, path=path)
             except DexError:
                 tag = None  # an old, broken or oversized version of the file is not a deployment
         tags.append(tag)
+        pinned.append(digest)
     result: list[Deployment] = []
-    for index, (commit, tag) in enumerate(zip(commits, tags, strict=True)):
+    for index, (commit, tag, digest) in enumerate(zip(commits, tags, pinned, strict=True)):
         older = tags[index + 1] if index + 1 < len(tags) else None
         if tag is None or tag == older:
             continue  # the commit touched the file without changing the tag
@@ -89,6 +105,8 @@ def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]
                 subject=commit.subject,
                 action=action,
                 rolled_back_from=rolled_back_from,
+                # The file's pin is what the kubelet pulls; else what the registry said at commit time.
+                digest=digest or digest_for(commit, env),
             )
         )
     return result
@@ -100,11 +118,17 @@ def known_bad(entries: list[Deployment]) -> set[str]:
 
 def last_known_good(entries: list[Deployment], current: str | None) -> str | None:
     """The newest tag that is not ``current`` and was never rolled back from."""
+    return next(known_good(entries, current), None)
+
+
+def known_good(entries: list[Deployment], current: str | None) -> Iterator[str]:
+    """Candidates for rollback, best first: tags that are not ``current`` and were never rolled back from."""
     bad = known_bad(entries)
+    seen: set[str] = set()
     for entry in entries:
-        if entry.tag != current and entry.tag not in bad:
-            return entry.tag
-    return None
+        if entry.tag != current and entry.tag not in bad and entry.tag not in seen:
+            seen.add(entry.tag)
+            yield entry.tag
 
 
 def was_deployed(entries: list[Deployment], tag: str) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tools import git
 
@@ -43,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
         "--no-push", dest="push", action="store_false", default=True,
         help="leave the commit on a local branch (your checkout is not touched) and say where",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-registry-check", dest="registry_check", action="store_false", default=True,
+        help="this once, do not ask the registry whether the tag exists (recorded: Dex-Registry-Check: off)",
+    )  # fmt: skip
 
 
 def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
@@ -61,6 +66,7 @@ def rollback(
     emergency: bool = False,
     sync: bool = False,
     revert: bool = False,
+    registry_check: bool = True,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
 
@@ -76,7 +82,10 @@ def rollback(
     base = cfg.branch_for(env)
     base_sha = git.fetch(repo.root, base, unshallow=True)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
-    tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
+    # Registry truth before any write (the emergency's kubectl included); read-only, so also dry-run.
+    with digests.RegistryCheck(cfg, off=not registry_check) as check:
+        tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert, check=check)
+        digest = check.require(tag)
     if sync:
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
         cluster.check_sync_ready(cfg, env)
@@ -97,6 +106,8 @@ def rollback(
         push=push,
         revert_commit=revert_commit,
         labels=("rollback",),
+        digests={env: digest},
+        registry_check=check.state,
     )
     try:
         outcome = apply(ctx, change, base_sha=base_sha)
@@ -123,14 +134,21 @@ def rollback(
 
 
 def _choose(
-    ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool
+    ctx: Context,
+    repo: Repo,
+    env: str,
+    tag: str | None,
+    *,
+    current: str | None,
+    revert: bool,
+    check: digests.RegistryCheck,
 ) -> tuple[str, str | None]:
     """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
 
     cfg = ctx.config
     base = cfg.branch_for(env)
     path = repo.overlay_path(cfg, env)
-    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name)
+    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name, env)
     if revert:
         if not entries:
             raise UsageError(f"{path} on {base} has no deployment to revert")
@@ -159,11 +177,19 @@ def _choose(
             )
         return last.previous_tag, last.commit
     if tag is None:
-        found = history.last_known_good(entries, current)
+        gone: list[str] = []
+        found = None
+        for candidate in history.known_good(entries, current):
+            if check.exists(candidate):
+                found = candidate
+                break
+            gone.append(candidate)
+            ctx.warn(f"skipping {candidate}: {cfg.image}:{candidate} is no longer in the registry")
         if found is None:
+            skipped = f"; {len(gone)} good tag(s) are no longer in the registry" if gone else ""
             raise UsageError(
                 f"no known good tag for {env} in the history of {path} on {base} "
-                f"(current: {current or 'none'}); pass TAG"
+                f"(current: {current or 'none'}{skipped}); pass TAG"
             )
         ctx.out(f"last known good tag of {env}: {found} (current: {current or 'none'})")
         return found, None
