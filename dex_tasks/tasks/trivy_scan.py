@@ -182,7 +182,7 @@ def _bind(ctx: Context, image: str) -> tuple[str, str | None, str | None]:
 
 
 def _report_version(report: Path) -> str:
-    """``Trivy.Version`` of a schema 2 report (trivy 0.56+ writes it), else ""."""
+    """``Trivy.Version`` of a schema 2 report (trivy 0.56+ writes it; "dev" in source builds), else ""."""
     try:
         data = parse_json(report.read_bytes())
     except (OSError, ValueError):
@@ -202,7 +202,7 @@ def _record(ctx: Context, verdict: Verdict, digest: str, report_version: str) ->
         passed=verdict.passed,
         counts={severity: verdict.counts.get(severity, 0) for severity in SEVERITIES},
         fail_on=verdict.fail_on,
-        trivy_version=(report_version or version)[:200],
+        trivy_version=(version or report_version)[:200],  # the binary that ran; the report as fallback
         db_updated=db_updated,
         scanned_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
