@@ -14,7 +14,10 @@ interleaved tag by tag, three ways:
 * **resolve (new client)**: a fresh ``Client`` per tag (one ``bump-overlay``: new session, new connection).
 
 Printed: the median latency of each and its ratio to the floor, and the registry requests each
-``resolve`` made per tag (the target is <= 2 per bump for an anonymous registry). Figures only.
+``resolve`` made per tag. Then **registry requests per bump**: what ``bump-overlay`` itself asks
+(:class:`dex_tasks.supply.digests.RegistryCheck`: resolve, and for an env of ``scan.required-for``
+the newest verdict) for ``dev`` and for ``prod`` (the scan gate, with one verdict recorded); the
+target is <= 2 for a bump of an env without the gate on an anonymous registry. Figures only.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dex_tasks import proc  # noqa: E402 - after the path setup above, so it runs from a checkout
+from dex_tasks.config import Config  # noqa: E402 - same
 from dex_tasks.errors import RemoteError  # noqa: E402 - same
+from dex_tasks.supply import digests, verdicts  # noqa: E402 - same
 from dex_tasks.tools import oci  # noqa: E402 - same
 
 START_HINT = (
@@ -124,6 +129,8 @@ def main() -> int:
                 samples["resolve (new client)"].append(time.perf_counter() - start)
                 fresh_requests += fresh.requests
         floor_conn.close()
+        shared_requests = shared.requests
+        per_bump = bump_requests(shared, image, tags[0])
     resolved = args.rounds * len(tags)
     floor = statistics.median(samples["floor (http.client HEAD)"])
     print(f"registry {registry}: {len(tags)} tags x {args.rounds} interleaved rounds")
@@ -131,10 +138,32 @@ def main() -> int:
     for case, values in samples.items():
         median = statistics.median(values)
         print(f"{case:<26} {median * 1000:>10.2f} {median / floor:>8.2f}")
-    one, new = shared.requests / resolved, fresh_requests / resolved
+    one, new = shared_requests / resolved, fresh_requests / resolved
     print(f"registry requests per resolve: one client {one:.2f}, new client (one bump) {new:.2f}")
     print("(target <= 2 per bump for an anonymous registry)")
+    print(
+        f"registry requests per bump (RegistryCheck): dev {per_bump['dev']}, "
+        f"prod with the scan gate {per_bump['prod']}"
+    )
     return 0
+
+
+def bump_requests(client: oci.Client, image: str, tag: str) -> dict[str, int]:
+    """What one ``bump-overlay ENV TAG`` asks the registry, per env kind (a verdict is recorded first)."""
+    digest = client.resolve(image, tag)
+    assert digest is not None  # noqa: S101 - a broken bench must stop
+    verdict = verdicts.Verdict(
+        digest=digest, passed=True, counts={"CRITICAL": 0}, fail_on=("CRITICAL",), trivy_version="bench",
+        db_updated=None, scanned_at="2026-01-01T00:00:00Z",
+    )  # fmt: skip
+    verdicts.record(client, image, digest, verdict)
+    found: dict[str, int] = {}
+    for env in ("dev", "prod"):
+        with digests.RegistryCheck(Config(image=image)) as check:
+            check.require(tag)
+            assert not check.scan_problems([env], digest)  # noqa: S101 - the gate must pass here
+            found[env] = check.client.requests
+    return found
 
 
 if __name__ == "__main__":

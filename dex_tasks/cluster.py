@@ -102,12 +102,14 @@ def is_app_image(cfg: Config, ref: ImageRef) -> bool:
     return ref.repository in {cfg.image, cfg.kustomize_image_name}
 
 
-def image_matches(cfg: Config, image: str | None, tag: str) -> bool:
+def image_matches(cfg: Config, image: str | None, tag: str, digest: str | None = None) -> bool:
     """Does ``image`` name ``<cfg.image>:<tag>`` (see :func:`is_app_image`)? A digest pin after the
-    tag is allowed."""
+    tag is allowed; with ``digest`` (the registry's for the tag) so is ``<cfg.image>@<digest>``."""
     if not image:
         return False
     ref = ImageRef.parse(image)
+    if digest and not ref.tag and ref.digest == digest:
+        return is_app_image(cfg, ref)
     return ref.tag == tag and is_app_image(cfg, ref)
 
 
@@ -119,11 +121,14 @@ def _not_checked(required: bool, problem: str, *, missing_tool: bool = False) ->
     return LiveCheck(checked=False, ok=False, detail=f"no cluster access: {problem}", image=None)
 
 
-def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
+def check_live(cfg: Config, env: str, tag: str, *, required: bool, digest: str | None = None) -> LiveCheck:
     """Does ENV's deployment really run ``<cfg.image>:<tag>`` with its rollout complete?
 
     And, when Argo CD is configured, is ENV's app Synced and Healthy? ``ok=False`` with ``detail``
     saying what runs instead. See the module docstring for what "no access" does.
+
+    ``digest`` (the registry's digest of the tag): the pods' ``imageID`` must name it, so a tag that
+    was pushed again after ENV pulled it is caught; pods that report no imageID yet are not judged.
     """
     cfg.check_env(env)
     problem = access_problem(cfg)
@@ -143,10 +148,12 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> LiveCheck:
         if required:
             raise
         return LiveCheck(checked=False, ok=False, detail=f"no cluster access: {exc}", image=None)
-    return _judge(cfg, env, tag, deployment=deployment, pods=pods)
+    return _judge(cfg, env, tag, deployment=deployment, pods=pods, digest=digest)
 
 
-def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: list[Pod]) -> LiveCheck:
+def _judge(  # noqa: PLR0911 - one return per way the env can fail to run the tag
+    cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: list[Pod], digest: str | None = None
+) -> LiveCheck:
     want = expected_image(cfg, tag)
     namespace = deployment.namespace or cfg.namespace_for(env)
     image = deployment.image
@@ -157,7 +164,7 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
             detail=f"deployment {where} has no container {cfg.container!r} "
             f"(containers: {', '.join(deployment.containers) or 'none'})",
         )  # fmt: skip
-    if not image_matches(cfg, image, tag):
+    if not image_matches(cfg, image, tag, digest):
         return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} runs {image}, not {want}")
     complete, why = deployment.rollout_state()
     if not complete or deployment.replicas == 0:
@@ -171,7 +178,7 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
     # Evicted pods (phase Failed) of an old ReplicaSet stay listed with the old image until the
     # pod garbage collector removes them; they run nothing, so they do not count.
     live_pods = [p for p in pods if not p.terminating and not p.finished]
-    stray = sorted({p.image or "?" for p in live_pods if not image_matches(cfg, p.image, tag)})
+    stray = sorted({p.image or "?" for p in live_pods if not image_matches(cfg, p.image, tag, digest)})
     if stray:
         return LiveCheck(
             checked=True,
@@ -180,6 +187,13 @@ def _judge(cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: lis
             detail=f"{where}: pods still run {', '.join(stray)}, not {want}",
         )
     digests = sorted({d for p in live_pods if (d := p.digest)})
+    other = [d for d in digests if digest and d != digest]
+    if other:
+        return LiveCheck(
+            checked=True, ok=False, image=image,
+            detail=f"{where}: pods run {', '.join(other)}, but {want} in the registry is {digest} "
+            "(the tag was pushed again since they pulled it)",
+        )  # fmt: skip
     notes = [f"rollout complete, {len(live_pods)} pod(s)"]
     if digests:
         notes.append("digest " + ", ".join(digests))

@@ -43,6 +43,8 @@ class ScanConfig:
     sarif: str = "reports/trivy.sarif"
     ignore_unfixed: bool = False
     timeout: int = 900
+    # Envs that take only a digest whose newest scan verdict (in the registry) passed.
+    required_for: tuple[str, ...] = ("prod",)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -123,6 +125,8 @@ class Config:
     package: str = ""  # empty: guessed from [project].name
     soak: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> duration FROM must run a tag
     freeze: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # env -> windows
+    registry_check: str = "require"  # or "off": never ask the registry (no digests, no scan gate)
+    pin_digest: tuple[str, ...] = ()  # envs whose overlays also carry `digest: sha256:...`
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
     lint: LintConfig = dataclasses.field(default_factory=LintConfig)
@@ -367,6 +371,12 @@ def load(start: Path | None = None) -> Config:
         from_file=frozenset(seen),
         project_name=_project_name(data),
     )
+    if "scan.required-for" not in seen:
+        # Like branches: the default ("prod") applies only where such an env exists.
+        scan = dataclasses.replace(
+            config.scan, required_for=tuple(e for e in config.scan.required_for if e in config.environments)
+        )
+        config = dataclasses.replace(config, scan=scan)
     _validate(config, str(path))
     return config
 
@@ -420,6 +430,7 @@ def _validate(config: Config, file_label: str) -> None:
     _validate_timeouts(config, file_label)
     _validate_severities(config, file_label)
     _validate_controls(config, file_label)
+    _validate_registry(config, file_label)
 
 
 def _validate_controls(config: Config, file_label: str) -> None:
@@ -454,6 +465,25 @@ def _validate_controls(config: Config, file_label: str) -> None:
                     parse_window(text)
                 except ValueError as exc:
                     raise ConfigError(f"{file_label}: tool.dex.freeze.{env}[{index}]: {exc}") from None
+
+
+REGISTRY_CHECKS = ("require", "off")
+
+
+def _validate_registry(config: Config, file_label: str) -> None:
+    if config.registry_check not in REGISTRY_CHECKS:
+        raise ConfigError(
+            f"{file_label}: tool.dex.registry-check: {config.registry_check!r} is not "
+            + " or ".join(repr(c) for c in REGISTRY_CHECKS)
+            + _suggest(config.registry_check, REGISTRY_CHECKS)
+        )
+    for key, envs in (("pin-digest", config.pin_digest), ("scan.required-for", config.scan.required_for)):
+        for env in envs:
+            if env not in config.environments:
+                raise ConfigError(
+                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
+                    + _suggest(env, config.environments)
+                )
 
 
 def _validate_timeouts(config: Config, file_label: str) -> None:

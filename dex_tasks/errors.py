@@ -114,6 +114,14 @@ class ControlRefused(DexError):
     """A deploy control said no: the env is locked or frozen, or FROM has not soaked (exit 1)."""
 
 
+class ImageMissingError(DexError):
+    """``<image>:<tag>`` is not in the registry: a deploy of it would pull nothing (exit 1)."""
+
+
+class ScanGateError(DexError):
+    """The digest has no passing scan verdict, and the env requires one (exit 1, nothing written)."""
+
+
 # -- 4: a remote still failed --------------------------------------------------------------------
 
 

@@ -41,6 +41,9 @@ KUSTOMIZE_IMAGE = "data-literate/dex"
 OVERLAYS = "infra/argocd/overlays"
 ENVS = ("dev", "stage", "prod")
 
+# The fixture's tags were never pushed anywhere (ghcr.io is not reachable from tests): the GitOps
+# tests of git behaviour run with the registry check off, which also needs no scan gate. The
+# registry-backed behaviour has its own tests (test_gitops_registry.py) against the real registry.
 PYPROJECT = f"""\
 [project]
 name = "dex"
@@ -48,6 +51,10 @@ version = "0.1.0"
 
 [tool.dex]
 image = "{IMAGE}"
+registry-check = "off"
+
+[tool.dex.scan]
+required-for = []
 """
 
 BASE_KUSTOMIZATION = """\

@@ -48,8 +48,9 @@ class Deployment:
     subject: str
     action: str
     rolled_back_from: str | None  # for rollbacks: the tag this commit moved away from (known bad)
+    digest: str | None = None  # Dex-Digest of this env (or the overlay's pinned digest); None: unknown
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | None]:
         return {
             "tag": self.tag,
             "commit": self.commit,
@@ -57,6 +58,7 @@ class Deployment:
             "author": self.author,
             "subject": self.subject,
             "action": self.action,
+            "digest": self.digest,
         }
 
 
@@ -66,7 +68,18 @@ def _is_rollback(commit: git.Commit, action: str) -> bool:
     return action == ROLLBACK or subject.startswith(('revert "', "fix: rollback", "rollback"))
 
 
-def _deployment(commit: git.Commit, tag: str, older: str | None) -> Deployment:
+def digest_for(commit: git.Commit, env: str | None) -> str | None:
+    """The ``Dex-Digest`` trailer of ``env``: the one at ``env``'s position among the ``Dex-Env`` lines."""
+    digests = commit.trailers.get("dex-digest", ())
+    envs = commit.trailers.get("dex-env", ())
+    if env is not None and len(digests) == len(envs) and env in envs:
+        return digests[envs.index(env)]
+    return digests[0] if len(digests) == 1 else None
+
+
+def _deployment(
+    commit: git.Commit, tag: str, older: str | None, *, env: str | None = None, pinned: str | None = None
+) -> Deployment:
     """The entry of a commit that moved the overlay from ``older`` to ``tag``."""
     action = commit.trailer("Dex-Action") or MANUAL
     return Deployment(
@@ -78,6 +91,8 @@ def _deployment(commit: git.Commit, tag: str, older: str | None) -> Deployment:
         subject=commit.subject,
         action=action,
         rolled_back_from=_rolled_back_from(commit, action, older),
+        # The file's pin is what the kubelet pulls; else what the registry said at commit time.
+        digest=pinned or digest_for(commit, env),
     )
 
 
@@ -100,8 +115,9 @@ class Deployments(Sequence[Deployment]):
     stops the reading); ``len()`` and negative indexes read everything, in one batch.
     """
 
-    def __init__(self, root: Path, rev: str, path: str, image: str) -> None:
-        self._root, self._rev, self._path, self._image = root, rev, path, image
+    def __init__(self, root: Path, rev: str, path: str, image: str, env: str | None = None) -> None:
+        self._root, self._rev, self._path, self._image, self._env = root, rev, path, image, env
+        self._pins: dict[int, str | None] = {}  # log index -> the version's `digest:` pin, if any
         self._commits: list[git.Commit] = []
         self._complete = False  # the whole log is in _commits
         self._tags: dict[int, str | None] = {}  # log index -> the tag of that version (None: none)
@@ -126,18 +142,23 @@ class Deployments(Sequence[Deployment]):
             return
         names = [f"{self._commits[i].sha}:{self._path}" for i in wanted]
         for index, blob in zip(wanted, git.blobs(self._root, names), strict=True):
-            self._tags[index] = self._tag_of(blob)
+            self._tags[index], self._pins[index] = self._tag_of(blob)
 
-    def _tag_of(self, blob: bytes | None) -> str | None:
+    def _tag_of(self, blob: bytes | None) -> tuple[str | None, str | None]:
+        """The version's tag and its ``digest:`` pin (pin-digest envs)."""
         # Over the limit in bytes is over it in decoded text too (U+FFFD is 3 bytes in UTF-8):
         # skipped without decoding, as read_tag would refuse it before parsing.
         if blob is None or len(blob) > overlay.MAX_OVERLAY_BYTES:
-            return None
+            return None, None
+        # "replace", as proc decodes `git show`: a broken byte reads the same either way.
+        text = blob.decode("utf-8", "replace")
         try:
-            # "replace", as proc decodes `git show`: a broken byte reads the same either way.
-            return overlay.read_tag_fast(blob.decode("utf-8", "replace"), self._image, path=self._path)
+            tag = overlay.read_tag_fast(text, self._image, path=self._path)
+            # Only a file that mentions a digest pays for the full parse that reads it.
+            pin = overlay.read_digest(text, self._image, path=self._path) if "digest" in text else None
         except DexError:
-            return None  # an old, broken or oversized version of the file is not a deployment
+            return None, None  # an old, broken or oversized version of the file is not a deployment
+        return tag, pin
 
     def _tag(self, index: int) -> str | None:
         """The tag at log index ``index`` (None past the end: the file's first version has no older)."""
@@ -159,7 +180,8 @@ class Deployments(Sequence[Deployment]):
         self._next += 1
         tag, older = self._tag(index), self._tag(index + 1)
         if tag is not None and tag != older:  # else the commit touched the file, not the tag
-            self._entries.append(_deployment(self._commits[index], tag, older))
+            entry = _deployment(self._commits[index], tag, older, env=self._env, pinned=self._pins.get(index))
+            self._entries.append(entry)
         return True
 
     def _until(self, count: int | None) -> None:
@@ -222,9 +244,10 @@ class Deployments(Sequence[Deployment]):
         return bad
 
 
-def deployments(root: Path, rev: str, path: str, image: str) -> Deployments:
-    """Every tag change of ``path`` on ``rev``, newest first (read lazily: :class:`Deployments`)."""
-    return Deployments(root, rev, path, image)
+def deployments(root: Path, rev: str, path: str, image: str, env: str | None = None) -> Deployments:
+    """Every tag change of ``path`` on ``rev``, newest first (read lazily: :class:`Deployments`);
+    ``env`` picks its ``Dex-Digest`` among a combined commit's trailers."""
+    return Deployments(root, rev, path, image, env)
 
 
 def known_bad(entries: Iterable[Deployment]) -> set[str]:
@@ -235,11 +258,18 @@ def known_bad(entries: Iterable[Deployment]) -> set[str]:
 
 def last_known_good(entries: Iterable[Deployment], current: str | None) -> str | None:
     """The newest tag that is not ``current`` and was never rolled back from (stops there)."""
+    return next(known_good(entries, current), None)
+
+
+def known_good(entries: Iterable[Deployment], current: str | None) -> Iterator[str]:
+    """Candidates for rollback, best first: tags that are not ``current`` and were never rolled
+    back from, each once; lazy, so a caller that takes the first reads no further."""
     bad = known_bad(entries)
+    seen: set[str] = set()
     for entry in entries:
-        if entry.tag != current and entry.tag not in bad:
-            return entry.tag
-    return None
+        if entry.tag != current and entry.tag not in bad and entry.tag not in seen:
+            seen.add(entry.tag)
+            yield entry.tag
 
 
 def was_deployed(entries: Iterable[Deployment], tag: str) -> bool:

@@ -49,6 +49,8 @@ class OverlayEdit:
     new_text: str
     previous_tag: str | None  # None when the images entry (or its newTag) was missing
     tag: str
+    digest: str | None = None  # set_digest: the digest written (pin-digest envs)
+    previous_digest: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -79,7 +81,8 @@ def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
     Raises UsageError for files :func:`set_tag` would refuse (invalid YAML, several documents, ...).
     """
     _check_size(text, path)
-    located = _locate(text, image, path)
+    # A pinned entry (`newTag` + `digest`, pin-digest) still names its tag: history and status read it.
+    located = _locate(text, image, path, allow_digest=True)
     if located.tag_node is None or _is_empty(located.tag_node):
         return None
     return str(located.tag_node.value)
@@ -98,18 +101,29 @@ def read_tag_fast(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | N
         return read_tag(text, image, path=path)
 
 
-def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> OverlayEdit:
+def read_digest(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
+    """The ``digest`` of ``images[name=image]`` as written, or None (no entry, no digest)."""
+    _check_size(text, path)
+    located = _locate(text, image, path, allow_digest=True)
+    node = located.digest_node
+    return None if node is None or _is_empty(node) else str(node.value)
+
+
+def set_tag(
+    text: str, image: str, tag: str, *, path: str = DEFAULT_PATH, pinned: bool = False
+) -> OverlayEdit:
     """Set ``images[name=image].newTag`` to ``tag``, changing only that value's text.
 
     An entry without ``newTag`` gets a ``newTag`` line; a missing entry (or ``images`` key) is
     appended. Refuses with UsageError (exit 2) before anything is written: invalid tag or YAML, an
     empty or non-mapping document, several documents, ``images`` not a list, duplicate entries for
-    ``image``, an entry pinned by ``digest`` (kustomize ignores newTag then).
+    ``image``, an entry pinned by ``digest`` (kustomize pulls the digest then) unless ``pinned``: a
+    pin-digest env, whose digest :func:`set_digest` updates right after.
     """
     # Overlays take sha- tags; pr-<N> goes into preview overlays. `latest` and anything else: never.
     tags.validate_tag(tag, preview=True)
     _check_size(text, path)
-    located = _locate(text, image, path)
+    located = _locate(text, image, path, allow_digest=pinned)
     if located.tag_node is not None and located.tag_key is not None and _is_empty(located.tag_node):
         # `newTag:` with nothing after it: its (empty) node starts at the *next* token, so the value
         # goes right after the key's colon instead, keeping any comment on that line.
@@ -130,6 +144,42 @@ def set_tag(text: str, image: str, tag: str, *, path: str = DEFAULT_PATH) -> Ove
     return edit
 
 
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def set_digest(text: str, image: str, digest: str, *, path: str = DEFAULT_PATH) -> OverlayEdit:
+    """Set ``images[name=image].digest`` (pin-digest envs), changing only that value's text.
+
+    The entry must exist with its ``newTag`` (call :func:`set_tag` with ``pinned=True`` first): the
+    tag stays in the file for people, the digest is what the kubelet pulls (kustomize renders
+    ``<newName>:<newTag>@<digest>``). A missing ``digest:`` line is inserted after the entry's last
+    value with the entry's indentation. Re-parsed and compared like :func:`set_tag`.
+    """
+    if not DIGEST_RE.fullmatch(digest):
+        raise UsageError(f"invalid digest {digest!r}: expected sha256:<64 hex>")
+    _check_size(text, path)
+    located = _locate(text, image, path, allow_digest=True)
+    if located.entry is None or located.tag_node is None:
+        raise UsageError(f"{path}: no `images` entry with `newTag` for {image!r} to pin by digest")
+    tag = str(located.tag_node.value)
+    if located.digest_node is not None and located.digest_key is not None and _is_empty(located.digest_node):
+        previous = None
+        colon = text.index(":", located.digest_key.end_mark.index) + 1
+        new_text = text[:colon] + " " + digest + text[colon:]
+    elif located.digest_node is not None:
+        previous = str(located.digest_node.value)
+        new_text = _replace_scalar(text, located.digest_node, digest, path, "digest")
+    else:
+        previous = None
+        new_text = _insert_new_tag(text, located.entry, digest, path, "digest")
+    edit = OverlayEdit(
+        path=path, old_text=text, new_text=new_text, previous_tag=tag, tag=tag, digest=digest,
+        previous_digest=previous,
+    )  # fmt: skip
+    _verify_digest(edit, image, old_data=located.data, inserted=located.digest_node is None)
+    return edit
+
+
 # --- locating -----------------------------------------------------------------------------------
 
 
@@ -142,6 +192,8 @@ class _Located:
     entry: MappingNode | None
     tag_node: ScalarNode | None
     tag_key: ScalarNode | None = None
+    digest_node: ScalarNode | None = None
+    digest_key: ScalarNode | None = None
 
 
 def _is_empty(node: ScalarNode) -> bool:
@@ -302,7 +354,7 @@ def _entries_for(images: SequenceNode, image: str, path: str) -> list[MappingNod
     return entries
 
 
-def _locate(text: str, image: str, path: str) -> _Located:
+def _locate(text: str, image: str, path: str, *, allow_digest: bool = False) -> _Located:
 
     root, data = _parse(text, path)
     located = functools.partial(_Located, root=root, data=data)
@@ -327,24 +379,37 @@ def _locate(text: str, image: str, path: str) -> _Located:
     if not entries:
         return located(images_key=images_key, images=images, entry=None, tag_node=None)
     entry = entries[0]
-    if _get(entry, "digest") is not None:
-        # kustomize uses the digest and ignores newTag when both are set, so editing newTag would
-        # "deploy" nothing. Refuse instead of producing a commit that changes no running image.
+    digest = _get(entry, "digest")
+    if digest is not None and not allow_digest:
+        # kustomize pulls the digest when both are set, so editing only newTag would "deploy"
+        # nothing. Refuse instead of producing a commit that changes no running image.
         raise UsageError(
             f"{path}: {image!r} is pinned by `digest:` (line {entry.start_mark.line + 1}); "
-            "remove the digest to deploy by tag"
+            "remove the digest to deploy by tag, or list the env in [tool.dex] pin-digest"
         )
+    digest_key, digest_node = _scalar(digest, "digest", image, path)
     new_tag = _get(entry, "newTag")
-    if new_tag is None:
-        return located(images_key=images_key, images=images, entry=entry, tag_node=None)
-    key, value = new_tag
+    tag_key, tag_node = _scalar(new_tag, "newTag", image, path)
+    return located(
+        images_key=images_key, images=images, entry=entry, tag_node=tag_node, tag_key=tag_key,
+        digest_node=digest_node, digest_key=digest_key,
+    )  # fmt: skip
+
+
+def _scalar(
+    found: tuple[ScalarNode, Node] | None, name: str, image: str, path: str
+) -> tuple[ScalarNode | None, ScalarNode | None]:
+    """(key, value) of an entry's ``newTag`` / ``digest``; refuses values that cannot be spliced."""
+    if found is None:
+        return None, None
+    key, value = found
     if not isinstance(value, ScalarNode):
-        raise UsageError(f"{path}: `newTag` of {image!r} is not a scalar (line {key.start_mark.line + 1})")
+        raise UsageError(f"{path}: `{name}` of {image!r} is not a scalar (line {key.start_mark.line + 1})")
     if value.start_mark.index < key.end_mark.index:
         # An alias (`newTag: *anchor`) composes to the anchored node, which sits earlier in the file:
         # splicing there would change every user of the anchor.
-        raise UsageError(f"{path}: `newTag` of {image!r} is an alias (line {key.start_mark.line + 1})")
-    return located(images_key=images_key, images=images, entry=entry, tag_node=value, tag_key=key)
+        raise UsageError(f"{path}: `{name}` of {image!r} is an alias (line {key.start_mark.line + 1})")
+    return key, value
 
 
 # --- editing ------------------------------------------------------------------------------------
@@ -363,20 +428,20 @@ def _render(tag: str, style: str | None) -> str:
     return tag
 
 
-def _replace_scalar(text: str, node: ScalarNode, tag: str, path: str) -> str:
+def _replace_scalar(text: str, node: ScalarNode, tag: str, path: str, name: str = "newTag") -> str:
     start, end = node.start_mark.index, node.end_mark.index
     source = text[start:end]
     style = node.style if node.style in {"'", '"'} else None
     if node.style not in {None, "", "'", '"'}:
         raise UsageError(
-            f"{path}: `newTag` is a block scalar (line {node.start_mark.line + 1}); write it inline"
+            f"{path}: `{name}` is a block scalar (line {node.start_mark.line + 1}); write it inline"
         )
     written = _render(str(node.value), style)
     # The span may start with a tag or anchor (`!!str 1234567`, `&t sha-1`): keep those, replace the
     # scalar text at its end. Anything we cannot recognise (escapes, line folding) is refused.
     if not source.endswith(written):
         raise UsageError(
-            f"{path}: cannot edit `newTag` written as {source!r} (line {node.start_mark.line + 1}); "
+            f"{path}: cannot edit `{name}` written as {source!r} (line {node.start_mark.line + 1}); "
             "write it as a plain or quoted single-line value"
         )
     return text[: end - len(written)] + _render(tag, style) + text[end:]
@@ -405,17 +470,17 @@ def _last_index(node: Node) -> int:
     return int(node.end_mark.index)
 
 
-def _insert_new_tag(text: str, entry: MappingNode, tag: str, path: str) -> str:
+def _insert_new_tag(text: str, entry: MappingNode, tag: str, path: str, key: str = "newTag") -> str:
     if entry.flow_style:
         raise UsageError(
             f"{path}: the `images` entry on line {entry.start_mark.line + 1} is a flow mapping; "
-            "add `newTag` to it by hand"
+            f"add `{key}` to it by hand"
         )
     first_key = entry.value[0][0]
     indent = " " * first_key.start_mark.column
     # Directly after the entry's last value (name / newName), before any comment lines that follow.
     at = _line_end(text, _last_index(entry) - 1 if _last_index(entry) > 0 else 0)
-    return _insert_at(text, at, f"{indent}newTag: {tag}{_eol(text)}", _eol(text))
+    return _insert_at(text, at, f"{indent}{key}: {tag}{_eol(text)}", _eol(text))
 
 
 def _seq_offset(root: MappingNode) -> int:
@@ -488,7 +553,7 @@ def _verify(edit: OverlayEdit, image: str, *, old_data: Any, replaced: bool) -> 
     """Re-parse the new text; only ``newTag`` of ``image`` may differ from the old structure."""
     path = edit.path
     try:
-        new = _locate(edit.new_text, image, path)
+        new = _locate(edit.new_text, image, path, allow_digest=True)
         new_data = new.data
         read_back = None if new.tag_node is None else str(new.tag_node.value)
     except UsageError as exc:
@@ -509,6 +574,32 @@ def _verify(edit: OverlayEdit, image: str, *, old_data: Any, replaced: bool) -> 
         differing = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=False)) if a != b]
         if len(old_lines) != len(new_lines) or len(differing) != int(edit.changed):
             raise OverlayInternalError(f"{path}: editing newTag changed more than one line; this is a bug")
+
+
+def _verify_digest(edit: OverlayEdit, image: str, *, old_data: Any, inserted: bool) -> None:
+    """Re-parse: only ``digest`` of ``image`` differs, on one line (replaced) or one new line (inserted)."""
+    path = edit.path
+    try:
+        new = _locate(edit.new_text, image, path, allow_digest=True)
+    except UsageError as exc:
+        raise OverlayInternalError(f"{path}: the edited file does not parse ({exc}); this is a bug") from exc
+    expected = copy.deepcopy(_plain(old_data))
+    matches = [e for e in expected.get("images") or [] if isinstance(e, dict) and e.get("name") == image]
+    if matches:
+        matches[0]["digest"] = edit.digest
+    read_back = None if new.digest_node is None else str(new.digest_node.value)
+    if not matches or _plain(new.data) != expected or read_back != edit.digest:
+        raise OverlayInternalError(f"{path}: editing digest changed more than that value; this is a bug")
+    old_lines, new_lines = _NEWLINE_RE.findall(edit.old_text), _NEWLINE_RE.findall(edit.new_text)
+    if inserted:
+        extra = [line for line in new_lines if line not in old_lines]
+        same = len(new_lines) == len(old_lines) + 1 and len(extra) == 1
+        if not same or [line for line in new_lines if line != extra[0]] != old_lines:
+            raise OverlayInternalError(f"{path}: inserting digest changed other lines; this is a bug")
+    else:
+        differing = [i for i, (a, b) in enumerate(zip(old_lines, new_lines, strict=False)) if a != b]
+        if len(old_lines) != len(new_lines) or len(differing) != int(edit.changed):
+            raise OverlayInternalError(f"{path}: editing digest changed more than one line; this is a bug")
 
 
 def _diff_lines(text: str) -> list[str]:
@@ -627,7 +718,7 @@ def _block(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[_Tree, i
     return _mapping(lines, at, indent, lines[at][1])
 
 
-def _scalar(match: re.Match[str]) -> _Scalar:
+def _scanned_scalar(match: re.Match[str]) -> _Scalar:
     value = match.group("single") or match.group("double")
     if value is None:
         value = match.group("plain")
@@ -655,7 +746,7 @@ def _mapping(lines: list[tuple[int, str]], at: int, indent: int, first: str) -> 
             raise Declined
         at += 1
         if match.group("single") or match.group("double") or match.group("plain"):
-            result[key] = _scalar(match)
+            result[key] = _scanned_scalar(match)
             _after_scalar(lines, at, indent)
         elif at < len(lines) and lines[at][0] > indent:
             result[key], at = _block(lines, at, lines[at][0])
@@ -682,7 +773,7 @@ def _sequence(lines: list[tuple[int, str]], at: int, indent: int) -> tuple[list[
         if _MAP_LINE.fullmatch(rest):
             item, at = _mapping(lines, at, column, rest)
         elif (match := _SCALAR_LINE.fullmatch(rest)) is not None:
-            item = _scalar(match)
+            item = _scanned_scalar(match)
             at += 1
             _after_scalar(lines, at, indent)
         else:

@@ -37,7 +37,7 @@ from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping
     from pathlib import Path
 
     from dex_tasks.config import Config
@@ -75,6 +75,9 @@ class Change:
     revert_commit: str | None = None  # --revert: `git revert` this commit instead of editing
     labels: tuple[str, ...] = ()
     extra_trailers: tuple[str, ...] = ()  # e.g. Dex-Lock-Broken: prod (the deploy controls)
+    # env -> the registry's digest of the tag (None: not asked, registry-check off); Dex-Digest trailers
+    digests: Mapping[str, str | None] = dataclasses.field(default_factory=dict)
+    registry_check: str = "off"  # "passed": every digest was resolved; "off": the registry was not asked
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -94,6 +97,8 @@ class Outcome:
     forced: bool = False
     attempts: int = 0
     diff: str = ""
+    digests: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    registry_check: str = "off"
 
     def as_json(self) -> dict[str, Any]:
         """The contract's GitOps fields. ``env`` is the one env (or ``stage/prod``), ``envs`` the list."""
@@ -114,6 +119,8 @@ class Outcome:
             "compare_url": self.compare_url,
             "forced": self.forced,
             "attempts": self.attempts,
+            "digests": {env: self.digests.get(env) for env in self.envs},
+            "registry_check": self.registry_check,
         }
         if self.from_env is not None:
             data["from_env"] = self.from_env
@@ -151,6 +158,12 @@ def trailers(change: Change, previous: dict[str, str | None]) -> list[str]:
     lines += [f"Dex-Env: {env}" for env in change.envs]
     lines.append(f"Dex-Tag: {change.tag}")
     lines += [f"Dex-Previous-Tag: {previous.get(env) or 'none'}" for env in change.envs]
+    # One per env in Dex-Env's order, or none at all (registry check off: nothing is known).
+    digests = [change.digests.get(env) for env in change.envs]
+    if all(digests):
+        lines += [f"Dex-Digest: {digest}" for digest in digests]
+    if change.registry_check == "off":
+        lines.append("Dex-Registry-Check: off")
     if change.from_env:
         lines.append(f"Dex-From-Env: {change.from_env}")
     if change.forced:
@@ -187,16 +200,41 @@ def _edits(
             raise UsageError(
                 f"{path} on {change.base} is not UTF-8 text: save it as UTF-8; nothing was changed"
             )
-        result.append((env, overlay.set_tag(text, cfg.kustomize_image_name, change.tag, path=path)))
+        result.append((env, _edit(cfg, env, change, text, path)))
     return result
+
+
+def _edit(cfg: Config, env: str, change: Change, text: str, path: str) -> OverlayEdit:
+    """``newTag``; for a ``pin-digest`` env also ``digest`` (one edit, two byte-exact lines)."""
+    image = cfg.kustomize_image_name
+    if env not in cfg.pin_digest:
+        return overlay.set_tag(text, image, change.tag, path=path)
+    digest = change.digests.get(env)
+    if digest is None:
+        # Moving only the tag would leave the old digest in charge: kustomize pulls the digest.
+        raise UsageError(
+            f"{env} is in [tool.dex] pin-digest, so its overlay needs the digest of {change.tag}, "
+            "which is unknown with the registry check off; nothing was changed"
+        )
+    tagged = overlay.set_tag(text, image, change.tag, path=path, pinned=True)
+    pinned = overlay.set_digest(tagged.new_text, image, digest, path=path)
+    return dataclasses.replace(pinned, old_text=text, previous_tag=tagged.previous_tag)
+
+
+def rendered_image(cfg: Config, env: str, tag: str, digest: str | None) -> tuple[str, ...]:
+    """What ``kubectl kustomize`` renders for the env: ``<image>:<tag>``, or for a pin-digest env
+    ``<image>:<tag>@<digest>`` (kustomize 5 keeps the tag; older ones render ``<image>@<digest>``)."""
+    if env in cfg.pin_digest and digest:
+        return (f"{cfg.image}:{tag}@{digest}", f"{cfg.image}@{digest}")
+    return (f"{cfg.image}:{tag}",)
 
 
 def _render_check(cfg: Config, repo: Repo, wt: Path, change: Change) -> None:
     """``kubectl kustomize`` the edited overlays: they must build and render ``<image>:<tag>``."""
     if proc.which("kubectl") is None:
         return
-    expected = f"{cfg.image}:{change.tag}"
     for env in change.envs:
+        expected = rendered_image(cfg, env, change.tag, change.digests.get(env))
         directory = wt / repo.overlay_dir(cfg, env)
         result = proc.run(("kubectl", "kustomize", str(directory)), read_only=True, check=False, quiet=True)
         if not result.ok:
@@ -205,9 +243,9 @@ def _render_check(cfg: Config, repo: Repo, wt: Path, change: Change) -> None:
                 f"{repo.overlay_dir(cfg, env)} no longer builds with kubectl kustomize after the edit "
                 f"({tail[0]}); nothing was committed"
             )
-        if expected not in result.stdout:
+        if not any(image in result.stdout for image in expected):
             raise UsageError(
-                f"{repo.overlay_dir(cfg, env)} builds but does not render {expected} (check images[].name "
+                f"{repo.overlay_dir(cfg, env)} builds but does not render {expected[0]} (check images[].name "
                 f"and newName against [tool.dex] image/kustomize-image); nothing was committed"
             )
 
@@ -461,6 +499,8 @@ def _commit_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         base=change.base,
         from_env=change.from_env,
         forced=change.forced,
+        digests=dict(change.digests),
+        registry_check=change.registry_check,
     )
     changed = [(env, edit) for env, edit in edits if edit.changed]
     if not changed:
@@ -537,6 +577,8 @@ def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         commit=commit,
         forced=change.forced,
         diff=diff,
+        digests=dict(change.digests),
+        registry_check=change.registry_check,
     )
 
 

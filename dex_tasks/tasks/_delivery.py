@@ -15,6 +15,7 @@ from dex_tasks import cluster
 from dex_tasks.controls import guard
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tools import git
 
@@ -52,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
     )
     parser.add_argument("--break-freeze", action="store_true",
                         help="deploy during a freeze window (recorded: Dex-Freeze-Broken)")  # fmt: skip
+    parser.add_argument(
+        "--no-registry-check", dest="registry_check", action="store_false", default=True,
+        help="this once, do not ask the registry whether the tag exists (recorded: Dex-Registry-Check: off)",
+    )  # fmt: skip
 
 
 def overrides(args: argparse.Namespace) -> guard.Overrides:
@@ -91,6 +96,7 @@ def rollback(
     sync: bool = False,
     revert: bool = False,
     controls: guard.Overrides | None = None,
+    registry_check: bool = True,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
 
@@ -106,7 +112,10 @@ def rollback(
     base = cfg.branch_for(env)
     base_sha = git.fetch(repo.root, base, unshallow=True)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
-    tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
+    # Registry truth before any write (the emergency's kubectl included); read-only, so also dry-run.
+    with digests.RegistryCheck(cfg, off=not registry_check) as check:
+        tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert, check=check)
+        digest = check.require(tag)
     if sync:
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
         cluster.check_sync_ready(cfg, env)
@@ -127,6 +136,8 @@ def rollback(
         push=push,
         revert_commit=revert_commit,
         labels=("rollback",),
+        digests={env: digest},
+        registry_check=check.state,
     )
     try:
         controls = dataclasses.replace(controls or guard.Overrides(), emergency=emergency)
@@ -154,14 +165,21 @@ def rollback(
 
 
 def _choose(
-    ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool
+    ctx: Context,
+    repo: Repo,
+    env: str,
+    tag: str | None,
+    *,
+    current: str | None,
+    revert: bool,
+    check: digests.RegistryCheck,
 ) -> tuple[str, str | None]:
     """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
 
     cfg = ctx.config
     base = cfg.branch_for(env)
     path = repo.overlay_path(cfg, env)
-    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name)
+    entries = history.deployments(repo.root, git.tracking(base), path, cfg.kustomize_image_name, env)
     if revert:
         if not entries:
             raise UsageError(f"{path} on {base} has no deployment to revert")
@@ -190,11 +208,19 @@ def _choose(
             )
         return last.previous_tag, last.commit
     if tag is None:
-        found = history.last_known_good(entries, current)
+        gone: list[str] = []
+        found = None
+        for candidate in history.known_good(entries, current):
+            if check.exists(candidate):
+                found = candidate
+                break
+            gone.append(candidate)
+            ctx.warn(f"skipping {candidate}: {cfg.image}:{candidate} is no longer in the registry")
         if found is None:
+            skipped = f"; {len(gone)} good tag(s) are no longer in the registry" if gone else ""
             raise UsageError(
                 f"no known good tag for {env} in the history of {path} on {base} "
-                f"(current: {current or 'none'}); pass TAG"
+                f"(current: {current or 'none'}{skipped}); pass TAG"
             )
         ctx.out(f"last known good tag of {env}: {found} (current: {current or 'none'})")
         return found, None

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dex_tasks.errors import UsageError
-from dex_tasks.gitops import tags, workflow
+from dex_tasks.errors import ScanGateError, UsageError
+from dex_tasks.gitops import state, tags, workflow
+from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult, _delivery
 
 if TYPE_CHECKING:
@@ -23,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "targets", nargs="+", metavar="ENV [ENV...] TAG", help="environments, then the image tag"
     )
     _delivery.add_arguments(parser, default_pr=True)
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="bump even if an env of scan.required-for lacks a passing scan verdict (recorded in the commit)",
+    )
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
@@ -45,6 +51,13 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             f"the environments live on different branches ({detail}): run bump-overlay once per branch"
         )
     base = bases.pop()
+    state.open_repo(cfg)  # not a git repository: exit 2 before the registry is asked
+    # Registry truth and the scan gate before any write (read-only: --dry-run asks too).
+    with digests.RegistryCheck(cfg, off=not args.registry_check) as check:
+        digest = check.require(tag)
+        problems = check.scan_problems(envs, digest)
+    if problems and not args.force:
+        raise ScanGateError(f"{problems[0]}; nothing was written (--force overrides, recorded in the commit)")
     label = "/".join(envs)
     title = f"chore: update {label} image to {tag}"
     change = workflow.Change(
@@ -54,16 +67,22 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         base=base,
         branch=f"dex/bump-{'-'.join(envs)}-{tag}",
         subject=title,
+        body=tuple(f"Forced: {problem}." for problem in problems),
         pr_title=title,
-        pr_body=_pr_body(envs, tag, base),
+        pr_body=_pr_body(envs, tag, base, digest=digest, forced=problems),
         direct=not args.pr,
         push=args.push,
+        forced=bool(problems),
+        digests=dict.fromkeys(envs, digest),
+        registry_check=check.state,
     )
     outcome = _delivery.apply(ctx, change, controls=_delivery.overrides(args))
     return TaskResult(data=outcome.as_json())
 
 
-def _pr_body(envs: list[str], tag: str, base: str) -> str:
+def _pr_body(envs: list[str], tag: str, base: str, *, digest: str | None, forced: list[str]) -> str:
     lines = [f"Updates the image tag of {', '.join(f'`{e}`' for e in envs)} to `{tag}` on `{base}`.", ""]
+    lines += [f"Digest: `{digest}`" if digest else "The registry was not checked (registry check off).", ""]
+    lines += [f"**Forced:** {problem}." for problem in forced]
     lines.append("Made by `dex-tasks bump-overlay`; merging it lets Argo CD deploy the new image.")
     return "\n".join(lines)

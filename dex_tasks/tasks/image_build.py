@@ -50,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="build a working tree with uncommitted changes (local builds)",
     )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="build and push even when the sha- tag is already in the registry (moves it to a new digest)",
+    )
 
 
 # -- git queries (read-only, so they also run under --dry-run) -----------------------------------
@@ -246,12 +251,62 @@ def _build_spec(
     return spec, buildx, cache_why
 
 
+def registry_digests(image: str, tags: tuple[str, ...]) -> dict[str, str | None]:
+    """The registry's digest of every ``sha-`` tag among ``tags`` (None: not there). Read-only."""
+    sha_tags = [tag for tag in tags if tag.startswith("sha-")]
+    try:
+        with oci.Client() as client:
+            return {tag: client.resolve(image, tag) for tag in sha_tags}
+    except RemoteError as exc:
+        raise RemoteError(
+            f"{exc}; image-build asks first so that it never moves an existing sha- tag "
+            "(--rebuild pushes without asking)"
+        ) from None
+
+
+def _immutable(
+    ctx: Context, image: str, computed: build_tags.BuildTags, existing: dict[str, str | None]
+) -> tuple[str | None, tuple[str, ...]]:
+    """(the digest to reuse, the tags to push): sha- tags already in the registry are never moved."""
+    primary = existing.get(computed.sha)
+    keep = [tag for tag, digest in existing.items() if digest is not None]
+    for tag in keep:
+        ctx.out(f"{image}:{tag} is in the registry at {existing[tag]}: not moved (--rebuild moves it)")
+    if primary is not None:
+        ctx.out(f"reusing {image}@{primary}: nothing is built")
+    return primary, tuple(tag for tag in computed.tags if tag not in keep)
+
+
+def _retag(ctx: Context, image: str, digest: str, tags: tuple[str, ...]) -> None:
+    """Point ``tags`` (latest, pr-N) at the reused manifest: registry-side, no pull, no build."""
+    if not tags:
+        return
+    with oci.Client() as client:
+        manifest = client.get_manifest(image, digest)
+        if manifest is None:
+            raise RemoteError(f"registry: {image}@{digest} vanished while reusing it; run again")
+        for tag in tags:
+            if ctx.dry_run:
+                ctx.out(f"would tag {image}:{tag} -> {digest}")
+            else:
+                client.put_manifest(image, tag, manifest.body, manifest.media_type)
+                ctx.out(f"tagged {image}:{tag} -> {digest}")
+
+
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     cfg = ctx.config
     image = cfg.image
     oci.parse_repository(image)  # a bad image name is exit 2 before anything runs
     computed = _compute_tags(ctx, args)
-    refs = tuple(f"{image}:{tag}" for tag in computed.tags)
+    reused: str | None = None
+    push_tags = computed.tags
+    if args.push and not args.rebuild:
+        _build_paths(cfg)  # a bad Dockerfile or context is exit 2 before the registry is asked
+        reused, push_tags = _immutable(ctx, image, computed, registry_digests(image, computed.tags))
+    if reused is not None:
+        _retag(ctx, image, reused, push_tags)
+        return _reused(ctx, computed, reused, push_tags)
+    refs = tuple(f"{image}:{tag}" for tag in push_tags)
     labels = oci_labels(
         commit=computed.commit,
         version=computed.sha,
@@ -308,6 +363,33 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         "registry_login": registry_host,
         "image_id": info.id if info else None,
         "commands": [proc.quote(c) for c in commands],
+        "reused": False,
+    }
+    _report(ctx, data)
+    return TaskResult(data=data)
+
+
+def _reused(ctx: Context, computed: build_tags.BuildTags, digest: str, moved: tuple[str, ...]) -> TaskResult:
+    """The result when the sha tag was already pushed: its digest, and nothing built."""
+    image = ctx.config.image
+    data: dict[str, Any] = {
+        "image": image,
+        "tags": list(computed.tags),
+        "refs": [f"{image}:{tag}" for tag in computed.tags],
+        "sha": computed.sha,
+        "commit": computed.commit,
+        "source": computed.source,
+        "reasons": dict(computed.reasons),
+        "digest": digest,
+        "pushed": bool(moved) and not ctx.dry_run,
+        "labels": {},
+        "builder": "none (reused)",
+        "cache": "-",
+        "registry_login": None,
+        "image_id": None,
+        "commands": [],
+        "reused": True,
+        "moved": list(moved),
     }
     _report(ctx, data)
     return TaskResult(data=data)
@@ -333,6 +415,8 @@ def _report(ctx: Context, data: dict[str, Any]) -> None:
     if data["digest"]:
         ctx.out(f"digest: {data['digest']}")
     verb = "pushed" if data["pushed"] else ("planned (dry-run)" if ctx.dry_run else "built")
+    if data["reused"]:
+        verb = "reused (already in the registry)"
     ctx.out(f"{verb}: {', '.join(data['refs'])}")
     gha.set_outputs(
         {
@@ -340,6 +424,7 @@ def _report(ctx: Context, data: dict[str, Any]) -> None:
             "tags": ",".join(data["tags"]),
             "sha": data["sha"],
             "digest": data["digest"] or "",
+            "reused": "true" if data["reused"] else "false",
         }
     )
     summary_rows = [

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
 from dex_tasks.gitops import state, tags, workflow
+from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult, _delivery
 from dex_tasks.tools import git
 
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="promote even if TAG is not what FROM runs, or TO is not the next env (recorded in the commit)",
+        help="promote even if TAG is not what FROM runs, TO is not the next env, or TO needs a passing "
+        "scan verdict that the digest lacks (recorded in the commit)",
     )
     parser.add_argument(
         "--verify", choices=VERIFY_MODES, default="auto",
@@ -80,13 +82,17 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         if not args.force:
             return _refused(problem, source=source, target=target, tag=tag, base=target_base, previous=old)
         forced_reasons.append(problem)
-    live_problem = _verify_live(ctx, source, tag, args.verify)
-    if live_problem is not None:
+    # Registry truth before any write: the tag must be there, and its digest is what FROM must run.
+    with digests.RegistryCheck(cfg, off=not args.registry_check) as check:
+        digest = check.require(tag)
+        live_problem = _verify_live(ctx, source, tag, args.verify, digest=digest)
+        scan_problems = check.scan_problems([target], digest)
+    for problem in ([live_problem] if live_problem else []) + scan_problems:
         if not args.force:
             return _refused(
-                live_problem, source=source, target=target, tag=tag, base=target_base, previous=old
+                problem, source=source, target=target, tag=tag, base=target_base, previous=old, digest=digest
             )
-        forced_reasons.append(live_problem)
+        forced_reasons.append(problem)
     body = [f"Promoted from {source} to {target} with dex-tasks."]
     body += [f"Forced: {reason}." for reason in forced_reasons]
     change = workflow.Change(
@@ -105,18 +111,28 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         push=args.push,
         from_env=source,
         forced=bool(forced_reasons),
+        digests={target: digest},
+        registry_check=check.state,
     )
     outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args))
     return TaskResult(data=outcome.as_json())
 
 
 def _refused(
-    problem: str, *, source: str, target: str, tag: str, base: str, previous: str | None
+    problem: str,
+    *,
+    source: str,
+    target: str,
+    tag: str,
+    base: str,
+    previous: str | None,
+    digest: str | None = None,
 ) -> TaskResult:
     # The same GitOps keys as a promotion that happened (built by the same Outcome), plus why not.
     outcome = workflow.Outcome(
-        changed=False, envs=(target,), tag=tag, previous_tags={target: previous}, base=base, from_env=source
-    )
+        changed=False, envs=(target,), tag=tag, previous_tags={target: previous}, base=base, from_env=source,
+        digests={target: digest}, registry_check="passed" if digest else "off",
+    )  # fmt: skip
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED,
         message=f"promotion refused: {problem}; nothing was written (use --force to override)",
@@ -124,11 +140,14 @@ def _refused(
     )
 
 
-def _verify_live(ctx: Context, env: str, tag: str, mode: str) -> str | None:
-    """None when FROM is fine (or was not checked); else what runs instead."""
+def _verify_live(ctx: Context, env: str, tag: str, mode: str, *, digest: str | None) -> str | None:
+    """None when FROM is fine (or was not checked); else what runs instead.
+
+    ``digest``: the registry's digest of the tag; FROM's pods must run it (a re-pushed tag is caught).
+    """
     if mode == "git":
         return None
-    check = cluster.check_live(ctx.config, env, tag, required=mode == "live")
+    check = cluster.check_live(ctx.config, env, tag, required=mode == "live", digest=digest)
     if not check.checked:
         ctx.out(f"only git was checked ({check.detail})" if check.detail else "only git was checked")
         return None

@@ -38,5 +38,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     return _delivery.rollback(
         ctx, args.env, args.tag, pr=args.pr, push=args.push, emergency=args.emergency, sync=args.sync,
-        revert=args.revert, controls=_delivery.overrides(args),
+        revert=args.revert, controls=_delivery.overrides(args), registry_check=args.registry_check,
     )  # fmt: skip

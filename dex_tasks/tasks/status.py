@@ -21,6 +21,7 @@ from dex_tasks import cluster, durations, gha
 from dex_tasks.controls import guard
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ClusterAccessError, DexError, ForbiddenError
 from dex_tasks.gitops import locks, state
+from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import ImageRef
@@ -52,6 +53,10 @@ class EnvStatus:
     health: str | None = None
     revision: str | None = None
     drift: bool = False
+    # the scan verdict of the git tag's digest: {"state": passed|failed|missing|unknown, "digest": ...}
+    scan: dict[str, str | None] = dataclasses.field(
+        default_factory=lambda: {"state": digests.SCAN_UNKNOWN, "digest": None}
+    )
     notes: list[str] = dataclasses.field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -73,10 +78,10 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     # dict.fromkeys: `status dev dev` is one row per env, in the order given.
     envs = list(dict.fromkeys(cfg.check_env(e) for e in args.envs)) or list(cfg.environments)
     rows, argo_skipped = collect(ctx, envs, fetch=args.fetch)
-    headers = ["ENV", "GIT", "LIVE", "SYNC", "HEALTH", "REVISION", "STATE"]
+    headers = ["ENV", "GIT", "LIVE", "SYNC", "HEALTH", "REVISION", "SCAN", "STATE"]
     body = [
         [r.env, r.git_tag or UNKNOWN, r.live_tag or r.live_image or UNKNOWN, r.sync or "-", r.health or "-",
-         (r.revision or "-")[:12], r.state]
+         (r.revision or "-")[:12], r.scan["state"] or UNKNOWN, r.state]
         for r in rows
     ]  # fmt: skip
     ctx.out(table(headers, body))
@@ -109,6 +114,7 @@ def collect(ctx: Context, envs: list[str], *, fetch: bool = True) -> tuple[list[
     rows = [EnvStatus(env=e) for e in envs]
     _git_tags(ctx, rows, fetch=fetch)
     _live(ctx, rows)
+    _scan(ctx, rows)
     argo_skipped = _argo(ctx, rows)
     for row in rows:
         if row.git_tag and row.live_tag and row.git_tag != row.live_tag:
@@ -217,6 +223,34 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         complete, why = deployment.rollout_state()
         if not complete:
             row.notes.append(f"rollout in progress: {why}")
+
+
+def _scan(ctx: Context, rows: list[EnvStatus]) -> None:
+    """Each env's scan verdict: the git tag's digest in the registry, its newest verdict."""
+    if ctx.config.registry_check == "off":
+        return  # SCAN shows unknown; asking nothing is what "off" says
+    with digests.RegistryCheck(ctx.config) as check:
+        broken: str | None = None
+        for row in rows:
+            if row.git_tag is None:
+                continue
+            if broken is not None:
+                row.notes.append(broken)
+                continue
+            try:
+                digest = check.lookup(row.git_tag)
+                if digest is None:
+                    row.notes.append(f"{ctx.config.image}:{row.git_tag} is not in the registry")
+                    continue
+                found, _ = check.scan_state(digest)
+            except DexError as exc:
+                broken = f"scan {UNKNOWN}: {exc}"  # the registry is the same for every env: ask once
+                row.notes.append(broken)
+                continue
+            row.scan = {"state": found, "digest": digest}
+            if found == digests.SCAN_MISSING:
+                hint = digests.scan_hint(ctx.config.image, digest)
+                row.notes.append(f"no scan verdict for {digest}: {hint}")
 
 
 def _argo(ctx: Context, rows: list[EnvStatus]) -> str | None:

@@ -11,6 +11,7 @@ one change, so ``--dry-run`` prints the convert command instead of running it.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tempfile
@@ -18,11 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, scan
+from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import build_tags
 from dex_tasks.scan import SEVERITIES, Finding, Verdict
+from dex_tasks.supply import verdicts
 from dex_tasks.tasks import Context, TaskResult, _args, table
-from dex_tasks.tools import trivy
+from dex_tasks.tools import oci, trivy
 
 if TYPE_CHECKING:
     import argparse
@@ -71,6 +74,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     ignore_unfixed = cfg.ignore_unfixed if args.ignore_unfixed is None else bool(args.ignore_unfixed)
     sarif: Path | None = None
     ignorefile: Path | None = None
+    digest: str | None = None
+    report_version = ""
+    note: str | None = "a report file is not bound to a digest: scan IMAGE@DIGEST to record a verdict"
 
     if args.report is not None:
         if args.image is not None:
@@ -88,6 +94,8 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         target = _resolve(ctx, args.sarif) if args.sarif is not None else ctx.config.root / cfg.sarif
         ignorefile = trivy.find_ignorefile(ctx.config.root)
         proc.require("trivy")  # exit 3 before anything else happens
+        # Before the scan: trivy then scans exactly the digest the verdict is recorded for.
+        scanned, digest, note = _bind(ctx, image)
         # ignore_cleanup_errors: on Windows a tool's child process that outlived a timeout can still hold a
         # file in here; the cleanup's PermissionError must not replace the task's own error.
         with tempfile.TemporaryDirectory(prefix="dex-trivy-", ignore_cleanup_errors=True) as tmp:
@@ -95,7 +103,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             with gha.group(f"trivy image {image}"):
                 proc.run(
                     trivy.image_argv(
-                        image,
+                        scanned,
                         output=report,
                         ignorefile=ignorefile,
                         ignore_unfixed=ignore_unfixed,
@@ -111,9 +119,13 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             except UsageError as exc:
                 # The file is gone with the temporary directory: say whose report it was.
                 raise UsageError(f"trivy's report for {image} cannot be read: {exc}") from None
+            report_version = _report_version(report)
             sarif = _convert(ctx, report, target)
 
     _print(ctx, verdict, image)
+    recorded = _record(ctx, verdict, digest, report_version) if digest is not None else None
+    if note:
+        ctx.out(f"scan verdict not recorded: {note}")
     _annotate(verdict)
     gha.summary(_summary(verdict, image))
     data = {
@@ -130,6 +142,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         "blocking": [f.as_dict() for f in verdict.blocking],
         "warnings": [f.as_dict() for f in verdict.warnings],
         "passed": verdict.passed,
+        "digest": digest,
+        "verdict": recorded,
+        "verdict_note": note,
     }
     if verdict.passed:
         return TaskResult(data=data)
@@ -139,6 +154,66 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         message=f"scan gate failed: {len(verdict.blocking)} {severities} finding(s) in {data['image']}",
         data=data,
     )
+
+
+def _bind(ctx: Context, image: str) -> tuple[str, str | None, str | None]:
+    """(what trivy scans, the digest the verdict is for, why no verdict is recorded).
+
+    A verdict is recorded for the configured image only (the one the scan gate reads), by digest:
+    ``IMAGE@sha256:...`` as given, or ``IMAGE:TAG`` resolved in the registry first.
+    """
+    cfg = ctx.config
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    repository, _, tag = name.rpartition(":") if ":" in last else (name, "", "")
+    if cfg.registry_check == "off":
+        return image, None, "registry-check is off"
+    if repository != cfg.image:
+        return image, None, f"{repository} is not the configured image ({cfg.image})"
+    if digest:
+        if not oci.DIGEST_RE.fullmatch(digest):
+            raise UsageError(f"invalid digest in {image!r}: expected sha256:<64 hex>")
+        return f"{repository}@{digest}", digest, None
+    with oci.Client() as client:
+        found = client.resolve(repository, tag or "latest")
+    if found is None:
+        return image, None, f"{image} is not in the registry (push it, then scan it to gate promotions on it)"
+    return f"{repository}@{found}", found, None
+
+
+def _report_version(report: Path) -> str:
+    """``Trivy.Version`` of a schema 2 report (trivy 0.56+ writes it; "dev" in source builds), else ""."""
+    try:
+        data = parse_json(report.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    found = data.get("Trivy") if isinstance(data, dict) else None
+    version = found.get("Version") if isinstance(found, dict) else None
+    return version if isinstance(version, str) else ""
+
+
+def _record(ctx: Context, verdict: Verdict, digest: str, report_version: str) -> str | None:
+    """Attach the verdict to ``<image>@<digest>`` in the registry; the artifact's digest (None: dry run)."""
+    image = ctx.config.image
+    result = proc.run(trivy.version_json_argv(), read_only=True, check=False, quiet=True, timeout=60)
+    version, db_updated = trivy.parse_version_json(result.stdout) if result.ok else ("", None)
+    recorded = verdicts.Verdict(
+        digest=digest,
+        passed=verdict.passed,
+        counts={severity: verdict.counts.get(severity, 0) for severity in SEVERITIES},
+        fail_on=verdict.fail_on,
+        trivy_version=(version or report_version)[:200],  # the binary that ran; the report as fallback
+        db_updated=db_updated,
+        scanned_at=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    state = "passed" if verdict.passed else "failed"
+    if ctx.dry_run:
+        ctx.out(f"would record the scan verdict ({state}) for {image}@{digest}")
+        return None
+    with oci.Client() as client:
+        artifact = verdicts.record(client, image, digest, recorded)
+    ctx.out(f"recorded the scan verdict ({state}) for {image}@{digest} as {artifact}")
+    return artifact
 
 
 def _resolve(ctx: Context, value: str) -> Path:

@@ -8,7 +8,11 @@ trivy's exit code (aquasecurity/trivy-action#281), so a non-zero exit always mea
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import TYPE_CHECKING
+
+from dex_tasks._untrusted import parse_json
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -56,3 +60,45 @@ def convert_argv(report: Path, *, sarif: Path) -> tuple[str, ...]:
 
 def version_argv() -> tuple[str, ...]:
     return ("trivy", "--version")
+
+
+def version_json_argv() -> tuple[str, ...]:
+    """``trivy version --format json``: ``{"Version": ..., "VulnerabilityDB": {"UpdatedAt": ...}}``.
+
+    ``VulnerabilityDB`` is absent before the first DB download (trivy's ``pkg/version``).
+    """
+    return ("trivy", "version", "--format", "json")
+
+
+_FRACTION_RE = re.compile(r"(\.\d{6})\d+")
+
+
+def iso_instant(value: object) -> str | None:
+    """trivy's Go time (``2024-12-10T06:17:39.436492262Z``) as ISO 8601 Python reads; None if not one.
+
+    Go prints up to 9 fractional digits; ``datetime.fromisoformat`` takes at most 6.
+    """
+    if not isinstance(value, str) or not value or len(value) > 64:
+        return None
+    text = _FRACTION_RE.sub(r"\1", value)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_version_json(text: str) -> tuple[str, str | None]:
+    """(trivy's version, its vulnerability DB's UpdatedAt as ISO 8601 or None); ("", None) if unreadable."""
+    try:
+        data = parse_json(text)
+    except ValueError:
+        return "", None
+    if not isinstance(data, dict):
+        return "", None
+    version = data.get("Version")
+    db = data.get("VulnerabilityDB")
+    updated = iso_instant(db.get("UpdatedAt")) if isinstance(db, dict) else None
+    return (version if isinstance(version, str) else ""), updated

@@ -123,12 +123,21 @@ def _resource_list(group_version: str) -> dict[str, Any]:
     }
 
 
-def image_id(image: str) -> str:
-    """What a kubelet reports as imageID: ``<repo>@sha256:<digest>`` (here derived from the image)."""
-    repo = image.split("@", maxsplit=1)[0]
+def image_id(image: str, pulled: dict[str, str] | None = None) -> str:
+    """What a kubelet reports as imageID: ``<repo>@sha256:<digest>`` of the manifest it pulled.
+
+    A reference pinned by digest (``repo:tag@sha256:x``, what kustomize renders for ``digest:``)
+    pulls exactly that digest. For a tag, the digest the registry served at pull time: ``pulled``
+    (tag reference -> digest, :meth:`FakeKube.pulled`), else one derived from the reference.
+    """
+    repo, _, pinned = image.partition("@")
     last = repo.rsplit("/", 1)[-1]
     if ":" in last:
         repo = repo.rsplit(":", 1)[0]
+    if pinned:
+        return f"{repo}@{pinned}"
+    if pulled and image in pulled:
+        return f"{repo}@{pulled[image]}"
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
@@ -192,6 +201,8 @@ class FakeKube:
         self.backends: dict[str, int] = {}  # namespace -> 127.0.0.1 port that its pods "listen" on
         self.forbidden: set[str] = set()  # namespaces where RBAC denies everything (403)
         self.held_namespaces: set[str] = set()  # deleted namespaces that stay Terminating
+        # image reference -> the digest the "registry" served when pods pulled it (imageID)
+        self.pulled: dict[str, str] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -435,7 +446,7 @@ class FakeKube:
                             {
                                 "name": c["name"],
                                 "image": c["image"],
-                                "imageID": image_id(c["image"]),
+                                "imageID": image_id(c["image"], self.pulled),
                                 "ready": True,
                                 "started": True,
                                 "restartCount": 0,

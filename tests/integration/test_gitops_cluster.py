@@ -29,7 +29,9 @@ def test_promote_refused_when_from_runs_something_else_live(
 ) -> None:
     asked: list[tuple[str, str, bool]] = []
 
-    def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> cluster.LiveCheck:
+    def check_live(
+        cfg: Config, env: str, tag: str, *, required: bool, digest: str | None
+    ) -> cluster.LiveCheck:
         asked.append((env, tag, required))
         return _live(ok=False, detail=f"stage runs ghcr.io/data-literate/dex:{repo.tags[2]}")
 
@@ -48,7 +50,9 @@ def test_promote_auto_verify_not_required_and_ok(
 ) -> None:
     asked: list[bool] = []
 
-    def check_live(cfg: Config, env: str, tag: str, *, required: bool) -> cluster.LiveCheck:
+    def check_live(
+        cfg: Config, env: str, tag: str, *, required: bool, digest: str | None
+    ) -> cluster.LiveCheck:
         asked.append(required)
         return _live(ok=True, detail="rollout complete")
 

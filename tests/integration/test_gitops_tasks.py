@@ -69,6 +69,7 @@ def test_bump_dev_pushes_a_branch_and_leaves_the_user_alone(repo: GitOpsRepo, ru
     trailers = _trailers(repo.message(branch))
     assert trailers == {
         "Dex-Action": ["bump"], "Dex-Env": ["dev"], "Dex-Tag": [t4], "Dex-Previous-Tag": [repo.tags[3]],
+        "Dex-Registry-Check": ["off"],  # the fixture's tags are in no registry (gitops_fixtures.PYPROJECT)
     }  # fmt: skip
     # The diff is exactly the one line.
     diff = git("diff", "--unified=0", f"{branch}^", branch, cwd=repo.origin)
@@ -394,7 +395,7 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("history", "stage", cwd=repo.clone)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"]
+    assert lines[0].split() == ["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"]
     assert lines[2].startswith(repo.tags[1])
     assert "rollback" in lines[2]
     result = run_cli("history", "stage", "--limit", "3", "--json", cwd=repo.clone)
@@ -405,7 +406,8 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert isinstance(entries, list)
     assert [e["tag"] for e in entries] == [repo.tags[1], repo.tags[2], repo.tags[1]]
     assert [e["action"] for e in entries] == ["rollback", "bump", "bump"]
-    assert set(entries[0]) == {"tag", "commit", "date", "author", "subject", "action"}
+    assert set(entries[0]) == {"tag", "commit", "date", "author", "subject", "action", "digest"}
+    assert entries[0]["digest"] is None  # no Dex-Digest trailer, no pinned digest in the file
     full = _json(run_cli("history", "stage", "--json", cwd=repo.clone).out)["entries"]
     assert isinstance(full, list)
     assert full[-1]["action"] == "manual"

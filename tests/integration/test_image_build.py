@@ -45,6 +45,22 @@ def make_project(root: Path, *, image: str = IMAGE, extra_toml: str = "") -> str
     return git("rev-parse", "HEAD", cwd=root)
 
 
+@pytest.fixture(autouse=True)
+def ghcr_has_no_such_tag(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ghcr.io is not reachable from the tests: its registry, as ``--push`` asks it first, has no tag yet.
+
+    Images in the local test registry (the docker tests) are asked for real.
+    """
+    real = image_build.registry_digests
+
+    def registry_digests(image: str, tags: tuple[str, ...]) -> dict[str, str | None]:
+        if image == IMAGE:
+            return {tag: None for tag in tags if tag.startswith("sha-")}
+        return real(image, tags)
+
+    monkeypatch.setattr(image_build, "registry_digests", registry_digests)
+
+
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     monkeypatch.setenv("DEX_DOCKER_BUILDX", "0")  # the same argv on every machine; buildx has its own tests
@@ -178,7 +194,9 @@ def test_tags_under_github_events(
     assert "dry-run: not run" in result.err
     # Step outputs for the next steps of the job.
     outputs = dict(line.split("=", 1) for line in output.read_text(encoding="utf-8").splitlines())
-    assert outputs == {"image": IMAGE, "tags": ",".join(expected), "sha": data["sha"], "digest": ""}
+    assert outputs == {
+        "image": IMAGE, "tags": ",".join(expected), "sha": data["sha"], "digest": "", "reused": "false",
+    }  # fmt: skip
 
 
 def test_local_clean_repository_uses_head(run_cli: CliRunner, project: tuple[Path, str]) -> None:
@@ -432,8 +450,36 @@ def test_real_push_reports_the_registry_digest(
         assert oci.manifest_digest(image, tag) == digest
     assert not oci.tag_exists(image, "sha-00000000")
     outputs = dict(line.split("=", 1) for line in output.read_text(encoding="utf-8").splitlines())
-    assert outputs == {"image": image, "tags": f"{sha},pr-77", "sha": sha, "digest": digest}
+    assert outputs == {
+        "image": image,
+        "tags": f"{sha},pr-77",
+        "sha": sha,
+        "digest": digest,
+        "reused": "false",
+    }
     assert digest in summary.read_text(encoding="utf-8")
+
+    # Again (a re-run of the CD job): the sha tag is never moved; its digest is reported, pr-N moves.
+    output.write_text("", encoding="utf-8")
+    again = run_cli("image-build", "--push", "--json", "--tag", "pr-78", cwd=root)
+    assert again.code == 0, again.err
+    reused = json.loads(again.out)
+    assert reused["reused"] is True
+    assert reused["digest"] == digest
+    assert "$ docker build" not in again.err
+    assert "$ docker push" not in again.err
+    assert f"{image}:{sha} is in the registry at {digest}: not moved" in again.err
+    for tag in (sha, "pr-78"):
+        assert docker_fixtures.registry_digest(services.registry, "data-literate/dex", tag) == digest
+    outputs = dict(line.split("=", 1) for line in output.read_text(encoding="utf-8").splitlines())
+    assert outputs["reused"] == "true"
+    assert outputs["digest"] == digest
+
+    # --rebuild builds and pushes the tag again, as asked.
+    rebuilt = run_cli("image-build", "--push", "--json", "--rebuild", cwd=root)
+    assert rebuilt.code == 0, rebuilt.err
+    assert json.loads(rebuilt.out)["reused"] is False
+    assert "$ docker" in rebuilt.err
 
 
 @pytest.mark.docker
@@ -450,7 +496,12 @@ def test_push_to_an_unreachable_registry_is_exit_4(
     image = f"127.0.0.1:{free_port()}/data-literate/dex"
     root = tmp_path / "app"
     make_project(root, image=image)
-    result = run_cli("image-build", "--push", cwd=root)
+    # The sha tag cannot be looked up: exit 4 before anything is built (it might exist already).
+    asked = run_cli("image-build", "--push", cwd=root)
+    assert asked.code == 4, asked.err
+    assert "never moves an existing sha- tag (--rebuild pushes without asking)" in asked.err
+    assert "$ docker" not in asked.err
+    result = run_cli("image-build", "--push", "--rebuild", cwd=root)
     assert result.code == 4, result.err
     assert result.err.count("$ docker push") == image_build.PUSH_ATTEMPTS
     assert "failed after 3 attempts" in result.err

@@ -57,7 +57,10 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Env:
     project = tmp_path / "project"
     project.mkdir()
     (project / "pyproject.toml").write_text(
-        '[project]\nname = "app"\n\n[tool.dex]\nimage = "registry.example/team/app"\n', encoding="utf-8"
+        # registry.example is not reachable: recording verdicts is tested in test_e2e_registry.py.
+        '[project]\nname = "app"\n\n[tool.dex]\nimage = "registry.example/team/app"\n'
+        'registry-check = "off"\n',
+        encoding="utf-8",
     )
     log = tmp_path / "trivy-calls.jsonl"
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -312,3 +312,40 @@ def test_env_titles_are_validated(tmp_path: Path, toml: str, message: str) -> No
 
 def test_service_port_defaults_to_the_runbook_s_8000(tmp_path: Path) -> None:
     assert config.load(tmp_path).cluster.service_port == 8000
+
+
+# -- contract v2: the registry keys ----------------------------------------------------------------
+def test_registry_keys_default_and_read(tmp_path: Path) -> None:
+    cfg = config.load(tmp_path)
+    assert (cfg.registry_check, cfg.pin_digest, cfg.scan.required_for) == ("require", (), ("prod",))
+    _project(
+        tmp_path / "p",
+        '[tool.dex]\nregistry-check = "off"\npin-digest = ["prod"]\n'
+        '[tool.dex.scan]\nrequired-for = ["stage"]\n',
+    )
+    cfg = config.load(tmp_path / "p")
+    assert (cfg.registry_check, cfg.pin_digest, cfg.scan.required_for) == ("off", ("prod",), ("stage",))
+
+
+def test_required_for_default_applies_only_to_an_existing_prod(tmp_path: Path) -> None:
+    _project(tmp_path, '[tool.dex]\nenvironments = ["dev", "live"]\n')
+    assert config.load(tmp_path).scan.required_for == ()
+
+
+@pytest.mark.parametrize(
+    ("dex", "message"),
+    [
+        ('[tool.dex]\nregistry-check = "of"\n', "did you mean 'off'"),
+        ('[tool.dex]\nregistry-check = "required"\n', "did you mean 'require'"),
+        (
+            '[tool.dex]\npin-digest = ["prd"]\n',
+            "tool.dex.pin-digest: 'prd' is not in environments; did you mean 'prod'",
+        ),
+        ('[tool.dex.scan]\nrequired-for = ["stag"]\n', "tool.dex.scan.required-for: 'stag'"),
+        ("[tool.dex]\npin-digest = true\n", "expected a list of strings"),
+    ],
+)
+def test_registry_keys_are_validated(tmp_path: Path, dex: str, message: str) -> None:
+    _project(tmp_path, dex)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        config.load(tmp_path)

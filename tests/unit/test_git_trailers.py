@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dex_tasks.gitops import workflow
+from dex_tasks.gitops import history, workflow
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -15,6 +15,7 @@ def _change(**kwargs: object) -> workflow.Change:
     base: dict[str, object] = {
         "action": "bump", "envs": ("dev",), "tag": "sha-1a2b3c4d", "base": "dev",
         "branch": "dex/bump-dev-sha-1a2b3c4d", "subject": "chore: update dev image to sha-1a2b3c4d",
+        "registry_check": "passed",
     }  # fmt: skip
     base.update(kwargs)
     return workflow.Change(**base)  # type: ignore[arg-type]
@@ -28,12 +29,38 @@ def test_parse_trailers() -> None:
     assert "signed-off-by" in trailers
 
 
+DIGEST_A = "sha256:" + "a" * 64
+DIGEST_B = "sha256:" + "b" * 64
+
+
 def test_message_single_env() -> None:
-    msg = workflow.message(_change(), {"dev": "sha-00000000"})
+    msg = workflow.message(_change(digests={"dev": DIGEST_A}), {"dev": "sha-00000000"})
     assert msg == (
         "chore: update dev image to sha-1a2b3c4d\n\n"
         "Dex-Action: bump\nDex-Env: dev\nDex-Tag: sha-1a2b3c4d\nDex-Previous-Tag: sha-00000000\n"
+        f"Dex-Digest: {DIGEST_A}\n"
     )
+
+
+def test_message_registry_check_off_has_no_digest() -> None:
+    msg = workflow.message(_change(registry_check="off", digests={"dev": None}), {"dev": None})
+    lines = msg.rstrip("\n").split("\n\n")[-1].splitlines()
+    assert lines[-1] == "Dex-Registry-Check: off"
+    assert not [line for line in lines if line.startswith("Dex-Digest")]
+
+
+def test_digest_trailers_follow_the_env_order_and_history_reads_them() -> None:
+    change = _change(envs=("stage", "prod"), digests={"prod": DIGEST_B, "stage": DIGEST_A})
+    trailers = workflow.trailers(change, {})
+    assert [t for t in trailers if t.startswith(("Dex-Env", "Dex-Digest"))] == [
+        "Dex-Env: stage", "Dex-Env: prod", f"Dex-Digest: {DIGEST_A}", f"Dex-Digest: {DIGEST_B}",
+    ]  # fmt: skip
+    commit = git.Commit(
+        sha="c", date="d", author="a", subject="s", trailers=git.parse_trailers("\n".join(trailers))
+    )
+    assert history.digest_for(commit, "prod") == DIGEST_B
+    assert history.digest_for(commit, "stage") == DIGEST_A
+    assert history.digest_for(commit, None) is None  # two digests, no env: not guessed
 
 
 def test_message_several_envs_forced_promote() -> None:
@@ -67,6 +94,8 @@ def test_outcome_json_fields() -> None:
         assert key in data
     assert data["env"] == "dev"
     assert data["previous_tag"] == "p"
+    assert data["digests"] == {"dev": None}
+    assert data["registry_check"] == "off"
     several = workflow.Outcome(
         changed=True, envs=("stage", "prod"), tag="t", previous_tags={"stage": "a", "prod": "b"}, base="main"
     )

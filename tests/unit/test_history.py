@@ -64,7 +64,8 @@ def test_was_deployed() -> None:
 
 
 def test_as_json_has_the_contract_fields() -> None:
-    assert set(_d("sha-1111111", None).as_json()) == {"tag", "commit", "date", "author", "subject", "action"}
+    contract = {"tag", "commit", "date", "author", "subject", "action", "digest"}  # digest: contract v2
+    assert set(_d("sha-1111111", None).as_json()) == contract
 
 
 def test_an_oversized_old_version_is_skipped_like_a_broken_one(tmp_path: Path) -> None:

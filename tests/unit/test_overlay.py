@@ -618,3 +618,53 @@ def test_deep_nesting_is_invalid_yaml_not_a_crash(nesting: str) -> None:
     text = f"images:\n  - name: data-literate/dex\n    newTag: sha-1a2b3c4d\nx: {nesting}\n"
     with pytest.raises(UsageError, match="invalid YAML"):
         read_tag(text, "data-literate/dex")
+
+
+# -- pin-digest: set_digest ---------------------------------------------------------------------------
+DIGEST = "sha256:" + "a" * 64
+DIGEST2 = "sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_set_digest_inserts_under_the_entry_with_its_indentation(eol: str) -> None:
+    text = f"images:{eol}- name: {IMAGE}{eol}  newTag: {OLD} # CD{eol}# after{eol}"
+    edit = overlay.set_digest(text, IMAGE, DIGEST)
+    assert (
+        edit.new_text
+        == f"images:{eol}- name: {IMAGE}{eol}  newTag: {OLD} # CD{eol}  digest: {DIGEST}{eol}# after{eol}"
+    )
+    assert edit.previous_digest is None
+    assert overlay.read_digest(edit.new_text, IMAGE) == DIGEST
+    assert read_tag(edit.new_text, IMAGE) == OLD  # the tag stays readable
+
+
+def test_set_digest_replaces_only_the_value() -> None:
+    text = f"images:\n  - name: {IMAGE}\n    newTag: {OLD}\n    digest: '{DIGEST}'  # pinned\n"
+    edit = overlay.set_digest(text, IMAGE, DIGEST2)
+    assert edit.new_text == text.replace(DIGEST, DIGEST2)
+    assert edit.previous_digest == DIGEST
+    assert changed_lines(edit) == (
+        [f"-    digest: '{DIGEST}'  # pinned"],
+        [f"+    digest: '{DIGEST2}'  # pinned"],
+    )
+
+
+def test_pinned_set_tag_keeps_the_digest_and_unpinned_refuses() -> None:
+    text = f"images:\n  - name: {IMAGE}\n    newTag: {OLD}\n    digest: {DIGEST}\n"
+    assert set_tag(text, IMAGE, NEW, pinned=True).new_text == text.replace(OLD, NEW)
+    with pytest.raises(UsageError, match="pin-digest"):
+        set_tag(text, IMAGE, NEW)
+
+
+@pytest.mark.parametrize(
+    ("text", "digest", "message"),
+    [
+        (f"images:\n  - name: {IMAGE}\n    newTag: {OLD}\n", "sha256:xyz", "invalid digest"),
+        (f"images:\n  - name: {IMAGE}\n", DIGEST, "no `images` entry with `newTag`"),
+        (f"images:\n  - {{name: {IMAGE}, newTag: {OLD}}}\n", DIGEST, "flow mapping"),
+        (f"images:\n  - name: {IMAGE}\n    newTag: {OLD}\n    digest: [x]\n", DIGEST, "not a scalar"),
+    ],
+)
+def test_set_digest_refuses(text: str, digest: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        overlay.set_digest(text, IMAGE, digest)
