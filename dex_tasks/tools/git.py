@@ -379,7 +379,7 @@ def message_body(root: Path, sha: str) -> str:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PushResult:
     ok: bool
-    stale: bool  # rejected because the remote moved on (fetch first / non-fast-forward / stale lease)
+    stale: bool  # rejected because the remote ref moved on (see _MOVED: a race, lost on either side)
     transient: bool  # the connection failed; the same push may well succeed a moment later
     detail: str
 
@@ -404,7 +404,7 @@ def push(
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
-    stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
+    stale = any(marker in text.lower() for marker in _MOVED)
     transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(
         ok=False, stale=stale, transient=transient, detail=_push_detail(text, result.returncode)
@@ -424,6 +424,28 @@ def _push_detail(text: str, returncode: int) -> str:
             return line
     return lines[-1] if lines else f"git push exited with {returncode}"
 
+
+# The remote branch moved under us. Client side (git's transport.c, the porcelain reason):
+# "fetch first" / "non-fast-forward" when the advertisement already showed the new tip, "stale
+# info" for a --force-with-lease that no longer holds. Server side, when a concurrent push won
+# between the advertisement and the ref lock: receive-pack.c update() reports "failed to update
+# ref" (older servers: "failed to lock"), with the backend's reason from refs/files-backend.c
+# lock_raw_ref() / refs/reftable-backend.c: "cannot lock ref '<ref>': is at X but expected Y",
+# "... reference already exists" (a branch we create appeared), "... reference is missing but
+# expected X", or "Unable to create '<ref>.lock': File exists" (the other push still holds the
+# lock). GitHub words the same compare-and-swap failure "incorrect old value provided".
+_MOVED = (
+    "(fetch first)",
+    "(non-fast-forward)",
+    "(stale info)",
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock ref",
+    "but expected",
+    "reference already exists",
+    "incorrect old value",
+    ".lock': file exists",
+)
 
 # Network failures worth another try (git's own wording, over https and ssh).
 _TRANSIENT = (
