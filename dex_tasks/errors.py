@@ -53,6 +53,11 @@ class MalformedReportError(UsageError):
     """The file is not a trivy JSON report we understand (exit 2, naming the file)."""
 
 
+class UnsafePathError(UsageError):
+    """A path a task would read or write leads outside the repository: a symbolic link (or a
+    submodule) on the way, an absolute path, or ``..``. Refused before anything is written."""
+
+
 class ForeignHostError(UsageError):
     """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
 

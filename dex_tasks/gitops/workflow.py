@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from dex_tasks import gha, proc
 from dex_tasks.errors import DexError, ForeignHostError, RemoteError, UsageError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay, paths
 from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
@@ -303,13 +303,18 @@ class _Tree:
     def read(self, path: str, *, planned_rev: str | None = None) -> str | None:
         """``path``'s text; ``planned_rev``: in a dry run, the commit whose content the real
         worktree would hold at this step (after a ``git revert``: the reverted commit's parent)."""
+        rev = planned_rev or self.base_sha
+        # The tree first, in both runs, so a dry run refuses a symbolic link with the same words.
+        paths.check_tree(self.root, rev, path, where=f"commit {rev[:12]}")
         if self.planned:
             # `git show` decodes with "replace" too: _edits refuses the result the same way.
-            return git.show(self.root, planned_rev or self.base_sha, path)
+            return git.show(self.root, rev, path)
+        paths.check_disk(self.wt, path)
         return _read(self.wt / path)
 
     def write(self, path: str, text: str) -> None:
         if not self.planned:
+            paths.check_disk(self.wt, path)  # never through a link: the edit stays in the worktree
             (self.wt / path).write_bytes(text.encode("utf-8"))  # bytes: keep CRLF as it was
 
 

@@ -115,6 +115,24 @@ def show(root: Path, rev: str, path: str) -> str | None:
     return result.stdout if result.ok else None
 
 
+def tree_modes(root: Path, rev: str, paths: Sequence[str]) -> dict[str, str]:
+    """The git mode of each of ``paths`` (posix, from the top) that is an entry of ``rev``'s tree.
+
+    ``120000`` is a symbolic link, ``160000`` a submodule, ``040000`` a directory. A path whose
+    parent is not a directory at ``rev`` has no entry. ``-t`` lists the directories on the way
+    without listing what else they hold; literal pathspecs, so ``*`` in a name is only a name.
+    """
+    if not paths:
+        return {}
+    out = _query(root, "--literal-pathspecs", "ls-tree", "-t", "-z", "--full-tree", rev, "--", *paths).stdout
+    modes: dict[str, str] = {}
+    for record in out.split("\0"):
+        info, _, name = record.partition("\t")
+        if name:
+            modes[name] = info.split(" ", 1)[0]
+    return modes
+
+
 def tracking(branch: str) -> str:
     return f"refs/remotes/{REMOTE}/{branch}"
 
