@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dex_tasks import cluster
-from dex_tasks.errors import UsageError
+from dex_tasks.errors import AlreadyRolledBackError, UsageError
 from dex_tasks.gitops import history, state, tags, workflow
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tools import git
@@ -61,6 +61,7 @@ def rollback(
     emergency: bool = False,
     sync: bool = False,
     revert: bool = False,
+    again: bool = False,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
 
@@ -76,7 +77,7 @@ def rollback(
     base = cfg.branch_for(env)
     base_sha = git.fetch(repo.root, base, unshallow=True)
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
-    tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert)
+    tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert, again=again)
     if sync:
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
         cluster.check_sync_ready(cfg, env)
@@ -123,7 +124,7 @@ def rollback(
 
 
 def _choose(
-    ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool
+    ctx: Context, repo: Repo, env: str, tag: str | None, *, current: str | None, revert: bool, again: bool
 ) -> tuple[str, str | None]:
     """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
 
@@ -139,13 +140,8 @@ def _choose(
             raise UsageError(
                 f"the last overlay commit {last.commit[:12]} is a merge: use rollback {env} TAG instead"
             )
-        others = [p for p in git.changed_paths(repo.root, last.commit) if p != path]
-        if others:
-            # git revert would undo those too (e.g. the other env of a stage+prod bump).
-            raise UsageError(
-                f"the last overlay commit {last.commit[:12]} also changes {', '.join(others)}: "
-                f"use rollback {env} {last.previous_tag or 'TAG'} instead of --revert"
-            )
+        # A commit that also changed other files (CD's stage/prod commit): workflow reverts only
+        # this env's file, and only while it still holds what that commit wrote.
         if last.previous_tag is None:
             raise UsageError(
                 f"{path} on {base}: the last overlay commit {last.commit[:12]} has nothing before it"
@@ -159,6 +155,12 @@ def _choose(
             )
         return last.previous_tag, last.commit
     if tag is None:
+        newest = git.log(repo.root, git.tracking(base), path, limit=1)
+        # The newest commit of the file, not of its tag changes: a later hand edit means a person
+        # looked at it since; a re-run job finds its own rollback on top.
+        top = entries[0] if entries and newest and entries[0].commit == newest[0].sha else None
+        if top is not None and top.action == history.ROLLBACK and not again:
+            _refuse_second_rollback(env, top, current=current, base=base)
         found = history.last_known_good(entries, current)
         if found is None:
             raise UsageError(
@@ -173,6 +175,20 @@ def _choose(
         # Asked for by name, so allowed; but the last-known-good rule would never pick it.
         ctx.warn(f"{tag} was rolled back from before in {env} (known bad); rolling back to it as asked")
     return tag, None
+
+
+def _refuse_second_rollback(env: str, last: history.Deployment, *, current: str | None, base: str) -> None:
+    """A re-run rollback job must not go a second tag back: the newest overlay commit already is one."""
+    refused = workflow.Outcome(
+        changed=False, envs=(env,), tag=current or last.tag, previous_tags={env: current}, base=base
+    )
+    data = {**refused.as_json(), "emergency": False, "revert": None, "rolled_back_by": last.commit}
+    raise AlreadyRolledBackError(
+        f"{env} was already rolled back: its newest overlay commit {last.commit[:12]} is a rollback to "
+        f"{last.tag} (from {last.rolled_back_from or 'none'}); rolling back again without TAG would go "
+        f"one more tag back: pass --again to do that, or name the tag: rollback {env} TAG",
+        data=data,
+    )
 
 
 def _emergency(ctx: Context, env: str, tag: str) -> None:

@@ -280,10 +280,10 @@ def parents(root: Path, sha: str) -> list[str]:
     return _query(root, "rev-list", "--parents", "-n", "1", sha).stdout.split()[1:]
 
 
-def diff_commit(root: Path, commit: str, *, reverse: bool = False) -> str:
-    """The patch a commit makes (``reverse``: the patch that undoes it)."""
+def diff_commit(root: Path, commit: str, *, reverse: bool = False, path: str | None = None) -> str:
+    """The patch a commit makes (``reverse``: the patch that undoes it; ``path``: of that file only)."""
     args = ["diff", f"{commit}^", commit] if not reverse else ["diff", commit, f"{commit}^"]
-    return _query(root, *args).stdout
+    return _query(root, *args, *(("--", path) if path is not None else ())).stdout
 
 
 # -- writing ---------------------------------------------------------------------------------
