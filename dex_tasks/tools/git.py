@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,6 +98,63 @@ def require_remote(root: Path, remote: str = REMOTE) -> str:
     return url
 
 
+# A password in origin's URL (https://user:TOKEN@host/org/repo.git) would reach every process git
+# starts for the transport: git-remote-https gets the URL in its argv, which any local user can
+# read in /proc/<pid>/cmdline or `ps`. So network commands name the URL without its userinfo and
+# git gets the credential from a helper that reads it from our environment (GIT_CONFIG_COUNT, git
+# 2.31+, keeps the helper out of argv too; the helper's own argv holds only the variable names).
+# https://git-scm.com/docs/gitcredentials#_custom_helpers
+CREDENTIAL_USER_ENV = "DEX_GIT_USERNAME"
+CREDENTIAL_PASSWORD_ENV = "DEX_GIT_PASSWORD"  # noqa: S105 - the variable's name, not a password
+_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    f'printf "username=%s\\npassword=%s\\n" "${CREDENTIAL_USER_ENV}" "${CREDENTIAL_PASSWORD_ENV}"; }}; f'
+)
+# Tokens GitHub and GitLab accept as the user name alone (https://TOKEN@github.com/...).
+_TOKEN_USER_RE = re.compile(r"^(gh[pousr]_|github_pat_|glpat-)")
+
+
+def network_remote(root: Path, *, push: bool = False) -> tuple[str, dict[str, str | None]]:
+    """How to name origin on a fetch/push/ls-remote, and the environment to run it with.
+
+    ``origin`` and no extra environment, unless its http(s) URL carries a password (or a token as
+    the user name): then the URL without userinfo, and a credential helper fed from the environment.
+    """
+    args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
+    result = _query(root, *args, check=False)
+    url = result.stdout.strip() if result.ok else ""
+    split = urllib.parse.urlsplit(url)
+    if split.scheme.lower() not in {"http", "https"} or "@" not in split.netloc:
+        return REMOTE, {}
+    userinfo, _, host = split.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    user, password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+    if not (has_password and password) and not _TOKEN_USER_RE.match(user):
+        return REMOTE, {}  # a user name only: the user's own credential helpers answer for it
+    redact.register_secret(password or user)
+    clean = urllib.parse.urlunsplit((split.scheme, host, split.path, split.query, split.fragment))
+    count = _config_count()
+    env: dict[str, str | None] = {
+        "GIT_CONFIG_COUNT": str(count + 2),
+        # An empty value first: no configured helper is asked, nor told to store the token.
+        f"GIT_CONFIG_KEY_{count}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count}": "",
+        f"GIT_CONFIG_KEY_{count + 1}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count + 1}": _HELPER,
+        CREDENTIAL_USER_ENV: user,
+        CREDENTIAL_PASSWORD_ENV: password,
+    }
+    return clean, env
+
+
+def _config_count() -> int:
+    """Entries the caller already passes through GIT_CONFIG_COUNT: ours go after them."""
+    try:
+        return max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        return 0
+
+
 def is_shallow(root: Path) -> bool:
     return _query(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
 
@@ -151,9 +209,10 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     if unshallow and is_shallow(root):
         # actions/checkout clones with --depth 1; the overlay's history needs the rest.
         args.append("--unshallow")
-    args += [REMOTE, f"+refs/heads/{branch}:{tracking(branch)}"]
+    remote, env = network_remote(root)
+    args += [remote, f"+refs/heads/{branch}:{tracking(branch)}"]
     for attempt in range(1, FETCH_ATTEMPTS + 1):
-        result = git(*args, cwd=root, read_only=True, check=False)
+        result = git(*args, cwd=root, read_only=True, check=False, env=env)
         if result.ok:
             break
         text = redact.redact(result.stderr.strip() or result.stdout.strip())
@@ -184,7 +243,9 @@ def _fetch_detail(text: str, returncode: int) -> str:
 
 def remote_branch_sha(root: Path, branch: str) -> str | None:
     """The commit ``branch`` points at on origin right now, or None when it does not exist."""
-    result = _query(root, "ls-remote", "--heads", REMOTE, f"refs/heads/{branch}", check=False)
+    remote, env = network_remote(root)
+    result = git("ls-remote", "--heads", remote, f"refs/heads/{branch}", cwd=root, read_only=True,
+                 check=False, quiet=True, env=env)  # fmt: skip
     if not result.ok:
         raise RemoteError(f"cannot list branches of {REMOTE}: {redact.redact(result.stderr.strip())}")
     for line in result.stdout.splitlines():
@@ -197,7 +258,8 @@ def remote_branch_sha(root: Path, branch: str) -> str | None:
 def fetch_commit(root: Path, sha: str) -> None:
     """Make ``sha`` (a tip seen by ls-remote) available locally, without creating any ref."""
     if rev_parse(root, sha) is None:
-        git("fetch", "--no-tags", "--quiet", REMOTE, sha, cwd=root, read_only=True)
+        remote, env = network_remote(root)
+        git("fetch", "--no-tags", "--quiet", remote, sha, cwd=root, read_only=True, env=env)
 
 
 def check_ref_name(branch: str) -> str:
@@ -417,8 +479,9 @@ def push(
         args.append(f"--force-with-lease={ref}:{lease}")
     elif new_branch:
         args.append(f"--force-with-lease={ref}:")
-    args += [REMOTE, f"{src}:{ref}"]
-    result = git(*args, cwd=wt, check=False)
+    remote, env = network_remote(wt, push=True)
+    args += [remote, f"{src}:{ref}"]
+    result = git(*args, cwd=wt, check=False, env=env)
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
