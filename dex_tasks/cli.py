@@ -228,7 +228,8 @@ def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_ru
     sys.stderr.write(f"{_prefix(task_name)}: error: {message}\n")
     gha.annotation("error", message.splitlines()[0] if message else "failed", title=_prefix(task_name))
     if as_json:
-        _emit_json({"task": task_name, "dry_run": dry_run, "exit_code": err.exit_code, "error": message})
+        payload = {"task": task_name, "dry_run": dry_run, **(err.data or {})}
+        _emit_json({**payload, "exit_code": err.exit_code, "error": message})
     return err.exit_code
 
 

@@ -13,7 +13,7 @@ import tomllib
 import types
 import typing
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from dex_tasks._untrusted import control_character
@@ -364,6 +364,8 @@ def load(start: Path | None = None) -> Config:
         # the file never set.
         environments = typing.cast("tuple[str, ...]", kwargs["environments"])
         kwargs["branches"] = {env: branch for env, branch in DEFAULT_BRANCHES.items() if env in environments}
+    if "overlays" in kwargs:
+        kwargs["overlays"] = _inside_path(str(kwargs["overlays"]), f"{path}: tool.dex.overlays")
     config = Config(
         **kwargs,  # type: ignore[arg-type]
         root=path.parent,
@@ -392,6 +394,26 @@ def _validate_env_tables(config: Config, file_label: str) -> None:
                 )
             if not value.strip():
                 raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
+
+
+def _inside_path(value: str, where: str) -> str:
+    """A path that stays inside the project, in git's spelling (``/``), the same on every OS.
+
+    The overlays are written: an absolute path or one that climbs out with ``..`` would make
+    bump-overlay rewrite files outside the repository. ``\\`` is a separator too (a Windows user's
+    ``infra\\argocd\\overlays``), so ``..\\..`` and ``C:\\x`` are caught on every OS alike.
+    """
+    posix = value.replace("\\", "/")
+    windows = PureWindowsPath(value)
+    if posix.startswith("/") or windows.drive or windows.root or _DRIVE_RE.match(posix):
+        raise ConfigError(f"{where}: {value!r} is an absolute path; use a path relative to the project")
+    parts = [part for part in posix.split("/") if part not in {"", "."}]
+    if ".." in parts:
+        raise ConfigError(f"{where}: {value!r} climbs out with '..'; use a path inside the project")
+    return "/".join(parts) or "."
+
+
+_DRIVE_RE = re.compile(r"^[A-Za-z]:")  # "C:x" is drive-relative on Windows: not inside the project
 
 
 def _validate(config: Config, file_label: str) -> None:

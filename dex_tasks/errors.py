@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -26,6 +26,9 @@ class DexError(Exception):
     """Base of every error dex-tasks raises on purpose; ``str()`` is the one line users see."""
 
     exit_code: int = EXIT_CHECK_FAILED
+    #: Fields for the ``--json`` object beside ``error`` and ``exit_code`` (e.g. the GitOps keys
+    #: of a refused change, so a caller reads one shape whether it was refused or done).
+    data: Mapping[str, object] | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -59,12 +62,29 @@ class GitRemoteConfigError(UsageError):
     credentials. Retrying cannot help (exit 2)."""
 
 
+class UnsafePathError(UsageError):
+    """A path a task would read or write leads outside the repository: a symbolic link (or a
+    submodule) on the way, an absolute path, or ``..``. Refused before anything is written."""
+
+
 class ForeignHostError(UsageError):
     """The origin is not on github.com and GITHUB_API_URL does not say where its API is."""
 
     def __init__(self, message: str, *, host: str) -> None:
         super().__init__(message)
         self.host = host
+
+
+# -- 1: a check said no ----------------------------------------------------------------------------
+
+
+class AlreadyRolledBackError(DexError):
+    """``rollback ENV`` without TAG when ENV's newest overlay commit is already a rollback: a re-run
+    job would go one more tag back. ``--again`` means it; ``rollback ENV TAG`` is idempotent."""
+
+    def __init__(self, message: str, *, data: Mapping[str, object]) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 # -- 3: a tool is missing ------------------------------------------------------------------------

@@ -12,7 +12,8 @@
   env     deployments, oldest first                        current
   ======  ==============================================  ==========
   dev     T0 (manual), T1, T2, T3 (bumps)                  T3
-  stage   T0 (manual), T1, T2 (bumps), rollback T2 -> T1   T1
+  stage   T0 (manual), T1, T2 (bumps), rollback T2 -> T1,  T1
+          then a hand edit that keeps the tag
   prod    T0 (manual)                                      T0
   ======  ==============================================  ==========
 
@@ -250,6 +251,13 @@ def build(tmp_path: Path) -> GitOpsRepo:
         f"fix: rollback stage to {tags[1]}",
         ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"],
     )
+    # A hand edit after the rollback (the tag stays): a person has looked at stage since, so a
+    # rollback without TAG is not taken for a re-run of that rollback job.
+    stage_file = work / overlay_path("stage")
+    stage_file.write_text(
+        overlay_text("stage", tags[1]).replace("dex app", "dex app (reviewed)"), encoding="utf-8"
+    )
+    git("commit", "--quiet", "-am", "docs: note on the stage overlay", cwd=work)
     git("branch", "dev", cwd=work)
     git("checkout", "--quiet", "dev", cwd=work)
     for i in range(1, 4):

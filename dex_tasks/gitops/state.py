@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay, paths
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
     """The tag the env's overlay holds at ``rev`` (None: no file or no entry for the image)."""
 
     path = repo.overlay_path(cfg, env)
+    # A symbolic link in git shows as its target's name: refuse it here, as the edit would.
+    paths.check_tree(repo.root, rev, path, where=rev.removeprefix("refs/remotes/"))
     text = git.show(repo.root, rev, path)
     if text is None:
         return None

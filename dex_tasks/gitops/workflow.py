@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from dex_tasks import gha, proc
 from dex_tasks.errors import DexError, ForeignHostError, GitHubAccessError, RemoteError, UsageError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay, paths
 from dex_tasks.gitops.state import Repo, open_repo
 from dex_tasks.tools import git
 
@@ -378,13 +378,18 @@ class _Tree:
     def read(self, path: str, *, planned_rev: str | None = None) -> str | None:
         """``path``'s text; ``planned_rev``: in a dry run, the commit whose content the real
         worktree would hold at this step (after a ``git revert``: the reverted commit's parent)."""
+        rev = planned_rev or self.base_sha
+        # The tree first, in both runs, so a dry run refuses a symbolic link with the same words.
+        paths.check_tree(self.root, rev, path, where=f"commit {rev[:12]}")
         if self.planned:
             # `git show` decodes with "replace" too: _edits refuses the result the same way.
-            return git.show(self.root, planned_rev or self.base_sha, path)
+            return git.show(self.root, rev, path)
+        paths.check_disk(self.wt, path)
         return _read(self.wt / path)
 
     def write(self, path: str, text: str) -> None:
         if not self.planned:
+            paths.check_disk(self.wt, path)  # never through a link: the edit stays in the worktree
             (self.wt / path).write_bytes(text.encode("utf-8"))  # bytes: keep CRLF as it was
 
 
@@ -546,27 +551,41 @@ def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         overlay.read_tag(before, cfg.kustomize_image_name, path=path) if before is not None else None
     )
     sha = change.revert_commit or ""
+    # A commit that also changed other files (CD's stage/prod commit on main): `git revert` would
+    # undo the other envs too, so only this env's file is put back as it was before the commit.
+    partial = any(other != path for other in git.changed_paths(repo.root, sha))
     diff = ""
     if tree.planned:
-        diff = git.diff_commit(repo.root, sha, reverse=True)
+        diff = git.diff_commit(repo.root, sha, reverse=True, path=path if partial else None)
         report.out(diff.rstrip("\n"))
-    git.revert(tree.wt, sha, root=repo.root)
-    # The reverted commit is the overlay's last one, so a clean revert leaves its parent's file.
-    after = tree.read(path, planned_rev=f"{sha}^")
+    if partial:
+        after: str | None = _revert_file(tree, change, sha, path, before)
+    else:
+        git.revert(tree.wt, sha, root=repo.root)
+        # The reverted commit is the overlay's last one, so a clean revert leaves its parent's file.
+        after = tree.read(path, planned_rev=f"{sha}^")
     tag = overlay.read_tag(after, cfg.kustomize_image_name, path=path) if after is not None else None
     change = dataclasses.replace(change, tag=tag or change.tag)
     if not tree.planned:
         _render_check(cfg, repo, tree.wt, change)
-    if tree.planned:
-        reverted = git.message_body(repo.root, sha).splitlines()
+    reverted = git.message_body(repo.root, sha).splitlines()
+    if partial:
+        subject = f'Revert "{reverted[0] if reverted else sha}" for {env}'
+        body = f"This reverts {path} of commit {sha}; the other files it changed stay as they are."
+    elif tree.planned:
         subject = f'Revert "{reverted[0] if reverted else sha}"'  # what `git revert --no-edit` writes
+        body = f"This reverts commit {sha}."
     else:
         subject = git.message_body(repo.root, git.head(tree.wt)).splitlines()[0]
-    body = f"This reverts commit {sha}."
+        body = f"This reverts commit {sha}."
     full = dataclasses.replace(change, body=(body, *change.body))
     text = message(full, {env: previous_tag}, subject=subject)
-    commit = git.amend_message(tree.wt, text, root=repo.root) or None
-    report.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} (git revert {short(sha)})")
+    if partial:
+        commit = git.commit(tree.wt, text, [path], root=repo.root) or None
+    else:
+        commit = git.amend_message(tree.wt, text, root=repo.root) or None
+    how = f"{path} as before {short(sha)}" if partial else f"git revert {short(sha)}"
+    report.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} ({how})")
     _say_message(report, tree, text)
     return Outcome(
         changed=True,
@@ -580,6 +599,23 @@ def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         digests=dict(change.digests),
         registry_check=change.registry_check,
     )
+
+
+def _revert_file(tree: _Tree, change: Change, sha: str, path: str, current: str | None) -> str:
+    """Put ``path`` back as it was before ``sha``, if it still holds exactly what ``sha`` wrote."""
+    wrote = git.show(tree.root, sha, path)
+    if current is None or current != wrote:
+        # Recomputed on every attempt, on the tip being pushed onto: a later change is never undone.
+        raise UsageError(
+            f"{path} on {change.base} was changed after {short(sha)} (it no longer holds what that "
+            f"commit wrote): --revert would undo that too; use rollback {change.envs[0]} TAG instead; "
+            "nothing was changed"
+        )
+    restored = git.show(tree.root, f"{sha}^", path)
+    if restored is None:
+        raise UsageError(f"{path} did not exist before {short(sha)}: nothing to revert to")
+    tree.write(path, restored)
+    return restored
 
 
 def _pull_request_or_say(report: Reporter, repo: Repo, change: Change, outcome: Outcome) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import cluster
 from dex_tasks.controls import guard
-from dex_tasks.errors import UsageError
+from dex_tasks.errors import AlreadyRolledBackError, UsageError
 from dex_tasks.gitops import history, state, tags, workflow
 from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
@@ -97,6 +97,7 @@ def rollback(
     revert: bool = False,
     controls: guard.Overrides | None = None,
     registry_check: bool = True,
+    again: bool = False,
 ) -> TaskResult:
     """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
 
@@ -114,7 +115,9 @@ def rollback(
     current = state.read_tag_at(cfg, repo, env, git.tracking(base))
     # Registry truth before any write (the emergency's kubectl included); read-only, so also dry-run.
     with digests.RegistryCheck(cfg, off=not registry_check) as check:
-        tag, revert_commit = _choose(ctx, repo, env, tag, current=current, revert=revert, check=check)
+        tag, revert_commit = _choose(
+            ctx, repo, env, tag, current=current, revert=revert, check=check, again=again
+        )
         digest = check.require(tag)
     if sync:
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
@@ -173,6 +176,7 @@ def _choose(
     current: str | None,
     revert: bool,
     check: digests.RegistryCheck,
+    again: bool = False,
 ) -> tuple[str, str | None]:
     """The tag to roll back to, and the commit to revert (``--revert``); exit 2 when there is none."""
 
@@ -188,13 +192,8 @@ def _choose(
             raise UsageError(
                 f"the last overlay commit {last.commit[:12]} is a merge: use rollback {env} TAG instead"
             )
-        others = [p for p in git.changed_paths(repo.root, last.commit) if p != path]
-        if others:
-            # git revert would undo those too (e.g. the other env of a stage+prod bump).
-            raise UsageError(
-                f"the last overlay commit {last.commit[:12]} also changes {', '.join(others)}: "
-                f"use rollback {env} {last.previous_tag or 'TAG'} instead of --revert"
-            )
+        # A commit that also changed other files (CD's stage/prod commit): workflow reverts only
+        # this env's file, and only while it still holds what that commit wrote.
         if last.previous_tag is None:
             raise UsageError(
                 f"{path} on {base}: the last overlay commit {last.commit[:12]} has nothing before it"
@@ -208,6 +207,12 @@ def _choose(
             )
         return last.previous_tag, last.commit
     if tag is None:
+        newest = git.log(repo.root, git.tracking(base), path, limit=1)
+        # The newest commit of the file, not of its tag changes: a later hand edit means a person
+        # looked at it since; a re-run job finds its own rollback on top.
+        top = entries[0] if entries and newest and entries[0].commit == newest[0].sha else None
+        if top is not None and top.action == history.ROLLBACK and not again:
+            _refuse_second_rollback(env, top, current=current, base=base)
         gone: list[str] = []
         found = None
         for candidate in history.known_good(entries, current):
@@ -230,6 +235,20 @@ def _choose(
         # Asked for by name, so allowed; but the last-known-good rule would never pick it.
         ctx.warn(f"{tag} was rolled back from before in {env} (known bad); rolling back to it as asked")
     return tag, None
+
+
+def _refuse_second_rollback(env: str, last: history.Deployment, *, current: str | None, base: str) -> None:
+    """A re-run rollback job must not go a second tag back: the newest overlay commit already is one."""
+    refused = workflow.Outcome(
+        changed=False, envs=(env,), tag=current or last.tag, previous_tags={env: current}, base=base
+    )
+    data = {**refused.as_json(), "emergency": False, "revert": None, "rolled_back_by": last.commit}
+    raise AlreadyRolledBackError(
+        f"{env} was already rolled back: its newest overlay commit {last.commit[:12]} is a rollback to "
+        f"{last.tag} (from {last.rolled_back_from or 'none'}); rolling back again without TAG would go "
+        f"one more tag back: pass --again to do that, or name the tag: rollback {env} TAG",
+        data=data,
+    )
 
 
 def _emergency(ctx: Context, env: str, tag: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import gha, proc, progress
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, RemoteError, UnsafePathError, UsageError
 from dex_tasks.gitops import build_tags
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import docker, oci
@@ -167,6 +167,18 @@ def _build_paths(cfg: Config) -> tuple[Path, Path]:
         raise UsageError(f"build context {cfg.build.context!r} is not a directory (tool.dex.build.context)")
     if not dockerfile.is_file():
         raise UsageError(f"Dockerfile {cfg.build.dockerfile!r} not found (tool.dex.build.dockerfile)")
+    # The context is sent to the daemon and may end up in a pushed image: it must not be the
+    # runner's home or /. `..` from a subproject is fine (a monorepo's Dockerfile often builds
+    # from the top); outside the repository (resolved, so a committed symbolic link counts) is not.
+    top = Path(_git("rev-parse", "--show-toplevel", cwd=cfg.root) or cfg.root).resolve()
+    for key, value, path in (
+        ("context", cfg.build.context, context),
+        ("dockerfile", cfg.build.dockerfile, dockerfile),
+    ):
+        if not path.is_relative_to(top):
+            raise UnsafePathError(
+                f"tool.dex.build.{key} {value!r} resolves to {path}, outside the repository {top}"
+            )
     return context, dockerfile
 
 

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,6 +107,63 @@ def require_remote(root: Path, remote: str = REMOTE) -> str:
     return url
 
 
+# A password in origin's URL (https://user:TOKEN@host/org/repo.git) would reach every process git
+# starts for the transport: git-remote-https gets the URL in its argv, which any local user can
+# read in /proc/<pid>/cmdline or `ps`. So network commands name the URL without its userinfo and
+# git gets the credential from a helper that reads it from our environment (GIT_CONFIG_COUNT, git
+# 2.31+, keeps the helper out of argv too; the helper's own argv holds only the variable names).
+# https://git-scm.com/docs/gitcredentials#_custom_helpers
+CREDENTIAL_USER_ENV = "DEX_GIT_USERNAME"
+CREDENTIAL_PASSWORD_ENV = "DEX_GIT_PASSWORD"  # noqa: S105 - the variable's name, not a password
+_HELPER = (
+    '!f() { test "$1" = get || exit 0; '
+    f'printf "username=%s\\npassword=%s\\n" "${CREDENTIAL_USER_ENV}" "${CREDENTIAL_PASSWORD_ENV}"; }}; f'
+)
+# Tokens GitHub and GitLab accept as the user name alone (https://TOKEN@github.com/...).
+_TOKEN_USER_RE = re.compile(r"^(gh[pousr]_|github_pat_|glpat-)")
+
+
+def network_remote(root: Path, *, push: bool = False) -> tuple[str, dict[str, str | None]]:
+    """How to name origin on a fetch/push/ls-remote, and the environment to run it with.
+
+    ``origin`` and no extra environment, unless its http(s) URL carries a password (or a token as
+    the user name): then the URL without userinfo, and a credential helper fed from the environment.
+    """
+    args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
+    result = _query(root, *args, check=False)
+    url = result.stdout.strip() if result.ok else ""
+    split = urllib.parse.urlsplit(url)
+    if split.scheme.lower() not in {"http", "https"} or "@" not in split.netloc:
+        return REMOTE, {}
+    userinfo, _, host = split.netloc.rpartition("@")
+    user, has_password, password = userinfo.partition(":")
+    user, password = urllib.parse.unquote(user), urllib.parse.unquote(password)
+    if not (has_password and password) and not _TOKEN_USER_RE.match(user):
+        return REMOTE, {}  # a user name only: the user's own credential helpers answer for it
+    redact.register_secret(password or user)
+    clean = urllib.parse.urlunsplit((split.scheme, host, split.path, split.query, split.fragment))
+    count = _config_count()
+    env: dict[str, str | None] = {
+        "GIT_CONFIG_COUNT": str(count + 2),
+        # An empty value first: no configured helper is asked, nor told to store the token.
+        f"GIT_CONFIG_KEY_{count}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count}": "",
+        f"GIT_CONFIG_KEY_{count + 1}": "credential.helper",
+        f"GIT_CONFIG_VALUE_{count + 1}": _HELPER,
+        CREDENTIAL_USER_ENV: user,
+        CREDENTIAL_PASSWORD_ENV: password,
+    }
+    return clean, env
+
+
+def _config_count() -> int:
+    """Entries the caller already passes through GIT_CONFIG_COUNT: ours go after them."""
+    try:
+        return max(0, int(os.environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        return 0
+
+
 def is_shallow(root: Path) -> bool:
     return _query(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
 
@@ -158,6 +216,24 @@ def blobs(root: Path, names: Sequence[str]) -> list[bytes | None]:
     return result
 
 
+def tree_modes(root: Path, rev: str, paths: Sequence[str]) -> dict[str, str]:
+    """The git mode of each of ``paths`` (posix, from the top) that is an entry of ``rev``'s tree.
+
+    ``120000`` is a symbolic link, ``160000`` a submodule, ``040000`` a directory. A path whose
+    parent is not a directory at ``rev`` has no entry. ``-t`` lists the directories on the way
+    without listing what else they hold; literal pathspecs, so ``*`` in a name is only a name.
+    """
+    if not paths:
+        return {}
+    out = _query(root, "--literal-pathspecs", "ls-tree", "-t", "-z", "--full-tree", rev, "--", *paths).stdout
+    modes: dict[str, str] = {}
+    for record in out.split("\0"):
+        info, _, name = record.partition("\t")
+        if name:
+            modes[name] = info.split(" ", 1)[0]
+    return modes
+
+
 def tracking(branch: str) -> str:
     return f"refs/remotes/{REMOTE}/{branch}"
 
@@ -169,14 +245,15 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     A missing branch or unreachable remote is a :class:`RemoteError` (exit 4).
     """
     check_ref_name(branch)
+    remote, env = network_remote(root)
     refspec = f"+refs/heads/{branch}:{tracking(branch)}"
-    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", REMOTE, refspec])
+    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", remote, refspec], env)
     # The shallow check and the tip in one process, after the fetch (the common, complete clone
     # pays nothing more). actions/checkout clones with --depth 1; the overlay's history needs the
     # rest, so a shallow clone is completed by a second fetch.
     shallow, sha = _shallow_and_tip(root, tracking(branch))
     if unshallow and shallow:
-        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", REMOTE, refspec])
+        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", remote, refspec], env)
         sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
@@ -191,9 +268,9 @@ def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
     return (bool(out) and out[0] == "true"), (out[1] if len(out) > 1 else None)
 
 
-def _fetch(root: Path, branch: str, args: list[str]) -> None:
+def _fetch(root: Path, branch: str, args: list[str], env: dict[str, str | None]) -> None:
     for attempt in range(1, FETCH_ATTEMPTS + 1):
-        result = git(*args, cwd=root, read_only=True, check=False)
+        result = git(*args, cwd=root, read_only=True, check=False, env=env)
         if result.ok:
             return
         # Asked only now: without it, git's "Could not read from remote repository" reads as a
@@ -259,7 +336,9 @@ def _fetch_detail(text: str, returncode: int) -> str:
 
 def remote_branch_sha(root: Path, branch: str) -> str | None:
     """The commit ``branch`` points at on origin right now, or None when it does not exist."""
-    result = _query(root, "ls-remote", "--heads", REMOTE, f"refs/heads/{branch}", check=False)
+    remote, env = network_remote(root)
+    result = git("ls-remote", "--heads", remote, f"refs/heads/{branch}", cwd=root, read_only=True,
+                 check=False, quiet=True, env=env)  # fmt: skip
     if not result.ok:
         text = redact.redact(result.stderr.strip())
         _refuse_configuration(text, f"cannot list branches of {REMOTE}")
@@ -274,7 +353,8 @@ def remote_branch_sha(root: Path, branch: str) -> str | None:
 def fetch_commit(root: Path, sha: str) -> None:
     """Make ``sha`` (a tip seen by ls-remote) available locally, without creating any ref."""
     if rev_parse(root, sha) is None:
-        git("fetch", "--no-tags", "--quiet", REMOTE, sha, cwd=root, read_only=True)
+        remote, env = network_remote(root)
+        git("fetch", "--no-tags", "--quiet", remote, sha, cwd=root, read_only=True, env=env)
 
 
 def check_ref_name(branch: str) -> str:
@@ -384,10 +464,10 @@ def parents(root: Path, sha: str) -> list[str]:
     return _query(root, "rev-list", "--parents", "-n", "1", sha).stdout.split()[1:]
 
 
-def diff_commit(root: Path, commit: str, *, reverse: bool = False) -> str:
-    """The patch a commit makes (``reverse``: the patch that undoes it)."""
+def diff_commit(root: Path, commit: str, *, reverse: bool = False, path: str | None = None) -> str:
+    """The patch a commit makes (``reverse``: the patch that undoes it; ``path``: of that file only)."""
     args = ["diff", f"{commit}^", commit] if not reverse else ["diff", commit, f"{commit}^"]
-    return _query(root, *args).stdout
+    return _query(root, *args, *(("--", path) if path is not None else ())).stdout
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -505,7 +585,7 @@ def message_body(root: Path, sha: str) -> str:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PushResult:
     ok: bool
-    stale: bool  # rejected because the remote moved on (fetch first / non-fast-forward / stale lease)
+    stale: bool  # rejected because the remote ref moved on (see _MOVED: a race, lost on either side)
     transient: bool  # the connection failed; the same push may well succeed a moment later
     detail: str
 
@@ -525,13 +605,14 @@ def push(
         args.append(f"--force-with-lease={ref}:{lease}")
     elif new_branch:
         args.append(f"--force-with-lease={ref}:")
-    args += [REMOTE, f"{src}:{ref}"]
-    result = git(*args, cwd=wt, check=False)
+    remote, env = network_remote(wt, push=True)
+    args += [remote, f"{src}:{ref}"]
+    result = git(*args, cwd=wt, check=False, env=env)
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
     _refuse_configuration(text, f"cannot push to {branch} on {REMOTE}", outcome="nothing was pushed")
-    stale = any(marker in text for marker in ("(fetch first)", "(non-fast-forward)", "(stale info)"))
+    stale = any(marker in text.lower() for marker in _MOVED)
     transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(
         ok=False, stale=stale, transient=transient, detail=_push_detail(text, result.returncode)
@@ -551,6 +632,28 @@ def _push_detail(text: str, returncode: int) -> str:
             return line
     return lines[-1] if lines else f"git push exited with {returncode}"
 
+
+# The remote branch moved under us. Client side (git's transport.c, the porcelain reason):
+# "fetch first" / "non-fast-forward" when the advertisement already showed the new tip, "stale
+# info" for a --force-with-lease that no longer holds. Server side, when a concurrent push won
+# between the advertisement and the ref lock: receive-pack.c update() reports "failed to update
+# ref" (older servers: "failed to lock"), with the backend's reason from refs/files-backend.c
+# lock_raw_ref() / refs/reftable-backend.c: "cannot lock ref '<ref>': is at X but expected Y",
+# "... reference already exists" (a branch we create appeared), "... reference is missing but
+# expected X", or "Unable to create '<ref>.lock': File exists" (the other push still holds the
+# lock). GitHub words the same compare-and-swap failure "incorrect old value provided".
+_MOVED = (
+    "(fetch first)",
+    "(non-fast-forward)",
+    "(stale info)",
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock ref",
+    "but expected",
+    "reference already exists",
+    "incorrect old value",
+    ".lock': file exists",
+)
 
 # Network failures worth another try (git's own wording, over https and ssh).
 _TRANSIENT = (

@@ -123,3 +123,48 @@ def test_dry_run_prints_the_mutating_commands_the_real_run_runs(  # noqa: PLR091
     delivery = " push " if data["pushed"] else " branch --force "
     assert any(delivery in line for line in ran), ran
     assert json.loads(dry.out)["branch"] == data["branch"]
+
+
+# (what the real runs before make, the compared argv): paths that need a history of their own.
+SETUP_CASES: list[tuple[tuple[tuple[str, ...], ...], tuple[str, ...]]] = [
+    # --revert of CD's stage/prod commit: only prod's file is put back (no `git revert`).
+    ((("bump-overlay", "stage", "prod", "T4", "--direct"),), ("rollback", "prod", "--revert")),
+    ((("bump-overlay", "stage", "prod", "T4", "--direct"),), ("rollback", "prod", "--revert", "--pr")),
+    # --again after a rollback: the second rollback without TAG, meant.
+    (
+        (
+            ("bump-overlay", "prod", "T3", "--direct"),
+            ("bump-overlay", "prod", "T4", "--direct"),
+            ("rollback", "prod"),
+        ),
+        ("rollback", "prod", "--again"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("setup", "argv"), SETUP_CASES, ids=[" ".join(a) for _, a in SETUP_CASES])
+def test_dry_run_plan_of_revert_and_again(  # noqa: PLR0917 - pytest passes fixtures positionally
+    repo: GitOpsRepo,
+    github: FakeGitHub,
+    run_cli: CliRunner,
+    started: list[tuple[str, ...]],
+    setup: tuple[tuple[str, ...], ...],
+    argv: tuple[str, ...],
+) -> None:
+    for step in setup:
+        tags = {"T3": repo.tags[3], "T4": repo.tags[4]}
+        done = run_cli(*(tags.get(arg, arg) for arg in step), cwd=repo.clone)
+        assert done.code == 0, done.err
+    state = repo.snapshot()
+    dry = run_cli(*argv, "--dry-run", "--json", cwd=repo.clone)
+    assert dry.code == 0, dry.err
+    assert repo.snapshot() == state
+    planned = _planned(dry.err)
+    started.clear()
+    real = run_cli(*argv, "--json", cwd=repo.clone)
+    assert real.code == 0, real.err
+    data = json.loads(real.out)
+    assert data["changed"] is True
+    assert planned == _ran(started, data["commit"]), f"dry run:\n{dry.err}\nreal run:\n{real.err}"
+    assert any(" commit " in line for line in planned)
+    assert json.loads(dry.out)["tag"] == data["tag"]

@@ -304,16 +304,16 @@ def test_push_detail_lines() -> None:
     assert git_tool._push_detail("", 1) == "git push exited with 1"
 
 
-def test_revert_of_a_commit_that_changed_other_envs_is_refused(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+def test_revert_of_a_commit_that_changed_other_envs_leaves_them(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # Was refused ("also changes ..."); now only prod's file is put back (issue 10, class 5).
     result = run_cli("bump-overlay", "stage", "prod", repo.tags[4], "--direct", cwd=repo.clone)
     assert result.code == 0, result.err
     before = repo.snapshot()
     result = run_cli("rollback", "prod", "--revert", cwd=repo.clone)
-    assert result.code == 2
-    assert "also changes infra/argocd/overlays/stage/kustomization.yaml" in result.err
-    assert f"use rollback prod {repo.tags[0]} instead" in result.err
+    assert result.code == 0, result.err
+    assert repo.tag("prod") == repo.tags[0]
+    assert repo.tag("stage") == repo.tags[4]
     after = repo.snapshot()
-    assert after["origin_refs"] == before["origin_refs"]
     assert after["worktrees"] == before["worktrees"]
 
 
