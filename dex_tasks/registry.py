@@ -106,6 +106,12 @@ TASKS: tuple[TaskSpec, ...] = (
     TaskSpec("config", "print the resolved [tool.dex] configuration and where each value came from",
              "dex-tasks config --json", module_name="config_cmd"),
     TaskSpec("doctor", "check the tools, the configuration and the GitHub token", "dex-tasks doctor"),
+    TaskSpec("metrics", "pipeline pass rate and durations against the targets; DORA per env from git",
+             "dex-tasks metrics --since 30d --env prod"),
+    TaskSpec("release-notes", "the app commits a promotion FROM -> TO would ship, grouped by type",
+             "dex-tasks release-notes stage prod"),
+    TaskSpec("notify", "send a sample notification to the Slack and webhook targets (--test)",
+             "dex-tasks notify --test", mutating=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.errors import UsageError
 from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.insight import hooks
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tools import git
 
@@ -48,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_pr: bool) -> None:
 def apply(ctx: Context, change: Change, *, base_sha: str | None = None) -> Outcome:
     """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name."""
 
-    return workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
+    outcome = workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
+    hooks.delivered(ctx, ctx.config, change, outcome)  # GitHub deployments + notification; never raises
+    return outcome
 
 
 def rollback(

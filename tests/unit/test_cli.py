@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 CONTRACT = (
     "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
     "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
+    "metrics", "release-notes", "notify",
 )  # fmt: skip
 
 
