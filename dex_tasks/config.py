@@ -108,6 +108,32 @@ class ClusterConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricsTargets:
+    """``[tool.dex.metrics] targets``: the runbook's targets the metrics are set against."""
+
+    ci_seconds: float = 120
+    build_seconds: float = 180
+    sync_seconds: float = 30
+    ci_pass_rate: float = 0.95
+    cd_success_rate: float = 0.99
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MetricsConfig:
+    """``[tool.dex.metrics]``: which workflows are CI and CD, and the targets (``metrics``)."""
+
+    workflows: Mapping[str, str] = dataclasses.field(default_factory=lambda: {"ci": "ci.yml", "cd": "cd.yml"})
+    targets: MetricsTargets = dataclasses.field(default_factory=MetricsTargets)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    """``[tool.dex.notify]``: envs that notify (empty: all); the targets come from the environment."""
+
+    envs: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """The resolved configuration. ``from_file`` holds the dotted keys the file set."""
 
@@ -133,6 +159,8 @@ class Config:
     security: SecurityConfig = dataclasses.field(default_factory=SecurityConfig)
     build: BuildConfig = dataclasses.field(default_factory=BuildConfig)
     cluster: ClusterConfig = dataclasses.field(default_factory=ClusterConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    notify: NotifyConfig = dataclasses.field(default_factory=NotifyConfig)
 
     root: Path = dataclasses.field(default_factory=Path.cwd)
     path: Path | None = None
@@ -453,6 +481,7 @@ def _validate(config: Config, file_label: str) -> None:
     _validate_severities(config, file_label)
     _validate_controls(config, file_label)
     _validate_registry(config, file_label)
+    _validate_insight(config, file_label)
 
 
 def _validate_controls(config: Config, file_label: str) -> None:
@@ -506,6 +535,31 @@ def _validate_registry(config: Config, file_label: str) -> None:
                     f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
                     + _suggest(env, config.environments)
                 )
+
+
+def _validate_insight(config: Config, file_label: str) -> None:
+    """``[tool.dex.metrics]`` and ``[tool.dex.notify]``: known envs, positive targets, rates in 0..1."""
+    for env in config.notify.envs:
+        if env not in config.environments:
+            raise ConfigError(
+                f"{file_label}: tool.dex.notify.envs: {env!r} is not in environments"
+                + _suggest(env, config.environments)
+            )
+    for field in dataclasses.fields(MetricsTargets):
+        value = getattr(config.metrics.targets, field.name)
+        rate = field.name.endswith("rate")
+        if value <= 0 or (rate and value > 1):
+            want = "a rate above 0 and at most 1" if rate else "a positive number of seconds"
+            raise ConfigError(
+                f"{file_label}: tool.dex.metrics.targets.{_toml_key(field.name)}: expected {want}"
+            )
+    for name, workflow in config.metrics.workflows.items():
+        if name not in {"ci", "cd"}:
+            raise ConfigError(f"{file_label}: tool.dex.metrics.workflows: unknown key {name!r} (ci, cd)")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+\.ya?ml", workflow):
+            raise ConfigError(
+                f"{file_label}: tool.dex.metrics.workflows.{name}: expected a workflow file name like ci.yml"
+            )
 
 
 def _validate_timeouts(config: Config, file_label: str) -> None:

@@ -42,7 +42,7 @@ def now() -> dt.datetime:
     return parse_instant(raw, what=NOW_ENV)
 
 
-def parse_instant(raw: str, *, what: str) -> dt.datetime:
+def parse_instant(raw: str, *, what: str = "time") -> dt.datetime:
     """An ISO 8601 instant (``Z`` and offsets allowed; none: UTC), or :class:`UsageError` naming ``what``."""
     try:
         value = dt.datetime.fromisoformat(raw)
@@ -57,6 +57,21 @@ def parse_instant(raw: str, *, what: str) -> dt.datetime:
 def iso(value: dt.datetime) -> str:
     """``2026-12-24T09:00:00Z``: UTC, whole seconds (how locks and --json write instants)."""
     return value.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def format_duration(seconds: float | None) -> str:
+    """``95`` -> ``1m35s``; None -> ``-`` (the compact form of the metrics tables)."""
+    if seconds is None:
+        return "-"
+    total = round(seconds)
+    if total < 60:
+        return f"{total}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        amount, total = divmod(total, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts[:2])
 
 
 def describe(delta: dt.timedelta) -> str:

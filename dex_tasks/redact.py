@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 # Redacted wherever they show up, from the first line on (not only once the code that uses them
 # has registered them): the tools that read them can echo them in an error.
 GITHUB_TOKEN_VARS = ("GITHUB_TOKEN", "GH_TOKEN")
-SECRET_ENV_VARS = (*GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD")
+SECRET_ENV_VARS = (
+    *GITHUB_TOKEN_VARS, "ARGOCD_AUTH_TOKEN", "DEX_REGISTRY_PASSWORD",
+    # Notification targets (insight/notify.py): a webhook URL is as good as a token.
+    "DEX_SLACK_WEBHOOK_URL", "DEX_WEBHOOK_URL", "DEX_WEBHOOK_SECRET",
+)  # fmt: skip
 MASK = "***"
 
 _secrets: set[str] = set()

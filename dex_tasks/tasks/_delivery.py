@@ -15,6 +15,7 @@ from dex_tasks import cluster
 from dex_tasks.controls import guard
 from dex_tasks.errors import AlreadyRolledBackError, UsageError
 from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.insight import hooks
 from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
 from dex_tasks.tools import git
@@ -82,7 +83,9 @@ def apply(
         forced=change.forced or bool(verdict.forced),
         body=(*change.body, *(f"Forced: {reason}." for reason in verdict.forced)),
     )  # fmt: skip
-    return workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
+    outcome = workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
+    hooks.delivered(ctx, ctx.config, change, outcome)  # GitHub deployments + notification; never raises
+    return outcome
 
 
 def rollback(

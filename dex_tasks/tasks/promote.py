@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
 from dex_tasks.gitops import state, tags, workflow
+from dex_tasks.insight import release_notes
 from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult, _delivery
 from dex_tasks.tools import git
@@ -171,23 +172,5 @@ def _pr_body(
         "",
     ]
     lines += [f"**Forced:** {reason}." for reason in forced]
-    old_sha = tags.sha_of(old) if old else None
-    new_sha = tags.sha_of(new)
-    old_commit = git.rev_parse(repo.root, old_sha) if old_sha else None
-    new_commit = git.rev_parse(repo.root, new_sha) if new_sha else None
-    if old_sha and new_sha and not (old_commit and new_commit) and git.is_shallow(repo.root):
-        # A --depth 1 checkout (actions/checkout's default): the app commits are on the default
-        # branch's history, which is what we complete - once, and only for the PR body.
-        git.fetch(repo.root, ctx.config.default_branch, unshallow=True)
-        old_commit = git.rev_parse(repo.root, old_sha)
-        new_commit = git.rev_parse(repo.root, new_sha)
-    if old_commit and new_commit:
-        log = git.oneline(repo.root, old_commit, new_commit)
-        lines.append(f"### App commits {old_sha}..{new_sha} ({len(log)})")
-        lines += [f"- {line}" for line in log] or ["- (none: the new tag is not ahead of the old one)"]
-    else:
-        lines.append(
-            f"The commits of `{old or '(none)'}` and `{new}` are not both in this repository's history, "
-            "so the change list is not shown."
-        )
+    lines.append(release_notes.pr_section(ctx.config, repo, old, new))
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks import cluster, gha, progress
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
 from dex_tasks.gitops import state
+from dex_tasks.insight import hooks
 from dex_tasks.tasks import Context, TaskResult, _args, _delivery
 from dex_tasks.tools import argocd, git
 
@@ -94,12 +95,12 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if problem is None:
         data["ok"] = True
         ctx.out(f"{env} verified: {data['health']['detail']} from {data['health']['url']}")
-        _report(env, data, "verified")
+        _report(ctx, env, data, "verified")
         return TaskResult(data=data)
 
     ctx.out(f"verify {env} failed: {problem}")
     if not args.rollback_on_failure:
-        _report(env, data, f"failed: {problem}")
+        _report(ctx, env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
 
     ctx.out(f"rolling {env} back to its last known good tag")
@@ -117,7 +118,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         what += f" - {rolled.data['pr_url']}"
     if ctx.dry_run:
         what = f"would have {what}"
-    _report(env, data, f"failed: {problem}; {what}")
+    _report(ctx, env, data, f"failed: {problem}; {what}")
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}; {what}", data=data
     )
@@ -259,9 +260,10 @@ def _health(
     return f"{health.url}: {health.detail} after {health.attempts} attempt(s)"
 
 
-def _report(env: str, data: dict[str, Any], outcome: str) -> None:
+def _report(ctx: Context, env: str, data: dict[str, Any], outcome: str) -> None:
     """Step outputs (``ok``, ``rolled-back-to``) and a job summary line in GitHub Actions."""
 
+    hooks.verified(ctx, ctx.config, env, ok=bool(data["ok"]), detail=outcome)  # never raises
     rolled = data.get("rolled_back") or {}
     gha.set_outputs({"ok": "true" if data["ok"] else "false", "rolled-back-to": str(rolled.get("tag") or "")})
     gha.summary(f"### dex-tasks verify {env}\n\n{'✅' if data['ok'] else '❌'} {outcome}\n")

@@ -534,3 +534,37 @@ class GitHub:
             return str(existing["html_url"])
         comment_path = f"/repos/{self.repo}/issues/comments/{existing['id']}"
         return str(self._json("PATCH", comment_path, json={"body": body})["html_url"])
+
+    # --- Actions workflow runs (metrics) and Deployments (insight); additive, one call each ---
+
+    def workflow_runs(self, workflow: str, *, created: str, page: int, per_page: int = 100) -> Any:
+        """One page of ``GET /repos/{r}/actions/workflows/{file}/runs?created=..`` (``total_count``,
+        ``workflow_runs``). GitHub returns at most 1,000 runs for a filtered query; callers split
+        ``created`` ranges to see more."""
+        path = f"/repos/{self.repo}/actions/workflows/{urllib.parse.quote(workflow, safe='')}/runs"
+        params: dict[str, str | int] = {"created": created, "per_page": per_page, "page": page}
+        return self._json("GET", path, params=params)
+
+    def run_timing(self, run_id: int) -> Any:
+        """``GET /repos/{r}/actions/runs/{id}/timing`` (``run_duration_ms``)."""
+        return self._json("GET", f"/repos/{self.repo}/actions/runs/{int(run_id)}/timing")
+
+    def create_deployment(self, **fields: Any) -> Any:
+        """``POST /repos/{r}/deployments`` with ``fields`` (ref, environment, payload, ...)."""
+        return self._json("POST", f"/repos/{self.repo}/deployments", json=fields)
+
+    def create_deployment_status(self, deployment_id: int, **fields: Any) -> Any:
+        """``POST /repos/{r}/deployments/{id}/statuses`` with ``fields`` (state, log_url, ...)."""
+        return self._json(
+            "POST", f"/repos/{self.repo}/deployments/{int(deployment_id)}/statuses", json=fields
+        )
+
+    def deployments(self, *, environment: str, per_page: int = 30, page: int = 1) -> Any:
+        """``GET /repos/{r}/deployments?environment=..``, newest first."""
+        params: dict[str, str | int] = {"environment": environment, "per_page": per_page, "page": page}
+        return self._json("GET", f"/repos/{self.repo}/deployments", params=params)
+
+    def deployment_statuses(self, deployment_id: int, *, per_page: int = 30) -> Any:
+        """``GET /repos/{r}/deployments/{id}/statuses``, newest first."""
+        path = f"/repos/{self.repo}/deployments/{int(deployment_id)}/statuses"
+        return self._json("GET", path, params={"per_page": per_page})

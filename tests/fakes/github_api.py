@@ -42,6 +42,17 @@ What it reproduces of the real API (https://docs.github.com/en/rest, version 202
   open, silent) until the client gives up or the fake stops - a hung API, bounded by the fake's
   ``max_hang`` seconds.
 * Every request is recorded (method, path, query, headers, parsed JSON body).
+* Actions: ``GET /repos/{r}/actions/workflows/{file}/runs?created=A..B&per_page&page`` (newest
+  first; ``created`` as ``A..B``, ``>=A``, ``>A``, ``<=B``, ``<B`` or a date; ``total_count`` counts
+  every match but, as on GitHub, only the first 1,000 are reachable: later pages are empty;
+  ``Link`` with ``next``/``last``), an unknown workflow file is a 404;
+  ``GET /repos/{r}/actions/runs/{id}/timing`` (``billable``, ``run_duration_ms``).
+* Deployments: ``POST /repos/{r}/deployments`` (201 with the deployment; ``ref`` required, a
+  ``ref`` that is neither a known branch nor 7..40 hex is GitHub's 422 ``No ref found for: X``),
+  ``GET /repos/{r}/deployments?environment=..`` (newest first, paged), ``POST`` and ``GET
+  /repos/{r}/deployments/{id}/statuses`` (states error, failure, inactive, in_progress, queued,
+  pending, success, else 422; ``auto_inactive`` (default true) on a success makes the env's
+  other deployments ``inactive``, as GitHub does for non-transient environments).
 """
 
 from __future__ import annotations
@@ -137,6 +148,12 @@ class FakeGitHub:
         self.comments: dict[int, dict[str, Any]] = {}
         self.issue_labels: dict[int, list[str]] = {}
         self.requests: list[Recorded] = []
+        self.workflow_runs: dict[str, list[dict[str, Any]]] = {}  # workflow file -> runs
+        self.deployments: dict[int, dict[str, Any]] = {}
+        self.deployment_statuses: dict[int, list[dict[str, Any]]] = {}
+        self.now: str | None = None  # ISO 8601 for created_at; None: the real clock
+        self._run_ids = itertools.count(9000001)
+        self._deployment_ids = itertools.count(500001)
         self._canned: list[tuple[str, str, list[Canned]]] = []
         self._numbers = itertools.count(1)
         self._comment_ids = itertools.count(1001)
@@ -301,6 +318,51 @@ class FakeGitHub:
         with self._lock:
             return self._new_comment(number, body)
 
+    def add_run(
+        self,
+        workflow: str,
+        created_at: str,
+        conclusion: str | None = "success",
+        seconds: float | None = 60,
+        status: str = "completed",
+        *,
+        started: bool = True,
+    ) -> dict[str, Any]:
+        """Seed a workflow run, shaped like GitHub's (``run_started_at`` = ``created_at``)."""
+        import datetime as dt  # noqa: PLC0415 - only seeding needs it
+
+        run_id = next(self._run_ids)
+        created = dt.datetime.fromisoformat(created_at)
+        updated = created + dt.timedelta(seconds=seconds or 0)
+        run = {
+            "id": run_id,
+            "name": workflow.removesuffix(".yml"),
+            "path": f".github/workflows/{workflow}",
+            "head_branch": "main",
+            "head_sha": f"{run_id:040x}",
+            "run_number": run_id - 9000000,
+            "event": "push",
+            "status": status,
+            "conclusion": conclusion,
+            "workflow_id": 161335,
+            "run_attempt": 1,
+            "html_url": f"{self.html_url}/{self.repo}/actions/runs/{run_id}",
+            "created_at": created_at,
+            "updated_at": updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "run_started_at": created_at if started else None,
+            "_duration_ms": int((seconds or 0) * 1000),  # for the timing endpoint; not in GitHub's JSON
+        }
+        with self._lock:
+            self.workflow_runs.setdefault(workflow, []).append(run)
+        return run
+
+    def _clock(self) -> str:
+        if self.now:
+            return self.now
+        import datetime as dt  # noqa: PLC0415 - only deployments need it
+
+        return dt.datetime.now(tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     def _new_comment(self, number: int, body: str) -> dict[str, Any]:
         cid = next(self._comment_ids)
         comment = {
@@ -333,6 +395,25 @@ class FakeGitHub:
         self.pulls[number] = pr
         self.issue_labels[number] = []
         return pr
+
+
+def _created_matches(created_at: str, query: str) -> bool:
+    """GitHub's date qualifier of ``created``: ``A..B``, ``>=A``, ``>A``, ``<=B``, ``<B`` or one date."""
+    if not query:
+        return True
+    stamp = created_at.replace("Z", "+00:00")
+
+    def norm(text: str) -> str:
+        text = text.strip().replace("Z", "+00:00")
+        return text if "T" in text else text + "T00:00:00+00:00"
+
+    if ".." in query:
+        low, high = query.split("..", 1)
+        return (low in {"", "*"} or stamp >= norm(low)) and (high in {"", "*"} or stamp <= norm(high))
+    for op, test in ((">=", str.__ge__), ("<=", str.__le__), (">", str.__gt__), ("<", str.__lt__)):
+        if query.startswith(op):
+            return bool(test(stamp, norm(query[len(op) :])))
+    return stamp[:10] == query[:10]
 
 
 def _error(status: int, **extra: Any) -> tuple[int, Any, dict[str, str]]:
@@ -468,6 +549,20 @@ class _Handler(BaseHTTPRequestHandler):
             elif method != "GET":
                 return _error(404)
             return 200, comment, {}
+        if m := re.fullmatch(r"actions/workflows/([^/]+)/runs", rest):
+            return (
+                self._runs(fake, urllib.parse.unquote(m.group(1)), query) if method == "GET" else _error(404)
+            )
+        if (m := re.fullmatch(r"actions/runs/(\d+)/timing", rest)) and method == "GET":
+            for runs in fake.workflow_runs.values():
+                for run in runs:
+                    if run["id"] == int(m.group(1)):
+                        return 200, {"billable": {}, "run_duration_ms": run["_duration_ms"]}, {}
+            return _error(404)
+        if rest == "deployments":
+            return self._deployments(fake, method, query, body)
+        if m := re.fullmatch(r"deployments/(\d+)/statuses", rest):
+            return self._statuses(fake, method, int(m.group(1)), query, body)
         if (m := re.fullmatch(r"issues/(\d+)/labels", rest)) and method == "POST":
             number = int(m.group(1))
             if number not in fake.issue_labels:
@@ -481,6 +576,135 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.pulls[number]["labels"] = objects
             return 200, objects, {}
         return _error(404)
+
+    @staticmethod
+    def _page(
+        fake: FakeGitHub, rest: str, items: list[Any], query: dict[str, str], *, cap: int | None = None
+    ) -> tuple[list[Any], dict[str, str]]:
+        """GitHub's paging: ``per_page`` (max 100), ``page``, ``Link`` next/last; ``cap`` reachable items."""
+        per_page = max(1, min(100, int(query.get("per_page", "30"))))
+        page = max(1, int(query.get("page", "1")))
+        reachable = items[:cap] if cap is not None else items
+        chunk = reachable[(page - 1) * per_page : page * per_page]
+        last = max(1, -(-len(reachable) // per_page))
+        links = []
+        others = {k: v for k, v in query.items() if k not in {"page", "per_page"}}
+
+        def url(n: int) -> str:
+            params = urllib.parse.urlencode({**others, "per_page": per_page, "page": n})
+            return f"{fake.url}/repos/{fake.repo}/{rest}?{params}"
+
+        if page < last:
+            links += [f'<{url(page + 1)}>; rel="next"', f'<{url(last)}>; rel="last"']
+        return chunk, ({"Link": ", ".join(links)} if links else {})
+
+    def _runs(
+        self, fake: FakeGitHub, workflow: str, query: dict[str, str]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if workflow not in fake.workflow_runs:
+            return _error(404)
+        created = query.get("created", "")
+        runs = [r for r in fake.workflow_runs[workflow] if _created_matches(r["created_at"], created)]
+        runs.sort(key=lambda r: (r["created_at"], r["id"]), reverse=True)
+        chunk, headers = self._page(fake, f"actions/workflows/{workflow}/runs", runs, query, cap=1000)
+        shown = [{k: v for k, v in r.items() if not k.startswith("_")} for r in chunk]
+        return 200, {"total_count": len(runs), "workflow_runs": shown}, headers
+
+    def _deployments(
+        self, fake: FakeGitHub, method: str, query: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        if method == "GET":
+            found = [
+                d for d in fake.deployments.values()
+                if "environment" not in query or d["environment"] == query["environment"]
+            ]  # fmt: skip
+            found.sort(key=lambda d: -int(d["id"]))
+            chunk, headers = self._page(fake, "deployments", found, query)
+            return 200, chunk, headers
+        if method != "POST":
+            return _error(404)
+        ref = body.get("ref")
+        if not isinstance(ref, str) or not ref:
+            return self._invalid("Deployment", "ref", "missing_field")
+        if not re.fullmatch(r"[0-9a-f]{7,40}", ref) and ref not in (fake.branches or set()):
+            return _error(422, message=f"No ref found for: {ref}", errors=[])
+        if not isinstance(body.get("required_contexts", []), list):
+            return self._invalid("Deployment", "required_contexts", "invalid")
+        deployment_id = next(fake._deployment_ids)
+        env = str(body.get("environment") or "production")
+        now = fake._clock()
+        deployment = {
+            "url": f"{fake.url}/repos/{fake.repo}/deployments/{deployment_id}",
+            "id": deployment_id,
+            "node_id": f"DE_{deployment_id}",
+            "sha": ref,
+            "ref": ref,
+            "task": body.get("task", "deploy"),
+            "payload": body.get("payload", {}),
+            "original_environment": env,
+            "environment": env,
+            "description": body.get("description"),
+            "creator": {"login": "dex-bot"},
+            "created_at": now,
+            "updated_at": now,
+            "statuses_url": f"{fake.url}/repos/{fake.repo}/deployments/{deployment_id}/statuses",
+            "repository_url": f"{fake.url}/repos/{fake.repo}",
+            "transient_environment": bool(body.get("transient_environment", False)),
+            "production_environment": bool(body.get("production_environment", env == "production")),
+            "_request": dict(body),  # not in GitHub's JSON: what the client sent, for assertions
+        }
+        fake.deployments[deployment_id] = deployment
+        fake.deployment_statuses[deployment_id] = []
+        return 201, {k: v for k, v in deployment.items() if not k.startswith("_")}, {}
+
+    def _statuses(
+        self, fake: FakeGitHub, method: str, deployment_id: int, query: dict[str, str], body: dict[str, Any]
+    ) -> tuple[int, Any, dict[str, str]]:
+        deployment = fake.deployments.get(deployment_id)
+        if deployment is None:
+            return _error(404)
+        statuses = fake.deployment_statuses[deployment_id]
+        if method == "GET":
+            chunk, headers = self._page(fake, f"deployments/{deployment_id}/statuses", statuses[::-1], query)
+            return 200, chunk, headers
+        if method != "POST":
+            return _error(404)
+        state = body.get("state")
+        if state not in {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}:
+            return self._invalid("DeploymentStatus", "state", "invalid")
+        status = self._status(fake, deployment, str(state), body)
+        if state == "success" and body.get("auto_inactive", True) and not deployment["transient_environment"]:
+            for other in fake.deployments.values():
+                if other["environment"] == deployment["environment"] and other["id"] != deployment_id:
+                    history = fake.deployment_statuses[other["id"]]
+                    if history and history[-1]["state"] != "inactive":
+                        self._status(fake, other, "inactive", {"description": "superseded"})
+        return 201, status, {}
+
+    @staticmethod
+    def _status(
+        fake: FakeGitHub, deployment: dict[str, Any], state: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        statuses = fake.deployment_statuses[deployment["id"]]
+        status_id = deployment["id"] * 100 + len(statuses) + 1
+        status = {
+            "url": f"{deployment['url']}/statuses/{status_id}",
+            "id": status_id,
+            "state": state,
+            "creator": {"login": "dex-bot"},
+            "description": body.get("description", ""),
+            "environment": deployment["environment"],
+            "target_url": body.get("log_url", ""),
+            "log_url": body.get("log_url", ""),
+            "environment_url": body.get("environment_url", ""),
+            "created_at": fake._clock(),
+            "updated_at": fake._clock(),
+            "deployment_url": deployment["url"],
+            "repository_url": deployment["repository_url"],
+            "auto_inactive": body.get("auto_inactive", True),
+        }
+        statuses.append(status)
+        return status
 
     @staticmethod
     def _invalid(

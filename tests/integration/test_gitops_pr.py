@@ -76,7 +76,7 @@ def test_promote_pr_title_and_body(repo: GitOpsRepo, github: FakeGitHub, run_cli
     assert "from **stage** to **prod**" in body
     assert f"`{t0}`" in body
     assert f"`{t1}`" in body
-    assert "feat: app change 1" in body
+    assert "- app change 1 (" in body
 
 
 def test_promote_pr_body_from_a_shallow_clone_lists_the_app_commits(
@@ -86,7 +86,7 @@ def test_promote_pr_body_from_a_shallow_clone_lists_the_app_commits(
     shallow = shallow_clone(repo, tmp_path / "shallow")
     result = run_cli("promote", "stage", "prod", "--verify", "git", cwd=shallow)
     assert result.code == 0, result.err
-    assert "feat: app change 1" in github.pulls[1]["body"]
+    assert "- app change 1 (" in github.pulls[1]["body"]
 
 
 def test_promote_dry_run_leaves_a_shallow_clone_shallow(

@@ -292,9 +292,9 @@ def test_promote_pr_body_lists_the_app_commits(repo: GitOpsRepo, monkeypatch: py
     cfg = load(repo.clone)
     ctx = Context(task="promote", config=cfg, cwd=repo.clone)
     body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new=repo.tags[3], forced=[])
-    assert "feat: app change 3" in body
-    assert "feat: app change 1" in body
-    assert "feat: dex app" not in body
+    assert "- app change 3 (" in body
+    assert "- app change 1 (" in body
+    assert "dex app" not in body
     body = _pr_body(
         ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new="sha-deadbeef", forced=[]
     )
@@ -307,8 +307,8 @@ def test_promote_pr_body_from_a_shallow_clone(repo: GitOpsRepo, tmp_path: Path) 
     cfg = load(shallow)
     ctx = Context(task="promote", config=cfg, cwd=shallow)
     body = _pr_body(ctx, state.open_repo(cfg), "stage", "prod", old=repo.tags[0], new=repo.tags[2], forced=[])
-    assert "feat: app change 2" in body
-    assert "feat: app change 1" in body
+    assert "- app change 2 (" in body
+    assert "- app change 1 (" in body
 
 
 # -- rollback ------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 CONTRACT = (
     "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
     "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
-    "demo", "init", "completion", "lock", "unlock", "locks",
+    "demo", "init", "completion", "lock", "unlock", "locks", "metrics", "release-notes", "notify",
 )  # fmt: skip
 
 
