@@ -86,17 +86,10 @@ def check_reason(reason: str) -> str:
 def remote_tips(root: Path) -> dict[str, str]:
     """env -> lock commit id, from ``git ls-remote origin 'refs/dex/locks/*'``."""
     git.require_remote(root)
-    pattern = REF_PREFIX + "*"
-    result = git.git("ls-remote", git.REMOTE, pattern, cwd=root, read_only=True, check=False, quiet=True)
-    if not result.ok:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"exit {result.returncode}"]
-        from dex_tasks.errors import RemoteError  # noqa: PLC0415 - only a failed read needs it
-
-        raise RemoteError(f"cannot read the locks on origin: {redact.redact(tail[0])}")
+    found = git.ls_remote(root, REF_PREFIX + "*", what="cannot read the locks on origin")
     tips: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        sha, _, name = line.partition("\t")
-        env = name.strip().removeprefix(REF_PREFIX)
+    for sha, name in found:
+        env = name.removeprefix(REF_PREFIX)
         # Only names we could have made: anything else under refs/dex/locks/ is not a lock of ours.
         if name.startswith(REF_PREFIX) and _ENV_RE.fullmatch(env) and re.fullmatch(r"[0-9a-f]{40,64}", sha):
             tips[env] = sha
@@ -198,13 +191,16 @@ def push(root: Path, env: str, new: str | None, *, expect: str | None) -> Pushed
     (None: it must not exist). Atomic on the server: one of two racing pushes wins."""
     _before_push(env)
     name = ref(env)
+    remote, env_vars = git.network_remote(root, push=True)  # no credential in argv
     result = git.git(
         "push", "--porcelain", "--no-verify", "--atomic", f"--force-with-lease={name}:{expect or ''}",
-        git.REMOTE, f"{new or ''}:{name}", cwd=root, check=False,
+        remote, f"{new or ''}:{name}", cwd=root, check=False, env=env_vars,
     )  # fmt: skip
     if result.skipped or result.ok:
         return Pushed(ok=True, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
+    what = f"cannot push the lock of {env} to {git.REMOTE}"
+    git.refuse_configuration(text, what, outcome="nothing was locked")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     rejected = next((line.split("\t")[-1] for line in lines if line.startswith("!")), "")
     first = next((line for line in lines if line.startswith(("fatal:", "error:"))), "")

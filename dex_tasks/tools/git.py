@@ -281,7 +281,7 @@ def _fetch(root: Path, branch: str, args: list[str], env: dict[str, str | None])
             raise UsageError(
                 f"branch {branch!r} does not exist on {REMOTE} (check [tool.dex] branches / default-branch)"
             )
-        _refuse_configuration(text, f"cannot fetch branch {branch!r} from {REMOTE}")
+        refuse_configuration(text, f"cannot fetch branch {branch!r} from {REMOTE}")
         if attempt == FETCH_ATTEMPTS or not any(marker in text.lower() for marker in _TRANSIENT):
             raise RemoteError(
                 f"cannot fetch branch {branch!r} from {REMOTE}: {_fetch_detail(text, result.returncode)}"
@@ -315,7 +315,7 @@ def configuration_problem(text: str) -> str | None:
     return None
 
 
-def _refuse_configuration(text: str, what: str, *, outcome: str = "nothing was changed") -> None:
+def refuse_configuration(text: str, what: str, *, outcome: str = "nothing was changed") -> None:
     line = configuration_problem(text)
     if line is not None:
         raise GitRemoteConfigError(
@@ -334,6 +334,26 @@ def _fetch_detail(text: str, returncode: int) -> str:
     return lines[0] if lines else f"exit {returncode}"
 
 
+def ls_remote(root: Path, *patterns: str, what: str) -> list[tuple[str, str]]:
+    """``(sha, ref)`` of origin's refs matching ``patterns``; ``what`` names the read in errors.
+
+    Through :func:`network_remote` (no credential in argv) and with the same exit codes as fetch:
+    a remote refused for its configuration is exit 2, one that does not answer exit 4.
+    """
+    remote, env = network_remote(root)
+    result = git("ls-remote", remote, *patterns, cwd=root, read_only=True, check=False, quiet=True, env=env)
+    if not result.ok:
+        text = redact.redact(result.stderr.strip() or result.stdout.strip())
+        refuse_configuration(text, what)
+        raise RemoteError(f"{what}: {_fetch_detail(text, result.returncode)}")
+    refs = []
+    for line in result.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.strip():
+            refs.append((sha.strip(), ref.strip()))
+    return refs
+
+
 def remote_branch_sha(root: Path, branch: str) -> str | None:
     """The commit ``branch`` points at on origin right now, or None when it does not exist."""
     remote, env = network_remote(root)
@@ -341,7 +361,7 @@ def remote_branch_sha(root: Path, branch: str) -> str | None:
                  check=False, quiet=True, env=env)  # fmt: skip
     if not result.ok:
         text = redact.redact(result.stderr.strip())
-        _refuse_configuration(text, f"cannot list branches of {REMOTE}")
+        refuse_configuration(text, f"cannot list branches of {REMOTE}")
         raise RemoteError(f"cannot list branches of {REMOTE}: {text}")
     for line in result.stdout.splitlines():
         sha, _, ref = line.partition("\t")
@@ -611,7 +631,7 @@ def push(
     if result.skipped or result.ok:
         return PushResult(ok=True, stale=False, transient=False, detail="")
     text = redact.redact((result.stdout + "\n" + result.stderr).strip())
-    _refuse_configuration(text, f"cannot push to {branch} on {REMOTE}", outcome="nothing was pushed")
+    refuse_configuration(text, f"cannot push to {branch} on {REMOTE}", outcome="nothing was pushed")
     stale = any(marker in text.lower() for marker in _MOVED)
     transient = not stale and any(marker in text.lower() for marker in _TRANSIENT)
     return PushResult(

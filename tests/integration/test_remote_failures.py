@@ -118,10 +118,18 @@ def test_the_preflight_is_one_get_of_the_repository(
     assert len(github.pulls) == 1
 
 
-def test_direct_and_no_push_ask_github_nothing(
+def test_direct_and_no_push_need_no_pre_flight(
     repo: GitOpsRepo, github: FakeGitHub, run_cli: CliRunner
 ) -> None:
+    # --direct opens no PR, so nothing asks for push access first; what it says afterwards is only
+    # the GitHub deployment record of what was pushed (issue 14), never a PR or the repository check.
     assert run_cli("rollback", "stage", cwd=repo.clone).code == 0
+    assert {(r.method, r.path.rsplit("/", 1)[-1]) for r in github.requests} <= {
+        ("POST", "deployments"), ("POST", "statuses"),
+    }  # fmt: skip
+    assert not [r for r in github.requests if "/pulls" in r.path or r.path.endswith("/dex")]
+    github.requests.clear()
+    # --no-push delivers nothing: GitHub hears nothing at all.
     assert run_cli("bump-overlay", "dev", repo.tags[4], "--no-push", cwd=repo.clone).code == 0
     assert github.requests == []
 
