@@ -148,7 +148,11 @@ def test_overlays_outside_the_project_are_refused_when_config_loads(  # noqa: PL
     repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path, value: str, expected: str, task: tuple[str, ...]
 ) -> None:
     pyproject = repo.clone / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text(encoding="utf-8") + f'overlays = "{value}"\n', encoding="utf-8")
+    # Into [tool.dex] itself: the fixture's file has more tables after it.
+    text = pyproject.read_text(encoding="utf-8").replace(
+        "[tool.dex]\n", f'[tool.dex]\noverlays = "{value}"\n', 1
+    )
+    pyproject.write_text(text, encoding="utf-8")
     before, temps = repo.snapshot(), _temp_entries()
     result = run_cli(*task, cwd=repo.clone)
     assert result.code == 2, result.err
@@ -162,7 +166,9 @@ def test_overlays_outside_the_project_are_refused_when_config_loads(  # noqa: PL
 
 def test_backslashes_in_overlays_are_separators(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     pyproject = repo.clone / "pyproject.toml"
-    text = pyproject.read_text(encoding="utf-8") + 'overlays = "infra\\\\argocd\\\\overlays"\n'
+    text = pyproject.read_text(encoding="utf-8").replace(
+        "[tool.dex]\n", '[tool.dex]\noverlays = "infra\\\\argocd\\\\overlays"\n', 1
+    )
     pyproject.write_text(text, encoding="utf-8")
     result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
     assert result.code == 0, result.err
