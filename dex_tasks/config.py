@@ -116,6 +116,7 @@ class Config:
     default_branch: str = "main"
     branches: Mapping[str, str] = dataclasses.field(default_factory=lambda: dict(DEFAULT_BRANCHES))
     package: str = ""  # empty: guessed from [project].name
+    sign_commits: tuple[str, ...] = ()  # envs whose overlay commits git must sign (gpg or ssh)
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
     lint: LintConfig = dataclasses.field(default_factory=LintConfig)
@@ -143,6 +144,10 @@ class Config:
                 + _suggest(env, self.environments)
             )
         return env
+
+    def signs(self, envs: typing.Iterable[str]) -> bool:
+        """Whether a commit touching ``envs`` must be signed: when any of them is in sign-commits."""
+        return any(env in self.sign_commits for env in envs)
 
     def branch_for(self, env: str) -> str:
         return self.branches.get(env, self.default_branch)
@@ -362,6 +367,7 @@ def _validate(config: Config, file_label: str) -> None:
                 f"{file_label}: tool.dex.branches: {env!r} is not in environments"
                 + _suggest(env, config.environments)
             )
+    _known_envs(config, "sign-commits", config.sign_commits, file_label)
     for key, template, names in (
         ("namespace", config.namespace, {"env"}),
         ("argocd-app", config.argocd_app, {"env"}),
@@ -388,6 +394,16 @@ def _validate(config: Config, file_label: str) -> None:
         )
     _validate_timeouts(config, file_label)
     _validate_severities(config, file_label)
+
+
+def _known_envs(config: Config, key: str, envs: typing.Iterable[str], file_label: str) -> None:
+    """Every env a key lists must be a configured environment: a typo must not switch a control off."""
+    for env in envs:
+        if env not in config.environments:
+            raise ConfigError(
+                f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
+                + _suggest(env, config.environments)
+            )
 
 
 def _validate_timeouts(config: Config, file_label: str) -> None:

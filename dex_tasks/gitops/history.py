@@ -36,8 +36,10 @@ class Deployment:
     subject: str
     action: str
     rolled_back_from: str | None  # for rollbacks: the tag this commit moved away from (known bad)
+    signed: bool = False  # the commit carries a signature (only read with signatures=True)
+    verified: bool = False  # git verified it against the configured signers (%G? is G)
 
-    def as_json(self) -> dict[str, str]:
+    def as_json(self) -> dict[str, str | bool]:
         return {
             "tag": self.tag,
             "commit": self.commit,
@@ -45,6 +47,8 @@ class Deployment:
             "author": self.author,
             "subject": self.subject,
             "action": self.action,
+            "signed": self.signed,
+            "verified": self.verified,
         }
 
 
@@ -54,10 +58,14 @@ def _is_rollback(commit: git.Commit, action: str) -> bool:
     return action == ROLLBACK or subject.startswith(('revert "', "fix: rollback", "rollback"))
 
 
-def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]:
-    """Every tag change of ``path`` on ``rev``, newest first."""
+def deployments(root: Path, rev: str, path: str, image: str, *, signatures: bool = False) -> list[Deployment]:
+    """Every tag change of ``path`` on ``rev``, newest first.
 
-    commits = git.log(root, rev, path)
+    ``signatures``: also whether each commit is signed and verified (``history`` shows it;
+    rollback's walk does not ask, as git starts gpg or ssh-keygen for every signed commit).
+    """
+
+    commits = git.log(root, rev, path, signatures=signatures)
     tags: list[str | None] = []
     for commit in commits:
         text = git.show(root, commit.sha, path)
@@ -89,6 +97,8 @@ def deployments(root: Path, rev: str, path: str, image: str) -> list[Deployment]
                 subject=commit.subject,
                 action=action,
                 rolled_back_from=rolled_back_from,
+                signed=commit.signed,
+                verified=commit.verified,
             )
         )
     return result

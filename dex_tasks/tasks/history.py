@@ -30,13 +30,19 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     base = cfg.branch_for(env)
     git.fetch(repo.root, base, unshallow=True)
     entries = history.deployments(
-        repo.root, git.tracking(base), repo.overlay_path(cfg, env), cfg.kustomize_image_name
+        repo.root, git.tracking(base), repo.overlay_path(cfg, env), cfg.kustomize_image_name, signatures=True
     )
     if args.limit is not None:
         entries = entries[: args.limit]
-    rows = [[e.tag, e.commit[:12], e.date, e.author, e.action, e.subject] for e in entries]
+    rows = [[e.tag, e.commit[:12], e.date, e.author, e.action, _signature(e), e.subject] for e in entries]
     if rows:
-        ctx.out(table(["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"], rows))
+        ctx.out(table(["TAG", "COMMIT", "DATE", "AUTHOR", "ACTION", "SIGNED", "SUBJECT"], rows))
     else:
         ctx.out(f"no deployments of {env} found in {repo.overlay_path(cfg, env)} on {base}")
     return TaskResult(data={"env": env, "base": base, "entries": [e.as_json() for e in entries]})
+
+
+def _signature(entry: history.Deployment) -> str:
+    if entry.verified:
+        return "verified"
+    return "unverified" if entry.signed else "-"

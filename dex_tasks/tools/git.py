@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, redact
 from dex_tasks._untrusted import control_character
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, DexError, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -206,10 +206,31 @@ class Commit:
     author: str
     subject: str
     trailers: Mapping[str, tuple[str, ...]]
+    # git's %G? letter (G B U X Y R E N) when the log asked for signatures, else "".
+    signature: str = ""
 
     def trailer(self, key: str) -> str | None:
         values = self.trailers.get(key.lower())
         return values[-1] if values else None
+
+    @property
+    def signed(self) -> bool:
+        """The commit carries a signature (good, bad, expired, revoked, or not checkable)."""
+        return self.signature in SIGNED
+
+    @property
+    def verified(self) -> bool:
+        """git verified the signature against the configured signers (%G? is G).
+
+        Not U: for ssh that is "good signature, key not in gpg.ssh.allowedSignersFile" (anyone can
+        make one with their own key); for gpg, a good signature by a key of unknown trust.
+        """
+        return self.signature == "G"
+
+
+# https://git-scm.com/docs/pretty-formats#Documentation/pretty-formats.txt-emGem: every letter but
+# N ("no signature") means the commit carries one.
+SIGNED = frozenset("GBUXYRE")
 
 
 def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
@@ -222,10 +243,21 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
     return {key: tuple(values) for key, values in found.items()}
 
 
-def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = None) -> list[Commit]:
-    """Commits of ``rev`` (touching ``path``), newest first, with their trailers."""
-    fmt = _FIELD.join(("%H", "%cI", "%an", "%s", "%(trailers:only,unfold)")) + _RECORD
-    args: list[str] = ["log", f"--format={fmt}"]
+def log(
+    root: Path, rev: str, path: str | None = None, *, limit: int | None = None, signatures: bool = False
+) -> list[Commit]:
+    """Commits of ``rev`` (touching ``path``), newest first, with their trailers.
+
+    ``signatures``: also git's verdict on each commit's signature (``%G?`` in the same format, so
+    still one ``git log``; git itself starts gpg or ssh-keygen for each *signed* commit only).
+    """
+    fields = ["%H", "%cI", "%an", "%s", "%(trailers:only,unfold)"]
+    args: list[str] = []
+    if signatures:
+        fields.append("%G?")
+        args += _allowed_signers_fallback(root)
+    fmt = _FIELD.join(fields) + _RECORD
+    args += ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
     args += [rev, "--"]
@@ -237,13 +269,31 @@ def log(root: Path, rev: str, path: str | None = None, *, limit: int | None = No
         record = raw.strip("\n")
         if not record.strip():
             continue
-        sha, date, author, subject, trailers = (record.split(_FIELD) + [""] * 5)[:5]
+        sha, date, author, subject, trailers, signature = (record.split(_FIELD) + [""] * 6)[:6]
         commits.append(
             Commit(
-                sha=sha.strip(), date=date, author=author, subject=subject, trailers=parse_trailers(trailers)
+                sha=sha.strip(),
+                date=date,
+                author=author,
+                subject=subject,
+                trailers=parse_trailers(trailers),
+                signature=signature.strip(),
             )
         )
     return commits
+
+
+def _allowed_signers_fallback(root: Path) -> tuple[str, ...]:
+    """``-c gpg.ssh.allowedSignersFile=<empty>`` when none is configured.
+
+    Without one, git reports an ssh-signed commit as N, "no signature" (and prints an error per
+    commit), which would make ``signed`` false. With an empty list of allowed signers git checks
+    the signature without a principal (``ssh-keygen -Y check-novalidate``) and says U: signed, not
+    verified. https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+    """
+    if _query(root, "config", "--get", "gpg.ssh.allowedSignersFile", check=False).stdout.strip():
+        return ()
+    return ("-c", f"gpg.ssh.allowedSignersFile={os.devnull}")
 
 
 def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:
@@ -331,39 +381,81 @@ def identity_env(root: Path) -> dict[str, str | None]:
     }
 
 
-def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
+def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path, sign: bool = False) -> str:
     """Commit ``paths`` in worktree ``wt`` with ``message``; return the new commit id.
 
     ``--no-verify``: the user's own pre-commit hooks are for their edits; a one-line overlay
     edit made by a tool in a temporary worktree must not depend on their hook environment.
+    ``sign``: ``-S``, signed with the user's own git signing setup (``gpg.format``,
+    ``user.signingkey``); git failing to sign is a :class:`UsageError` (exit 2), raised before
+    anything is pushed.
     """
     git("add", "--", *paths, cwd=wt)
-    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", cwd=wt, stdin=message,
-        env=identity_env(root))  # fmt: skip
+    try:
+        git(*_hookless(wt), "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", cwd=wt,
+            stdin=message, env=identity_env(root))  # fmt: skip
+    except CommandFailed as exc:
+        raise _signing_error(exc, sign=sign) from None
     return head(wt)
 
 
-def amend_message(wt: Path, message: str, *, root: Path) -> str:
-    git(
-        *_hookless(wt),
-        "commit",
-        "--quiet",
-        "--amend",
-        "--no-verify",
-        "--file=-",
-        cwd=wt,
-        stdin=message,
-        env=identity_env(root),
-    )
+def amend_message(wt: Path, message: str, *, root: Path, sign: bool = False) -> str:
+    """Replace the message of ``wt``'s HEAD commit; ``sign``: (re-)sign it, as :func:`commit`."""
+    try:
+        git(
+            *_hookless(wt),
+            "commit",
+            "--quiet",
+            "--amend",
+            "--no-verify",
+            *_sign(sign),
+            "--file=-",
+            cwd=wt,
+            stdin=message,
+            env=identity_env(root),
+        )
+    except CommandFailed as exc:
+        raise _signing_error(exc, sign=sign) from None
     return head(wt)
 
 
 def revert(wt: Path, sha: str, *, root: Path) -> str:
+    """``git revert`` ``sha`` in ``wt``. Never signed here: the caller rewrites the message with
+    :func:`amend_message`, which signs the commit that leaves the worktree (one signature, one
+    pinentry prompt, instead of two)."""
     try:
         git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
         raise UsageError(f"git revert of {sha[:12]} does not apply cleanly: {exc.stderr_tail}") from None
     return head(wt)
+
+
+def _sign(sign: bool) -> tuple[str, ...]:
+    # Only ever added, never `--no-gpg-sign`: a user's commit.gpgSign = true still applies.
+    return ("-S",) if sign else ()
+
+
+def _signing_error(exc: CommandFailed, *, sign: bool) -> DexError:
+    """git failing to sign (no key, gpg or ssh-keygen failing): exit 2 in one line; else ``exc``.
+
+    git's own words are kept (``error: gpg failed to sign the data``, ``fatal: either
+    user.signingkey or gpg.ssh.defaultKeyCommand needs to be configured``, ``Couldn't load public
+    key``); its last line, ``fatal: failed to write commit object``, says nothing and is dropped.
+    """
+    text = exc.stderr_tail
+    lower = text.lower()
+    unwritten = "failed to write commit object" in lower
+    about_signing = any(marker in lower for marker in ("sign", "gpg", "ssh-keygen"))
+    # Without `sign`, a user's commit.gpgSign = true may be what failed: the same advice applies.
+    if not ((unwritten or about_signing) if sign else (unwritten and about_signing)):
+        return exc
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if "failed to write commit object" not in line]
+    detail = (useful or lines or [f"exit {exc.returncode}"])[0]
+    return UsageError(
+        f"git could not sign the commit ({detail}); configure signing (gpg.format, user.signingkey: "
+        "https://git-scm.com/docs/git-config#Documentation/git-config.txt-usersigningKey); nothing was pushed"
+    )
 
 
 def head(wt: Path) -> str:
