@@ -12,6 +12,7 @@ expects a tool to be allowed to do, and a dry-run without it would plan against 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -53,16 +54,63 @@ def git(
     env: Mapping[str, str | None] | None = None,
     timeout: float | None = proc.DEFAULT_TIMEOUT,
 ) -> proc.Result:
-    """``git -C <cwd> ARGS``. ``-C`` in argv (not only ``cwd=``) so dry-run echoes are runnable."""
+    """``git -C <cwd> ARGS``. ``-C`` in argv (not only ``cwd=``) so dry-run echoes are runnable.
+
+    With a token in the environment, git authenticates to the GitHub server with it (see
+    :func:`auth_env`): the token reaches git through the environment only, never argv or a file.
+    """
+    auth = auth_env(os.environ)
     return proc.run(
         ("git", "-C", str(cwd), *(str(a) for a in args)),
         read_only=read_only,
         check=check,
         quiet=quiet,
         stdin=stdin,
-        env=env,
+        env={**auth, **env} if auth and env else (auth or env),
         timeout=timeout,
     )
+
+
+TOKEN_VARS = ("GITOPS_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def auth_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``GIT_CONFIG_*`` variables that give git an ``Authorization`` header for the GitHub server.
+
+    The reusable workflows check out with ``persist-credentials: false``, so no token sits in
+    ``.git/config`` (where ``docker build`` of the workspace would ship it in an image). Pushing
+    then authenticates the way actions/checkout's persisted header does, ``http.<server>/.extraheader
+    = AUTHORIZATION: basic base64(x-access-token:TOKEN)``, but as configuration in the environment
+    of our own git processes (``GIT_CONFIG_COUNT``, git 2.31+:
+    https://git-scm.com/docs/git-config#Documentation/git-config.txt-GITCONFIGCOUNT), not argv.
+
+    Scoped to ``GITHUB_SERVER_URL`` (default https://github.com), so git sends it to that server
+    only: an origin elsewhere (a mirror, a local path) never sees it. The empty value first resets
+    the header list (http.extraHeader's documented reset), so a header an older caller's checkout
+    persisted is replaced, not sent twice (GitHub refuses a duplicate Authorization with 400).
+    Variables already in ``GIT_CONFIG_COUNT`` are kept; ours go after them.
+    """
+    token = next((value for name in TOKEN_VARS if (value := environ.get(name, "").strip())), "")
+    server = environ.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
+    scheme, sep, rest = server.partition("://")
+    host = rest.split("/", 1)[0]
+    if not token or not sep or scheme.lower() not in {"https", "http"} or not host:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    redact.register_secret(token)
+    redact.register_secret(basic)
+    try:
+        count = max(0, int(environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        count = 0  # git itself refuses a bad count; ours then start at 0 and git says why
+    key = f"http.{scheme.lower()}://{host}/.extraheader"
+    return {
+        "GIT_CONFIG_COUNT": str(count + 2),
+        f"GIT_CONFIG_KEY_{count}": key,
+        f"GIT_CONFIG_VALUE_{count}": "",
+        f"GIT_CONFIG_KEY_{count + 1}": key,
+        f"GIT_CONFIG_VALUE_{count + 1}": f"AUTHORIZATION: basic {basic}",
+    }
 
 
 def _query(root: Path, *args: str | Path, check: bool = True) -> proc.Result:
