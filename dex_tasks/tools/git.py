@@ -474,6 +474,9 @@ def revert(wt: Path, sha: str, *, root: Path) -> str:
     try:
         git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
+        signing = _signing_error(exc, sign=False)  # a user's commit.gpgSign = true that cannot sign
+        if signing is not exc:
+            raise signing from None
         raise UsageError(f"git revert of {sha[:12]} does not apply cleanly: {exc.stderr_tail}") from None
     return head(wt)
 

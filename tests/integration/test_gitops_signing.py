@@ -227,3 +227,18 @@ def test_signing_that_fails_at_the_commit_is_refused_before_the_push(
         assert "nothing was pushed" in error
         assert "\n" not in error
         assert repo.snapshot() == state
+
+
+@pytest.mark.parametrize("argv", [("bump-overlay", "dev", "T4", "--direct"), ("rollback", "dev", "--revert")])
+def test_a_users_own_commit_gpgsign_that_cannot_sign_is_exit_2(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...]
+) -> None:
+    """No sign-commits, but the user's commit.gpgSign = true with a key git cannot use: exit 2, not 1."""
+    git("config", "commit.gpgSign", "true", cwd=repo.clone)
+    git("config", "gpg.format", "ssh", cwd=repo.clone)
+    git("config", "user.signingkey", str(repo.clone.parent / "no-such-key"), cwd=repo.clone)
+    state = repo.snapshot()
+    result = run_cli(*(repo.tags[4] if a == "T4" else a for a in argv), "--json", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert _json(result.out)["error"].startswith("git could not sign the commit (")
+    assert repo.snapshot() == state
