@@ -59,7 +59,9 @@ def test_was_deployed() -> None:
 
 
 def test_as_json_has_the_contract_fields() -> None:
-    assert set(_d("sha-1111111", None).as_json()) == {"tag", "commit", "date", "author", "subject", "action"}
+    data = _d("sha-1111111", None).as_json()
+    assert set(data) == {"tag", "commit", "date", "author", "subject", "action", "signed", "verified"}
+    assert (data["signed"], data["verified"]) == (False, False)
 
 
 def test_an_oversized_old_version_is_skipped_like_a_broken_one(tmp_path: Path) -> None:
