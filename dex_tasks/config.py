@@ -153,6 +153,7 @@ class Config:
     freeze: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # env -> windows
     registry_check: str = "require"  # or "off": never ask the registry (no digests, no scan gate)
     pin_digest: tuple[str, ...] = ()  # envs whose overlays also carry `digest: sha256:...`
+    sign_commits: tuple[str, ...] = ()  # envs whose overlay commits git must sign (gpg or ssh)
     scan: ScanConfig = dataclasses.field(default_factory=ScanConfig)
     test: TestConfig = dataclasses.field(default_factory=TestConfig)
     lint: LintConfig = dataclasses.field(default_factory=LintConfig)
@@ -182,6 +183,10 @@ class Config:
                 + _suggest(env, self.environments)
             )
         return env
+
+    def signs(self, envs: typing.Iterable[str]) -> bool:
+        """Whether a commit touching ``envs`` must be signed: when any of them is in sign-commits."""
+        return any(env in self.sign_commits for env in envs)
 
     def branch_for(self, env: str) -> str:
         return self.branches.get(env, self.default_branch)
@@ -453,6 +458,7 @@ def _validate(config: Config, file_label: str) -> None:
         if not ENV_NAME_RE.fullmatch(env):
             raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
     _validate_env_tables(config, file_label)
+    _known_envs(config, "sign-commits", config.sign_commits, file_label)
     for key, template, names in (
         ("namespace", config.namespace, {"env"}),
         ("argocd-app", config.argocd_app, {"env"}),
@@ -559,6 +565,16 @@ def _validate_insight(config: Config, file_label: str) -> None:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+\.ya?ml", workflow):
             raise ConfigError(
                 f"{file_label}: tool.dex.metrics.workflows.{name}: expected a workflow file name like ci.yml"
+            )
+
+
+def _known_envs(config: Config, key: str, envs: typing.Iterable[str], file_label: str) -> None:
+    """Every env a key lists must be a configured environment: a typo must not switch a control off."""
+    for env in envs:
+        if env not in config.environments:
+            raise ConfigError(
+                f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
+                + _suggest(env, config.environments)
             )
 
 

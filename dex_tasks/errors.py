@@ -52,6 +52,10 @@ class ConfigError(UsageError):
     """``[tool.dex]`` is invalid: unknown key, wrong type, unreadable file."""
 
 
+class CredentialInContextError(UsageError):
+    """image-build: the build context would send a credential (``.git/config``) to the builder."""
+
+
 class MalformedReportError(UsageError):
     """The file is not a trivy JSON report we understand (exit 2, naming the file)."""
 

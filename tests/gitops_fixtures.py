@@ -302,3 +302,46 @@ _TMP_WORKTREE = re.compile(r"[^\s'=]*dex-worktree-[^/\\\s']+[/\\]?")
 def without_tmp_paths(line: str) -> str:
     """``line`` with every temporary worktree path replaced by ``<tmp>/`` (they differ per run)."""
     return _TMP_WORKTREE.sub("<tmp>/", line)
+
+
+@dataclasses.dataclass(frozen=True)
+class SigningKey:
+    key: Path  # the private key file (user.signingkey may name it or its .pub)
+    public: str  # "ssh-ed25519 AAAA... comment"
+    allowed_signers: Path  # gpg.ssh.allowedSignersFile listing this key
+
+
+def ssh_signing_key(directory: Path, *, principal: str = "dex-test@example.invalid") -> SigningKey:
+    """A fresh ed25519 key (no passphrase) from the real ssh-keygen, and an allowed-signers file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = directory / "id_ed25519"
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", principal, "-f", str(key)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    public = (directory / "id_ed25519.pub").read_text(encoding="utf-8").strip()
+    allowed = directory / "allowed_signers"
+    # https://man.openbsd.org/ssh-keygen#ALLOWED_SIGNERS: "principals [options] key".
+    allowed.write_text(f"{principal} {public}\n", encoding="utf-8")
+    return SigningKey(key=key, public=public, allowed_signers=allowed)
+
+
+def enable_signing(repo: GitOpsRepo, key: SigningKey, envs: tuple[str, ...] = ("prod",)) -> None:
+    """``sign-commits = envs`` in the clone's pyproject, and git's ssh signing set up in the clone;
+    origin verifies against the same allowed-signers file (``git verify-commit`` there)."""
+    pyproject = repo.clone / "pyproject.toml"
+    listed = ", ".join(f'"{env}"' for env in envs)
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + f"sign-commits = [{listed}]\n", encoding="utf-8"
+    )
+    for where in (repo.clone, repo.origin):
+        git("config", "gpg.format", "ssh", cwd=where)
+        git("config", "gpg.ssh.allowedSignersFile", str(key.allowed_signers), cwd=where)
+    git("config", "user.signingkey", str(key.key), cwd=repo.clone)
+
+
+def signature_status(repo: GitOpsRepo, rev: str) -> str:
+    """git's %G? letter for ``rev`` on origin (G: good and verified; N: none)."""
+    return git("log", "-1", "--format=%G?", rev, cwd=repo.origin)

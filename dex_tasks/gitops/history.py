@@ -49,8 +49,10 @@ class Deployment:
     action: str
     rolled_back_from: str | None  # for rollbacks: the tag this commit moved away from (known bad)
     digest: str | None = None  # Dex-Digest of this env (or the overlay's pinned digest); None: unknown
+    signed: bool = False  # the commit carries a signature (only read with signatures=True)
+    verified: bool = False  # git verified it against the configured signers (%G? is G)
 
-    def as_json(self) -> dict[str, str | None]:
+    def as_json(self) -> dict[str, str | bool | None]:
         return {
             "tag": self.tag,
             "commit": self.commit,
@@ -59,6 +61,8 @@ class Deployment:
             "subject": self.subject,
             "action": self.action,
             "digest": self.digest,
+            "signed": self.signed,
+            "verified": self.verified,
         }
 
 
@@ -93,6 +97,8 @@ def _deployment(
         rolled_back_from=_rolled_back_from(commit, action, older),
         # The file's pin is what the kubelet pulls; else what the registry said at commit time.
         digest=pinned or digest_for(commit, env),
+        signed=commit.signed,
+        verified=commit.verified,
     )
 
 
@@ -115,8 +121,11 @@ class Deployments(Sequence[Deployment]):
     stops the reading); ``len()`` and negative indexes read everything, in one batch.
     """
 
-    def __init__(self, root: Path, rev: str, path: str, image: str, env: str | None = None) -> None:
+    def __init__(
+        self, root: Path, rev: str, path: str, image: str, env: str | None = None, *, signatures: bool = False
+    ) -> None:
         self._root, self._rev, self._path, self._image, self._env = root, rev, path, image, env
+        self._signatures = signatures
         self._pins: dict[int, str | None] = {}  # log index -> the version's `digest:` pin, if any
         self._commits: list[git.Commit] = []
         self._complete = False  # the whole log is in _commits
@@ -132,7 +141,14 @@ class Deployments(Sequence[Deployment]):
         if self._complete or (wanted is not None and len(self._commits) >= wanted):
             return
         limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), FIRST_WINDOW)
-        more = git.log(self._root, self._rev, self._path, limit=limit, skip=len(self._commits))
+        more = git.log(
+            self._root,
+            self._rev,
+            self._path,
+            limit=limit,
+            skip=len(self._commits),
+            signatures=self._signatures,
+        )
         self._commits += more
         self._complete = limit is None or len(more) < limit
 
@@ -244,10 +260,14 @@ class Deployments(Sequence[Deployment]):
         return bad
 
 
-def deployments(root: Path, rev: str, path: str, image: str, env: str | None = None) -> Deployments:
+def deployments(
+    root: Path, rev: str, path: str, image: str, env: str | None = None, *, signatures: bool = False
+) -> Deployments:
     """Every tag change of ``path`` on ``rev``, newest first (read lazily: :class:`Deployments`);
-    ``env`` picks its ``Dex-Digest`` among a combined commit's trailers."""
-    return Deployments(root, rev, path, image, env)
+    ``env`` picks its ``Dex-Digest`` among a combined commit's trailers. ``signatures``: also
+    whether each commit is signed and verified (``history`` shows it; rollback's walk does not
+    ask, as git starts gpg or ssh-keygen for every signed commit)."""
+    return Deployments(root, rev, path, image, env, signatures=signatures)
 
 
 def known_bad(entries: Iterable[Deployment]) -> set[str]:

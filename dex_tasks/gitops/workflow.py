@@ -7,7 +7,9 @@ does it without touching the user's working copy:
 1. fetch ``origin/<base>``;
 2. in a temporary detached worktree on it, recompute the edit from the file there (so a retry
    after a push race re-applies the *edit* on the new tip, never a stale patch), check that
-   ``kubectl kustomize`` still renders ``<image>:<tag>``, commit with ``Dex-*`` trailers;
+   ``kubectl kustomize`` still renders ``<image>:<tag>``, commit with ``Dex-*`` trailers (``-S``,
+   signed, when an env is in ``sign-commits``; :mod:`dex_tasks.supply.signing` checks before step 1
+   that git can sign);
 3. push (``--direct``: to the base branch, retried with jittered backoff when the remote moved;
    ``--pr``: to a ``dex``-owned branch with ``--force-with-lease``, then open or update the PR);
 4. the worktree is removed on every exit path, Ctrl-C included.
@@ -34,6 +36,7 @@ from dex_tasks import gha, proc
 from dex_tasks.errors import DexError, ForeignHostError, GitHubAccessError, RemoteError, UsageError
 from dex_tasks.gitops import overlay, paths
 from dex_tasks.gitops.state import Repo, open_repo
+from dex_tasks.supply import signing
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -396,6 +399,10 @@ class _Tree:
 def _apply(report: Reporter, cfg: Config, change: Change, base_sha: str | None) -> Outcome:
     repo = open_repo(cfg)
     git.check_ref_name(change.branch)
+    if cfg.signs(change.envs):
+        # Read-only and before the worktree: a setup git cannot sign with is refused (exit 2)
+        # with nothing made, in a dry run as in the real one.
+        signing.require(repo.root, change.envs)
     # fetch also refuses a bad base name and a clone without origin (exit 2), as the caller's did.
     base_sha = base_sha or git.fetch(repo.root, change.base)
     planned = proc.is_dry_run()
@@ -522,7 +529,8 @@ def _commit_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
     # The rendered files exist only in the real worktree; the check runs while git commits.
     with _rendering(cfg, repo, tree.wt, change, planned=tree.planned):
         # git.head() is "" when proc only echoed the commit: the JSON says null, as for no commit.
-        outcome.commit = git.commit(tree.wt, text, [edit.path for _, edit in changed], root=repo.root) or None
+        paths = [edit.path for _, edit in changed]
+        outcome.commit = git.commit(tree.wt, text, paths, root=repo.root, sign=cfg.signs(change.envs)) or None
     _say_message(report, tree, text)
     outcome.changed = True
     return outcome
@@ -580,10 +588,12 @@ def _revert_in(report: Reporter, cfg: Config, repo: Repo, tree: _Tree, change: C
         body = f"This reverts commit {sha}."
     full = dataclasses.replace(change, body=(body, *change.body))
     text = message(full, {env: previous_tag}, subject=subject)
+    sign = cfg.signs(change.envs)
     if partial:
-        commit = git.commit(tree.wt, text, [path], root=repo.root) or None
+        commit = git.commit(tree.wt, text, [path], root=repo.root, sign=sign) or None
     else:
-        commit = git.amend_message(tree.wt, text, root=repo.root) or None
+        # Signed here, not at the revert: this amended commit is the one that leaves the worktree.
+        commit = git.amend_message(tree.wt, text, root=repo.root, sign=sign) or None
     how = f"{path} as before {short(sha)}" if partial else f"git revert {short(sha)}"
     report.out(f"{env}: {previous_tag or '(none)'} -> {change.tag} ({how})")
     _say_message(report, tree, text)

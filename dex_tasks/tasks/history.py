@@ -30,13 +30,21 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     base = cfg.branch_for(env)
     git.fetch(repo.root, base, unshallow=True)
     found = history.deployments(
-        repo.root, git.tracking(base), repo.overlay_path(cfg, env), cfg.kustomize_image_name, env
+        repo.root,
+        git.tracking(base),
+        repo.overlay_path(cfg, env),
+        cfg.kustomize_image_name,
+        env,
+        signatures=True,
     )
     # A slice reads only what it returns: --limit N reads about N versions; no limit, all in one go.
     entries = found[: args.limit]
-    rows = [[e.tag, _short(e.digest), e.commit[:12], e.date, e.author, e.action, e.subject] for e in entries]
+    rows = [
+        [e.tag, _short(e.digest), e.commit[:12], e.date, e.author, e.action, _signature(e), e.subject]
+        for e in entries
+    ]
     if rows:
-        ctx.out(table(["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"], rows))
+        ctx.out(table(["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SIGNED", "SUBJECT"], rows))
     else:
         ctx.out(f"no deployments of {env} found in {repo.overlay_path(cfg, env)} on {base}")
     return TaskResult(data={"env": env, "base": base, "entries": [e.as_json() for e in entries]})
@@ -45,3 +53,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
 def _short(digest: str | None) -> str:
     """``sha256:`` and the first 12 hex (as docker shows image ids); ``-`` when unknown."""
     return digest[:19] if digest else "-"
+
+
+def _signature(entry: history.Deployment) -> str:
+    if entry.verified:
+        return "verified"
+    return "unverified" if entry.signed else "-"

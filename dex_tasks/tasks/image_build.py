@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks import gha, proc, progress
 from dex_tasks.errors import CommandFailed, RemoteError, UnsafePathError, UsageError
 from dex_tasks.gitops import build_tags
+from dex_tasks.supply import build_context
 from dex_tasks.tasks import Context, TaskResult, table
 from dex_tasks.tools import docker, oci
 
@@ -335,6 +336,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     with tempfile.TemporaryDirectory(prefix="dex-build-", ignore_cleanup_errors=True) as tmp:
         metadata = Path(tmp) / "metadata.json"
         spec, buildx, cache_why = _build_spec(ctx, args, refs=refs, labels=labels, metadata=metadata)
+        _check_context(ctx, spec, buildkit=buildx)  # a credential in .git/config: exit 2 before login
         argv = docker.build_argv(spec, buildx=buildx)  # before login: a bad spec is exit 2 first
         if args.push:
             registry_host = _login(ctx, image, commands)
@@ -405,6 +407,17 @@ def _reused(ctx: Context, computed: build_tags.BuildTags, digest: str, moved: tu
     }
     _report(ctx, data)
     return TaskResult(data=data)
+
+
+def _check_context(ctx: Context, spec: docker.BuildSpec, *, buildkit: bool) -> None:
+    """Refuse a context that would ship a credential; warn when any of ``.git`` is sent."""
+    verdict = build_context.check(spec.context, spec.dockerfile, buildkit=buildkit)
+    if verdict.sent:
+        shown = ", ".join(verdict.sent[:4]) + (", ..." if len(verdict.sent) > 4 else "")
+        ignore = verdict.ignore_file.name if verdict.ignore_file else ".dockerignore"
+        ctx.warn(
+            f"the build context sends .git to the builder ({shown}): add .git to {ignore} to keep it out"
+        )
 
 
 def _login(ctx: Context, image: str, commands: list[tuple[str, ...]]) -> str | None:

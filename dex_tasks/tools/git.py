@@ -12,6 +12,7 @@ expects a tool to be allowed to do, and a dry-run without it would plan against 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, progress, redact
 from dex_tasks._untrusted import control_character
-from dex_tasks.errors import CommandFailed, GitRemoteConfigError, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, DexError, GitRemoteConfigError, RemoteError, UsageError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -54,16 +55,63 @@ def git(
     env: Mapping[str, str | None] | None = None,
     timeout: float | None = proc.DEFAULT_TIMEOUT,
 ) -> proc.Result:
-    """``git -C <cwd> ARGS``. ``-C`` in argv (not only ``cwd=``) so dry-run echoes are runnable."""
+    """``git -C <cwd> ARGS``. ``-C`` in argv (not only ``cwd=``) so dry-run echoes are runnable.
+
+    With a token in the environment, git authenticates to the GitHub server with it (see
+    :func:`auth_env`): the token reaches git through the environment only, never argv or a file.
+    """
+    auth = auth_env(os.environ)
     return proc.run(
         ("git", "-C", str(cwd), *(str(a) for a in args)),
         read_only=read_only,
         check=check,
         quiet=quiet,
         stdin=stdin,
-        env=env,
+        env={**auth, **env} if auth and env else (auth or env),
         timeout=timeout,
     )
+
+
+TOKEN_VARS = ("GITOPS_TOKEN", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def auth_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """``GIT_CONFIG_*`` variables that give git an ``Authorization`` header for the GitHub server.
+
+    The reusable workflows check out with ``persist-credentials: false``, so no token sits in
+    ``.git/config`` (where ``docker build`` of the workspace would ship it in an image). Pushing
+    then authenticates the way actions/checkout's persisted header does, ``http.<server>/.extraheader
+    = AUTHORIZATION: basic base64(x-access-token:TOKEN)``, but as configuration in the environment
+    of our own git processes (``GIT_CONFIG_COUNT``, git 2.31+:
+    https://git-scm.com/docs/git-config#Documentation/git-config.txt-GITCONFIGCOUNT), not argv.
+
+    Scoped to ``GITHUB_SERVER_URL`` (default https://github.com), so git sends it to that server
+    only: an origin elsewhere (a mirror, a local path) never sees it. The empty value first resets
+    the header list (http.extraHeader's documented reset), so a header an older caller's checkout
+    persisted is replaced, not sent twice (GitHub refuses a duplicate Authorization with 400).
+    Variables already in ``GIT_CONFIG_COUNT`` are kept; ours go after them.
+    """
+    token = next((value for name in TOKEN_VARS if (value := environ.get(name, "").strip())), "")
+    server = environ.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
+    scheme, sep, rest = server.partition("://")
+    host = rest.split("/", 1)[0]
+    if not token or not sep or scheme.lower() not in {"https", "http"} or not host:
+        return {}
+    basic = base64.b64encode(f"x-access-token:{token}".encode()).decode("ascii")
+    redact.register_secret(token)
+    redact.register_secret(basic)
+    try:
+        count = max(0, int(environ.get("GIT_CONFIG_COUNT", "0") or 0))
+    except ValueError:
+        count = 0  # git itself refuses a bad count; ours then start at 0 and git says why
+    key = f"http.{scheme.lower()}://{host}/.extraheader"
+    return {
+        "GIT_CONFIG_COUNT": str(count + 2),
+        f"GIT_CONFIG_KEY_{count}": key,
+        f"GIT_CONFIG_VALUE_{count}": "",
+        f"GIT_CONFIG_KEY_{count + 1}": key,
+        f"GIT_CONFIG_VALUE_{count + 1}": f"AUTHORIZATION: basic {basic}",
+    }
 
 
 def _query(root: Path, *args: str | Path, check: bool = True) -> proc.Result:
@@ -419,10 +467,31 @@ class Commit:
     author: str
     subject: str
     trailers: Mapping[str, tuple[str, ...]]
+    # git's %G? letter (G B U X Y R E N) when the log asked for signatures, else "".
+    signature: str = ""
 
     def trailer(self, key: str) -> str | None:
         values = self.trailers.get(key.lower())
         return values[-1] if values else None
+
+    @property
+    def signed(self) -> bool:
+        """The commit carries a signature (good, bad, expired, revoked, or not checkable)."""
+        return self.signature in SIGNED
+
+    @property
+    def verified(self) -> bool:
+        """git verified the signature against the configured signers (%G? is G).
+
+        Not U: for ssh that is "good signature, key not in gpg.ssh.allowedSignersFile" (anyone can
+        make one with their own key); for gpg, a good signature by a key of unknown trust.
+        """
+        return self.signature == "G"
+
+
+# https://git-scm.com/docs/pretty-formats#Documentation/pretty-formats.txt-emGem: every letter but
+# N ("no signature") means the commit carries one.
+SIGNED = frozenset("GBUXYRE")
 
 
 def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
@@ -436,16 +505,29 @@ def parse_trailers(text: str) -> dict[str, tuple[str, ...]]:
 
 
 def log(
-    root: Path, rev: str, path: str | None = None, *, limit: int | None = None, skip: int = 0
+    root: Path,
+    rev: str,
+    path: str | None = None,
+    *,
+    limit: int | None = None,
+    skip: int = 0,
+    signatures: bool = False,
 ) -> list[Commit]:
     """Commits of ``rev`` (touching ``path``), newest first, with their trailers.
 
     ``limit``/``skip``: a window of that list (``history`` reads it a window at a time). A field
-    read from another format placeholder goes into ``fmt`` below, into the unpacking and into
-    :class:`Commit`; ``history`` builds its entries from these commits.
+    read from another format placeholder goes into ``fields`` below, into the unpacking and into
+    :class:`Commit`; ``history`` builds its entries from these commits. ``signatures``: also git's
+    verdict on each commit's signature (``%G?`` in the same format, so still one ``git log``; git
+    itself starts gpg or ssh-keygen for each *signed* commit only).
     """
-    fmt = _FIELD.join(("%H", "%cI", "%an", "%s", "%(trailers:only,unfold)")) + _RECORD
-    args: list[str] = ["log", f"--format={fmt}"]
+    fields = ["%H", "%cI", "%an", "%s", "%(trailers:only,unfold)"]
+    args: list[str] = []
+    if signatures:
+        fields.append("%G?")
+        args += _allowed_signers_fallback(root)
+    fmt = _FIELD.join(fields) + _RECORD
+    args += ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
     if skip:
@@ -459,13 +541,31 @@ def log(
         record = raw.strip("\n")
         if not record.strip():
             continue
-        sha, date, author, subject, trailers = (record.split(_FIELD) + [""] * 5)[:5]
+        sha, date, author, subject, trailers, signature = (record.split(_FIELD) + [""] * 6)[:6]
         commits.append(
             Commit(
-                sha=sha.strip(), date=date, author=author, subject=subject, trailers=parse_trailers(trailers)
+                sha=sha.strip(),
+                date=date,
+                author=author,
+                subject=subject,
+                trailers=parse_trailers(trailers),
+                signature=signature.strip(),
             )
         )
     return commits
+
+
+def _allowed_signers_fallback(root: Path) -> tuple[str, ...]:
+    """``-c gpg.ssh.allowedSignersFile=<empty>`` when none is configured.
+
+    Without one, git reports an ssh-signed commit as N, "no signature" (and prints an error per
+    commit), which would make ``signed`` false. With an empty list of allowed signers git checks
+    the signature without a principal (``ssh-keygen -Y check-novalidate``) and says U: signed, not
+    verified. https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+    """
+    if _query(root, "config", "--get", "gpg.ssh.allowedSignersFile", check=False).stdout.strip():
+        return ()
+    return ("-c", f"gpg.ssh.allowedSignersFile={os.devnull}")
 
 
 def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:
@@ -557,39 +657,84 @@ def identity_env(root: Path) -> dict[str, str | None]:
     }
 
 
-def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path) -> str:
+def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path, sign: bool = False) -> str:
     """Commit ``paths`` in worktree ``wt`` with ``message``; return the new commit id.
 
     ``--no-verify``: the user's own pre-commit hooks are for their edits; a one-line overlay
     edit made by a tool in a temporary worktree must not depend on their hook environment.
+    ``sign``: ``-S``, signed with the user's own git signing setup (``gpg.format``,
+    ``user.signingkey``); git failing to sign is a :class:`UsageError` (exit 2), raised before
+    anything is pushed.
     """
     # `commit -- <paths>` stages and commits those (tracked) files: no `git add` process first.
-    git(*_hookless(wt), "commit", "--quiet", "--no-verify", "--file=-", "--", *paths, cwd=wt, stdin=message,
-        env=identity_env(root))  # fmt: skip
+    try:
+        git(*_hookless(wt), "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", "--", *paths,
+            cwd=wt, stdin=message, env=identity_env(root))  # fmt: skip
+    except CommandFailed as exc:
+        raise _signing_error(exc, sign=sign) from None
     return head(wt)
 
 
-def amend_message(wt: Path, message: str, *, root: Path) -> str:
-    git(
-        *_hookless(wt),
-        "commit",
-        "--quiet",
-        "--amend",
-        "--no-verify",
-        "--file=-",
-        cwd=wt,
-        stdin=message,
-        env=identity_env(root),
-    )
+def amend_message(wt: Path, message: str, *, root: Path, sign: bool = False) -> str:
+    """Replace the message of ``wt``'s HEAD commit; ``sign``: (re-)sign it, as :func:`commit`."""
+    try:
+        git(
+            *_hookless(wt),
+            "commit",
+            "--quiet",
+            "--amend",
+            "--no-verify",
+            *_sign(sign),
+            "--file=-",
+            cwd=wt,
+            stdin=message,
+            env=identity_env(root),
+        )
+    except CommandFailed as exc:
+        raise _signing_error(exc, sign=sign) from None
     return head(wt)
 
 
 def revert(wt: Path, sha: str, *, root: Path) -> str:
+    """``git revert`` ``sha`` in ``wt``. Never signed here: the caller rewrites the message with
+    :func:`amend_message`, which signs the commit that leaves the worktree (one signature, one
+    pinentry prompt, instead of two)."""
     try:
         git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
+        signing = _signing_error(exc, sign=False)  # a user's commit.gpgSign = true that cannot sign
+        if signing is not exc:
+            raise signing from None
         raise UsageError(f"git revert of {sha[:12]} does not apply cleanly: {exc.stderr_tail}") from None
     return head(wt)
+
+
+def _sign(sign: bool) -> tuple[str, ...]:
+    # Only ever added, never `--no-gpg-sign`: a user's commit.gpgSign = true still applies.
+    return ("-S",) if sign else ()
+
+
+def _signing_error(exc: CommandFailed, *, sign: bool) -> DexError:
+    """git failing to sign (no key, gpg or ssh-keygen failing): exit 2 in one line; else ``exc``.
+
+    git's own words are kept (``error: gpg failed to sign the data``, ``fatal: either
+    user.signingkey or gpg.ssh.defaultKeyCommand needs to be configured``, ``Couldn't load public
+    key``); its last line, ``fatal: failed to write commit object``, says nothing and is dropped.
+    """
+    text = exc.stderr_tail
+    lower = text.lower()
+    unwritten = "failed to write commit object" in lower
+    about_signing = any(marker in lower for marker in ("sign", "gpg", "ssh-keygen"))
+    # Without `sign`, a user's commit.gpgSign = true may be what failed: the same advice applies.
+    if not ((unwritten or about_signing) if sign else (unwritten and about_signing)):
+        return exc
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    useful = [line for line in lines if "failed to write commit object" not in line]
+    detail = (useful or lines or [f"exit {exc.returncode}"])[0]
+    return UsageError(
+        f"git could not sign the commit ({detail}); configure signing (gpg.format, user.signingkey: "
+        "https://git-scm.com/docs/git-config#Documentation/git-config.txt-usersigningKey); nothing was pushed"
+    )
 
 
 def head(wt: Path) -> str:

@@ -17,7 +17,8 @@ import pytest
 from dex_tasks import proc
 from dex_tasks.gitops.workflow import PLANNED_COMMIT
 from tests.fakes.github_api import FakeGitHub
-from tests.gitops_fixtures import GitOpsRepo, build, without_tmp_paths
+from tests.gitops_fixtures import GitOpsRepo, build, enable_signing, ssh_signing_key, without_tmp_paths
+from tests.helpers import need_tool
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -168,3 +169,34 @@ def test_dry_run_plan_of_revert_and_again(  # noqa: PLR0917 - pytest passes fixt
     assert planned == _ran(started, data["commit"]), f"dry run:\n{dry.err}\nreal run:\n{real.err}"
     assert any(" commit " in line for line in planned)
     assert json.loads(dry.out)["tag"] == data["tag"]
+
+
+SIGNED_CASES: list[tuple[str, ...]] = [
+    ("bump-overlay", "stage", "prod", "T4", "--direct"),
+    ("bump-overlay", "prod", "T4"),
+    ("rollback", "dev", "--revert"),  # the amend signs
+]
+
+
+@pytest.mark.parametrize("argv", SIGNED_CASES, ids=[" ".join(a) for a in SIGNED_CASES])
+def test_dry_run_plans_the_signed_commit(  # noqa: PLR0917 - pytest passes fixtures positionally
+    repo: GitOpsRepo,
+    github: FakeGitHub,
+    run_cli: CliRunner,
+    started: list[tuple[str, ...]],
+    tmp_path: Path,
+    argv: tuple[str, ...],
+) -> None:
+    """With sign-commits, the plan's commit carries ``-S`` exactly as the real run's does."""
+    need_tool("ssh-keygen")
+    enable_signing(repo, ssh_signing_key(tmp_path / "keys"), ("dev", "prod"))
+    argv = tuple(repo.tags[4] if arg == "T4" else arg for arg in argv)
+    dry = run_cli(*argv, "--dry-run", "--json", cwd=repo.clone)
+    assert dry.code == 0, dry.err
+    planned = _planned(dry.err)
+    started.clear()
+    real = run_cli(*argv, "--json", cwd=repo.clone)
+    assert real.code == 0, real.err
+    ran = _ran(started, json.loads(real.out)["commit"])
+    assert planned == ran, f"dry run:\n{dry.err}\nreal run:\n{real.err}"
+    assert any(" commit " in line and " -S " in line for line in ran), ran

@@ -395,7 +395,7 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     result = run_cli("history", "stage", cwd=repo.clone)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[0].split() == ["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SUBJECT"]
+    assert lines[0].split() == ["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SIGNED", "SUBJECT"]
     assert lines[2].startswith(repo.tags[1])
     assert "rollback" in lines[2]
     result = run_cli("history", "stage", "--limit", "3", "--json", cwd=repo.clone)
@@ -406,8 +406,10 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert isinstance(entries, list)
     assert [e["tag"] for e in entries] == [repo.tags[1], repo.tags[2], repo.tags[1]]
     assert [e["action"] for e in entries] == ["rollback", "bump", "bump"]
-    assert set(entries[0]) == {"tag", "commit", "date", "author", "subject", "action", "digest"}
+    keys = {"tag", "commit", "date", "author", "subject", "action", "digest", "signed", "verified"}
+    assert set(entries[0]) == keys
     assert entries[0]["digest"] is None  # no Dex-Digest trailer, no pinned digest in the file
+    assert not any(e["signed"] or e["verified"] for e in entries)
     full = _json(run_cli("history", "stage", "--json", cwd=repo.clone).out)["entries"]
     assert isinstance(full, list)
     assert full[-1]["action"] == "manual"

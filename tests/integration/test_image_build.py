@@ -204,6 +204,16 @@ def test_local_clean_repository_uses_head(run_cli: CliRunner, project: tuple[Pat
     git(
         "remote", "add", "origin", "https://x-access-token:ghs_abc@github.com/data-literate/dex.git", cwd=root
     )
+    # That URL holds a token: image-build refuses to send .git/config to the builder (exit 2)...
+    refused = run_cli("image-build", "--dry-run", "--json", cwd=root)
+    assert refused.code == 2, refused.err
+    assert "a URL with a password" in json.loads(refused.out)["error"]
+    assert "ghs_abc" not in refused.out + refused.err
+    # ...until .dockerignore keeps .git out of the context.
+    (root / ".dockerignore").write_text(".git\n", encoding="utf-8")
+    git("add", ".dockerignore", cwd=root)
+    git("commit", "-q", "-m", "dockerignore", cwd=root)
+    head = git("rev-parse", "HEAD", cwd=root)
     result = run_cli("image-build", "--dry-run", "--json", cwd=root)
     assert result.code == 0, result.err
     data = json.loads(result.out)

@@ -169,9 +169,26 @@ def test_branches_with_unknown_env(tmp_path: Path) -> None:
         config.load(tmp_path)
 
 
+def test_sign_commits(tmp_path: Path) -> None:
+    assert config.load(tmp_path).sign_commits == ()  # default: nothing signed by us
+    _project(tmp_path, '[tool.dex]\nsign-commits = ["prod"]\n')
+    cfg = config.load(tmp_path)
+    assert cfg.sign_commits == ("prod",)
+    assert "sign-commits" in cfg.from_file
+    assert cfg.signs(("stage", "prod"))  # one commit for several envs: signed if any requires it
+    assert not cfg.signs(("dev",))
+    assert config.as_dict(cfg)["sign-commits"] == ["prod"]
+
+
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
+        (
+            'sign-commits = ["prd"]',
+            r"tool.dex.sign-commits: 'prd' is not in environments; did you mean 'prod'\?",
+        ),
+        ('sign-commits = "prod"', "sign-commits: expected a list of strings"),
+        ('environments = ["a"]\nsign-commits = ["prod"]', "'prod' is not in environments"),
         ("environments = []", "must not be empty"),
         ('environments = ["dev", "dev"]', "duplicates"),
         ('environments = ["Prod"]', "invalid environment name 'Prod'"),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import pytest
 
+from dex_tasks.errors import CommandFailed, UsageError
 from dex_tasks.gitops import history, workflow
 from dex_tasks.tools import git
-
-if TYPE_CHECKING:
-    import pytest
 
 
 def _change(**kwargs: object) -> workflow.Change:
@@ -129,3 +127,44 @@ def test_ref_names_are_judged_as_git_check_ref_format_judges_them() -> None:
         ref = f"refs/heads/{name}"
         done = subprocess.run(["git", "check-ref-format", ref], capture_output=True, check=False)
         assert git.valid_ref_name(ref) == (done.returncode == 0), ref
+
+
+@pytest.mark.parametrize(
+    ("letter", "signed", "verified"),
+    [("G", True, True), ("U", True, False), ("B", True, False), ("X", True, False), ("Y", True, False),
+     ("R", True, False), ("E", True, False), ("N", False, False), ("", False, False)],
+)  # fmt: skip
+def test_signed_and_verified_from_git_signature_letter(letter: str, signed: bool, verified: bool) -> None:
+    commit = git.Commit(sha="a" * 40, date="", author="", subject="", trailers={}, signature=letter)
+    assert (commit.signed, commit.verified) == (signed, verified)
+
+
+def _failed(stderr: str) -> CommandFailed:
+    return CommandFailed("command failed", argv=("git", "commit"), returncode=128, stderr_tail=stderr)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "sign", "detail"),
+    [
+        ("error: gpg failed to sign the data\nfatal: failed to write commit object", True,
+         "error: gpg failed to sign the data"),
+        ("fatal: either user.signingkey or gpg.ssh.defaultKeyCommand needs to be configured", True,
+         "user.signingkey or gpg.ssh.defaultKeyCommand"),
+        ('error: Load key "/k": invalid format?\n\nfatal: failed to write commit object', True,
+         'error: Load key "/k": invalid format?'),
+        # commit.gpgSign = true in the user's config, no -S from us: the same advice.
+        ("error: gpg failed to sign the data\nfatal: failed to write commit object", False,
+         "error: gpg failed to sign the data"),
+    ],
+)  # fmt: skip
+def test_signing_failures_are_exit_2_in_one_line(stderr: str, sign: bool, detail: str) -> None:
+    error = git._signing_error(_failed(stderr), sign=sign)
+    assert isinstance(error, UsageError)
+    assert detail in str(error)
+    assert "failed to write commit object" not in str(error)
+    assert "\n" not in str(error)
+
+
+def test_other_commit_failures_stay_what_they_are() -> None:
+    failed = _failed("fatal: unable to write new index file")
+    assert git._signing_error(failed, sign=True) is failed

@@ -64,8 +64,10 @@ def test_was_deployed() -> None:
 
 
 def test_as_json_has_the_contract_fields() -> None:
+    data = _d("sha-1111111", None).as_json()
     contract = {"tag", "commit", "date", "author", "subject", "action", "digest"}  # digest: contract v2
-    assert set(_d("sha-1111111", None).as_json()) == contract
+    assert set(data) == {*contract, "signed", "verified"}  # signed/verified: contract v2 too
+    assert (data["signed"], data["verified"]) == (False, False)
 
 
 def test_an_oversized_old_version_is_skipped_like_a_broken_one(tmp_path: Path) -> None:

@@ -247,20 +247,27 @@ def test_each_write_permission_is_needed() -> None:
             assert (permissions.get("security-events") == "write") == needs_events, (path.name, job)
 
 
-def test_checkout_persists_credentials_only_where_a_task_pushes() -> None:
+def test_checkout_never_persists_credentials() -> None:
+    """No token in .git/config: image-build of the workspace would ship it in the image. A step that
+    pushes gets the token in its own env, and dex-tasks gives it to its git processes (GIT_CONFIG_*)."""
     for path in WORKFLOWS:
         for job, spec in _jobs(path).items():
             for step in spec.get("steps") or []:
                 if str(step.get("uses", "")).startswith("actions/checkout@"):
-                    pushes = spec["permissions"].get("contents") == "write"
-                    assert step["with"]["persist-credentials"] is pushes, (path.name, job)
-                    # And no job that persists a credential uploads the workspace as an artifact.
-                    if pushes:
-                        uses = [str(s.get("uses", "")) for s in spec["steps"]]
-                        assert not any(u.startswith("actions/upload-artifact@") for u in uses), (
-                            path.name,
-                            job,
-                        )
+                    assert step["with"]["persist-credentials"] is False, (path.name, job)
+                    assert "token" not in step["with"], (path.name, job)
+
+
+def test_every_pushing_step_gets_the_token_in_its_env() -> None:
+    pushing = 0
+    for path in WORKFLOWS:
+        for job, spec in _jobs(path).items():
+            for step in spec.get("steps") or []:
+                if "run" in step and not _is_notice(step) and _task_of(step["run"]) in PUSHING_TASKS:
+                    pushing += 1
+                    token = (step.get("env") or {}).get("GITHUB_TOKEN", "")
+                    assert "secrets.GITOPS_TOKEN || github.token" in token, (path.name, job, step.get("name"))
+    assert pushing >= 6
 
 
 def _group(workflow: str, job: str, *, ref: str = "refs/heads/main", **inputs: object) -> str:
