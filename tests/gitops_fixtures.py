@@ -50,12 +50,13 @@ PYPROJECT = f"""\
 name = "dex"
 version = "0.1.0"
 
+# The scan table first: tests add [tool.dex] keys by appending lines, so [tool.dex] comes last.
+[tool.dex.scan]
+required-for = []
+
 [tool.dex]
 image = "{IMAGE}"
 registry-check = "off"
-
-[tool.dex.scan]
-required-for = []
 """
 
 BASE_KUSTOMIZATION = """\
