@@ -13,6 +13,7 @@ from tests.fakes.kube_apiserver import image_id
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
+    from tests.fakes.argocd_state import FakeArgo
     from tests.fakes.kube_apiserver import FakeKube
     from tests.gitops_fixtures import GitOpsRepo
 
@@ -108,7 +109,7 @@ def test_promote_unpauses_a_manually_paused_rollout(
     result = run_cli("rollout", "promote", "stage", "--dry-run", cwd=repo.clone)
     assert result.code == 0, result.err
     assert fake_kube.writes() == []
-    assert "--subresource=status --type=merge -p" in result.out + result.err
+    assert "--subresource=status" in result.out + result.err
     assert '{"spec":{"paused":false}}' in result.out + result.err
     result = run_cli("rollout", "promote", "stage", cwd=repo.clone)
     assert result.code == 0, result.err
@@ -199,3 +200,24 @@ def test_no_cluster_is_exit_2(repo: GitOpsRepo, no_cluster: None, run_cli: CliRu
     result = run_cli("rollout", "status", "stage", cwd=repo.clone)
     assert result.code == 2
     assert "needs cluster access" in result.err
+
+
+def test_with_argo_cd_promote_and_abort_are_resource_actions(
+    repo: GitOpsRepo, fake_kube: FakeKube, fake_argo: FakeArgo, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    canary(fake_kube, "dev", t[2], t[3])
+    fake_argo.add_app("dex-dev", namespace="dex-dev", image=f"{IMAGE}:{t[3]}")
+    fake_argo.connect(fake_kube.url)
+    result = run_cli("rollout", "promote", "dev", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert fake_argo.calls()[-1] == [
+        "app", "actions", "run", "dex-dev", "resume", "--kind", "Rollout", "--resource-name", "dex",
+        "--namespace", "dex-dev",
+    ]  # fmt: skip
+    assert fake_kube.wait_rollout("dex-dev", "dex", "Paused")["status"]["currentStepIndex"] == 3
+    result = run_cli("rollout", "abort", "dev", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert fake_argo.calls()[-1][4] == "abort"
+    assert fake_kube.wait_rollout("dex-dev", "dex", "Degraded")["status"]["abort"] is True
+    assert repo.tag("dev", "dev") == t[2]
