@@ -213,11 +213,19 @@ def _kube(cfg: Config, env: str, what: str) -> Kubectl:
 
 def read(cfg: Config, env: str, *, what: str = "rollout status") -> RolloutState:
     """ENV's Rollout (``[tool.dex] deployment`` in ``namespace``) with its images and digests."""
-    kube = _kube(cfg, env, what)
-    namespace = cfg.namespace_for(env)
+    state = read_from(_kube(cfg, env, what), cfg.namespace_for(env), cfg)
+    if state is None:
+        raise UsageError(
+            f"rollout {cfg.deployment} not found in namespace {cfg.namespace_for(env)} (is it a Rollout?)"
+        )
+    return state
+
+
+def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
+    """The Rollout ``cfg.deployment`` in ``namespace`` (None: there is none), read-only."""
     data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
     if data is None:
-        raise UsageError(f"rollout {cfg.deployment} not found in namespace {namespace} (is it a Rollout?)")
+        return None
     state = RolloutState.from_json(data, cfg.container)
     selector = selector_string(((data.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
     replicasets = (kube.get_json("replicasets", namespace=namespace, selector=selector or None) or {}).get(
@@ -225,6 +233,13 @@ def read(cfg: Config, env: str, *, what: str = "rollout status") -> RolloutState
     ) or []
     pods = (kube.get_json("pods", namespace=namespace, selector=selector or None) or {}).get("items") or []
     return with_images(state, replicasets, pods, cfg.container)
+
+
+def health_problem(state: RolloutState) -> str | None:
+    """Why ``verify`` must not call the Rollout healthy (Paused and Degraded are not), or None."""
+    if state.phase == "Healthy":
+        return None
+    return f"rollout {state.summary()} is not Healthy"
 
 
 def watch(

@@ -4,12 +4,14 @@ Argo Rollouts resource (tests/fakes/rollouts_controller.py), real git for abort'
 from __future__ import annotations
 
 import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.cluster_fixtures import IMAGE
 from tests.fakes.kube_apiserver import image_id
+from tests.helpers import serving
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
@@ -221,3 +223,66 @@ def test_with_argo_cd_promote_and_abort_are_resource_actions(
     assert fake_argo.calls()[-1][4] == "abort"
     assert fake_kube.wait_rollout("dex-dev", "dex", "Degraded")["status"]["abort"] is True
     assert repo.tag("dev", "dev") == t[2]
+
+
+def use_rollouts(repo: GitOpsRepo) -> None:
+    pyproject = repo.clone / "pyproject.toml"
+    text = pyproject.read_text(encoding="utf-8")
+    pyproject.write_text(text + '\n[tool.dex.cluster]\nworkload = "Rollout"\n', encoding="utf-8")
+
+
+class _Ok(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature
+        return
+
+
+def test_verify_with_rollouts_paused_and_degraded_are_not_healthy(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    use_rollouts(repo)
+    canary(fake_kube, "stage", t[0], t[1])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    url = f"http://127.0.0.1:{server.server_address[1]}/health"
+    with serving(server):
+        paused = run_cli("verify", "stage", "--url", url, "--json", "--interval", "0", cwd=repo.clone)
+        assert paused.code == 1, paused.err
+        data = json.loads(paused.out)
+        assert "rollout dex-stage/dex Paused (CanaryPauseStep), step 1/4, weight 20% is not Healthy" in (
+            paused.err
+        )
+        assert data["rollout"]["phase"] == "Paused"
+        assert run_cli("rollout", "promote", "stage", "--full", cwd=repo.clone).code == 0
+        fake_kube.wait_rollout("dex-stage", "dex", "Healthy")
+        healthy = run_cli("verify", "stage", "--url", url, "--interval", "0", cwd=repo.clone)
+        assert healthy.code == 0, healthy.err
+    bad = repo.clone / "pyproject.toml"
+    bad.write_text(bad.read_text(encoding="utf-8").replace('"Rollout"', '"rollout"'), encoding="utf-8")
+    refused = run_cli("verify", "stage", "--url", url, cwd=repo.clone)
+    assert refused.code == 2
+    assert (
+        "tool.dex.cluster.workload: 'rollout' is not 'Deployment' or 'Rollout'; did you mean 'Rollout'?"
+        in (refused.err)
+    )
+
+
+def test_status_with_rollouts_shows_the_rollouts_image(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    use_rollouts(repo)
+    canary(fake_kube, "stage", t[0], t[1])
+    result = run_cli("status", "stage", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    row = json.loads(result.out)["envs"][0]
+    assert row["live_image"] == f"{IMAGE}:{t[1]}"
+    assert row["live_tag"] == t[1]
+    assert any("Paused (CanaryPauseStep), step 1/4" in note for note in row["notes"])
+    assert f"stable {IMAGE}:{t[0]}" in row["notes"]
+    assert fake_kube.writes() == []
