@@ -248,7 +248,8 @@ def watch(
 ) -> RolloutState:  # fmt: skip
     """Poll until the Rollout is Healthy, Paused or Degraded; :class:`RemoteError` (exit 4) when it
     is still progressing after ``timeout`` seconds. At most ``timeout / interval + 1`` polls."""
-    attempts = max(1, int(timeout / interval) + 1) if interval > 0 else 1
+    interval = max(interval, 0.1)  # --interval 0: as fast as is sensible, still a bounded count
+    attempts = int(timeout / interval) + 1
     deadline = time.monotonic() + timeout
     state = read(cfg, env)
     for attempt in range(2, attempts + 1):
@@ -265,16 +266,10 @@ def watch(
 
 
 def _patch(kube: Kubectl, namespace: str, name: str, patch: Mapping[str, Any], *, status: bool) -> None:
-    args = ["patch", "rollout", name, "-n", namespace]
-    if status:
-        args.append("--subresource=status")
-    args += ["--type=merge", "-p", json.dumps(patch, separators=(",", ":"))]
+    text = json.dumps(patch, separators=(",", ":"))
     try:
-        proc.run(kube.argv(*args), read_only=False)
-    except CommandFailed as exc:
-        access = kube._access_error(exc.stderr_tail)  # noqa: SLF001 - the same rules as every kubectl call
-        if access is not None:
-            raise access from exc
+        kube.merge_patch("rollout", name, namespace, text, subresource="status" if status else "")
+    except CommandFailed as exc:  # an answer from the API server (no access raised already)
         raise RemoteError(
             f"kubectl patch rollout {namespace}/{name} failed: {last_line(exc.stderr_tail) or 'no output'}"
         ) from exc

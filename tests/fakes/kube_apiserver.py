@@ -17,6 +17,13 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
   ``observedGeneration``/``updatedReplicas``/``availableReplicas``, new pods with the new
   ``image``/``imageID``) or, with ``stall=True``, stays stuck with 0 updated replicas so
   ``kubectl rollout status --timeout`` gives up.
+* Argo Rollouts (``argoproj.io/v1alpha1`` ``rollouts``, short name ``ro``): discovery, GET/LIST,
+  JSON merge PATCH (``application/merge-patch+json``; strategic merge is the CRD's real 415) of
+  the resource and of its ``status`` subresource, each dropping the other's fields like the real
+  server does for a CRD with ``subresources: {status: {}}``. The controller stand-in is
+  :mod:`tests.fakes.rollouts_controller` (steps, pauses, promote, promote-full, abort, blue-green),
+  with a ReplicaSet per ``rollouts-pod-template-hash`` and its pods; :meth:`FakeKube.add_rollout`,
+  :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a new tag), :meth:`FakeKube.wait_rollout`.
 * DELETE of namespaces: phase Terminating first, purged shortly after (or never, for a namespace
   a test holds); a second DELETE meanwhile is the real 409 Conflict.
 * ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an

@@ -286,3 +286,36 @@ def test_status_with_rollouts_shows_the_rollouts_image(
     assert any("Paused (CanaryPauseStep), step 1/4" in note for note in row["notes"])
     assert f"stable {IMAGE}:{t[0]}" in row["notes"]
     assert fake_kube.writes() == []
+
+
+def test_watch_gives_up_after_the_rollout_timeout(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    canary(fake_kube, "stage", t[0], t[1])
+    with fake_kube.lock:  # a controller that never observes the new spec
+        fake_kube.objects[("rollouts", "dex-stage", "dex")]["metadata"]["generation"] = 9
+    pyproject = repo.clone / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + "\n[tool.dex.cluster]\nrollout-timeout = 4\n",
+        encoding="utf-8",
+    )
+    result = run_cli("rollout", "status", "stage", "--watch", "--interval", "1", cwd=repo.clone)
+    assert result.code == 4
+    assert "# waiting for rollout dex-stage/dex (attempt 2/5, next try in 1.0s)" in result.err
+    assert "waiting for rollout spec update to be observed" in result.err
+    assert error_lines(result.err) == [
+        (
+            "dex-tasks rollout: error: rollout dex-stage/dex Progressing (waiting for rollout spec update to "
+            "be observed), step 1/4, weight 20%: not Healthy, Paused or Degraded within 4s"
+        )
+    ]
+
+
+def test_forbidden_is_exit_4(repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner) -> None:
+    canary(fake_kube, "stage", repo.tags[0], repo.tags[1])
+    fake_kube.forbid("dex-stage")
+    result = run_cli("rollout", "promote", "stage", cwd=repo.clone)
+    assert result.code == 4
+    assert 'rollouts.argoproj.io "dex" is forbidden' in result.err
+    assert fake_kube.writes() == []
