@@ -248,7 +248,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     caller must not claim success.
     """
     cfg.check_env(env)
-    timeout = _rollout_timeout(cfg)
+    timeout = rollout_timeout(cfg)
     kube = _require_access(cfg, "rollback --emergency", env)
     namespace = cfg.namespace_for(env)
     image = expected_image(cfg, tag)
@@ -290,7 +290,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
 def _sync_prerequisites(cfg: Config, env: str) -> int:
     """The argocd CLI (exit 3), ``ARGOCD_SERVER`` (exit 2), a positive timeout (exit 2)."""
     cfg.check_env(env)
-    timeout = _rollout_timeout(cfg)
+    timeout = rollout_timeout(cfg)
     proc.require("argocd")
     reason = argocd.not_configured_reason(server=argocd_server_for(cfg, env))
     if reason is not None:
@@ -326,7 +326,7 @@ def argocd_sync(cfg: Config, env: str) -> None:
     argocd.app_wait(app, timeout=timeout, server=server)
 
 
-def _rollout_timeout(cfg: Config) -> int:
+def rollout_timeout(cfg: Config) -> int:
     """``cluster.rollout-timeout``, refused (exit 2) unless positive: ``kubectl rollout status
     --timeout=0s`` and ``argocd app wait --timeout 0`` mean "wait for ever"."""
     timeout = cfg.cluster.rollout_timeout

@@ -105,6 +105,7 @@ class ClusterConfig:
     argocd_prune: bool = False  # `argocd app sync --prune` for rollback --sync
     contexts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> kube context
     argocd_servers: Mapping[str, str] = dataclasses.field(default_factory=dict)  # env -> Argo CD server
+    workload: str = "Deployment"  # or "Rollout" (Argo Rollouts): what `status` and `verify` read
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -525,9 +526,16 @@ def _validate_controls(config: Config, file_label: str) -> None:
 
 
 REGISTRY_CHECKS = ("require", "off")
+WORKLOADS = ("Deployment", "Rollout")
 
 
 def _validate_registry(config: Config, file_label: str) -> None:
+    if config.cluster.workload not in WORKLOADS:
+        raise ConfigError(
+            f"{file_label}: tool.dex.cluster.workload: {config.cluster.workload!r} is not "
+            + " or ".join(repr(w) for w in WORKLOADS)
+            + _suggest(str(config.cluster.workload), WORKLOADS)
+        )
     if config.registry_check not in REGISTRY_CHECKS:
         raise ConfigError(
             f"{file_label}: tool.dex.registry-check: {config.registry_check!r} is not "

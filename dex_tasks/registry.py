@@ -124,6 +124,8 @@ TASKS: tuple[TaskSpec, ...] = (
              "dex-tasks release-notes stage prod"),
     TaskSpec("notify", "send a sample notification to the Slack and webhook targets (--test)",
              "dex-tasks notify --test", mutating=True),
+    TaskSpec("rollout", "Argo Rollouts: status [--watch], promote [--full], abort (and the overlay back)",
+             "dex-tasks rollout status prod --watch", mutating=True),
 )  # fmt: skip
 
 BY_NAME: dict[str, TaskSpec] = {task.name: task for task in TASKS}

@@ -17,7 +17,7 @@ import dataclasses
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import cluster, durations, gha
+from dex_tasks import cluster, durations, gha, rollouts
 from dex_tasks.controls import guard
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ClusterAccessError, DexError, ForbiddenError
 from dex_tasks.gitops import locks, state
@@ -28,6 +28,8 @@ from dex_tasks.tools.kubectl import ImageRef
 
 if TYPE_CHECKING:
     import argparse
+
+    from dex_tasks.config import Config
 
 UNKNOWN = "unknown"
 
@@ -174,6 +176,29 @@ def _git_tags(ctx: Context, rows: list[EnvStatus], *, fetch: bool) -> None:
             )
 
 
+def _live_rollout(cfg: Config, row: EnvStatus, ro: rollouts.RolloutState | None, namespace: str) -> None:
+    """``workload = "Rollout"``: the live image is the Rollout's template (what it rolls out);
+    a canary or preview in progress and a phase other than Healthy are noted."""
+    if ro is None:
+        row.notes.append(f"live {UNKNOWN}: rollout {cfg.deployment} not found in namespace {namespace}")
+        return
+    row.live_image = ro.template_image
+    if ro.template_image is None:
+        where = f"{namespace}/{cfg.deployment}"
+        row.notes.append(f"live {UNKNOWN}: rollout {where} has no container {cfg.container!r}")
+        return
+    ref = ImageRef.parse(ro.template_image)
+    if cluster.is_app_image(cfg, ref):
+        row.live_tag = ref.tag or None
+    else:
+        row.drift = True
+        row.notes.append(f"the cluster runs {ro.template_image}, not an image of {cfg.image}")
+    if ro.phase != "Healthy":
+        row.notes.append(f"rollout {ro.summary()}")
+    if ro.updating and ro.stable_image:
+        row.notes.append(f"stable {ro.stable_image}")
+
+
 def _live(ctx: Context, rows: list[EnvStatus]) -> None:
 
     cfg = ctx.config
@@ -188,6 +213,9 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         kube = cluster.kubectl_for(cfg, row.env)
         namespace = cfg.namespace_for(row.env)
         try:
+            if cfg.cluster.workload == "Rollout":
+                _live_rollout(cfg, row, rollouts.read_from(kube, namespace, cfg), namespace)
+                continue
             deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
         except ForbiddenError as exc:
             row.notes.append(f"live {UNKNOWN}: {exc}")  # RBAC is per namespace: ask the next env

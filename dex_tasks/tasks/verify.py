@@ -20,7 +20,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from dex_tasks import cluster, gha, progress
+from dex_tasks import cluster, gha, progress, rollouts
 from dex_tasks.errors import EXIT_CHECK_FAILED, AppNotFoundError, ArgoCDError, DexError, UsageError
 from dex_tasks.gitops import state
 from dex_tasks.insight import hooks
@@ -90,6 +90,12 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     data: dict[str, Any] = {"env": env, "ok": False, "argocd": None, "health": None, "rolled_back": None}
 
     problem = _argo_wait(ctx, env, deadline=deadline, interval=args.interval, data=data)
+    if problem is None and cfg.cluster.workload == "Rollout":
+        # A canary paused at a step or an aborted (Degraded) Rollout is not a verified deploy,
+        # whatever the health URL answers: the stable pods answer it. No access raises (exit 4/2).
+        ro = rollouts.read(cfg, env, what="verify")
+        data["rollout"] = ro.as_json(env)
+        problem = rollouts.health_problem(ro)
     if problem is None:
         problem = _health(ctx, env, args, deadline=deadline, data=data)
     if problem is None:

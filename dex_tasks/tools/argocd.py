@@ -229,3 +229,17 @@ def app_wait(
 
 def app_delete(name: str) -> proc.Result:
     return _run(("app", "delete", name, "--yes"), read_only=False, what=f"app delete {name}")
+
+
+def app_action_run(
+    name: str, action: str, *, kind: str, resource: str, namespace: str, server: str | None = None
+) -> proc.Result:
+    """``argocd app actions run NAME ACTION --kind KIND --resource-name R --namespace NS``.
+
+    Argo CD's built-in Rollout actions (argo-cd ``resource_customizations/argoproj.io/Rollout/
+    actions``): ``resume`` clears ``status.pauseConditions`` and ``spec.paused``, ``promote-full``
+    sets ``status.promoteFull``, ``abort`` sets ``status.abort`` - the same patches as the plugin.
+    """
+    args = ("app", "actions", "run", name, action, "--kind", kind, "--resource-name", resource,
+            "--namespace", namespace)  # fmt: skip
+    return _run(args, read_only=False, what=f"app actions run {name} {action}", app=name, server=server)

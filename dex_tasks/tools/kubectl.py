@@ -302,6 +302,16 @@ class Kubectl:
         data = self.get_json("pods", namespace=namespace, selector=selector_string(selector) or None) or {}
         return [Pod.from_json(item, container) for item in data.get("items", []) or []]
 
+    def merge_patch(
+        self, kind: str, name: str, namespace: str, patch: str, *, subresource: str = ""
+    ) -> proc.Result:
+        """``kubectl patch KIND NAME -n NS [--subresource=S] --type=merge -p PATCH`` (mutating).
+
+        Raises :class:`ClusterAccessError` for no access, CommandFailed for the API server's "no"."""
+        extra = (f"--subresource={subresource}",) if subresource else ()
+        return self._run("patch", kind, name, "-n", namespace, *extra, "--type=merge", "-p", patch,
+                         read_only=False)  # fmt: skip
+
     def set_image(self, namespace: str, deployment: str, container: str, image: str) -> proc.Result:
         return self._run("set", "image", f"deployment/{deployment}", f"{container}={image}", "-n", namespace,
                          read_only=False)  # fmt: skip

@@ -71,6 +71,12 @@ class FakeArgo:
         app: dict[str, Any] = self.load()["apps"][name]
         return app
 
+    def connect(self, kube_url: str) -> None:
+        """Resource actions (``app actions run``) patch the fake API server at ``kube_url``."""
+        data = self.load()
+        data["kube_url"] = kube_url
+        self.save(data)
+
     def calls(self) -> list[list[str]]:
         return [list(c) for c in self.load()["calls"]]
 

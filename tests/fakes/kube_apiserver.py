@@ -17,6 +17,13 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
   ``observedGeneration``/``updatedReplicas``/``availableReplicas``, new pods with the new
   ``image``/``imageID``) or, with ``stall=True``, stays stuck with 0 updated replicas so
   ``kubectl rollout status --timeout`` gives up.
+* Argo Rollouts (``argoproj.io/v1alpha1`` ``rollouts``, short name ``ro``): discovery, GET/LIST,
+  JSON merge PATCH (``application/merge-patch+json``; strategic merge is the CRD's real 415) of
+  the resource and of its ``status`` subresource, each dropping the other's fields like the real
+  server does for a CRD with ``subresources: {status: {}}``. The controller stand-in is
+  :mod:`tests.fakes.rollouts_controller` (steps, pauses, promote, promote-full, abort, blue-green),
+  with a ReplicaSet per ``rollouts-pod-template-hash`` and its pods; :meth:`FakeKube.add_rollout`,
+  :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a new tag), :meth:`FakeKube.wait_rollout`.
 * DELETE of namespaces: phase Terminating first, purged shortly after (or never, for a namespace
   a test holds); a second DELETE meanwhile is the real 409 Conflict.
 * ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an
@@ -42,6 +49,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
 
+from tests.fakes import rollouts_controller
 from tests.fakes.kube_portforward import SpdySession
 
 if TYPE_CHECKING:
@@ -58,6 +66,9 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     "services": ("v1", "Service", True),
     "deployments": ("apps/v1", "Deployment", True),
     "replicasets": ("apps/v1", "ReplicaSet", True),
+    # The Argo Rollouts CRD (argoproj.io/v1alpha1), served with its status subresource like the
+    # CRD in argo-rollouts' manifests/crds/rollout-crd.yaml (`subresources: {status: {}}`).
+    "rollouts": ("argoproj.io/v1alpha1", "Rollout", True),
 }
 SHORT_NAMES = {
     "namespaces": ["ns"],
@@ -65,8 +76,10 @@ SHORT_NAMES = {
     "services": ["svc"],
     "deployments": ["deploy"],
     "replicasets": ["rs"],
+    "rollouts": ["ro"],
 }
-GROUP_OF = {"v1": "", "apps/v1": "apps"}
+GROUP_OF = {"v1": "", "apps/v1": "apps", "argoproj.io/v1alpha1": "argoproj.io"}
+ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
 
 
 def _resource_list(group_version: str) -> dict[str, Any]:
@@ -105,6 +118,17 @@ def _resource_list(group_version: str) -> dict[str, Any]:
                     "verbs": ["get", "patch", "update"],
                 }
             )
+        if plural == "rollouts":
+            resources[-1]["categories"] = ["all"]
+            resources.append(
+                {
+                    "name": "rollouts/status",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": "Rollout",
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         if plural == "pods":
             resources.append(
                 {
@@ -139,6 +163,20 @@ def image_id(image: str, pulled: dict[str, str] | None = None) -> str:
     if pulled and image in pulled:
         return f"{repo}@{pulled[image]}"
     return f"{repo}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
+
+
+def json_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """RFC 7386 JSON merge patch (``application/merge-patch+json``): null deletes, objects merge,
+    everything else (lists included) replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict):
+            if not isinstance(target.get(key), dict):
+                target[key] = {}
+            json_merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -203,6 +241,8 @@ class FakeKube:
         self.held_namespaces: set[str] = set()  # deleted namespaces that stay Terminating
         # image reference -> the digest the "registry" served when pods pulled it (imageID)
         self.pulled: dict[str, str] = {}
+        # (namespace, rollout, pod-template-hash) -> the pod template of that revision
+        self.rollout_templates: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self.server.daemon_threads = True
         self.thread = threading.Thread(
@@ -533,7 +573,15 @@ class FakeKube:
                             "name": "apps",
                             "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
                             "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-                        }
+                        },
+                        {
+                            "name": "argoproj.io",
+                            "versions": [{"groupVersion": "argoproj.io/v1alpha1", "version": "v1alpha1"}],
+                            "preferredVersion": {
+                                "groupVersion": "argoproj.io/v1alpha1",
+                                "version": "v1alpha1",
+                            },
+                        },
                     ],
                 },
             )
@@ -541,6 +589,8 @@ class FakeKube:
             return h.send_json(200, _resource_list("v1"))
         if path == "/apis/apps/v1":
             return h.send_json(200, _resource_list("apps/v1"))
+        if path == "/apis/argoproj.io/v1alpha1":
+            return h.send_json(200, _resource_list("argoproj.io/v1alpha1"))
         if path.startswith(("/openapi", "/swagger")):
             return h.send_json(
                 404, _status(404, "NotFound", "the server could not find the requested resource")
@@ -555,7 +605,8 @@ class FakeKube:
             return self._forbidden(h, plural, namespace, name, query)
         if sub == "portforward" and plural == "pods" and name is not None:
             return self._portforward(h, namespace or "", name)
-        if sub:
+        status_sub = sub == "status" and plural == "rollouts" and name is not None
+        if sub and not status_sub:
             return h.send_json(
                 404, _status(404, "NotFound", "the server could not find the requested resource")
             )
@@ -581,6 +632,8 @@ class FakeKube:
                 )
             if h.command == "GET":
                 return h.send_json(200, obj)
+            if h.command == "PATCH" and plural == "rollouts":
+                return self._patch_rollout(h, obj, status=status_sub)
             if h.command == "PATCH":
                 return self._patch(h, plural, obj)
             if h.command == "DELETE" and plural == "namespaces":
@@ -671,6 +724,232 @@ class FakeKube:
             self._timers.append(timer)
             timer.start()
 
+    # -- Argo Rollouts ---------------------------------------------------------------------------
+    def add_rollout(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        image: str,
+        container: str = "dex",
+        replicas: int = 4,
+        strategy: str = "canary",
+        steps: list[dict[str, Any]] | None = None,
+        traffic_routing: bool = False,
+    ) -> None:
+        """A Rollout whose revision ``image`` is stable (phase Healthy), with its ReplicaSet and pods.
+
+        ``steps`` default to ``setWeight 20, pause, setWeight 50, pause`` (canary); ``strategy
+        "bluegreen"`` uses ``activeService``/``previewService`` without auto-promotion.
+        """
+        if ("namespaces", "", namespace) not in self.objects:
+            self.add_namespace(namespace)
+        labels = {"app.kubernetes.io/name": name}
+        if strategy == "bluegreen":
+            spec_strategy: dict[str, Any] = {
+                "blueGreen": {
+                    "activeService": name,
+                    "previewService": f"{name}-preview",
+                    "autoPromotionEnabled": False,
+                }
+            }
+        else:
+            canary: dict[str, Any] = {
+                "steps": steps
+                if steps is not None
+                else [{"setWeight": 20}, {"pause": {}}, {"setWeight": 50}, {"pause": {}}]
+            }
+            if traffic_routing:
+                canary["trafficRouting"] = {"nginx": {"stableIngress": name}}
+            spec_strategy = {"canary": canary}
+        rollout = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-ro-{namespace}-{name}",
+                "generation": 1,
+                "labels": dict(labels),
+                "annotations": {"rollout.argoproj.io/revision": "1"},
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": dict(labels)},
+                "strategy": spec_strategy,
+                "template": {
+                    "metadata": {"labels": dict(labels)},
+                    "spec": {"containers": [{"name": container, "image": image}]},
+                },
+            },
+            "status": {},
+        }
+        with self.lock:
+            self._store_rollout(rollout, "ADDED")
+
+    def set_rollout_image(self, namespace: str, name: str, image: str, container: str = "dex") -> None:
+        """What an Argo CD sync of a new overlay does: the template's image changes, a new revision
+        starts, and the controller runs it up to its first pause (synchronously, for set-up)."""
+        with self.lock:
+            ro = copy.deepcopy(self.objects[("rollouts", namespace, name)])
+            for c in ro["spec"]["template"]["spec"]["containers"]:
+                if c["name"] == container:
+                    c["image"] = image
+            ro["metadata"]["generation"] = int(ro["metadata"]["generation"]) + 1
+            annotations = ro["metadata"].setdefault("annotations", {})
+            annotations["rollout.argoproj.io/revision"] = str(
+                int(annotations.get("rollout.argoproj.io/revision", "1")) + 1
+            )
+            self._store_rollout(ro, "MODIFIED")
+
+    def rollout(self, namespace: str, name: str) -> dict[str, Any]:
+        with self.lock:
+            return copy.deepcopy(self.objects[("rollouts", namespace, name)])
+
+    def wait_rollout(self, namespace: str, name: str, phase: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The Rollout once the "controller" reports ``phase`` (bounded; AssertionError after)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while True:
+                ro = copy.deepcopy(self.objects[("rollouts", namespace, name)])
+                observed = ro["status"].get("observedGeneration") == str(ro["metadata"]["generation"])
+                if observed and ro["status"].get("phase") == phase and not self._pending_rollouts:
+                    return ro
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise AssertionError(f"rollout {namespace}/{name} never reached {phase}: {ro['status']}")
+                self.lock.wait(timeout=min(remaining, 0.2))
+
+    _pending_rollouts = 0
+
+    def _store_rollout(self, ro: dict[str, Any], event: str) -> None:
+        """Store the controller's view of ``ro``, with its ReplicaSets and pods. Holds the lock."""
+        meta = ro["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        reconciled, counts = rollouts_controller.reconcile(ro)
+        self._store("rollouts", reconciled, event)
+        template = reconciled["spec"]["template"]
+        current = reconciled["status"]["currentPodHash"]
+        self.rollout_templates[(namespace, name, current)] = copy.deepcopy(template)
+        for (p, ns, _), obj in list(self.objects.items()):
+            if p in {"replicasets", "pods"} and ns == namespace:
+                pod_hash = obj["metadata"].get("labels", {}).get(ROLLOUT_HASH_LABEL)
+                if pod_hash and obj["metadata"]["name"].startswith(name + "-"):
+                    keep = pod_hash in counts and (
+                        p == "replicasets"
+                        or int(obj["metadata"]["name"].rsplit("-", 1)[1]) < counts[pod_hash]
+                    )
+                    if not keep:
+                        self._store(p, copy.deepcopy(obj), "DELETED")
+        for pod_hash, count in counts.items():
+            rs_template = copy.deepcopy(self.rollout_templates[(namespace, name, pod_hash)])
+            labels = {**rs_template["metadata"].get("labels", {}), ROLLOUT_HASH_LABEL: pod_hash}
+            rs_template["metadata"]["labels"] = labels
+            rs_name = f"{name}-{pod_hash}"
+            self._store(
+                "replicasets",
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "metadata": {
+                        "name": rs_name,
+                        "namespace": namespace,
+                        "uid": f"uid-rs-{rs_name}",
+                        "labels": dict(labels),
+                        "ownerReferences": [
+                            {
+                                "apiVersion": "argoproj.io/v1alpha1",
+                                "kind": "Rollout",
+                                "name": name,
+                                "controller": True,
+                            }
+                        ],
+                    },
+                    "spec": {
+                        "replicas": count,
+                        "selector": {"matchLabels": dict(labels)},
+                        "template": rs_template,
+                    },
+                    "status": {"replicas": count, "readyReplicas": count, "availableReplicas": count},
+                },
+                "MODIFIED" if ("replicasets", namespace, rs_name) in self.objects else "ADDED",
+            )
+            for i in range(count):
+                pod_name = f"{rs_name}-{i}"
+                if ("pods", namespace, pod_name) in self.objects:
+                    continue
+                containers = copy.deepcopy(rs_template["spec"]["containers"])
+                self._store(
+                    "pods",
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {
+                            "name": pod_name, "namespace": namespace, "uid": f"uid-pod-{pod_name}",
+                            "labels": dict(labels),
+                            "ownerReferences": [
+                                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs_name,
+                                 "controller": True}
+                            ],
+                        },
+                        "spec": {"containers": containers},
+                        "status": {
+                            "phase": "Running",
+                            "conditions": [{"type": "Ready", "status": "True"}],
+                            "containerStatuses": [
+                                {"name": c["name"], "image": c["image"],
+                                 "imageID": image_id(c["image"], self.pulled), "ready": True,
+                                 "started": True, "restartCount": 0, "state": {"running": {}}}
+                                for c in containers
+                            ],
+                        },
+                    },
+                    "ADDED",
+                )  # fmt: skip
+
+    def _patch_rollout(self, h: _Handler, obj: dict[str, Any], *, status: bool) -> None:
+        """A merge patch of a Rollout or of its ``/status``: with the status subresource enabled,
+        the API server drops status changes sent to the main resource and everything but status
+        sent to ``/status``; only a spec change bumps ``metadata.generation``. The controller
+        reacts shortly after (ROLLOUT_DELAY), as the real one does to the watch event."""
+        ctype = h.headers.get("Content-Type", "")
+        if "merge-patch" not in ctype and "strategic-merge-patch" not in ctype:
+            h.send_json(415, _status(415, "UnsupportedMediaType", f"unsupported patch type {ctype!r}"))
+            return
+        patch = json.loads(h.body() or b"{}")
+        updated = copy.deepcopy(obj)
+        if "strategic-merge-patch" in ctype:
+            # CRDs take no strategic merge (apiextensions-apiserver): the real 415.
+            h.send_json(
+                415,
+                _status(
+                    415, "UnsupportedMediaType", "strategic merge patch is not supported for custom resources"
+                ),
+            )
+            return
+        if status:
+            json_merge(updated.setdefault("status", {}), patch.get("status") or {})
+        else:
+            json_merge(updated, {k: v for k, v in patch.items() if k != "status"})
+        if updated.get("spec") != obj.get("spec"):
+            updated["metadata"]["generation"] = int(updated["metadata"].get("generation", 1)) + 1
+        self._store("rollouts", updated, "MODIFIED")
+        self._pending_rollouts += 1
+        h.send_json(200, updated)
+        meta = updated["metadata"]
+        timer = threading.Timer(ROLLOUT_DELAY, self._rollout_controller, (meta["namespace"], meta["name"]))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
+    def _rollout_controller(self, namespace: str, name: str) -> None:
+        with self.lock:
+            self._pending_rollouts -= 1
+            if self.stopping or ("rollouts", namespace, name) not in self.objects:
+                return
+            self._store_rollout(copy.deepcopy(self.objects[("rollouts", namespace, name)]), "MODIFIED")
+
     def _matches(self, obj: dict[str, Any], query: dict[str, str]) -> bool:
         meta = obj["metadata"]
         for selector, source in (("labelSelector", meta.get("labels", {})), ("fieldSelector", None)):
@@ -747,6 +1026,8 @@ def _route(path: str) -> tuple[str, str | None, str | None, str | None] | None:
         rest, gv = parts[2:], "v1"
     elif parts[:3] == ["apis", "apps", "v1"]:
         rest, gv = parts[3:], "apps/v1"
+    elif parts[:3] == ["apis", "argoproj.io", "v1alpha1"]:
+        rest, gv = parts[3:], "argoproj.io/v1alpha1"
     else:
         return None
     namespace = None

@@ -20,6 +20,7 @@ CONTRACT = (
     "lint", "lint-fix", "test", "test-cov", "security", "image-build", "trivy-scan", "bump-overlay",
     "promote", "rollback", "history", "status", "preview", "verify", "config", "doctor",
     "demo", "init", "completion", "lock", "unlock", "locks", "metrics", "release-notes", "notify",
+    "rollout",
 )  # fmt: skip
 
 
