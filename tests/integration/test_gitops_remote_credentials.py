@@ -72,7 +72,7 @@ def test_token_in_remote_url_stays_out_of_every_argv(
     assert "credential" not in git("config", "--list", "--local", cwd=repo.clone)
 
 
-def test_wrong_token_is_exit_4_without_the_token(
+def test_wrong_token_is_exit_2_without_the_token(
     repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path
 ) -> None:
     with serving(GitHTTPServer(repo.origin.parent, user="x", password="right")) as server:
@@ -80,6 +80,9 @@ def test_wrong_token_is_exit_4_without_the_token(
         git("remote", "set-url", "origin", server.url("origin.git", userinfo=f"x:{TOKEN}"), cwd=repo.clone)
         before = repo.snapshot()
         result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
-    assert result.code == 4, result.err
+    # Refused credentials are configuration, not the network: exit 2 at once, nothing retried.
+    assert result.code == 2, result.err
+    assert "Authentication failed" in result.err
+    assert result.err.count("\n") == 1
     assert TOKEN not in result.err
     assert repo.snapshot() == before
