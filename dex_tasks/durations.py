@@ -10,8 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from typing import TYPE_CHECKING
 
 from dex_tasks.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 NOW_ENV = "DEX_NOW"
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -32,6 +36,21 @@ def parse_duration(text: str) -> dt.timedelta:
     if seconds > MAX_SECONDS:
         raise UsageError(f"invalid duration {text!r}: at most 3650d")
     return dt.timedelta(seconds=seconds)
+
+
+def seconds_from_env(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """A deadline in seconds from the variable ``name`` (``default`` when unset): a positive number
+    below a day, else :class:`UsageError` naming the variable (``nan`` and ``inf`` included)."""
+    raw = (os.environ if env is None else env).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < 86400:
+        raise UsageError(f"{name}={raw!r}: expected a number of seconds, e.g. 60")
+    return value
 
 
 def now() -> dt.datetime:

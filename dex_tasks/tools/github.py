@@ -33,7 +33,7 @@ from typing import Any, Self
 import requests
 import requests.auth
 
-from dex_tasks import __version__, progress, redact
+from dex_tasks import __version__, durations, progress, redact
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import ForeignHostError, GitHubAccessError, RemoteError, UsageError
 
@@ -164,16 +164,7 @@ def _is_secondary_rate_limit(headers: Mapping[str, str], body_text: str) -> bool
 
 def deadline_from_env(env: Mapping[str, str] | None = None) -> float:
     """``DEX_GITHUB_DEADLINE`` seconds (a positive number below a day), else :data:`DEADLINE`."""
-    raw = (os.environ if env is None else env).get(DEADLINE_ENV, "").strip()
-    if not raw:
-        return DEADLINE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < 86400:  # also refuses nan and inf
-        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds, e.g. 60")
-    return value
+    return durations.seconds_from_env(DEADLINE_ENV, DEADLINE, env)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

@@ -42,7 +42,7 @@ import urllib.parse
 import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
-from dex_tasks import proc, progress, redact
+from dex_tasks import durations, proc, progress, redact
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 
@@ -177,17 +177,8 @@ def registry_credentials(host: str, env: Mapping[str, str] | None = None) -> tup
 
 
 def deadline_from_env(env: Mapping[str, str] | None = None) -> float:
-    """``DEX_REGISTRY_DEADLINE`` seconds (a positive number), else :data:`DEADLINE`."""
-    raw = (os.environ if env is None else env).get(DEADLINE_ENV, "").strip()
-    if not raw:
-        return DEADLINE
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < 86400:
-        raise UsageError(f"{DEADLINE_ENV}={raw!r}: expected a number of seconds, e.g. 60")
-    return value
+    """``DEX_REGISTRY_DEADLINE`` seconds (a positive number below a day), else :data:`DEADLINE`."""
+    return durations.seconds_from_env(DEADLINE_ENV, DEADLINE, env)
 
 
 def _parse_challenge(header: str) -> dict[str, str]:
