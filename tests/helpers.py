@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from http.server import ThreadingHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED = REPO_ROOT.parent / "shared"
 
 
 def in_ci() -> bool:

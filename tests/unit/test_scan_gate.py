@@ -43,7 +43,7 @@ def test_gate_on_every_fixture(name: str, passed: bool, counts: dict[str, int], 
 
 
 def test_fixture_list_is_complete() -> None:
-    # Every fixture copied from ../shared is covered by the table above.
+    # Every fixture in tests/fixtures/trivy (real trivy reports) is covered by the table above.
     assert {p.name for p in FIXTURES.glob("*.json")} == {
         "alpine-39-high-critical.json", "alpine-310.json", "debian-buster.json",
         "centos-7-ignore-unfixed.json", "distroless-base.json",
