@@ -418,15 +418,16 @@ def load(start: Path | None = None) -> Config:
 
 
 def _validate_env_tables(config: Config, file_label: str) -> None:
-    """Tables keyed by env (``branches``, ``env-titles``): known envs, non-empty values."""
-    for key, table in (("branches", config.branches), ("env-titles", config.env_titles)):
+    """Tables keyed by env: known envs, and no empty string values."""
+    tables: dict[str, Mapping[str, object]] = {
+        "branches": config.branches, "env-titles": config.env_titles, "soak": config.soak,
+        "freeze": config.freeze, "cluster.contexts": config.cluster.contexts,
+        "cluster.argocd-servers": config.cluster.argocd_servers,
+    }  # fmt: skip
+    for key, table in tables.items():
+        _known_envs(config, key, table, file_label)
         for env, value in table.items():
-            if env not in config.environments:
-                raise ConfigError(
-                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
-                    + _suggest(env, config.environments)
-                )
-            if not value.strip():
+            if isinstance(value, str) and not value.strip():
                 raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
 
 
@@ -492,20 +493,7 @@ def _validate(config: Config, file_label: str) -> None:
 
 
 def _validate_controls(config: Config, file_label: str) -> None:
-    """``soak``, ``freeze``, ``cluster.contexts`` / ``argocd-servers``: known envs, values that parse."""
-    tables: dict[str, Mapping[str, object]] = {
-        "soak": config.soak, "freeze": config.freeze, "cluster.contexts": config.cluster.contexts,
-        "cluster.argocd-servers": config.cluster.argocd_servers,
-    }  # fmt: skip
-    for key, table in tables.items():
-        for env, value in table.items():
-            if env not in config.environments:
-                raise ConfigError(
-                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
-                    + _suggest(env, config.environments)
-                )
-            if isinstance(value, str) and not value.strip():
-                raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
+    """``soak`` durations and ``freeze`` windows parse (their envs: :func:`_validate_env_tables`)."""
     if config.soak:
         from dex_tasks.durations import parse_duration  # noqa: PLC0415 - only configs with a soak
 
@@ -543,22 +531,12 @@ def _validate_registry(config: Config, file_label: str) -> None:
             + _suggest(config.registry_check, REGISTRY_CHECKS)
         )
     for key, envs in (("pin-digest", config.pin_digest), ("scan.required-for", config.scan.required_for)):
-        for env in envs:
-            if env not in config.environments:
-                raise ConfigError(
-                    f"{file_label}: tool.dex.{key}: {env!r} is not in environments"
-                    + _suggest(env, config.environments)
-                )
+        _known_envs(config, key, envs, file_label)
 
 
 def _validate_insight(config: Config, file_label: str) -> None:
     """``[tool.dex.metrics]`` and ``[tool.dex.notify]``: known envs, positive targets, rates in 0..1."""
-    for env in config.notify.envs:
-        if env not in config.environments:
-            raise ConfigError(
-                f"{file_label}: tool.dex.notify.envs: {env!r} is not in environments"
-                + _suggest(env, config.environments)
-            )
+    _known_envs(config, "notify.envs", config.notify.envs, file_label)
     for field in dataclasses.fields(MetricsTargets):
         value = getattr(config.metrics.targets, field.name)
         rate = field.name.endswith("rate")
