@@ -124,18 +124,10 @@ def set_tag(
     tags.validate_tag(tag, preview=True)
     _check_size(text, path)
     located = _locate(text, image, path, allow_digest=pinned)
-    if located.tag_node is not None and located.tag_key is not None and _is_empty(located.tag_node):
-        # `newTag:` with nothing after it: its (empty) node starts at the *next* token, so the value
-        # goes right after the key's colon instead, keeping any comment on that line.
-        previous = None
-        colon = text.index(":", located.tag_key.end_mark.index) + 1
-        new_text = text[:colon] + " " + tag + text[colon:]
-    elif located.tag_node is not None:
-        previous = str(located.tag_node.value)
-        new_text = _replace_scalar(text, located.tag_node, tag, path)
-    elif located.entry is not None:
-        previous = None
-        new_text = _insert_new_tag(text, located.entry, tag, path)
+    if located.entry is not None:
+        previous, new_text = _set_value(
+            text, located.entry, tag, key=located.tag_key, node=located.tag_node, path=path, name="newTag"
+        )
     else:
         previous = None
         new_text = _append_entry(text, located, image, tag, path)
@@ -144,6 +136,28 @@ def set_tag(
     return edit
 
 
+def _set_value(
+    text: str,
+    entry: MappingNode,
+    value: str,
+    *,
+    key: ScalarNode | None,
+    node: ScalarNode | None,
+    path: str,
+    name: str,
+) -> tuple[str | None, str]:
+    """``entry``'s ``name`` set to ``value``: (the value before, the new text), one span changed."""
+    if node is not None and key is not None and _is_empty(node):
+        # `name:` with nothing after it: its (empty) node starts at the *next* token, so the value
+        # goes right after the key's colon instead, keeping any comment on that line.
+        colon = text.index(":", key.end_mark.index) + 1
+        return None, text[:colon] + " " + value + text[colon:]
+    if node is not None:
+        return str(node.value), _replace_scalar(text, node, value, path, name)
+    return None, _insert_new_tag(text, entry, value, path, name)
+
+
+# The same as tools.oci.DIGEST_RE; not imported from there, which would load requests with every overlay.
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
@@ -162,16 +176,10 @@ def set_digest(text: str, image: str, digest: str, *, path: str = DEFAULT_PATH) 
     if located.entry is None or located.tag_node is None:
         raise UsageError(f"{path}: no `images` entry with `newTag` for {image!r} to pin by digest")
     tag = str(located.tag_node.value)
-    if located.digest_node is not None and located.digest_key is not None and _is_empty(located.digest_node):
-        previous = None
-        colon = text.index(":", located.digest_key.end_mark.index) + 1
-        new_text = text[:colon] + " " + digest + text[colon:]
-    elif located.digest_node is not None:
-        previous = str(located.digest_node.value)
-        new_text = _replace_scalar(text, located.digest_node, digest, path, "digest")
-    else:
-        previous = None
-        new_text = _insert_new_tag(text, located.entry, digest, path, "digest")
+    previous, new_text = _set_value(
+        text, located.entry, digest, key=located.digest_key, node=located.digest_node, path=path,
+        name="digest",
+    )  # fmt: skip
     edit = OverlayEdit(
         path=path, old_text=text, new_text=new_text, previous_tag=tag, tag=tag, digest=digest,
         previous_digest=previous,

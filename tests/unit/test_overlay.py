@@ -382,7 +382,10 @@ def test_read_tag_refuses_like_set_tag() -> None:
 
 def test_verification_catches_a_wrong_splice(monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate a buggy splice: the verifier must refuse to hand it out.
-    monkeypatch.setattr(overlay, "_replace_scalar", lambda text, _node, tag, _path: text.replace(OLD, tag))
+    def wrong(text: str, _node: object, tag: str, _path: str, *_: object) -> str:
+        return text.replace(OLD, tag)
+
+    monkeypatch.setattr(overlay, "_replace_scalar", wrong)
     text = f"images:\n- name: other\n  newTag: {OLD}\n- name: {IMAGE}\n  newTag: {OLD}\n"
     with pytest.raises(errors.OverlayInternalError, match="changed more than that value"):
         set_tag(text, IMAGE, NEW)
