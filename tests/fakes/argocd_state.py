@@ -96,7 +96,14 @@ class FakeArgo:
         self.save(data)
 
     def update_app(self, name: str, **changes: Any) -> None:
+        """Change the app; a new ``history`` also moves the last operation's times to its last
+        entry's (a successful sync is both), unless the test sets them."""
         data = self.load()
+        history = changes.get("history")
+        if history and "operation_finished_at" not in changes:
+            last = history[-1]
+            changes.setdefault("operation_started_at", last.get("deployStartedAt") or last["deployedAt"])
+            changes["operation_finished_at"] = last["deployedAt"]
         data["apps"][name].update(changes)
         self.save(data)
 
