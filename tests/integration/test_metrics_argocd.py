@@ -132,7 +132,7 @@ def test_a_sync_the_fake_records_and_a_failed_one(
     assert (dev["syncs"], dev["p50_s"], dev["met"], dev["last_phase"]) == (1, 17, True, "Succeeded")
 
     fake_argo.update_app("dex-dev", fail="sync_failed")
-    with pytest.raises(ArgoCDError, match="Operation has completed with phase: Failed"):
+    with pytest.raises(ArgoCDError, match=r"\(exit 1\): Operation has completed with phase: Failed"):
         argocd.app_sync("dex-dev", timeout=30)
     assert len(fake_argo.app("dex-dev")["history"]) == 1  # a failed sync is not recorded
     dev = json.loads(run_cli("metrics", "--env", "dev", "--json", cwd=repo.clone).out)["argocd"]["dev"]
