@@ -135,7 +135,7 @@ def collect(
     default = os.environ.get(argocd.SERVER_ENV, "").strip() or None
     use_cli = proc.which("argocd") is not None
     result: dict[str, dict[str, Any] | None] = {}
-    broken: dict[str | None, str] = {}  # per server: one failure is not asked again for every env
+    broken: dict[str, str] = {}  # per server: one failure is not asked again for every env
     with contextlib.ExitStack() as stack:
         clients: dict[str, argocd_api.ArgoCDAPI] = {}
 
