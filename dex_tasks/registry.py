@@ -118,7 +118,7 @@ TASKS: tuple[TaskSpec, ...] = (
              mutating=True, module_name="lock", add_arguments="add_unlock_arguments", run="run_unlock"),
     TaskSpec("locks", "every env's deploy lock: who, why, since, until", "dex-tasks locks",
              module_name="lock", add_arguments="add_locks_arguments", run="run_locks"),
-    TaskSpec("metrics", "pipeline pass rate and durations against the targets; DORA per env from git",
+    TaskSpec("metrics", "pipeline pass rate and durations against the targets; DORA from git; Argo CD syncs",
              "dex-tasks metrics --since 30d --env prod"),
     TaskSpec("release-notes", "the app commits a promotion FROM -> TO would ship, grouped by type",
              "dex-tasks release-notes stage prod"),

@@ -1,9 +1,12 @@
-"""``metrics [--since 30d] [--env ENV]...``: pipeline metrics from GitHub, DORA per env from git.
+"""``metrics [--since 30d] [--env ENV]...``: pipeline metrics from GitHub, DORA per env from git,
+Argo CD sync history per env.
 
 Pipeline (needs a token): pass rate and p50/p90 duration of the CI and CD workflows against the
 runbook's targets (:mod:`dex_tasks.insight.pipeline`). DORA (git alone): deployment frequency,
 lead time for changes, change failure rate, time to restore (:mod:`dex_tasks.insight.dora`);
-with a token, deployments whose ``verify`` posted a failure status count as failed too.
+with a token, deployments whose ``verify`` posted a failure status count as failed too. Argo CD
+(when configured): syncs seen and p50/p90 sync seconds against ``sync-seconds``, the last sync's
+phase (:mod:`dex_tasks.insight.argosync`).
 ``DEX_NOW`` stands in for the clock.
 """
 
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks import durations, gha
 from dex_tasks.errors import DexError
 from dex_tasks.gitops import state
-from dex_tasks.insight import deployments, dora, gitsource, pipeline
+from dex_tasks.insight import argosync, deployments, dora, gitsource, pipeline
 from dex_tasks.tasks import Context, TaskResult, table
 
 if TYPE_CHECKING:
@@ -66,21 +69,25 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
                 except DexError as exc:
                     ctx.warn(f"GitHub deployment statuses of {env} not read: {exc}")
     keys = dora.all_envs(by_env, graph, since=since, until=until, failed_commits=failed)
-    _show(ctx, pipe, keys, since, until)
+    argo = argosync.collect(ctx, cfg, envs, since, until)
+    _show(ctx, pipe=pipe, keys=keys, argo=argo, since=since, until=until)
     return TaskResult(
         data={
             "since": since.isoformat(),
             "until": until.isoformat(),
             "pipeline": pipe,
             "dora": {env: m.as_json() for env, m in keys.items()},
+            "argocd": argo,
         }
     )
 
 
 def _show(
     ctx: Context,
+    *,
     pipe: dict[str, Any] | None,
     keys: dict[str, dora.EnvMetrics],
+    argo: dict[str, dict[str, Any] | None] | None,
     since: dt.datetime,
     until: dt.datetime,
 ) -> None:
@@ -107,12 +114,36 @@ def _show(
          f"{_pct(m.change_failure_rate)} ({m.failures})", fmt(m.time_to_restore_p50_s)]
         for env, m in keys.items()
     ]  # fmt: skip
+    argo_headers = ["ARGO CD", "APP", "SYNCS", "P50", "P90", "LAST SYNC"]
+    argo_rows = [_argo_row(env, a) for env, a in (argo or {}).items() if a is not None]
     if pipe_rows:
         lines += ["", table(pipe_headers, pipe_rows)]
     lines += ["", table(dora_headers, dora_rows)]
+    if argo_rows:
+        lines += ["", table(argo_headers, argo_rows)]
     ctx.out("\n".join(lines))
     summary = [f"### dex-tasks metrics ({since.date()} .. {until.date()})", ""]
     if pipe_rows:
         summary += [gha.markdown_table(pipe_headers, pipe_rows), ""]
     summary.append(gha.markdown_table(dora_headers, dora_rows))
+    if argo_rows:
+        summary += ["", gha.markdown_table(argo_headers, argo_rows)]
     gha.summary("\n".join(summary))
+
+
+def _argo_row(env: str, a: dict[str, Any]) -> list[str]:
+    fmt = durations.format_duration
+    if a.get("error"):
+        return [env, a["app"], "?", "-", "-", "not read (see the warning)"]
+    syncs = str(a["syncs"])
+    if not a["complete"]:  # Argo CD dropped older entries: say the count is a floor
+        syncs += f" (Argo CD keeps the last {a['history_limit']})"
+    if a["without_duration"]:
+        syncs += f", {a['without_duration']} without start time"
+    last = a["last_phase"] or "-"
+    if a["last_at"]:
+        last += f" {a['last_at']}"
+    return [
+        env, a["app"], syncs, fmt(a["p50_s"]),
+        f"{fmt(a['p90_s'])} {_mark(a['met'])} (target {fmt(a['target_s'])})", last,
+    ]  # fmt: skip

@@ -65,9 +65,21 @@ def in_use(
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class HistoryEntry:
-    id: int
-    revision: str
-    deployed_at: str
+    """One ``status.history[]`` item: argo-cd ``RevisionHistory`` (pkg/apis/application/v1alpha1).
+
+    The controller appends one after every *successful* sync (controller/sync.go calls
+    ``persistRevisionHistory`` only when the phase is Successful) and keeps the last
+    ``spec.revisionHistoryLimit`` (default 10). Times are RFC 3339 as metav1.Time serializes them.
+    """
+
+    id: int  # int64, auto-incrementing: the previous entry's id + 1 (the first is 0)
+    revision: str  # "" for a multi-source app, which fills ``revisions`` instead
+    deployed_at: str  # deployedAt: when the sync operation completed
+    # deployStartedAt: when it started (the operation's startedAt); "" before Argo CD 1.7 (#3715).
+    deploy_started_at: str = ""
+    # initiatedBy (Argo CD 2.11+): the user, or "" with automated=True for an auto-sync.
+    initiated_by: str = ""
+    automated: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -84,6 +96,12 @@ class App:
     operation_revision: str = ""
     namespace: str  # spec.destination.namespace
     history: tuple[HistoryEntry, ...]
+    # status.operationState.{startedAt,finishedAt,message}: the last (or running) operation.
+    # A failed sync leaves no history entry; this is the only trace of it.
+    operation_started_at: str = ""
+    operation_finished_at: str = ""
+    operation_message: str = ""
+    history_limit: int | None = None  # spec.revisionHistoryLimit (None: Argo CD's default, 10)
 
     @property
     def synced_and_healthy(self) -> bool:
@@ -92,14 +110,9 @@ class App:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> App:
         status = data.get("status", {}) or {}
-        history = tuple(
-            HistoryEntry(
-                id=int(h.get("id", 0) or 0),
-                revision=str(h.get("revision", "")),
-                deployed_at=str(h.get("deployedAt", "")),
-            )
-            for h in status.get("history", []) or []
-        )
+        history = tuple(_history_entry(h) for h in status.get("history", []) or [] if isinstance(h, dict))
+        operation = status.get("operationState") or {}
+        limit = (data.get("spec") or {}).get("revisionHistoryLimit")
         return cls(
             name=str(data.get("metadata", {}).get("name", "")),
             sync_status=str((status.get("sync") or {}).get("status", "Unknown") or "Unknown"),
@@ -110,7 +123,25 @@ class App:
             operation_revision=_operation_revision(status.get("operationState") or {}),
             namespace=str(((data.get("spec") or {}).get("destination") or {}).get("namespace", "") or ""),
             history=history,
+            operation_started_at=str(operation.get("startedAt", "") or ""),
+            operation_finished_at=str(operation.get("finishedAt", "") or ""),
+            operation_message=str(operation.get("message", "") or ""),
+            history_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         )
+
+
+def _history_entry(h: Mapping[str, Any]) -> HistoryEntry:
+    initiator = h.get("initiatedBy") or {}
+    raw_id = h.get("id", 0)
+    return HistoryEntry(
+        # int64 in Go; JSON carries it as a number (a string only from a hand-made document).
+        id=int(raw_id) if isinstance(raw_id, int) or (isinstance(raw_id, str) and raw_id.isdigit()) else 0,
+        revision=str(h.get("revision", "") or ""),
+        deployed_at=str(h.get("deployedAt", "") or ""),
+        deploy_started_at=str(h.get("deployStartedAt", "") or ""),
+        initiated_by=str(initiator.get("username", "") or "") if isinstance(initiator, dict) else "",
+        automated=bool(initiator.get("automated")) if isinstance(initiator, dict) else False,
+    )
 
 
 def _operation_revision(operation_state: Mapping[str, Any]) -> str:
@@ -177,7 +208,14 @@ def _run(
 
 
 def app_get(name: str, *, timeout: float = QUERY_TIMEOUT, server: str | None = None) -> App:
-    """The app; :class:`AppNotFoundError` when it does not exist (or the token may not read it)."""
+    """The app; :class:`AppNotFoundError` when it does not exist (or the token may not read it).
+
+    Also the app's deployment history (``App.history``). ``argocd app history NAME`` makes the same
+    ``ApplicationService.Get`` call but prints only a table of ID, DATE (deployedAt) and REVISION,
+    or the ids with ``-o id`` (cmd/argocd/commands/app.go, ``NewApplicationHistoryCommand``): no
+    ``deployStartedAt``, so no sync duration, and no ``operationState`` for a sync that failed.
+    The JSON of ``app get`` carries ``status.history[]`` as Argo CD stores it.
+    """
     result = _run(
         ("app", "get", name, "-o", "json"), read_only=True, what=f"app get {name}", timeout=timeout, app=name,
         server=server,

@@ -1,11 +1,14 @@
-"""Argo CD's REST API, for what a job without the argocd CLI must still do: delete an Application.
+"""Argo CD's REST API, for what a job without the argocd CLI must still do: read or delete an app.
 
-GitHub's hosted runners have no argocd CLI, so ``preview down`` talks to argocd-server's REST
-gateway when the CLI is missing and ``ARGOCD_SERVER`` and ``ARGOCD_AUTH_TOKEN`` are set:
+GitHub's hosted runners have no argocd CLI, so ``preview down`` (delete) and ``metrics`` (the
+app's sync history) talk to argocd-server's REST gateway when the CLI is missing and
+``ARGOCD_SERVER`` and ``ARGOCD_AUTH_TOKEN`` are set:
 ``GET``/``DELETE https://$ARGOCD_SERVER/api/v1/applications/<name>?cascade=true`` with the token as
-a bearer token (what the CLI sends). ``ARGOCD_OPTS`` is read as the CLI reads it: ``--plaintext``
-means http, ``--insecure`` skips TLS verification (a self-signed server), ``--grpc-web`` changes
-nothing for REST. The token is redacted everywhere and never part of a URL.
+a bearer token (what the CLI sends). ``GET`` answers the Application document that ``argocd app
+get NAME -o json`` prints (the CLI calls the same ``ApplicationService.Get``). ``ARGOCD_OPTS`` is
+read as the CLI reads it: ``--plaintext`` means http, ``--insecure`` skips TLS verification (a
+self-signed server), ``--grpc-web`` changes nothing for REST. The token is redacted everywhere and
+never part of a URL.
 
 Errors are grpc-gateway bodies, ``{"error", "code", "message"}`` with the gRPC code: NotFound (5,
 HTTP 404) means the app is gone; PermissionDenied (7, 403) is, since Argo CD 2.5, also the answer
@@ -46,10 +49,14 @@ def available(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get(SERVER_ENV, "").strip() and env.get(TOKEN_ENV, "").strip())
 
 
-def base_url(env: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """``(https://host[:port], verify_tls)`` from ``ARGOCD_SERVER`` and ``ARGOCD_OPTS``."""
+def base_url(env: Mapping[str, str] | None = None, *, server: str | None = None) -> tuple[str, bool]:
+    """``(https://host[:port], verify_tls)`` from ``ARGOCD_SERVER`` and ``ARGOCD_OPTS``.
+
+    ``server``: an env's own (``[tool.dex.cluster] argocd-servers``) in place of ``ARGOCD_SERVER``,
+    as the CLI gets it.
+    """
     env = os.environ if env is None else env
-    server = env.get(SERVER_ENV, "").strip()
+    server = (server or env.get(SERVER_ENV, "")).strip()
     try:
         opts = shlex.split(env.get(OPTS_ENV, ""))
     except ValueError as exc:
@@ -77,7 +84,7 @@ class ArgoCDAPI:
         deadline: float = DEADLINE,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        import requests  # noqa: PLC0415 - only preview down without the CLI needs it
+        import requests  # noqa: PLC0415 - only the tasks that go without the CLI need it
 
         redact.register_secret(token)
         self.url = url.rstrip("/")
@@ -98,8 +105,8 @@ class ArgoCDAPI:
         )
 
     @classmethod
-    def from_env(cls) -> ArgoCDAPI:
-        url, verify = base_url()
+    def from_env(cls, *, server: str | None = None) -> ArgoCDAPI:
+        url, verify = base_url(server=server)
         return cls(url=url, token=os.environ.get(TOKEN_ENV, "").strip(), verify=verify)
 
     def __enter__(self) -> Self:

@@ -5,7 +5,9 @@ It reproduces what ``preview down`` asks of Argo CD v2.x without the CLI
 
 * ``GET /api/v1/applications/{name}``: 200 with the Application (``apiVersion``
   ``argoproj.io/v1alpha1``, ``kind``, ``metadata``, ``spec.destination``, ``status.sync``,
-  ``status.health``, ``status.summary.images``).
+  ``status.health``, ``status.summary.images``; ``status.history[]``, ``status.operationState``
+  and ``spec.revisionHistoryLimit`` when the test gives them - the same JSON as the CLI's
+  ``app get -o json``, both being ``ApplicationService.Get``).
 * ``DELETE /api/v1/applications/{name}?cascade=true``: 200 ``{}`` and the app is gone; the query
   is recorded (``cascade``, ``propagationPolicy``).
 * Errors are grpc-gateway v1 bodies: ``{"error": msg, "code": <grpc code>, "message": msg,
@@ -104,8 +106,18 @@ class FakeArgoCDAPI:
             "ARGOCD_OPTS": "--grpc-web --plaintext",
         }
 
-    def add_app(self, name: str, *, namespace: str, image: str) -> dict[str, Any]:
-        app = {
+    def add_app(
+        self,
+        name: str,
+        *,
+        namespace: str,
+        image: str,
+        history: list[dict[str, Any]] | None = None,
+        operation_state: dict[str, Any] | None = None,
+        history_limit: int | None = None,
+    ) -> dict[str, Any]:
+        """``history``: ``RevisionHistory`` entries (see ``tests.fakes.argocd_state.revision_history``)."""
+        app: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Application",
             "metadata": {"name": name, "namespace": "argocd", "uid": f"uid-{name}", "resourceVersion": "1"},
@@ -124,6 +136,12 @@ class FakeArgoCDAPI:
                 "summary": {"images": [image]},
             },
         }
+        if history is not None:
+            app["status"]["history"] = history
+        if operation_state is not None:
+            app["status"]["operationState"] = operation_state
+        if history_limit is not None:
+            app["spec"]["revisionHistoryLimit"] = history_limit
         with self._lock:
             self.apps[name] = app
         return app

@@ -18,6 +18,31 @@ STATE_ENV = "DEX_FAKE_ARGOCD_STATE"
 SCRIPT = Path(__file__).with_name("argocd")
 
 
+SOURCE = {"repoURL": "https://github.com/data-literate/dex.git", "path": "infra/argocd/overlays",
+          "targetRevision": "HEAD"}  # fmt: skip
+
+
+def revision_history(
+    ident: int,
+    revision: str,
+    *,
+    started: str | None,
+    deployed: str,
+    automated: bool = False,
+    user: str = "admin",
+) -> dict[str, Any]:
+    """One ``status.history[]`` entry as Argo CD serializes a ``RevisionHistory``
+    (argo-cd pkg/apis/application/v1alpha1/types.go; controller/state.go ``persistRevisionHistory``):
+    ``revision``, ``deployedAt``, ``id`` (int64), ``source``, ``deployStartedAt`` (omitted when nil,
+    as before Argo CD 1.7: ``started=None``), ``initiatedBy`` (``automated`` for an auto-sync)."""
+    entry: dict[str, Any] = {"revision": revision, "deployedAt": deployed, "id": ident,
+                             "source": dict(SOURCE)}  # fmt: skip
+    if started is not None:
+        entry["deployStartedAt"] = started
+    entry["initiatedBy"] = {"automated": True} if automated else {"username": user}
+    return entry
+
+
 def application(name: str, *, namespace: str, image: str, revision: str = "0" * 40, sync: str = "Synced",
                 health: str = "Healthy") -> dict[str, Any]:  # fmt: skip
     """An app in the state file (the fake renders the Application resource from it)."""
@@ -26,11 +51,19 @@ def application(name: str, *, namespace: str, image: str, revision: str = "0" * 
         "images": [image], "operation_phase": "Succeeded",
         # The commit the last operation synced (None: the app's revision).
         "operation_revision": None,
-        "history": [{"id": 1, "revision": revision, "deployedAt": "2026-01-01T00:00:00Z"}],
+        # status.operationState.{startedAt,finishedAt,message} of the last operation.
+        "operation_started_at": "2025-12-31T23:59:48Z", "operation_finished_at": "2026-01-01T00:00:00Z",
+        "operation_message": "successfully synced (all tasks run)",
+        "history": [revision_history(0, revision, started="2025-12-31T23:59:48Z",
+                                     deployed="2026-01-01T00:00:00Z")],
+        # spec.revisionHistoryLimit (None: unset, Argo CD keeps 10) and how long `app sync` takes.
+        "history_limit": None, "sync_seconds": 12,
         # What the next `app sync` deploys (None: keep): set by tests to model a new git revision.
         "target_revision": None, "target_images": None,
-        # Failure modes: "sync_error" (the sync RPC fails), "wait_timeout" (app wait times out),
-        # "get_unavailable_once" (the next `app get` fails like a restarting argocd-server).
+        # Failure modes: "sync_error" (the sync RPC fails), "sync_failed" (the sync operation runs and
+        # ends Failed: no history entry), "wait_timeout" (app wait times out), "get_unavailable"
+        # (every `app get` fails like an unreachable argocd-server), "get_unavailable_once" (the next
+        # `app get` fails like a restarting argocd-server).
         "fail": None,
     }  # fmt: skip
 
@@ -63,7 +96,14 @@ class FakeArgo:
         self.save(data)
 
     def update_app(self, name: str, **changes: Any) -> None:
+        """Change the app; a new ``history`` also moves the last operation's times to its last
+        entry's (a successful sync is both), unless the test sets them."""
         data = self.load()
+        history = changes.get("history")
+        if history and "operation_finished_at" not in changes:
+            last = history[-1]
+            changes.setdefault("operation_started_at", last.get("deployStartedAt") or last["deployedAt"])
+            changes["operation_finished_at"] = last["deployedAt"]
         data["apps"][name].update(changes)
         self.save(data)
 
