@@ -740,7 +740,9 @@ class FakeKube:
         """A Rollout whose revision ``image`` is stable (phase Healthy), with its ReplicaSet and pods.
 
         ``steps`` default to ``setWeight 20, pause, setWeight 50, pause`` (canary); ``strategy
-        "bluegreen"`` uses ``activeService``/``previewService`` without auto-promotion.
+        "bluegreen"`` uses ``activeService``/``previewService`` without auto-promotion, and both
+        Services exist (the controller points their selectors at a ReplicaSet, see
+        :meth:`_switch_services`).
         """
         if ("namespaces", "", namespace) not in self.objects:
             self.add_namespace(namespace)
@@ -786,7 +788,51 @@ class FakeKube:
             "status": {},
         }
         with self.lock:
+            if strategy == "bluegreen":
+                for service in (name, f"{name}-preview"):
+                    self._store(
+                        "services",
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Service",
+                            "metadata": {
+                                "name": service, "namespace": namespace,
+                                "uid": f"uid-svc-{namespace}-{service}",
+                            },
+                            "spec": {
+                                "selector": dict(labels),
+                                "ports": [{"name": "http", "port": 8000, "targetPort": 8000}],
+                                "type": "ClusterIP",
+                            },
+                        },
+                        "ADDED",
+                    )  # fmt: skip
             self._store_rollout(rollout, "ADDED")
+
+    def service_selector(self, namespace: str, name: str) -> dict[str, str]:
+        with self.lock:
+            selector: dict[str, str] = self.objects[("services", namespace, name)]["spec"]["selector"]
+            return dict(selector)
+
+    def _switch_services(self, ro: dict[str, Any]) -> None:
+        """Blue-green: ``rollout/service.go`` ``switchServiceSelector`` puts the
+        ``rollouts-pod-template-hash`` of the ReplicaSet each Service should reach into its selector
+        (``reconcilePreviewService``: the newest ReplicaSet; ``reconcileActiveService``: the stable one
+        until the pause is over, and the stable one again on abort) - the selectors the controller then
+        reports as ``status.blueGreen.activeSelector``/``previewSelector``. Holds the lock."""
+        blue_green = (ro["spec"].get("strategy") or {}).get("blueGreen")
+        selectors = (ro.get("status") or {}).get("blueGreen") or {}
+        if not blue_green:
+            return
+        namespace = ro["metadata"]["namespace"]
+        for key, status_key in (("activeService", "activeSelector"), ("previewService", "previewSelector")):
+            service = self.objects.get(("services", namespace, str(blue_green.get(key))))
+            if service is None or not selectors.get(status_key):
+                continue
+            if service["spec"].get("selector", {}).get(ROLLOUT_HASH_LABEL) != selectors[status_key]:
+                updated = copy.deepcopy(service)
+                updated["spec"].setdefault("selector", {})[ROLLOUT_HASH_LABEL] = selectors[status_key]
+                self._store("services", updated, "MODIFIED")
 
     def set_rollout_image(self, namespace: str, name: str, image: str, container: str = "dex") -> None:
         """What an Argo CD sync of a new overlay does: the template's image changes, a new revision
@@ -829,6 +875,7 @@ class FakeKube:
         namespace, name = meta["namespace"], meta["name"]
         reconciled, counts = rollouts_controller.reconcile(ro)
         self._store("rollouts", reconciled, event)
+        self._switch_services(reconciled)
         template = reconciled["spec"]["template"]
         current = reconciled["status"]["currentPodHash"]
         self.rollout_templates[(namespace, name, current)] = copy.deepcopy(template)

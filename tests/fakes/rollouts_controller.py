@@ -24,9 +24,21 @@ would write after one sync, and the ReplicaSets it would keep. What it reproduce
   ``Progressing`` condition of reason ``RolloutAborted`` (``utils/conditions``). The stable
   ReplicaSet serves everything.
 * ``spec.paused: true``: phase ``Paused``, message ``manually paused``, no step advances.
-* Blue-green (``spec.strategy.blueGreen`` with ``autoPromotionEnabled: false``): the new
-  ReplicaSet is the preview (``status.blueGreen.previewSelector``), paused with reason
-  ``BlueGreenPause``; promote switches ``activeSelector`` and makes it stable; abort as canary.
+* Blue-green (``rollout/bluegreen.go``, ``rollout/service.go``; ``spec.strategy.blueGreen`` with
+  ``autoPromotionEnabled: false``): the new ReplicaSet is scaled up to ``spec.replicas`` beside the
+  stable one and the preview Service points at it (``reconcilePreviewService``:
+  ``status.blueGreen.previewSelector`` = the new hash), while the active Service stays on the stable
+  hash (``activeSelector``); the rollout pauses with a ``BlueGreenPause`` pause condition
+  (``reconcileBlueGreenPause``), phase ``Paused``. Promote (pause conditions cleared while
+  ``controllerPause``: ``CompletedBlueGreenPause``) switches the active Service to the new hash and
+  ``promoteStable`` makes it stable (phase Healthy; the old ReplicaSet is scaled down at once, after
+  ``scaleDownDelaySeconds``, default 30s, in the controller). Abort:
+  ``reconcileActiveService`` sends the active Service back to ``status.stableRS``; the preview
+  Service keeps the new hash (``reconcilePreviewService`` halts only for a user pause or an
+  inconclusive analysis, not for an abort), and the new ReplicaSet is scaled to 0 - at once here,
+  after ``abortScaleDownDelaySeconds`` (default 30s) in the controller; phase ``Degraded`` with the
+  ``RolloutAborted`` message as for canary. The Services' selectors themselves are switched by the
+  fake API server (``FakeKube._switch_services``) from the selectors this returns.
 * Canary with ``trafficRouting``: ``status.canary.weights`` ``{canary: {weight, podTemplateHash},
   stable: {...}}`` as the traffic-router reconciler records them.
 
