@@ -74,6 +74,7 @@ class RolloutState:
     new_image: str | None = None  # the canary's (blue-green: the preview's); None when none runs
     stable_digest: str | None = None
     new_digest: str | None = None
+    pods: tuple[Pod, ...] = ()  # every pod of the Rollout's selector (for the live check)
 
     @property
     def updating(self) -> bool:
@@ -232,7 +233,29 @@ def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None
         "items"
     ) or []
     pods = (kube.get_json("pods", namespace=namespace, selector=selector or None) or {}).get("items") or []
-    return with_images(state, replicasets, pods, cfg.container)
+    state = with_images(state, replicasets, pods, cfg.container)
+    return dataclasses.replace(state, pods=tuple(Pod.from_json(item, cfg.container) for item in pods))
+
+
+def detect(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
+    """:func:`read_from` for a cluster that may not have Argo Rollouts at all (no CRD: None)."""
+    try:
+        return read_from(kube, namespace, cfg)
+    except RemoteError as exc:
+        if "doesn't have a resource type" in str(exc):  # kubectl's words for an unknown kind
+            return None
+        raise
+
+
+def live_problem(state: RolloutState, env: str) -> str | None:
+    """Why the Rollout's stable revision is not a finished delivery (an update in progress, a
+    phase other than Healthy, an abort), or None. The image itself is the caller's to compare."""
+    if state.updating and not state.aborted:
+        return (
+            f"rollout {state.summary()} is still rolling {state.new_image} out (stable "
+            f"{state.stable_image or 'none'}): not live yet; finish it with: dex-tasks rollout promote {env}"
+        )
+    return health_problem(state)
 
 
 def health_problem(state: RolloutState) -> str | None:

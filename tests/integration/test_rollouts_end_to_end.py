@@ -193,3 +193,38 @@ def test_verify_rollback_on_failure_aborts_the_rollout_first(
     assert repo.tag("stage") == stable
     assert "Dex-Action: rollback" in repo.message("main")
     assert new != stable
+
+
+def test_promote_needs_the_rollout_finished_in_from(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    _, new = start(repo, fake_kube, run_cli, "canary")
+    before = repo.snapshot()
+    args = ("promote", "stage", "prod", "--direct", "--verify", "live")
+    mid = run_cli(*args, cwd=repo.clone)
+    assert mid.code == 1, mid.err
+    assert "is still rolling" in mid.err
+    assert "not live yet; finish it with: dex-tasks rollout promote stage" in mid.err
+    assert repo.snapshot() == before  # refused: nothing written
+    cli_json(run_cli, repo, "rollout", "promote", "stage", "--full")
+    fake_kube.wait_rollout(NS, "dex", "Healthy")
+    done = cli_json(run_cli, repo, *args)
+    assert done["tag"] == new
+    assert repo.tag("prod") == new
+
+
+def test_status_detects_a_rollout_where_no_deployment_is(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    fake_kube.add_rollout(NS, "dex", image=f"{IMAGE}:{t[0]}")  # workload: the default, "Deployment"
+    fake_kube.set_rollout_image(NS, "dex", f"{IMAGE}:{t[1]}")
+    rows = {row["env"]: row for row in cli_json(run_cli, repo, "status")["envs"]}
+    stage = rows["stage"]
+    assert (stage["live_image"], stage["live_tag"]) == (f"{IMAGE}:{t[1]}", t[1])
+    assert stage["notes"][0] == (
+        "no deployment dex in dex-stage, read the Argo Rollouts Rollout of that name "
+        '(set [tool.dex.cluster] workload = "Rollout" to say so)'
+    )
+    assert any("Paused (CanaryPauseStep), step 1/4" in note for note in stage["notes"])
+    assert "live unknown: deployment dex not found in namespace dex-prod" in rows["prod"]["notes"]
