@@ -306,8 +306,10 @@ def _require_access(cfg: Config, what: str, env: str | None = None) -> Kubectl:
     return kubectl_for(cfg, env)
 
 
-def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
-    """``kubectl set image`` ENV's deployment to ``<image>:<tag>``, then wait for the rollout.
+def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = None) -> None:
+    """``kubectl set image`` ENV's deployment to ``<image>:<tag>`` (``<image>:<tag>@<digest>`` when
+    the rollback's digest is known: the bytes that were good, even if the tag was pushed again),
+    then wait for the rollout. ``workload = "Rollout"``: :func:`dex_tasks.rollouts.emergency`.
 
     Checks first (read-only) that the deployment and container exist, so bad names change nothing
     (exit 2). A rollout that does not complete within ``cluster.rollout-timeout`` raises
@@ -316,9 +318,14 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     """
     cfg.check_env(env)
     timeout = rollout_timeout(cfg)
+    image = expected_image(cfg, tag) + (f"@{digest}" if digest else "")
+    if cfg.cluster.workload == "Rollout":
+        from dex_tasks import rollouts  # noqa: PLC0415 - see check_live
+
+        rollouts.emergency(cfg, env, image, timeout=timeout)
+        return
     kube = _require_access(cfg, "rollback --emergency", env)
     namespace = cfg.namespace_for(env)
-    image = expected_image(cfg, tag)
     deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
     if deployment is None:
         raise UsageError(f"deployment {cfg.deployment} not found in namespace {namespace}: nothing changed")

@@ -70,6 +70,7 @@ class RolloutState:
     stable_hash: str
     current_hash: str
     template_image: str | None
+    observed: bool = True  # status.observedGeneration == metadata.generation
     stable_image: str | None = None
     new_image: str | None = None  # the canary's (blue-green: the preview's); None when none runs
     stable_digest: str | None = None
@@ -107,6 +108,7 @@ class RolloutState:
             stable_hash=str(status.get("stableRS") or ""),
             current_hash=str(status.get("currentPodHash") or ""),
             template_image=next((c.get("image") for c in containers if c.get("name") == container), None),
+            observed=str(status.get("observedGeneration", "")) == str(meta.get("generation", "")),
         )
 
     def as_json(self, env: str) -> dict[str, Any]:
@@ -342,3 +344,83 @@ def abort(cfg: Config, env: str, state: RolloutState | None = None) -> RolloutSt
         return state
     _patch(_kube(cfg, env, what), state.namespace, state.name, ABORT_PATCH, status=True)
     return state
+
+
+def emergency(cfg: Config, env: str, image: str, *, timeout: int, interval: float | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    """``rollback --emergency`` for a Rollout: ``kubectl set image`` knows only the built-in
+    workloads, so a JSON patch of the container's image in the pod template (``test`` on its name
+    first: the index is the one just read), then the Rollout read until it is Healthy on ``image``.
+
+    A rollback to the stable ReplicaSet's template is stable at once (the controller has nothing
+    to step through); to any other revision the controller would start the canary steps again, so
+    once it has observed the new template, ``promoteFull`` skips them - the plugin's ``promote
+    --full``. Degraded, or not done within ``timeout`` seconds: :class:`RemoteError` (exit 4) saying
+    the Rollout now specifies ``image``. Bad names are exit 2 before anything is written.
+    """
+    what = "rollback --emergency"
+    kube = _kube(cfg, env, what)
+    namespace = cfg.namespace_for(env)
+    data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
+    if data is None:
+        raise UsageError(f"rollout {cfg.deployment} not found in namespace {namespace}: nothing changed")
+    containers = ((data.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    index = next((i for i, c in enumerate(containers) if c.get("name") == cfg.container), None)
+    if index is None:
+        names = ", ".join(str(c.get("name")) for c in containers) or "none"
+        raise UsageError(
+            f"rollout {namespace}/{cfg.deployment} has no container {cfg.container!r} "
+            f"(containers: {names}): nothing changed"
+        )
+    path = f"/spec/template/spec/containers/{index}"
+    patch = [
+        {"op": "test", "path": f"{path}/name", "value": cfg.container},
+        {"op": "replace", "path": f"{path}/image", "value": image},
+    ]
+    where = f"{namespace}/{cfg.deployment}"
+    try:
+        kube.json_patch("rollout", cfg.deployment, namespace, json.dumps(patch, separators=(",", ":")))
+    except CommandFailed as exc:
+        raise RemoteError(
+            f"kubectl patch rollout {where} failed: {last_line(exc.stderr_tail) or 'no output'}"
+        ) from exc
+    if proc.is_dry_run():  # the patch was only printed: nothing to wait for (nor to promote)
+        return
+    interval = POLL_INTERVAL if interval is None else interval  # read now: tests shorten it
+    _wait_emergency(cfg, env, kube, image, timeout=timeout, interval=interval, sleep=sleep)
+
+
+def _wait_emergency(
+    cfg: Config, env: str, kube: Kubectl, image: str, *, timeout: int, interval: float,
+    sleep: Callable[[float], None],
+) -> None:  # fmt: skip
+    namespace = cfg.namespace_for(env)
+    interval = max(interval, 0.1)
+    attempts = int(timeout / interval) + 1
+    deadline = time.monotonic() + timeout
+    promoted = False
+    state: RolloutState | None = None
+    for attempt in range(1, attempts + 1):
+        state = read_from(kube, namespace, cfg)
+        if state is None:
+            raise RemoteError(
+                f"rollout {namespace}/{cfg.deployment} disappeared during the emergency rollback"
+            )
+        mine = state.observed and state.template_image == image
+        if mine and state.phase == "Healthy" and not state.updating:
+            return
+        if mine and state.phase == "Degraded":
+            break
+        if mine and state.updating and not promoted:
+            _patch(kube, namespace, state.name, PROMOTE_FULL_PATCH, status=True)
+            promoted = True
+        if attempt == attempts or time.monotonic() + interval > deadline:
+            break
+        progress.waiting(f"rollout {namespace}/{state.name} on {image}", attempt + 1, attempts, interval,
+                         state.summary())  # fmt: skip
+        sleep(interval)
+    summary = state.summary() if state else f"{namespace}/{cfg.deployment}"
+    raise RemoteError(
+        f"rollout did not complete: rollout {namespace}/{cfg.deployment} now specifies {image} but it was "
+        f"not seen Healthy within {timeout}s ({summary}); inspect with: dex-tasks rollout status {env}"
+    )

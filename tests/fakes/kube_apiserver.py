@@ -179,6 +179,32 @@ def json_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 ``test``/``replace``/``add`` on a copy of ``doc`` (what the API server applies for
+    ``--type=json``, evanphx/json-patch); ValueError with that library's words when one does not apply."""
+    out = copy.deepcopy(doc)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]]
+        parent: Any = out
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
+            if parent is None:
+                raise ValueError(f"doc is missing path: {op.get('path')}: missing value")
+        last = parts[-1] if parts else ""
+        key: Any = int(last) if isinstance(parent, list) and last.isdigit() else last
+        exists = (0 <= key < len(parent)) if isinstance(parent, list) else key in parent
+        if op["op"] == "test":
+            if not exists or parent[key] != op.get("value"):
+                raise ValueError(f"testing value {op.get('path')} failed: test failed")
+        elif op["op"] in {"replace", "add"}:
+            if op["op"] == "replace" and not exists:
+                raise ValueError(f"replace operation does not apply: doc is missing key: {op.get('path')}")
+            parent[key] = copy.deepcopy(op.get("value"))
+        else:
+            raise ValueError(f"Unexpected kind: {op['op']}")
+    return out
+
+
 def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": "Status",
@@ -961,6 +987,15 @@ class FakeKube:
         sent to ``/status``; only a spec change bumps ``metadata.generation``. The controller
         reacts shortly after (ROLLOUT_DELAY), as the real one does to the watch event."""
         ctype = h.headers.get("Content-Type", "")
+        if "json-patch" in ctype and not status:
+            try:
+                updated = json_patch(obj, json.loads(h.body() or b"[]"))
+            except ValueError as exc:  # apiserver's applyJSPatch: 422 with jsonpatch's error text
+                h.send_json(422, _status(422, "Invalid", str(exc)))
+                return
+            updated["status"] = copy.deepcopy(obj.get("status") or {})  # the status subresource's
+            self._rollout_write(h, obj, updated)
+            return
         if "merge-patch" not in ctype and "strategic-merge-patch" not in ctype:
             h.send_json(415, _status(415, "UnsupportedMediaType", f"unsupported patch type {ctype!r}"))
             return
@@ -979,6 +1014,9 @@ class FakeKube:
             json_merge(updated.setdefault("status", {}), patch.get("status") or {})
         else:
             json_merge(updated, {k: v for k, v in patch.items() if k != "status"})
+        self._rollout_write(h, obj, updated)
+
+    def _rollout_write(self, h: _Handler, obj: dict[str, Any], updated: dict[str, Any]) -> None:
         if updated.get("spec") != obj.get("spec"):
             updated["metadata"]["generation"] = int(updated["metadata"].get("generation", 1)) + 1
         self._store("rollouts", updated, "MODIFIED")

@@ -5,8 +5,10 @@ A pure function of the Rollout object: :func:`reconcile` returns the status the 
 would write after one sync, and the ReplicaSets it would keep. What it reproduces:
 
 * A template change (a new ``rollouts-pod-template-hash``) starts an update: ``currentPodHash``
-  becomes the new hash, ``currentStepIndex`` 0, ``abort`` is cleared (``RemoveAbort`` on a new
-  revision), ``stableRS`` stays the old hash.
+  becomes the new hash, ``currentStepIndex`` 0, ``abort`` and ``promoteFull`` are cleared
+  (``rollout/sync.go`` ``resetRolloutStatus``: ``RemoveAbort``, ``PromoteFull = false``), ``stableRS``
+  stays the old hash. A template equal to the stable ReplicaSet's (a rollback to it) is the stable
+  revision at once: nothing to step through.
 * Canary steps run in order: ``setWeight`` completes at once (pods are "ready" immediately); a
   ``pause`` adds ``pauseConditions: [{reason: CanaryPauseStep}]`` with ``controllerPause: true``
   and phase ``Paused`` (message ``CanaryPauseStep``). A timed pause (``pause: {duration}``) is
@@ -100,6 +102,7 @@ def reconcile(rollout: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
         status["currentStepIndex"] = 0
         status.pop("abort", None)
         status.pop("pauseConditions", None)
+        status.pop("promoteFull", None)  # resetRolloutStatus: PromoteFull = false
         status["controllerPause"] = False
     if status.get("promoteFull"):
         status.pop("pauseConditions", None)

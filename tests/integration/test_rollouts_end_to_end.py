@@ -20,6 +20,8 @@ from tests.fakes.kube_apiserver import ROLLOUT_HASH_LABEL, image_id
 from tests.helpers import serving
 from tests.integration.test_cluster_rollouts import STATUS_PATH, _Ok, use_rollouts
 
+SPEC_PATH = "/apis/argoproj.io/v1alpha1/namespaces/dex-stage/rollouts/dex"
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -228,3 +230,79 @@ def test_status_detects_a_rollout_where_no_deployment_is(
     )
     assert any("Paused (CanaryPauseStep), step 1/4" in note for note in stage["notes"])
     assert "live unknown: deployment dex not found in namespace dex-prod" in rows["prod"]["notes"]
+
+
+# -- rollback --emergency ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quick_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dex_tasks import rollouts  # noqa: PLC0415 - the module whose poll interval is shortened
+
+    monkeypatch.setattr(rollouts, "POLL_INTERVAL", 0.2)
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_emergency_rollback_patches_the_rollout_and_skips_the_steps(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    use_rollouts(repo)
+    # stage: git says T1 (a rollback from T2); its last known good is T0. The Rollout runs T1.
+    fake_kube.add_rollout(NS, "dex", image=f"{IMAGE}:{t[1]}")
+    before = repo.snapshot()
+    planned = run_cli("rollback", "stage", "--emergency", "--dry-run", cwd=repo.clone)
+    assert planned.code == 0, planned.err
+    assert "--type=json" in planned.err
+    patch = (
+        '[{"op":"test","path":"/spec/template/spec/containers/0/name","value":"dex"},'
+        f'{{"op":"replace","path":"/spec/template/spec/containers/0/image","value":"{IMAGE}:{t[0]}"}}]'
+    )
+    assert patch in planned.err
+    assert f"would patch the Rollout of stage to {t[0]} with kubectl" in planned.out
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
+
+    result = run_cli("rollback", "stage", "--emergency", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    # T0 is not the stable revision: the controller starts the canary steps, and promoteFull skips them.
+    assert fake_kube.writes() == [("PATCH", SPEC_PATH), ("PATCH", STATUS_PATH.format(env="stage"))]
+    ro = fake_kube.rollout(NS, "dex")
+    assert ro["status"]["phase"] == "Healthy"
+    assert ro["spec"]["template"]["spec"]["containers"][0]["image"] == f"{IMAGE}:{t[0]}"
+    assert fake_kube.pod_images(NS) == [f"{IMAGE}:{t[0]}"] * 4
+    assert repo.tag("stage") == t[0]  # and git matches, so Argo CD does not undo it
+    assert "Dex-Action: rollback" in repo.message("main")
+
+
+@pytest.mark.usefixtures("quick_polls")
+def test_emergency_rollback_to_the_stable_revision_needs_no_promotion(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    use_rollouts(repo)
+    fake_kube.add_rollout(NS, "dex", image=f"{IMAGE}:{t[0]}")
+    fake_kube.set_rollout_image(NS, "dex", f"{IMAGE}:{t[1]}")  # the canary of T1 paused at 20%
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert fake_kube.writes() == [("PATCH", SPEC_PATH)]  # back to the stable template: stable at once
+    assert fake_kube.rollout(NS, "dex")["status"]["phase"] == "Healthy"
+    assert fake_kube.pod_images(NS) == [f"{IMAGE}:{t[0]}"] * 4
+    assert repo.tag("stage") == t[0]
+
+
+def test_emergency_rollback_bad_names_change_nothing(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    use_rollouts(repo)
+    fake_kube.add_namespace(NS)
+    before = repo.snapshot()
+    missing = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert missing.code == 2
+    assert "rollout dex not found in namespace dex-stage: nothing changed" in missing.err
+    fake_kube.add_rollout(NS, "dex", image=f"{IMAGE}:{repo.tags[1]}", container="web")
+    other = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert other.code == 2
+    assert "rollout dex-stage/dex has no container 'dex' (containers: web): nothing changed" in other.err
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
