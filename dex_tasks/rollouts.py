@@ -14,6 +14,9 @@ Pure parsing (:meth:`RolloutState.from_json`) follows the plugin
 * stable / canary (blue-green: preview) images: the pod templates of the ReplicaSets whose
   ``rollouts-pod-template-hash`` is ``status.stableRS`` / ``status.currentPodHash``; digests from
   those ReplicaSets' pods' ``imageID``.
+* analysis: the AnalysisRuns the Rollout owns (``info/analysisrun_info.go`` ``getAnalysisRunInfo``:
+  by owner UID), those of the revision being rolled out, ordered like the plugin (revision, then
+  creation); each with its ``status.phase`` and ``rollout-type`` (Step, Background).
 
 The writes are the plugin's merge patches on the status subresource
 (``pkg/kubectl-argo-rollouts/cmd/promote/promote.go``, ``abort/abort.go``), sent with plain
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from dex_tasks.tools.kubectl import Kubectl
 
 KIND = "rollouts.argoproj.io"
+ANALYSIS_KIND = "analysisruns.argoproj.io"
+RUNNING = frozenset({"", "Pending", "Running"})  # AnalysisPhase not Completed()
 HASH_LABEL = "rollouts-pod-template-hash"
 SETTLED = frozenset({"Healthy", "Paused", "Degraded"})
 POLL_INTERVAL = 2.0
@@ -50,6 +55,52 @@ UNPAUSE_PATCH = {"spec": {"paused": False}}
 CLEAR_PAUSE_CONDITIONS_PATCH = {"status": {"pauseConditions": None}}
 PROMOTE_FULL_PATCH = {"status": {"promoteFull": True}}
 ABORT_PATCH = {"status": {"abort": True}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Analysis:
+    """One AnalysisRun of the update, as the plugin lists it."""
+
+    name: str
+    phase: str  # Pending | Running | Successful | Failed | Error | Inconclusive
+    kind: str  # the run's rollout-type label: Step | Background (blue-green: PrePromotion, ...)
+    message: str
+
+    @property
+    def running(self) -> bool:
+        return self.phase in RUNNING
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "phase": self.phase or "Pending",
+            "type": self.kind,
+            "message": self.message,
+        }
+
+
+def analysis_runs(items: list[Mapping[str, Any]], owner_uid: str, pod_hash: str) -> tuple[Analysis, ...]:
+    """The runs ``owner_uid`` owns for ``pod_hash``, newest revision first, then oldest created."""
+    found: list[tuple[int, str, str, Analysis]] = []
+    for item in items:
+        meta = item.get("metadata") or {}
+        owners = meta.get("ownerReferences") or []
+        if not owner_uid or not any(o.get("uid") == owner_uid for o in owners if isinstance(o, dict)):
+            continue
+        labels = meta.get("labels") or {}
+        if pod_hash and labels.get(HASH_LABEL) != pod_hash:
+            continue
+        status = item.get("status") or {}
+        revision = str((meta.get("annotations") or {}).get("rollout.argoproj.io/revision", "0"))
+        run = Analysis(
+            name=str(meta.get("name", "")), phase=str(status.get("phase") or ""),
+            kind=str(labels.get("rollout-type", "")), message=str(status.get("message") or ""),
+        )  # fmt: skip
+        found.append((-int(revision) if revision.isdigit() else 0, str(meta.get("creationTimestamp", "")),
+                      run.name, run))  # fmt: skip
+    found.sort(key=lambda entry: entry[2], reverse=True)  # the plugin's last key: name, descending
+    found.sort(key=lambda entry: (entry[0], entry[1]))  # stable: revision (newest first), creation
+    return tuple(entry[3] for entry in found)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -76,6 +127,8 @@ class RolloutState:
     stable_digest: str | None = None
     new_digest: str | None = None
     pods: tuple[Pod, ...] = ()  # every pod of the Rollout's selector (for the live check)
+    uid: str = ""
+    analysis: tuple[Analysis, ...] = ()  # the update's AnalysisRuns (none when not updating)
 
     @property
     def updating(self) -> bool:
@@ -109,6 +162,7 @@ class RolloutState:
             current_hash=str(status.get("currentPodHash") or ""),
             template_image=next((c.get("image") for c in containers if c.get("name") == container), None),
             observed=str(status.get("observedGeneration", "")) == str(meta.get("generation", "")),
+            uid=str(meta.get("uid", "")),
         )
 
     def as_json(self, env: str) -> dict[str, Any]:
@@ -118,7 +172,7 @@ class RolloutState:
             "strategy": self.strategy, "phase": self.phase, "message": self.message, "step": self.step,
             "steps": self.steps, "weight": self.weight, "stable_image": self.stable_image,
             "stable_digest": self.stable_digest, f"{new_key}_image": self.new_image,
-            f"{new_key}_digest": self.new_digest,
+            f"{new_key}_digest": self.new_digest, "analysis": [run.as_json() for run in self.analysis],
         }  # fmt: skip
 
     def summary(self) -> str:
@@ -129,6 +183,7 @@ class RolloutState:
             parts.append(f"step {self.step}/{self.steps}")
         if self.weight is not None:
             parts.append(f"weight {self.weight}%")
+        parts += [f"analysis {run.name} {run.phase or 'Pending'}" for run in self.analysis if run.running]
         return ", ".join(parts)
 
 
@@ -236,7 +291,15 @@ def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None
     ) or []
     pods = (kube.get_json("pods", namespace=namespace, selector=selector or None) or {}).get("items") or []
     state = with_images(state, replicasets, pods, cfg.container)
-    return dataclasses.replace(state, pods=tuple(Pod.from_json(item, cfg.container) for item in pods))
+    runs: tuple[Analysis, ...] = ()
+    if state.updating:  # the runs of the revision being rolled out (the controller owns them)
+        items = (kube.get_json(ANALYSIS_KIND, namespace=namespace, selector=selector or None) or {}).get(
+            "items"
+        )
+        runs = analysis_runs(items or [], state.uid, state.current_hash)
+    return dataclasses.replace(
+        state, pods=tuple(Pod.from_json(item, cfg.container) for item in pods), analysis=runs
+    )
 
 
 def detect(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:

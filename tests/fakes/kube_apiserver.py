@@ -20,10 +20,13 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
 * Argo Rollouts (``argoproj.io/v1alpha1`` ``rollouts``, short name ``ro``): discovery, GET/LIST,
   JSON merge PATCH (``application/merge-patch+json``; strategic merge is the CRD's real 415) of
   the resource and of its ``status`` subresource, each dropping the other's fields like the real
-  server does for a CRD with ``subresources: {status: {}}``. The controller stand-in is
-  :mod:`tests.fakes.rollouts_controller` (steps, pauses, promote, promote-full, abort, blue-green),
-  with a ReplicaSet per ``rollouts-pod-template-hash`` and its pods; :meth:`FakeKube.add_rollout`,
-  :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a new tag), :meth:`FakeKube.wait_rollout`.
+  server does for a CRD with ``subresources: {status: {}}``, and JSON PATCH (RFC 6902) of the
+  resource. The controller stand-in is :mod:`tests.fakes.rollouts_controller` (steps, timed
+  pauses, analysis, promote, promote-full, abort, blue-green), with a ReplicaSet per
+  ``rollouts-pod-template-hash`` and its pods and the ``analysisruns`` (short name ``ar``) it
+  creates; :meth:`FakeKube.add_rollout`, :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a
+  new tag), :meth:`FakeKube.wait_rollout`, :meth:`FakeKube.advance` (the controller's clock: timed
+  pauses end), :meth:`FakeKube.set_analysis` (an AnalysisRun's verdict).
 * DELETE of namespaces: phase Terminating first, purged shortly after (or never, for a namespace
   a test holds); a second DELETE meanwhile is the real 409 Conflict.
 * ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an
@@ -41,6 +44,7 @@ Plain HTTP: the kubeconfig says ``server: http://127.0.0.1:PORT`` and kubectl ac
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -69,6 +73,8 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     # The Argo Rollouts CRD (argoproj.io/v1alpha1), served with its status subresource like the
     # CRD in argo-rollouts' manifests/crds/rollout-crd.yaml (`subresources: {status: {}}`).
     "rollouts": ("argoproj.io/v1alpha1", "Rollout", True),
+    # argo-rollouts' manifests/crds/analysis-run-crd.yaml, also with a status subresource.
+    "analysisruns": ("argoproj.io/v1alpha1", "AnalysisRun", True),
 }
 SHORT_NAMES = {
     "namespaces": ["ns"],
@@ -77,6 +83,7 @@ SHORT_NAMES = {
     "deployments": ["deploy"],
     "replicasets": ["rs"],
     "rollouts": ["ro"],
+    "analysisruns": ["ar"],
 }
 GROUP_OF = {"v1": "", "apps/v1": "apps", "argoproj.io/v1alpha1": "argoproj.io"}
 ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
@@ -255,6 +262,7 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
+        self.clock = rollouts_controller.EPOCH  # the Rollouts controller's now: tests move it (advance)
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name) -> obj
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, type, plural, obj)
         self.rv = 100
@@ -762,6 +770,7 @@ class FakeKube:
         strategy: str = "canary",
         steps: list[dict[str, Any]] | None = None,
         traffic_routing: bool = False,
+        analysis: dict[str, Any] | None = None,
     ) -> None:
         """A Rollout whose revision ``image`` is stable (phase Healthy), with its ReplicaSet and pods.
 
@@ -789,6 +798,8 @@ class FakeKube:
             }
             if traffic_routing:
                 canary["trafficRouting"] = {"nginx": {"stableIngress": name}}
+            if analysis is not None:  # background analysis: {templates: [...], startingStep: N}
+                canary["analysis"] = analysis
             spec_strategy = {"canary": canary}
         rollout = {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -875,6 +886,32 @@ class FakeKube:
             )
             self._store_rollout(ro, "MODIFIED")
 
+    def advance(self, seconds: float) -> None:
+        """The controller's clock moves on, and it syncs every Rollout (the requeue of
+        ``checkEnqueueRolloutDuringWait`` at the end of a timed pause)."""
+        with self.lock:
+            self.clock += dt.timedelta(seconds=seconds)
+            for key in [k for k in self.objects if k[0] == "rollouts"]:
+                self._store_rollout(copy.deepcopy(self.objects[key]), "MODIFIED")
+
+    def set_analysis(self, namespace: str, name: str, phase: str, message: str = "") -> None:
+        """What the analysis controller reports of AnalysisRun ``name`` (Successful, Failed,
+        Error, Inconclusive); its Rollout syncs on the change, as on the informer's event."""
+        with self.lock:
+            run = copy.deepcopy(self.objects[("analysisruns", namespace, name)])
+            run["status"].update({"phase": phase, "message": message})
+            self._store("analysisruns", run, "MODIFIED")
+            owner = run["metadata"]["ownerReferences"][0]["name"]
+            self._store_rollout(copy.deepcopy(self.objects[("rollouts", namespace, owner)]), "MODIFIED")
+
+    def analysis_runs(self, namespace: str) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {
+                key[2]: copy.deepcopy(obj)
+                for key, obj in self.objects.items()
+                if key[0] == "analysisruns" and key[1] == namespace
+            }
+
     def rollout(self, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
             return copy.deepcopy(self.objects[("rollouts", namespace, name)])
@@ -899,7 +936,16 @@ class FakeKube:
         """Store the controller's view of ``ro``, with its ReplicaSets and pods. Holds the lock."""
         meta = ro["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        reconciled, counts = rollouts_controller.reconcile(ro)
+        runs = {
+            key[2]: copy.deepcopy(obj)
+            for key, obj in self.objects.items()
+            if key[0] == "analysisruns" and key[1] == namespace
+        }
+        before = copy.deepcopy(runs)
+        reconciled, counts = rollouts_controller.reconcile(ro, now=self.clock, runs=runs)
+        for run_name, run in runs.items():
+            if before.get(run_name) != run:
+                self._store("analysisruns", run, "MODIFIED" if run_name in before else "ADDED")
         self._store("rollouts", reconciled, event)
         self._switch_services(reconciled)
         template = reconciled["spec"]["template"]

@@ -119,7 +119,7 @@ def test_blue_green_bump_promote_verify(
     assert "canary_image" not in data
     assert "canary_digest" not in data
     # Both revisions run side by side while paused: the preview at full size.
-    assert sorted(fake_kube.pod_images(NS)) == [f"{IMAGE}:{stable}"] * 4 + [f"{IMAGE}:{new}"] * 4
+    assert sorted(fake_kube.pod_images(NS)) == sorted([f"{IMAGE}:{stable}"] * 4 + [f"{IMAGE}:{new}"] * 4)
     cli_json(run_cli, repo, "verify", "stage", "--url", health_url, "--interval", "0", code=1)
 
     promoted = cli_json(run_cli, repo, "rollout", "promote", "stage")
