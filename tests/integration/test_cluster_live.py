@@ -374,3 +374,17 @@ def test_live_detects_a_rollout_where_no_deployment_is(fake_kube: FakeKube, tmp_
     )
     fake_kube.set_rollout_image("dex-stage", "dex", f"{IMAGE}:{NEW}")
     assert "not live yet" in cluster.check_live(config(tmp_path), "stage", NEW, required=True).detail
+
+
+def test_without_argo_rollouts_a_missing_deployment_is_just_missing(
+    fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import kube_apiserver  # noqa: PLC0415 - the fake's resource table
+
+    # A cluster without the Rollouts CRD: discovery does not list the kind, kubectl refuses it.
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "rollouts")
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "analysisruns")
+    fake_kube.add_namespace("dex-stage")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert (check.checked, check.ok) == (True, False)
+    assert check.detail == "deployment dex not found in namespace dex-stage"
