@@ -49,6 +49,7 @@ from dex_tasks.tools.kubectl import (
 
 if TYPE_CHECKING:
     from dex_tasks.config import Config
+    from dex_tasks.rollouts import RolloutState
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -134,15 +135,19 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool, digest: str |
     problem = access_problem(cfg)
     if problem is not None:
         return _not_checked(required, problem, missing_tool=problem.startswith("kubectl is not"))
+    # rollouts imports this module (kube access, Argo CD servers): imported here, not at the top.
+    from dex_tasks import rollouts  # noqa: PLC0415
+
     kube = kubectl_for(cfg, env)
     namespace = cfg.namespace_for(env)
     try:
+        if cfg.cluster.workload == "Rollout":
+            ro = rollouts.read_from(kube, namespace, cfg)
+            return _judge_rollout(cfg, env, tag, ro, namespace=namespace, digest=digest)
         deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
-        if deployment is None:
-            return LiveCheck(
-                checked=True, ok=False, image=None,
-                detail=f"deployment {cfg.deployment} not found in namespace {namespace}",
-            )  # fmt: skip
+        if deployment is None:  # "or detected": an Argo Rollouts Rollout of that name, if any
+            ro = rollouts.detect(kube, namespace, cfg)
+            return _judge_rollout(cfg, env, tag, ro, namespace=namespace, digest=digest, detected=True)
         pods = kube.pods(namespace, deployment.selector, cfg.container) if deployment.selector else []
     except ClusterAccessError as exc:
         if required:
@@ -151,7 +156,61 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool, digest: str |
     return _judge(cfg, env, tag, deployment=deployment, pods=pods, digest=digest)
 
 
-def _judge(  # noqa: PLR0911 - one return per way the env can fail to run the tag
+DETECTED = (
+    "no deployment {name} in {namespace}, read the Argo Rollouts Rollout of that name "
+    '(set [tool.dex.cluster] workload = "Rollout" to say so)'
+)
+
+
+def _judge_rollout(
+    cfg: Config, env: str, tag: str, ro: RolloutState | None, *, namespace: str, digest: str | None,
+    detected: bool = False,
+) -> LiveCheck:  # fmt: skip
+    """The Rollout's stable ReplicaSet runs the tag and no update is in progress (a canary paused
+    mid-way runs the tag on some pods only: not live yet), the phase is Healthy, every pod runs it."""
+    from dex_tasks import rollouts  # noqa: PLC0415 - see check_live
+
+    if ro is None:
+        kind = "deployment" if detected else "rollout"
+        return LiveCheck(
+            checked=True,
+            ok=False,
+            image=None,
+            detail=f"{kind} {cfg.deployment} not found in namespace {namespace}",
+        )
+
+    problem = rollouts.live_problem(ro, env)
+    if ro.updating and not ro.aborted and not image_matches(cfg, ro.new_image, tag, digest):
+        problem = f"rollout {ro.summary()} is rolling {ro.new_image} out, not {expected_image(cfg, tag)}"
+    check = _judge_rollout_alone(cfg, env, tag, ro, digest=digest, problem=problem)
+    if detected:
+        note = DETECTED.format(name=cfg.deployment, namespace=ro.namespace)
+        return dataclasses.replace(check, detail=f"{check.detail} ({note})")
+    return check
+
+
+def _judge_rollout_alone(
+    cfg: Config, env: str, tag: str, ro: RolloutState, *, digest: str | None, problem: str | None
+) -> LiveCheck:
+    want = expected_image(cfg, tag)
+    where = f"{ro.namespace}/{ro.name}"
+    if ro.template_image is None:
+        return LiveCheck(
+            checked=True, ok=False, image=None, detail=f"rollout {where} has no container {cfg.container!r}"
+        )
+    image = ro.stable_image or ro.template_image
+    if problem is not None:
+        return LiveCheck(checked=True, ok=False, image=image, detail=problem)
+    if not image_matches(cfg, image, tag, digest):
+        return LiveCheck(
+            checked=True, ok=False, image=image, detail=f"rollout {where} runs {image}, not {want}"
+        )
+    return _pods_and_argo(
+        cfg, env, tag, where=f"rollout {where}", image=image, pods=list(ro.pods), digest=digest
+    )
+
+
+def _judge(
     cfg: Config, env: str, tag: str, *, deployment: Deployment, pods: list[Pod], digest: str | None = None
 ) -> LiveCheck:
     want = expected_image(cfg, tag)
@@ -175,6 +234,14 @@ def _judge(  # noqa: PLR0911 - one return per way the env can fail to run the ta
             else "is scaled to 0 replicas: nothing runs it"
         )
         return LiveCheck(checked=True, ok=False, image=image, detail=f"{where} specifies {image} but {why}")
+    return _pods_and_argo(cfg, env, tag, where=where, image=image, pods=pods, digest=digest)
+
+
+def _pods_and_argo(
+    cfg: Config, env: str, tag: str, *, where: str, image: str, pods: list[Pod], digest: str | None
+) -> LiveCheck:
+    """Every live pod runs the tag (and ``digest``), and Argo CD agrees."""
+    want = expected_image(cfg, tag)
     # Evicted pods (phase Failed) of an old ReplicaSet stay listed with the old image until the
     # pod garbage collector removes them; they run nothing, so they do not count.
     live_pods = [p for p in pods if not p.terminating and not p.finished]
@@ -239,8 +306,10 @@ def _require_access(cfg: Config, what: str, env: str | None = None) -> Kubectl:
     return kubectl_for(cfg, env)
 
 
-def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
-    """``kubectl set image`` ENV's deployment to ``<image>:<tag>``, then wait for the rollout.
+def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = None) -> None:
+    """``kubectl set image`` ENV's deployment to ``<image>:<tag>`` (``<image>:<tag>@<digest>`` when
+    the rollback's digest is known: the bytes that were good, even if the tag was pushed again),
+    then wait for the rollout. ``workload = "Rollout"``: :func:`dex_tasks.rollouts.emergency`.
 
     Checks first (read-only) that the deployment and container exist, so bad names change nothing
     (exit 2). A rollout that does not complete within ``cluster.rollout-timeout`` raises
@@ -249,9 +318,14 @@ def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
     """
     cfg.check_env(env)
     timeout = rollout_timeout(cfg)
+    image = expected_image(cfg, tag) + (f"@{digest}" if digest else "")
+    if cfg.cluster.workload == "Rollout":
+        from dex_tasks import rollouts  # noqa: PLC0415 - see check_live
+
+        rollouts.emergency(cfg, env, image, timeout=timeout)
+        return
     kube = _require_access(cfg, "rollback --emergency", env)
     namespace = cfg.namespace_for(env)
-    image = expected_image(cfg, tag)
     deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
     if deployment is None:
         raise UsageError(f"deployment {cfg.deployment} not found in namespace {namespace}: nothing changed")

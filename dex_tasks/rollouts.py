@@ -14,6 +14,9 @@ Pure parsing (:meth:`RolloutState.from_json`) follows the plugin
 * stable / canary (blue-green: preview) images: the pod templates of the ReplicaSets whose
   ``rollouts-pod-template-hash`` is ``status.stableRS`` / ``status.currentPodHash``; digests from
   those ReplicaSets' pods' ``imageID``.
+* analysis: the AnalysisRuns the Rollout owns (``info/analysisrun_info.go`` ``getAnalysisRunInfo``:
+  by owner UID), those of the revision being rolled out, ordered like the plugin (revision, then
+  creation); each with its ``status.phase`` and ``rollout-type`` (Step, Background).
 
 The writes are the plugin's merge patches on the status subresource
 (``pkg/kubectl-argo-rollouts/cmd/promote/promote.go``, ``abort/abort.go``), sent with plain
@@ -41,6 +44,8 @@ if TYPE_CHECKING:
     from dex_tasks.tools.kubectl import Kubectl
 
 KIND = "rollouts.argoproj.io"
+ANALYSIS_KIND = "analysisruns.argoproj.io"
+RUNNING = frozenset({"", "Pending", "Running"})  # AnalysisPhase not Completed()
 HASH_LABEL = "rollouts-pod-template-hash"
 SETTLED = frozenset({"Healthy", "Paused", "Degraded"})
 POLL_INTERVAL = 2.0
@@ -50,6 +55,52 @@ UNPAUSE_PATCH = {"spec": {"paused": False}}
 CLEAR_PAUSE_CONDITIONS_PATCH = {"status": {"pauseConditions": None}}
 PROMOTE_FULL_PATCH = {"status": {"promoteFull": True}}
 ABORT_PATCH = {"status": {"abort": True}}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Analysis:
+    """One AnalysisRun of the update, as the plugin lists it."""
+
+    name: str
+    phase: str  # Pending | Running | Successful | Failed | Error | Inconclusive
+    kind: str  # the run's rollout-type label: Step | Background (blue-green: PrePromotion, ...)
+    message: str
+
+    @property
+    def running(self) -> bool:
+        return self.phase in RUNNING
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "name": self.name,
+            "phase": self.phase or "Pending",
+            "type": self.kind,
+            "message": self.message,
+        }
+
+
+def analysis_runs(items: list[Mapping[str, Any]], owner_uid: str, pod_hash: str) -> tuple[Analysis, ...]:
+    """The runs ``owner_uid`` owns for ``pod_hash``, newest revision first, then oldest created."""
+    found: list[tuple[int, str, str, Analysis]] = []
+    for item in items:
+        meta = item.get("metadata") or {}
+        owners = meta.get("ownerReferences") or []
+        if not owner_uid or not any(o.get("uid") == owner_uid for o in owners if isinstance(o, dict)):
+            continue
+        labels = meta.get("labels") or {}
+        if pod_hash and labels.get(HASH_LABEL) != pod_hash:
+            continue
+        status = item.get("status") or {}
+        revision = str((meta.get("annotations") or {}).get("rollout.argoproj.io/revision", "0"))
+        run = Analysis(
+            name=str(meta.get("name", "")), phase=str(status.get("phase") or ""),
+            kind=str(labels.get("rollout-type", "")), message=str(status.get("message") or ""),
+        )  # fmt: skip
+        found.append((-int(revision) if revision.isdigit() else 0, str(meta.get("creationTimestamp", "")),
+                      run.name, run))  # fmt: skip
+    found.sort(key=lambda entry: entry[2], reverse=True)  # the plugin's last key: name, descending
+    found.sort(key=lambda entry: (entry[0], entry[1]))  # stable: revision (newest first), creation
+    return tuple(entry[3] for entry in found)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,10 +121,14 @@ class RolloutState:
     stable_hash: str
     current_hash: str
     template_image: str | None
+    observed: bool = True  # status.observedGeneration == metadata.generation
     stable_image: str | None = None
     new_image: str | None = None  # the canary's (blue-green: the preview's); None when none runs
     stable_digest: str | None = None
     new_digest: str | None = None
+    pods: tuple[Pod, ...] = ()  # every pod of the Rollout's selector (for the live check)
+    uid: str = ""
+    analysis: tuple[Analysis, ...] = ()  # the update's AnalysisRuns (none when not updating)
 
     @property
     def updating(self) -> bool:
@@ -106,6 +161,8 @@ class RolloutState:
             stable_hash=str(status.get("stableRS") or ""),
             current_hash=str(status.get("currentPodHash") or ""),
             template_image=next((c.get("image") for c in containers if c.get("name") == container), None),
+            observed=str(status.get("observedGeneration", "")) == str(meta.get("generation", "")),
+            uid=str(meta.get("uid", "")),
         )
 
     def as_json(self, env: str) -> dict[str, Any]:
@@ -115,7 +172,7 @@ class RolloutState:
             "strategy": self.strategy, "phase": self.phase, "message": self.message, "step": self.step,
             "steps": self.steps, "weight": self.weight, "stable_image": self.stable_image,
             "stable_digest": self.stable_digest, f"{new_key}_image": self.new_image,
-            f"{new_key}_digest": self.new_digest,
+            f"{new_key}_digest": self.new_digest, "analysis": [run.as_json() for run in self.analysis],
         }  # fmt: skip
 
     def summary(self) -> str:
@@ -126,6 +183,7 @@ class RolloutState:
             parts.append(f"step {self.step}/{self.steps}")
         if self.weight is not None:
             parts.append(f"weight {self.weight}%")
+        parts += [f"analysis {run.name} {run.phase or 'Pending'}" for run in self.analysis if run.running]
         return ", ".join(parts)
 
 
@@ -232,7 +290,37 @@ def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None
         "items"
     ) or []
     pods = (kube.get_json("pods", namespace=namespace, selector=selector or None) or {}).get("items") or []
-    return with_images(state, replicasets, pods, cfg.container)
+    state = with_images(state, replicasets, pods, cfg.container)
+    runs: tuple[Analysis, ...] = ()
+    if state.updating:  # the runs of the revision being rolled out (the controller owns them)
+        items = (kube.get_json(ANALYSIS_KIND, namespace=namespace, selector=selector or None) or {}).get(
+            "items"
+        )
+        runs = analysis_runs(items or [], state.uid, state.current_hash)
+    return dataclasses.replace(
+        state, pods=tuple(Pod.from_json(item, cfg.container) for item in pods), analysis=runs
+    )
+
+
+def detect(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
+    """:func:`read_from` for a cluster that may not have Argo Rollouts at all (no CRD: None)."""
+    try:
+        return read_from(kube, namespace, cfg)
+    except RemoteError as exc:
+        if "doesn't have a resource type" in str(exc):  # kubectl's words for an unknown kind
+            return None
+        raise
+
+
+def live_problem(state: RolloutState, env: str) -> str | None:
+    """Why the Rollout's stable revision is not a finished delivery (an update in progress, a
+    phase other than Healthy, an abort), or None. The image itself is the caller's to compare."""
+    if state.updating and not state.aborted:
+        return (
+            f"rollout {state.summary()} is still rolling {state.new_image} out (stable "
+            f"{state.stable_image or 'none'}): not live yet; finish it with: dex-tasks rollout promote {env}"
+        )
+    return health_problem(state)
 
 
 def health_problem(state: RolloutState) -> str | None:
@@ -319,3 +407,83 @@ def abort(cfg: Config, env: str, state: RolloutState | None = None) -> RolloutSt
         return state
     _patch(_kube(cfg, env, what), state.namespace, state.name, ABORT_PATCH, status=True)
     return state
+
+
+def emergency(cfg: Config, env: str, image: str, *, timeout: int, interval: float | None = None,
+              sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+    """``rollback --emergency`` for a Rollout: ``kubectl set image`` knows only the built-in
+    workloads, so a JSON patch of the container's image in the pod template (``test`` on its name
+    first: the index is the one just read), then the Rollout read until it is Healthy on ``image``.
+
+    A rollback to the stable ReplicaSet's template is stable at once (the controller has nothing
+    to step through); to any other revision the controller would start the canary steps again, so
+    once it has observed the new template, ``promoteFull`` skips them - the plugin's ``promote
+    --full``. Degraded, or not done within ``timeout`` seconds: :class:`RemoteError` (exit 4) saying
+    the Rollout now specifies ``image``. Bad names are exit 2 before anything is written.
+    """
+    what = "rollback --emergency"
+    kube = _kube(cfg, env, what)
+    namespace = cfg.namespace_for(env)
+    data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
+    if data is None:
+        raise UsageError(f"rollout {cfg.deployment} not found in namespace {namespace}: nothing changed")
+    containers = ((data.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
+    index = next((i for i, c in enumerate(containers) if c.get("name") == cfg.container), None)
+    if index is None:
+        names = ", ".join(str(c.get("name")) for c in containers) or "none"
+        raise UsageError(
+            f"rollout {namespace}/{cfg.deployment} has no container {cfg.container!r} "
+            f"(containers: {names}): nothing changed"
+        )
+    path = f"/spec/template/spec/containers/{index}"
+    patch = [
+        {"op": "test", "path": f"{path}/name", "value": cfg.container},
+        {"op": "replace", "path": f"{path}/image", "value": image},
+    ]
+    where = f"{namespace}/{cfg.deployment}"
+    try:
+        kube.json_patch("rollout", cfg.deployment, namespace, json.dumps(patch, separators=(",", ":")))
+    except CommandFailed as exc:
+        raise RemoteError(
+            f"kubectl patch rollout {where} failed: {last_line(exc.stderr_tail) or 'no output'}"
+        ) from exc
+    if proc.is_dry_run():  # the patch was only printed: nothing to wait for (nor to promote)
+        return
+    interval = POLL_INTERVAL if interval is None else interval  # read now: tests shorten it
+    _wait_emergency(cfg, env, kube, image, timeout=timeout, interval=interval, sleep=sleep)
+
+
+def _wait_emergency(
+    cfg: Config, env: str, kube: Kubectl, image: str, *, timeout: int, interval: float,
+    sleep: Callable[[float], None],
+) -> None:  # fmt: skip
+    namespace = cfg.namespace_for(env)
+    interval = max(interval, 0.1)
+    attempts = int(timeout / interval) + 1
+    deadline = time.monotonic() + timeout
+    promoted = False
+    state: RolloutState | None = None
+    for attempt in range(1, attempts + 1):
+        state = read_from(kube, namespace, cfg)
+        if state is None:
+            raise RemoteError(
+                f"rollout {namespace}/{cfg.deployment} disappeared during the emergency rollback"
+            )
+        mine = state.observed and state.template_image == image
+        if mine and state.phase == "Healthy" and not state.updating:
+            return
+        if mine and state.phase == "Degraded":
+            break
+        if mine and state.updating and not promoted:
+            _patch(kube, namespace, state.name, PROMOTE_FULL_PATCH, status=True)
+            promoted = True
+        if attempt == attempts or time.monotonic() + interval > deadline:
+            break
+        progress.waiting(f"rollout {namespace}/{state.name} on {image}", attempt + 1, attempts, interval,
+                         state.summary())  # fmt: skip
+        sleep(interval)
+    summary = state.summary() if state else f"{namespace}/{cfg.deployment}"
+    raise RemoteError(
+        f"rollout did not complete: rollout {namespace}/{cfg.deployment} now specifies {image} but it was "
+        f"not seen Healthy within {timeout}s ({summary}); inspect with: dex-tasks rollout status {env}"
+    )

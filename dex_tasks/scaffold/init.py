@@ -31,6 +31,9 @@ APPS = "infra/argocd/apps"
 WORKFLOWS = ".github/workflows"
 WORKFLOW_FILES = ("pipeline.yml", "pr-preview.yml", "promote.yml", "rollback.yml")
 PLACEHOLDER_TAG = "sha-0000000"  # a valid tag (sha- + 7 hex) that no build produces
+ROLLOUTS = ("canary", "bluegreen")
+# The second Service a Rollout strategy needs, by strategy (canaryService, previewService).
+SECOND_SERVICE = {"canary": "canary", "bluegreen": "preview"}
 POE_LINE = 'include_script = "dex_tasks.poe:tasks"'
 NOX_LINE = "import dex_tasks.nox  # noqa: F401  (registers one session per task)"
 _MARKER = re.compile(r"@@([a-z_]+)@@")
@@ -43,6 +46,7 @@ class Options:
     image: str
     envs: tuple[str, ...]
     repo_url: str = ""  # the origin's URL, for the Argo CD apps (a placeholder without one)
+    rollout: str = ""  # "", or an Argo Rollouts strategy (ROLLOUTS) in place of the Deployment
 
     @property
     def kustomize_image(self) -> str:
@@ -158,6 +162,8 @@ def manifest_values(options: Options) -> dict[str, str]:
         "base": BASE,
         "apps": APPS,
         "preview_prefix": f"{options.app}-pr-",
+        "strategy": {"canary": "canary", "bluegreen": "blue-green"}.get(options.rollout, ""),
+        "role": SECOND_SERVICE.get(options.rollout, ""),
     }
 
 
@@ -185,6 +191,8 @@ def dex_table(options: Options, extra: Mapping[str, str] | None = None) -> str:
         f'preview-namespace = "{app}-pr-{{pr}}"',
         f'preview-app = "{app}-pr-{{pr}}"',
     ]
+    if options.rollout:
+        lines.append('workload = "Rollout"  # an Argo Rollouts Rollout, not a Deployment')
     lines += [f"{key.partition('.')[2]} = {value}" for key, value in (extra or {}).items() if "." in key]
     return "\n".join(lines) + "\n"
 
@@ -225,8 +233,12 @@ def merge_pyproject(old: str | None, options: Options) -> FileChange:
         blocks.append(poe)
     elif not (isinstance(poe_table, dict) and poe_table.get("include_script") == "dex_tasks.poe:tasks"):
         reasons.append(f"[tool.poe] exists without {POE_LINE}: add that line to it yourself")
-    if tool.get("dex") is None:
+    dex_config = tool.get("dex")
+    if dex_config is None:
         blocks.append(dex)
+    elif options.rollout and _workload(dex_config) != "Rollout":
+        # The user's file is never rewritten, and a key cannot be appended into an existing table.
+        reasons.append('[tool.dex.cluster] has no workload = "Rollout": add that line to it yourself')
     if not blocks:
         outcome = SKIPPED if reasons else UNCHANGED
         return FileChange(path=path, old=old, new=old, outcome=outcome, reason="; ".join(reasons))
@@ -237,6 +249,11 @@ def merge_pyproject(old: str | None, options: Options) -> FileChange:
         reason = f"appending [tool.poe]/[tool.dex] would make it invalid TOML ({exc}); add them yourself"
         return FileChange(path=path, old=old, new=old, outcome=SKIPPED, reason=reason)
     return FileChange(path=path, old=old, new=new, outcome=UPDATED, reason="; ".join(reasons))
+
+
+def _workload(dex: object) -> object:
+    cluster = dex.get("cluster") if isinstance(dex, dict) else None
+    return cluster.get("workload") if isinstance(cluster, dict) else None
 
 
 def merge_line(path: str, old: str | None, line: str, *, present: Callable[[str], bool]) -> FileChange:
@@ -279,8 +296,16 @@ def desired_files(options: Options) -> dict[str, str]:
             continue  # nothing to promote to
         files[f"{WORKFLOWS}/{name}"] = render(template(f"workflows/{name}"), wf_values)
     values = manifest_values(options)
-    for name in ("kustomization", "deployment", "service"):
-        files[f"{BASE}/{name}.yaml"] = render(template(f"k8s/base-{name}.yaml"), values)
+    if options.rollout:
+        role = SECOND_SERVICE[options.rollout]
+        files[f"{BASE}/kustomization.yaml"] = render(template("k8s/base-kustomization-rollout.yaml"), values)
+        files[f"{BASE}/rollout.yaml"] = render(template(f"k8s/base-rollout-{options.rollout}.yaml"), values)
+        files[f"{BASE}/service.yaml"] = render(template("k8s/base-service.yaml"), values)
+        files[f"{BASE}/service-{role}.yaml"] = render(template("k8s/base-service-second.yaml"), values)
+        files[f"{BASE}/rollout-transform.yaml"] = template("k8s/rollout-transform.yaml")
+    else:
+        for name in ("kustomization", "deployment", "service"):
+            files[f"{BASE}/{name}.yaml"] = render(template(f"k8s/base-{name}.yaml"), values)
     app_files: list[str] = []
     for env in options.envs:
         env_values = {
@@ -317,6 +342,14 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
         with target.open(encoding="utf-8", newline="") as handle:
             return handle.read()
 
+    deployment = f"{BASE}/deployment.yaml"
+    switching = bool(options.rollout) and read(deployment) is not None
+    if switching and not force:
+        raise UsageError(
+            f"{deployment} exists: init --rollout {options.rollout} would replace the Deployment with "
+            "a Rollout (the running pods move to a new ReplicaSet); rerun with --force to do it: "
+            "nothing changed"
+        )
     changes = [
         merge_pyproject(read("pyproject.toml"), options),
         merge_line("noxfile.py", read("noxfile.py"), NOX_LINE, present=_has_nox_import),
@@ -325,4 +358,23 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
     if changes[2].outcome == CREATED:  # a new .dockerignore gets the whole template
         changes[2] = FileChange(path=".dockerignore", old=None, new=template("dockerignore"), outcome=CREATED)
     changes += [_ours(path, read(path), new, force=force) for path, new in desired_files(options).items()]
+    if switching:  # --force: the kustomization no longer lists it; deleting is the user's call
+        changes = [
+            dataclasses.replace(change, reason=f"it no longer lists deployment.yaml: delete {deployment}")
+            if change.path == f"{BASE}/kustomization.yaml" and change.outcome == UPDATED
+            else change
+            for change in changes
+        ]
     return changes
+
+
+def rollout_of(root: Path) -> str:
+    """The strategy of the Rollout a previous ``init --rollout`` wrote in ``root`` ("" for none)."""
+    path = root / BASE / "rollout.yaml"
+    if not path.is_file():
+        return ""
+    return (
+        "bluegreen"
+        if re.search(r"^\s+blueGreen:", path.read_text(encoding="utf-8"), re.MULTILINE)
+        else "canary"
+    )

@@ -23,6 +23,7 @@ from dex_tasks.tools import git
 if TYPE_CHECKING:
     import argparse
 
+    from dex_tasks.config import Config
     from dex_tasks.gitops.state import Repo
     from dex_tasks.gitops.workflow import Change, Outcome
 
@@ -126,7 +127,7 @@ def rollback(
         # Before git changes: a --sync that cannot work must refuse, not fail after the push.
         cluster.check_sync_ready(cfg, env)
     if emergency:
-        _emergency(ctx, env, tag)
+        _emergency(ctx, env, tag, digest or _known_digest(repo, cfg, env, tag))
     how = " (emergency: kubectl first)" if emergency else ""
     change = workflow.Change(
         action="rollback",
@@ -254,12 +255,24 @@ def _refuse_second_rollback(env: str, last: history.Deployment, *, current: str 
     )
 
 
-def _emergency(ctx: Context, env: str, tag: str) -> None:
+def _known_digest(repo: Repo, cfg: Config, env: str, tag: str) -> str | None:
+    """The digest ENV ran ``tag`` at, from its history (``Dex-Digest`` trailer, a pin-digest
+    overlay's ``digest:``), when no registry was asked; None: unknown."""
+    path = repo.overlay_path(cfg, env)
+    entries = history.deployments(
+        repo.root, git.tracking(cfg.branch_for(env)), path, cfg.kustomize_image_name, env
+    )
+    return next((entry.digest for entry in entries if entry.tag == tag and entry.digest), None)
+
+
+def _emergency(ctx: Context, env: str, tag: str, digest: str | None) -> None:
 
     # Under --dry-run too: its read-only checks (kubectl, access, deployment, container) run and
     # `set image` is only printed, so a dry run fails where the real run would.
-    cluster.emergency_rollout(ctx.config, env, tag)
+    cluster.emergency_rollout(ctx.config, env, tag, digest=digest)
+    what = f"{tag}@{digest}" if digest else tag
+    how = "patch the Rollout" if ctx.config.cluster.workload == "Rollout" else "set the image"
     if ctx.dry_run:
-        ctx.out(f"would set the image of {env} to {tag} with kubectl and wait for the rollout")
+        ctx.out(f"would {how} of {env} to {what} with kubectl and wait for the rollout")
     else:
-        ctx.out(f"{env} now runs {tag} (kubectl); making git match so Argo CD does not undo it")
+        ctx.out(f"{env} now runs {what} (kubectl); making git match so Argo CD does not undo it")

@@ -1,11 +1,17 @@
-"""``init [--app NAME] [--image REF] [--envs dev,stage,prod] [--force]``: scaffold a consumer repo.
+"""``init [--app NAME] [--image REF] [--envs dev,stage,prod] [--force] [--rollout canary|bluegreen]``.
+
+Scaffolds a consumer repo.
 
 Writes, in the current directory (or ``-C DIR``): ``[tool.poe]`` and ``[tool.dex]`` appended to
 ``pyproject.toml`` (existing content is never rewritten), the noxfile line, the caller workflows
 pinned like ``examples/workflows``, ``infra/argocd/base`` (deployment + service on port 8000), an
 overlay per env, an Argo CD Application per env, an ApplicationSet for PR previews, and a
-``.dockerignore`` without ``.git``. Idempotent: a second run changes nothing. A file of ours that
-exists and differs is skipped with a warning unless ``--force``. ``--dry-run`` prints the diff.
+``.dockerignore`` without ``.git``. ``--rollout`` puts an Argo Rollouts Rollout (canary steps, or
+blue-green with a preview Service) in the base instead of the Deployment, with the kustomize
+``configurations`` it needs, and ``[tool.dex.cluster] workload = "Rollout"``; a later run without
+``--rollout`` keeps the strategy it finds. Switching a Deployment scaffold needs ``--force``.
+Idempotent: a second run changes nothing. A file of ours that exists and differs is skipped with
+a warning unless ``--force``. ``--dry-run`` prints the diff.
 The logic is in :mod:`dex_tasks.scaffold.init`; this module parses, prints and writes.
 """
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 import difflib
 from typing import TYPE_CHECKING
 
-from dex_tasks.errors import DexError, UsageError
+from dex_tasks.errors import DexError
 from dex_tasks.scaffold import init as scaffold
 from dex_tasks.tasks import Context, TaskResult, _args
 from dex_tasks.tools import git
@@ -39,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rollout",
         choices=("canary", "bluegreen"),
-        help="an Argo Rollouts strategy instead of a Deployment (not yet supported)",
+        help="an Argo Rollouts Rollout instead of a Deployment (default: what an earlier --rollout wrote)",
     )
 
 
@@ -62,7 +68,8 @@ def _options(ctx: Context, args: argparse.Namespace) -> scaffold.Options:
         owner = (scaffold.github_slug(repo_url) or (app, ""))[0].lower()
         image = scaffold.check_image(f"ghcr.io/{owner}/{app}")
     envs = scaffold.parse_envs(args.envs) if args.envs else cfg.environments
-    return scaffold.Options(app=app, image=image, envs=tuple(envs), repo_url=repo_url)
+    rollout = args.rollout or (scaffold.rollout_of(ctx.cwd) if cfg.cluster.workload == "Rollout" else "")
+    return scaffold.Options(app=app, image=image, envs=tuple(envs), repo_url=repo_url, rollout=rollout)
 
 
 def _origin(cwd: Path) -> str:
@@ -73,11 +80,6 @@ def _origin(cwd: Path) -> str:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
-    if args.rollout:
-        raise UsageError(
-            f"init --rollout {args.rollout} is not supported yet: init scaffolds a Deployment "
-            "(run init without --rollout)"
-        )
     options = _options(ctx, args)
     changes = scaffold.plan(ctx.cwd, options, force=args.force)
     lists: dict[str, list[str]] = {outcome: [] for outcome in scaffold.OUTCOMES}
@@ -94,13 +96,20 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
                 _write(ctx.cwd / change.path, change.new)
     verb = "would be " if ctx.dry_run else ""
     summary = ", ".join(f"{len(lists[o])} {verb}{o}" for o in scaffold.OUTCOMES if lists[o])
-    ctx.out(f"init {options.app} ({options.image}; {', '.join(options.envs)}): {summary}")
+    kind = f"; a {options.rollout} Rollout" if options.rollout else ""
+    ctx.out(f"init {options.app} ({options.image}; {', '.join(options.envs)}{kind}): {summary}")
     for outcome in (scaffold.CREATED, scaffold.UPDATED):
         for path in lists[outcome]:
             ctx.out(f"  {verb}{outcome}  {path}")
     if not ctx.dry_run and (lists[scaffold.CREATED] or lists[scaffold.UPDATED]):
         ctx.out("next: commit and push, then `dex-tasks bump-overlay <env> sha-<hex>` once an image is built")
-    return TaskResult(data={"app": options.app, "image": options.image, "envs": list(options.envs), **lists})
+    data = {
+        "app": options.app,
+        "image": options.image,
+        "envs": list(options.envs),
+        "rollout": options.rollout or None,
+    }
+    return TaskResult(data={**data, **lists})
 
 
 def _diff(change: scaffold.FileChange) -> str:

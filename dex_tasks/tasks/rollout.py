@@ -1,9 +1,10 @@
 """``rollout {status ENV [--watch] | promote ENV [--full] | abort ENV}``: Argo Rollouts, git authoritative.
 
 The Rollout is ``[tool.dex] deployment`` in ENV's namespace, through ENV's kube context.
-``status`` shows phase, step n/N, canary weight and the stable and canary (blue-green: preview)
-images with their digests; ``--watch`` polls until Healthy, Paused or Degraded (at most
-``cluster.rollout-timeout`` seconds; Degraded then exits 1). ``promote`` resumes to the next
+``status`` shows phase, step n/N, canary weight, the stable and canary (blue-green: preview)
+images with their digests, and the update's AnalysisRuns (running ones in the summary line);
+``--watch`` polls until Healthy, Paused or Degraded (at most ``cluster.rollout-timeout``
+seconds; Degraded then exits 1). ``promote`` resumes to the next
 pause (``--full``: to the end); ``abort`` sends all traffic back to the stable ReplicaSet *and*
 commits ENV's overlay back to the stable image's tag (``--direct`` by default, ``--pr`` on
 request), so Argo CD does not roll the aborted tag out again at its next sync.
@@ -64,6 +65,9 @@ def _show(ctx: Context, state: rollouts.RolloutState) -> None:
     ):
         if image:
             ctx.out(f"  {label:<7} {image}" + (f" ({digest})" if digest else ""))
+    for run in state.analysis:
+        detail = f": {run.message}" if run.message else ""
+        ctx.out(f"  analysis {run.name} {run.phase or 'Pending'} ({run.kind or 'run'}){detail}")
 
 
 def _status(ctx: Context, env: str, args: argparse.Namespace) -> TaskResult:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import argparse
 
     from dex_tasks.config import Config
+    from dex_tasks.tools.kubectl import Deployment
 
 UNKNOWN = "unknown"
 
@@ -217,6 +218,7 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
                 _live_rollout(cfg, row, rollouts.read_from(kube, namespace, cfg), namespace)
                 continue
             deployment = kube.deployment(namespace, cfg.deployment, cfg.container)
+            detected = rollouts.detect(kube, namespace, cfg) if deployment is None else None
         except ForbiddenError as exc:
             row.notes.append(f"live {UNKNOWN}: {exc}")  # RBAC is per namespace: ask the next env
             continue
@@ -227,30 +229,36 @@ def _live(ctx: Context, rows: list[EnvStatus]) -> None:
         except DexError as exc:
             row.notes.append(f"live {UNKNOWN}: {exc}")
             continue
-        if deployment is None:
+        if detected is not None:  # no Deployment, but an Argo Rollouts Rollout of that name
+            row.notes.append(cluster.DETECTED.format(name=cfg.deployment, namespace=namespace))
+            _live_rollout(cfg, row, detected, namespace)
+            continue
+        _live_deployment(cfg, row, deployment, namespace)
+
+
+def _live_deployment(cfg: Config, row: EnvStatus, deployment: Deployment | None, namespace: str) -> None:
+    if deployment is None:
+        row.notes.append(f"live {UNKNOWN}: deployment {cfg.deployment} not found in namespace {namespace}")
+        return
+    row.live_image = deployment.image
+    if deployment.image is None:
+        row.notes.append(f"live {UNKNOWN}: deployment {namespace}/{cfg.deployment} has no container "
+                         f"{cfg.container!r}")  # fmt: skip
+        return
+    ref = ImageRef.parse(deployment.image)
+    if cluster.is_app_image(cfg, ref):
+        row.live_tag = ref.tag or None
+        if not ref.tag:
+            # `image@sha256:...` (kustomize `digest:`, or a hand-made pin): no tag to compare.
             row.notes.append(
-                f"live {UNKNOWN}: deployment {cfg.deployment} not found in namespace {namespace}"
+                f"live tag {UNKNOWN}: the cluster runs {deployment.image} (pinned by digest, no tag)"
             )
-            continue
-        row.live_image = deployment.image
-        if deployment.image is None:
-            row.notes.append(f"live {UNKNOWN}: deployment {namespace}/{cfg.deployment} has no container "
-                             f"{cfg.container!r}")  # fmt: skip
-            continue
-        ref = ImageRef.parse(deployment.image)
-        if cluster.is_app_image(cfg, ref):
-            row.live_tag = ref.tag or None
-            if not ref.tag:
-                # `image@sha256:...` (kustomize `digest:`, or a hand-made pin): no tag to compare.
-                row.notes.append(
-                    f"live tag {UNKNOWN}: the cluster runs {deployment.image} (pinned by digest, no tag)"
-                )
-        else:
-            row.drift = True
-            row.notes.append(f"the cluster runs {deployment.image}, not an image of {cfg.image}")
-        complete, why = deployment.rollout_state()
-        if not complete:
-            row.notes.append(f"rollout in progress: {why}")
+    else:
+        row.drift = True
+        row.notes.append(f"the cluster runs {deployment.image}, not an image of {cfg.image}")
+    complete, why = deployment.rollout_state()
+    if not complete:
+        row.notes.append(f"rollout in progress: {why}")
 
 
 def _scan(ctx: Context, rows: list[EnvStatus]) -> None:

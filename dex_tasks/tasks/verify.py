@@ -8,7 +8,9 @@
    for ENV, else a ``kubectl port-forward`` to ``svc/<cluster.service>:<cluster.service-port>``
    in ENV's namespace and ``cluster.health-path``.
 3. On failure: exit 1 saying why; with ``--rollback-on-failure`` first roll ENV back to its last
-   known good tag (``rollback ENV``) and say what was done.
+   known good tag (``rollback ENV``) and say what was done. With ``workload = "Rollout"`` an
+   update in progress is aborted first (``rollout abort``'s patch), so the stable ReplicaSet
+   serves at once rather than after Argo CD syncs the rollback commit.
 
 An Argo CD API that cannot be reached is exit 4 and never triggers a rollback: nothing is known
 about the deployment then.
@@ -90,6 +92,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     data: dict[str, Any] = {"env": env, "ok": False, "argocd": None, "health": None, "rolled_back": None}
 
     problem = _argo_wait(ctx, env, deadline=deadline, interval=args.interval, data=data)
+    ro: rollouts.RolloutState | None = None
     if problem is None and cfg.cluster.workload == "Rollout":
         # A canary paused at a step or an aborted (Degraded) Rollout is not a verified deploy,
         # whatever the health URL answers: the stable pods answer it. No access raises (exit 4/2).
@@ -109,6 +112,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         _report(ctx, env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
 
+    if ro is not None and ro.updating and not ro.aborted:
+        # The stable ReplicaSet takes the traffic now, not when Argo CD syncs the rollback commit.
+        rollouts.abort(cfg, env, ro)
+        data["rollout_aborted"] = True
+        ctx.out(f"{'would abort' if ctx.dry_run else 'aborted'} rollout {ro.namespace}/{ro.name} first")
     ctx.out(f"rolling {env} back to its last known good tag")
     try:
         rolled = _delivery.rollback(ctx, env)

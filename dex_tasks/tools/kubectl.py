@@ -312,6 +312,12 @@ class Kubectl:
         return self._run("patch", kind, name, "-n", namespace, *extra, "--type=merge", "-p", patch,
                          read_only=False)  # fmt: skip
 
+    def json_patch(self, kind: str, name: str, namespace: str, patch: str) -> proc.Result:
+        """``kubectl patch KIND NAME -n NS --type=json -p PATCH`` (RFC 6902; mutating). A custom
+        resource takes no strategic merge, and a merge patch replaces a whole list (containers)."""
+        return self._run("patch", kind, name, "-n", namespace, "--type=json", "-p", patch,
+                         read_only=False)  # fmt: skip
+
     def set_image(self, namespace: str, deployment: str, container: str, image: str) -> proc.Result:
         return self._run("set", "image", f"deployment/{deployment}", f"{container}={image}", "-n", namespace,
                          read_only=False)  # fmt: skip

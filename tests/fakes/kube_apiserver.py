@@ -20,10 +20,13 @@ It reproduces the parts of the real API server that the cluster tasks use, on th
 * Argo Rollouts (``argoproj.io/v1alpha1`` ``rollouts``, short name ``ro``): discovery, GET/LIST,
   JSON merge PATCH (``application/merge-patch+json``; strategic merge is the CRD's real 415) of
   the resource and of its ``status`` subresource, each dropping the other's fields like the real
-  server does for a CRD with ``subresources: {status: {}}``. The controller stand-in is
-  :mod:`tests.fakes.rollouts_controller` (steps, pauses, promote, promote-full, abort, blue-green),
-  with a ReplicaSet per ``rollouts-pod-template-hash`` and its pods; :meth:`FakeKube.add_rollout`,
-  :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a new tag), :meth:`FakeKube.wait_rollout`.
+  server does for a CRD with ``subresources: {status: {}}``, and JSON PATCH (RFC 6902) of the
+  resource. The controller stand-in is :mod:`tests.fakes.rollouts_controller` (steps, timed
+  pauses, analysis, promote, promote-full, abort, blue-green), with a ReplicaSet per
+  ``rollouts-pod-template-hash`` and its pods and the ``analysisruns`` (short name ``ar``) it
+  creates; :meth:`FakeKube.add_rollout`, :meth:`FakeKube.set_rollout_image` (an Argo CD sync of a
+  new tag), :meth:`FakeKube.wait_rollout`, :meth:`FakeKube.advance` (the controller's clock: timed
+  pauses end), :meth:`FakeKube.set_analysis` (an AnalysisRun's verdict).
 * DELETE of namespaces: phase Terminating first, purged shortly after (or never, for a namespace
   a test holds); a second DELETE meanwhile is the real 409 Conflict.
 * ``kubectl port-forward`` (``pods/NAME/portforward``): the WebSocket attempt is refused like an
@@ -41,6 +44,7 @@ Plain HTTP: the kubeconfig says ``server: http://127.0.0.1:PORT`` and kubectl ac
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import hashlib
 import json
 import threading
@@ -69,6 +73,8 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
     # The Argo Rollouts CRD (argoproj.io/v1alpha1), served with its status subresource like the
     # CRD in argo-rollouts' manifests/crds/rollout-crd.yaml (`subresources: {status: {}}`).
     "rollouts": ("argoproj.io/v1alpha1", "Rollout", True),
+    # argo-rollouts' manifests/crds/analysis-run-crd.yaml, also with a status subresource.
+    "analysisruns": ("argoproj.io/v1alpha1", "AnalysisRun", True),
 }
 SHORT_NAMES = {
     "namespaces": ["ns"],
@@ -77,6 +83,7 @@ SHORT_NAMES = {
     "deployments": ["deploy"],
     "replicasets": ["rs"],
     "rollouts": ["ro"],
+    "analysisruns": ["ar"],
 }
 GROUP_OF = {"v1": "", "apps/v1": "apps", "argoproj.io/v1alpha1": "argoproj.io"}
 ROLLOUT_HASH_LABEL = "rollouts-pod-template-hash"
@@ -179,6 +186,32 @@ def json_merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
             target[key] = copy.deepcopy(value)
 
 
+def json_patch(doc: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """RFC 6902 ``test``/``replace``/``add`` on a copy of ``doc`` (what the API server applies for
+    ``--type=json``, evanphx/json-patch); ValueError with that library's words when one does not apply."""
+    out = copy.deepcopy(doc)
+    for op in ops:
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in str(op.get("path", "")).split("/")[1:]]
+        parent: Any = out
+        for part in parts[:-1]:
+            parent = parent[int(part)] if isinstance(parent, list) else parent.get(part)
+            if parent is None:
+                raise ValueError(f"doc is missing path: {op.get('path')}: missing value")
+        last = parts[-1] if parts else ""
+        key: Any = int(last) if isinstance(parent, list) and last.isdigit() else last
+        exists = (0 <= key < len(parent)) if isinstance(parent, list) else key in parent
+        if op["op"] == "test":
+            if not exists or parent[key] != op.get("value"):
+                raise ValueError(f"testing value {op.get('path')} failed: test failed")
+        elif op["op"] in {"replace", "add"}:
+            if op["op"] == "replace" and not exists:
+                raise ValueError(f"replace operation does not apply: doc is missing key: {op.get('path')}")
+            parent[key] = copy.deepcopy(op.get("value"))
+        else:
+            raise ValueError(f"Unexpected kind: {op['op']}")
+    return out
+
+
 def _status(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": "Status",
@@ -229,6 +262,7 @@ class FakeKube:
 
     def __init__(self) -> None:
         self.lock = threading.Condition()
+        self.clock = rollouts_controller.EPOCH  # the Rollouts controller's now: tests move it (advance)
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}  # (plural, namespace, name) -> obj
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, type, plural, obj)
         self.rv = 100
@@ -736,11 +770,14 @@ class FakeKube:
         strategy: str = "canary",
         steps: list[dict[str, Any]] | None = None,
         traffic_routing: bool = False,
+        analysis: dict[str, Any] | None = None,
     ) -> None:
         """A Rollout whose revision ``image`` is stable (phase Healthy), with its ReplicaSet and pods.
 
         ``steps`` default to ``setWeight 20, pause, setWeight 50, pause`` (canary); ``strategy
-        "bluegreen"`` uses ``activeService``/``previewService`` without auto-promotion.
+        "bluegreen"`` uses ``activeService``/``previewService`` without auto-promotion, and both
+        Services exist (the controller points their selectors at a ReplicaSet, see
+        :meth:`_switch_services`).
         """
         if ("namespaces", "", namespace) not in self.objects:
             self.add_namespace(namespace)
@@ -761,6 +798,8 @@ class FakeKube:
             }
             if traffic_routing:
                 canary["trafficRouting"] = {"nginx": {"stableIngress": name}}
+            if analysis is not None:  # background analysis: {templates: [...], startingStep: N}
+                canary["analysis"] = analysis
             spec_strategy = {"canary": canary}
         rollout = {
             "apiVersion": "argoproj.io/v1alpha1",
@@ -786,7 +825,51 @@ class FakeKube:
             "status": {},
         }
         with self.lock:
+            if strategy == "bluegreen":
+                for service in (name, f"{name}-preview"):
+                    self._store(
+                        "services",
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Service",
+                            "metadata": {
+                                "name": service, "namespace": namespace,
+                                "uid": f"uid-svc-{namespace}-{service}",
+                            },
+                            "spec": {
+                                "selector": dict(labels),
+                                "ports": [{"name": "http", "port": 8000, "targetPort": 8000}],
+                                "type": "ClusterIP",
+                            },
+                        },
+                        "ADDED",
+                    )  # fmt: skip
             self._store_rollout(rollout, "ADDED")
+
+    def service_selector(self, namespace: str, name: str) -> dict[str, str]:
+        with self.lock:
+            selector: dict[str, str] = self.objects[("services", namespace, name)]["spec"]["selector"]
+            return dict(selector)
+
+    def _switch_services(self, ro: dict[str, Any]) -> None:
+        """Blue-green: ``rollout/service.go`` ``switchServiceSelector`` puts the
+        ``rollouts-pod-template-hash`` of the ReplicaSet each Service should reach into its selector
+        (``reconcilePreviewService``: the newest ReplicaSet; ``reconcileActiveService``: the stable one
+        until the pause is over, and the stable one again on abort) - the selectors the controller then
+        reports as ``status.blueGreen.activeSelector``/``previewSelector``. Holds the lock."""
+        blue_green = (ro["spec"].get("strategy") or {}).get("blueGreen")
+        selectors = (ro.get("status") or {}).get("blueGreen") or {}
+        if not blue_green:
+            return
+        namespace = ro["metadata"]["namespace"]
+        for key, status_key in (("activeService", "activeSelector"), ("previewService", "previewSelector")):
+            service = self.objects.get(("services", namespace, str(blue_green.get(key))))
+            if service is None or not selectors.get(status_key):
+                continue
+            if service["spec"].get("selector", {}).get(ROLLOUT_HASH_LABEL) != selectors[status_key]:
+                updated = copy.deepcopy(service)
+                updated["spec"].setdefault("selector", {})[ROLLOUT_HASH_LABEL] = selectors[status_key]
+                self._store("services", updated, "MODIFIED")
 
     def set_rollout_image(self, namespace: str, name: str, image: str, container: str = "dex") -> None:
         """What an Argo CD sync of a new overlay does: the template's image changes, a new revision
@@ -802,6 +885,32 @@ class FakeKube:
                 int(annotations.get("rollout.argoproj.io/revision", "1")) + 1
             )
             self._store_rollout(ro, "MODIFIED")
+
+    def advance(self, seconds: float) -> None:
+        """The controller's clock moves on, and it syncs every Rollout (the requeue of
+        ``checkEnqueueRolloutDuringWait`` at the end of a timed pause)."""
+        with self.lock:
+            self.clock += dt.timedelta(seconds=seconds)
+            for key in [k for k in self.objects if k[0] == "rollouts"]:
+                self._store_rollout(copy.deepcopy(self.objects[key]), "MODIFIED")
+
+    def set_analysis(self, namespace: str, name: str, phase: str, message: str = "") -> None:
+        """What the analysis controller reports of AnalysisRun ``name`` (Successful, Failed,
+        Error, Inconclusive); its Rollout syncs on the change, as on the informer's event."""
+        with self.lock:
+            run = copy.deepcopy(self.objects[("analysisruns", namespace, name)])
+            run["status"].update({"phase": phase, "message": message})
+            self._store("analysisruns", run, "MODIFIED")
+            owner = run["metadata"]["ownerReferences"][0]["name"]
+            self._store_rollout(copy.deepcopy(self.objects[("rollouts", namespace, owner)]), "MODIFIED")
+
+    def analysis_runs(self, namespace: str) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {
+                key[2]: copy.deepcopy(obj)
+                for key, obj in self.objects.items()
+                if key[0] == "analysisruns" and key[1] == namespace
+            }
 
     def rollout(self, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
@@ -827,8 +936,18 @@ class FakeKube:
         """Store the controller's view of ``ro``, with its ReplicaSets and pods. Holds the lock."""
         meta = ro["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        reconciled, counts = rollouts_controller.reconcile(ro)
+        runs = {
+            key[2]: copy.deepcopy(obj)
+            for key, obj in self.objects.items()
+            if key[0] == "analysisruns" and key[1] == namespace
+        }
+        before = copy.deepcopy(runs)
+        reconciled, counts = rollouts_controller.reconcile(ro, now=self.clock, runs=runs)
+        for run_name, run in runs.items():
+            if before.get(run_name) != run:
+                self._store("analysisruns", run, "MODIFIED" if run_name in before else "ADDED")
         self._store("rollouts", reconciled, event)
+        self._switch_services(reconciled)
         template = reconciled["spec"]["template"]
         current = reconciled["status"]["currentPodHash"]
         self.rollout_templates[(namespace, name, current)] = copy.deepcopy(template)
@@ -914,6 +1033,15 @@ class FakeKube:
         sent to ``/status``; only a spec change bumps ``metadata.generation``. The controller
         reacts shortly after (ROLLOUT_DELAY), as the real one does to the watch event."""
         ctype = h.headers.get("Content-Type", "")
+        if "json-patch" in ctype and not status:
+            try:
+                updated = json_patch(obj, json.loads(h.body() or b"[]"))
+            except ValueError as exc:  # apiserver's applyJSPatch: 422 with jsonpatch's error text
+                h.send_json(422, _status(422, "Invalid", str(exc)))
+                return
+            updated["status"] = copy.deepcopy(obj.get("status") or {})  # the status subresource's
+            self._rollout_write(h, obj, updated)
+            return
         if "merge-patch" not in ctype and "strategic-merge-patch" not in ctype:
             h.send_json(415, _status(415, "UnsupportedMediaType", f"unsupported patch type {ctype!r}"))
             return
@@ -932,6 +1060,9 @@ class FakeKube:
             json_merge(updated.setdefault("status", {}), patch.get("status") or {})
         else:
             json_merge(updated, {k: v for k, v in patch.items() if k != "status"})
+        self._rollout_write(h, obj, updated)
+
+    def _rollout_write(self, h: _Handler, obj: dict[str, Any], updated: dict[str, Any]) -> None:
         if updated.get("spec") != obj.get("spec"):
             updated["metadata"]["generation"] = int(updated["metadata"].get("generation", 1)) + 1
         self._store("rollouts", updated, "MODIFIED")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cluster_fixtures import IMAGE, deploy_envs
-from tests.gitops_fixtures import GitOpsRepo, build
+from tests.gitops_fixtures import GitOpsRepo, _bump_trailers, _commit_overlay, build
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -319,3 +319,28 @@ def test_rollback_sync_unknown_app_refuses_before_git_changes(
     assert "dex-stage" in result.err
     assert repo.snapshot() == before
     assert all(call[:2] == ["app", "get"] for call in fake_argo.calls())  # asked, never synced
+
+
+def test_emergency_rollback_pins_the_digest_it_knows(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    digest = "sha256:" + "3c" * 32
+    # stage deployed T3 with its digest recorded (Dex-Digest), then T4; T4 is bad.
+    w = repo.writer
+    git("fetch", "--quiet", "origin", cwd=w)
+    git("checkout", "--quiet", "-B", "main", "origin/main", cwd=w)
+    _commit_overlay(w, "stage", t[3], f"chore: update stage image to {t[3]}",
+                    [*_bump_trailers("stage", t[3], t[1]), f"Dex-Digest: {digest}"])  # fmt: skip
+    _commit_overlay(
+        w, "stage", t[4], f"chore: update stage image to {t[4]}", _bump_trailers("stage", t[4], t[3])
+    )
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=w)
+    deploy_envs(fake_kube, {"stage": t[4]})
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code == 0, result.err
+    pinned = f"{IMAGE}:{t[3]}@{digest}"
+    assert f"set image deployment/dex dex={pinned}" in result.err
+    assert fake_kube.deployment_image("dex-stage", "dex") == pinned
+    assert f"stage now runs {t[3]}@{digest} (kubectl)" in result.out
+    assert repo.tag("stage") == t[3]

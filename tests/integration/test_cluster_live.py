@@ -309,3 +309,82 @@ def test_port_forward_never_talks_to_whoever_holds_the_picked_port(
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
             backend.settimeout(10)
             backend.accept()[0].close()  # the connection reached the pod's backend
+
+
+# -- workload = "Rollout" (Argo Rollouts), and a Rollout found where no Deployment is -------------
+
+
+def test_live_rollout_needs_the_stable_revision_and_no_update_in_progress(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    cfg = config(tmp_path, workload="Rollout")
+    fake_kube.add_rollout("dex-stage", "dex", image=f"{IMAGE}:{OLD}")
+    check = cluster.check_live(cfg, "stage", OLD, required=True)
+    assert check.ok, check.detail
+    assert check.detail.startswith(f"rollout dex-stage/dex runs {IMAGE}:{OLD} (rollout complete, 4 pod(s)")
+    assert image_id(f"{IMAGE}:{OLD}").split("@")[1] in check.detail
+
+    fake_kube.set_rollout_image("dex-stage", "dex", f"{IMAGE}:{NEW}")  # paused at step 1/4, 20%
+    mid = cluster.check_live(cfg, "stage", NEW, required=True)
+    assert not mid.ok
+    assert mid.detail == (
+        f"rollout dex-stage/dex Paused (CanaryPauseStep), step 1/4, weight 20% is still rolling "
+        f"{IMAGE}:{NEW} out (stable {IMAGE}:{OLD}): not live yet; finish it with: "
+        "dex-tasks rollout promote stage"
+    )
+    other = cluster.check_live(cfg, "stage", OLD, required=True)
+    assert not other.ok
+    assert other.detail.endswith(f"is rolling {IMAGE}:{NEW} out, not {IMAGE}:{OLD}")
+
+    with fake_kube.lock:  # what `rollout promote --full` patches
+        fake_kube.objects[("rollouts", "dex-stage", "dex")]["status"]["promoteFull"] = True
+        fake_kube._store_rollout(fake_kube.rollout("dex-stage", "dex"), "MODIFIED")
+    done = cluster.check_live(cfg, "stage", NEW, required=True)
+    assert done.ok, done.detail
+    assert cluster.check_live(cfg, "stage", OLD, required=True).detail == (
+        f"rollout dex-stage/dex runs {IMAGE}:{NEW}, not {IMAGE}:{OLD}"
+    )
+    assert fake_kube.writes() == []
+
+
+def test_live_rollout_aborted_is_not_live(fake_kube: FakeKube, tmp_path: Path) -> None:
+    cfg = config(tmp_path, workload="Rollout")
+    fake_kube.add_rollout("dex-stage", "dex", image=f"{IMAGE}:{OLD}")
+    fake_kube.set_rollout_image("dex-stage", "dex", f"{IMAGE}:{NEW}")
+    with fake_kube.lock:
+        fake_kube.objects[("rollouts", "dex-stage", "dex")]["status"]["abort"] = True
+        fake_kube._store_rollout(fake_kube.rollout("dex-stage", "dex"), "MODIFIED")
+    check = cluster.check_live(cfg, "stage", OLD, required=True)
+    assert not check.ok
+    assert check.detail == (
+        "rollout dex-stage/dex Degraded (RolloutAborted: Rollout aborted update to revision 2), step 0/4, "
+        "weight 0% is not Healthy"
+    )
+    missing = cluster.check_live(cfg, "prod", OLD, required=True)
+    assert missing.detail == "rollout dex not found in namespace dex-prod"
+
+
+def test_live_detects_a_rollout_where_no_deployment_is(fake_kube: FakeKube, tmp_path: Path) -> None:
+    fake_kube.add_rollout("dex-stage", "dex", image=f"{IMAGE}:{OLD}")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)  # workload: the default
+    assert check.ok, check.detail
+    assert check.detail.endswith(
+        "(no deployment dex in dex-stage, read the Argo Rollouts Rollout of that name "
+        '(set [tool.dex.cluster] workload = "Rollout" to say so))'
+    )
+    fake_kube.set_rollout_image("dex-stage", "dex", f"{IMAGE}:{NEW}")
+    assert "not live yet" in cluster.check_live(config(tmp_path), "stage", NEW, required=True).detail
+
+
+def test_without_argo_rollouts_a_missing_deployment_is_just_missing(
+    fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import kube_apiserver  # noqa: PLC0415 - the fake's resource table
+
+    # A cluster without the Rollouts CRD: discovery does not list the kind, kubectl refuses it.
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "rollouts")
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "analysisruns")
+    fake_kube.add_namespace("dex-stage")
+    check = cluster.check_live(config(tmp_path), "stage", OLD, required=True)
+    assert (check.checked, check.ok) == (True, False)
+    assert check.detail == "deployment dex not found in namespace dex-stage"

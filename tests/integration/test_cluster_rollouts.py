@@ -319,3 +319,70 @@ def test_forbidden_is_exit_4(repo: GitOpsRepo, fake_kube: FakeKube, run_cli: Cli
     assert result.code == 4
     assert 'rollouts.argoproj.io "dex" is forbidden' in result.err
     assert fake_kube.writes() == []
+
+
+def test_a_timed_pause_ends_on_the_controllers_clock(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    steps = [{"setWeight": 20}, {"pause": {"duration": "30s"}}]
+    canary(fake_kube, "stage", t[0], t[1], steps=steps)
+    # A timed pause is Paused to the plugin as well: --watch ends there.
+    data = status(run_cli, repo, "stage", "--watch", "--interval", "0.2")
+    assert (data["phase"], data["message"], data["step"], data["steps"]) == (
+        "Paused",
+        "CanaryPauseStep",
+        1,
+        2,
+    )
+    fake_kube.advance(31)  # no test sleeps through the 30s: the fake's controller clock moves
+    data = status(run_cli, repo, "stage")
+    assert (data["phase"], data["step"], data["stable_image"]) == ("Healthy", 2, f"{IMAGE}:{t[1]}")
+    assert fake_kube.writes() == []
+
+
+def test_status_shows_the_running_analysis_and_a_failed_one_aborts(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    steps = [{"setWeight": 20}, {"analysis": {"templates": [{"templateName": "success-rate"}]}},
+             {"setWeight": 50}, {"pause": {}}]  # fmt: skip
+    background = {"templates": [{"templateName": "error-rate"}], "startingStep": 1}
+    canary(fake_kube, "dev", t[2], t[3], steps=steps, analysis=background)
+    ro = fake_kube.rollout("dex-dev", "dex")
+    current = ro["status"]["currentPodHash"]
+    step_run, background_run = f"dex-{current}-2-1", f"dex-{current}-2"
+    data = status(run_cli, repo, "dev")
+    assert (data["phase"], data["step"], data["weight"]) == ("Progressing", 1, 20)
+    assert data["analysis"] == [
+        {"name": step_run, "phase": "Running", "type": "Step", "message": ""},
+        {"name": background_run, "phase": "Running", "type": "Background", "message": ""},
+    ]
+    human = run_cli("rollout", "status", "dev", cwd=repo.clone)
+    assert (
+        f"step 1/4, weight 20%, analysis {step_run} Running, analysis {background_run} Running" in human.out
+    )
+    assert f"  analysis {step_run} Running (Step)" in human.out
+
+    fake_kube.set_analysis("dex-dev", step_run, "Successful")
+    data = status(run_cli, repo, "dev")
+    assert (data["phase"], data["step"], data["weight"]) == ("Paused", 3, 50)
+    runs: list[dict[str, str]] = data["analysis"]  # type: ignore[assignment]
+    assert [(run["name"], run["phase"]) for run in runs] == [
+        (step_run, "Successful"),
+        (background_run, "Running"),
+    ]
+    message = 'Metric "error-rate" assessed Failed due to failed (1) > failureLimit (0)'
+    fake_kube.set_analysis("dex-dev", background_run, "Failed", message)
+    watched = run_cli("rollout", "status", "dev", "--watch", "--json", cwd=repo.clone)
+    assert watched.code == 1  # the analysis aborted the update: Degraded
+    data = json.loads(watched.out)
+    assert data["message"] == (
+        "RolloutAborted: Rollout aborted update to revision 2: Background analysis phase error/failed: "
+        + message
+    )
+    assert fake_kube.pod_images("dex-dev") == [f"{IMAGE}:{t[2]}"] * 4
+    # The cluster is back on the stable pods; git still names the aborted tag until abort commits it.
+    result = run_cli("rollout", "abort", "dev", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert repo.tag("dev", "dev") == t[2]

@@ -80,7 +80,7 @@ def test_emergency_rollback_sets_the_image_first_then_git(
 ) -> None:
     steps: list[str] = []
 
-    def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
+    def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = None) -> None:
         steps.append(f"kubectl {env} {tag} (git stage={repo.tag('stage')})")
 
     def argocd_sync(cfg: Config, env: str) -> None:
@@ -102,7 +102,7 @@ def test_emergency_rollback_sets_the_image_first_then_git(
 def test_emergency_rollout_stall_writes_nothing(
     repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def stalled(cfg: Config, env: str, tag: str) -> None:
+    def stalled(cfg: Config, env: str, tag: str, *, digest: str | None = None) -> None:
         raise RemoteError("rollout of deployment/dex in dex-stage did not complete within 300s")
 
     monkeypatch.setattr(cluster, "emergency_rollout", stalled)
@@ -116,7 +116,7 @@ def test_emergency_rollout_stall_writes_nothing(
 def test_emergency_then_git_push_fails_prints_the_follow_up(
     repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cluster, "emergency_rollout", lambda *_: None)
+    monkeypatch.setattr(cluster, "emergency_rollout", lambda *_, **__: None)
     monkeypatch.setenv(workflow.ATTEMPTS_ENV, "1")
     monkeypatch.setattr(workflow, "_before_push", lambda change, *_: repo.race(change.base))
     result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
@@ -132,7 +132,7 @@ def test_sync_dry_run_does_not_sync(
 
     checked: list[str] = []
 
-    def emergency_rollout(cfg: Config, env: str, tag: str) -> None:
+    def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = None) -> None:
         # Called under dry-run for its read-only checks; its `set image` is only printed there.
         assert proc.is_dry_run()
         checked.append(env)

@@ -10,6 +10,7 @@ import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from dex_tasks import config
 from dex_tasks.scaffold import init as scaffold
@@ -166,7 +167,7 @@ def test_dry_run_shows_the_diff_and_writes_nothing(run_cli: CliRunner, tmp_path:
         (["--image", "ghcr.io/acme/shop:1.0"], "--image"),
         (["--envs", "dev,dev"], "twice"),
         (["--envs", "Dev"], "invalid environment name"),
-        (["--rollout", "canary"], "not supported yet"),
+        (["--rollout", "linear"], "invalid choice: 'linear'"),
     ],
 )
 def test_bad_input_is_exit_2_in_one_line_and_writes_nothing(
@@ -179,13 +180,16 @@ def test_bad_input_is_exit_2_in_one_line_and_writes_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bump_and_promote_work_on_the_scaffold(run_cli: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rollout", [[], ["--rollout", "canary"], ["--rollout", "bluegreen"]])
+def test_bump_and_promote_work_on_the_scaffold(
+    run_cli: CliRunner, tmp_path: Path, rollout: list[str]
+) -> None:
     origin = tmp_path / "origin.git"
     repo = tmp_path / "shop"
     git("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
     git("init", "--quiet", "--initial-branch=main", str(repo), cwd=tmp_path)
     git("remote", "add", "origin", str(origin), cwd=repo)
-    _init(run_cli, repo, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    _init(run_cli, repo, "--app", "shop", "--image", "ghcr.io/acme/shop", *rollout)
     if "registry_check" in {f.name for f in dataclasses.fields(config.Config)}:
         # No image exists in any registry here: the GitOps write path must not ask one.
         pyproject = repo / "pyproject.toml"
@@ -207,3 +211,126 @@ def test_bump_and_promote_work_on_the_scaffold(run_cli: CliRunner, tmp_path: Pat
     stage = git("show", "main:infra/argocd/overlays/stage/kustomization.yaml", cwd=origin)
     assert f"newTag: {tag}  # set by dex-tasks bump-overlay, promote and rollback" in stage
     assert "newName: ghcr.io/acme/shop  # must equal [tool.dex] image" in stage
+
+
+# -- init --rollout ------------------------------------------------------------------------------
+
+
+def _render(root: Path) -> list[dict[str, Any]]:
+    kubectl = need_tool("kubectl")
+    done = subprocess.run([kubectl, "kustomize", str(root)], capture_output=True, text=True, check=True)
+    return [doc for doc in YAML(typ="safe").load_all(done.stdout) if doc]
+
+
+def _kinds(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(doc["kind"], doc["metadata"]["name"]): doc for doc in docs}
+
+
+def _image(rollout: dict[str, Any]) -> str:
+    image: str = rollout["spec"]["template"]["spec"]["containers"][0]["image"]
+    return image
+
+
+@pytest.mark.parametrize(
+    ("strategy", "second", "refs"),
+    [
+        ("canary", "shop-canary", {"stableService": "shop", "canaryService": "shop-canary"}),
+        ("bluegreen", "shop-preview", {"activeService": "shop", "previewService": "shop-preview"}),
+    ],
+)
+def test_init_rollout_scaffolds_a_rollout_that_kustomize_renders(
+    run_cli: CliRunner, tmp_path: Path, strategy: str, second: str, refs: dict[str, str]
+) -> None:
+    payload = _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop", "--rollout", strategy)
+    assert payload["rollout"] == strategy
+    base = f"{scaffold.BASE}/"
+    assert {base + name for name in ("rollout.yaml", "rollout-transform.yaml", f"{second[5:]}.yaml")} <= {
+        path.replace("service-", "") for path in payload["created"]
+    }
+    assert f"{base}deployment.yaml" not in payload["created"]
+    cfg = config.load(tmp_path)
+    assert (cfg.cluster.workload, cfg.deployment) == ("Rollout", "shop")
+    transform = (tmp_path / base / "rollout-transform.yaml").read_text(encoding="utf-8")
+    assert "Apache License 2.0" in transform
+    assert "path: spec/strategy/blueGreen/previewService" in transform
+
+    for env in cfg.environments:
+        objects = _kinds(_render(tmp_path / cfg.overlay_dir(env)))
+        assert set(objects) == {("Rollout", "shop"), ("Service", "shop"), ("Service", second)}
+        rollout = objects[("Rollout", "shop")]
+        assert rollout["apiVersion"] == "argoproj.io/v1alpha1"
+        assert rollout["metadata"]["namespace"] == f"shop-{env}"
+        assert _image(rollout) == f"ghcr.io/acme/shop:{scaffold.PLACEHOLDER_TAG}"
+        spec = rollout["spec"]["strategy"]
+        if strategy == "canary":
+            steps = spec["canary"]["steps"]
+            assert steps[:2] == [{"setWeight": 20}, {"pause": {}}]
+            assert steps[-1] == {"pause": {"duration": "30s"}}  # a final timed pause
+        else:
+            assert spec["blueGreen"]["autoPromotionEnabled"] is False
+        assert {key: spec[next(iter(spec))][key] for key in refs} == refs
+
+    # The overlay's newTag (and a pinned digest) reach the Rollout, and a namePrefix/nameSuffix
+    # reaches its service references (rollout-transform.yaml's nameReference).
+    overlay = tmp_path / cfg.overlay_dir("dev") / "kustomization.yaml"
+    text = overlay.read_text(encoding="utf-8")
+    tag_line = f"newTag: {scaffold.PLACEHOLDER_TAG}  #"
+    overlay.write_text(text.replace(tag_line, "newTag: sha-1a2b3c4  #"), encoding="utf-8")
+    assert _image(_kinds(_render(overlay.parent))[("Rollout", "shop")]) == "ghcr.io/acme/shop:sha-1a2b3c4"
+    digest = "sha256:" + "ab" * 32
+    overlay.write_text(
+        text.replace(tag_line, f"digest: {digest}\n    newTag: sha-1a2b3c4  #")
+        + "namePrefix: blue-\nnameSuffix: -v2\n",
+        encoding="utf-8",
+    )
+    objects = _kinds(_render(overlay.parent))
+    rollout = objects[("Rollout", "blue-shop-v2")]
+    assert _image(rollout) == f"ghcr.io/acme/shop:sha-1a2b3c4@{digest}"  # kustomize keeps both
+    spec = rollout["spec"]["strategy"]
+    assert {key: spec[next(iter(spec))][key] for key in refs} == {k: f"blue-{v}-v2" for k, v in refs.items()}
+    assert ("Service", f"blue-{second}-v2") in objects
+
+
+def test_init_rollout_is_idempotent_and_keeps_its_strategy(run_cli: CliRunner, tmp_path: Path) -> None:
+    _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop", "--rollout", "bluegreen")
+    before = _tree(tmp_path)
+    again = _init(run_cli, tmp_path)  # no --rollout: the Rollout it wrote decides
+    assert again["rollout"] == "bluegreen"
+    assert again["created"] == again["updated"] == again["skipped"] == []
+    assert _tree(tmp_path) == before
+    (tmp_path / "new").mkdir()
+    dry = run_cli("init", "--dry-run", "-C", str(tmp_path / "new"), "--app", "x", "--rollout", "canary")
+    assert dry.code == 0, dry.err
+    assert "+kind: Rollout" in dry.out
+    assert "+  - rollout-transform.yaml" in dry.out
+    assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_switching_a_deployment_scaffold_to_a_rollout_needs_force(run_cli: CliRunner, tmp_path: Path) -> None:
+    _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    before = _tree(tmp_path)
+    for extra in ([], ["--dry-run"], ["--json"]):
+        refused = run_cli("init", "-C", str(tmp_path), "--rollout", "canary", *extra)
+        assert refused.code == 2
+        assert refused.err.strip().splitlines() == [
+            (
+                f"dex-tasks init: error: {scaffold.BASE}/deployment.yaml exists: init --rollout canary would "
+                "replace the Deployment with a Rollout (the running pods move to a new ReplicaSet); rerun "
+                "with --force to do it: nothing changed"
+            )
+        ]
+        assert _tree(tmp_path) == before
+
+    forced = run_cli("init", "--json", "-C", str(tmp_path), "--rollout", "canary", "--force")
+    assert forced.code == 0, forced.err
+    payload = json.loads(forced.out)
+    assert payload["updated"] == [f"{scaffold.BASE}/kustomization.yaml"]
+    assert f"{scaffold.BASE}/rollout.yaml" in payload["created"]
+    assert payload["skipped"] == ["pyproject.toml"]  # the user's file: never rewritten
+    assert '[tool.dex.cluster] has no workload = "Rollout": add that line to it yourself' in forced.err
+    assert f"delete {scaffold.BASE}/deployment.yaml" in forced.err
+    assert set(_kinds(_render(tmp_path / scaffold.OVERLAYS / "dev"))) == {
+        ("Rollout", "shop"),
+        ("Service", "shop"),
+        ("Service", "shop-canary"),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -111,3 +112,78 @@ def test_the_fakes_controller_agrees_with_the_parser() -> None:
     assert (state.phase, state.step, state.weight) == ("Degraded", 0, 0)
     assert state.message.startswith("RolloutAborted")
     assert sorted(counts.values()) == [0, 4]
+
+
+def _update(steps: list[dict[str, Any]], **canary: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A Rollout (uid ``u1``) stable on sha-2222bbbb, its template changed to sha-3333cccc, synced
+    once at the controller's EPOCH; and the AnalysisRuns that sync made."""
+    first = rollout({}, generation=1)
+    first["metadata"].update({"uid": "u1", "namespace": "dex-prod", "annotations": {}})
+    first["spec"]["strategy"]["canary"] = {"steps": steps, **canary}
+    ro, _ = rollouts_controller.reconcile(first)
+    ro["spec"]["template"]["spec"]["containers"][0]["image"] = f"{IMAGE}:sha-3333cccc"
+    ro["metadata"]["generation"] = 2
+    ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] = "2"
+    runs: dict[str, dict[str, Any]] = {}
+    ro, _ = rollouts_controller.reconcile(ro, runs=runs)
+    return ro, runs
+
+
+def test_a_timed_pause_ends_when_the_controllers_clock_passes_it() -> None:
+    epoch = rollouts_controller.EPOCH
+    ro, _ = _update([{"setWeight": 20}, {"pause": {"duration": "30s"}}, {"setWeight": 50}, {"pause": {}}])
+    state = rollouts.RolloutState.from_json(ro, "dex")
+    assert (state.phase, state.message, state.step, state.weight) == ("Paused", "CanaryPauseStep", 1, 20)
+    assert ro["status"]["pauseConditions"][0]["startTime"] == "2026-01-01T00:00:00Z"
+    # pause.go CompletedCanaryPauseStep: now.After(startTime + duration) - not at the second itself.
+    ro, _ = rollouts_controller.reconcile(ro, now=epoch + dt.timedelta(seconds=30))
+    assert rollouts.RolloutState.from_json(ro, "dex").step == 1
+    ro, _ = rollouts_controller.reconcile(ro, now=epoch + dt.timedelta(seconds=31))
+    state = rollouts.RolloutState.from_json(ro, "dex")
+    assert (state.phase, state.step, state.weight) == ("Paused", 3, 50)  # the next, indefinite, pause
+    assert ro["status"]["pauseConditions"][0]["startTime"] == "2026-01-01T00:00:31Z"
+    assert rollouts_controller.duration_seconds("5m") == 300
+    assert rollouts_controller.duration_seconds(45) == 45
+
+
+def test_an_analysis_step_waits_for_its_run_and_a_failed_run_aborts() -> None:
+    template = [{"templateName": "success-rate"}]
+    ro, runs = _update(
+        [{"setWeight": 20}, {"analysis": {"templates": template}}, {"setWeight": 60}],
+        analysis={"templates": [{"templateName": "error-rate"}]},
+    )
+    current = ro["status"]["currentPodHash"]
+    step_run, background = f"dex-{current}-2-1", f"dex-{current}-2"
+    assert set(runs) == {step_run, background}
+    assert runs[step_run]["metadata"]["labels"]["rollout-type"] == "Step"
+    assert runs[step_run]["metadata"]["labels"]["step-index"] == "1"
+    assert runs[background]["metadata"]["labels"]["rollout-type"] == "Background"
+    assert runs[step_run]["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    state = rollouts.RolloutState.from_json(ro, "dex")
+    assert (state.phase, state.step) == ("Progressing", 1)  # no pause: the step waits for its run
+    assert ro["status"]["canary"]["currentStepAnalysisRunStatus"] == {"name": step_run, "status": "Running"}
+    listed = rollouts.analysis_runs(list(runs.values()), "u1", current)
+    assert [(r.name, r.phase, r.kind, r.running) for r in listed] == [
+        (step_run, "Running", "Step", True),
+        (background, "Running", "Background", True),
+    ]
+    assert rollouts.analysis_runs(list(runs.values()), "someone-else", current) == ()
+
+    runs[step_run]["status"]["phase"] = "Successful"
+    ro, _ = rollouts_controller.reconcile(ro, runs=runs)
+    assert rollouts.RolloutState.from_json(ro, "dex").phase == "Healthy"  # past the last step
+    assert runs[background]["status"] == {
+        "phase": "Successful", "message": "Run Terminated", "startedAt": "2026-01-01T00:00:00Z",
+    }  # fmt: skip
+    assert runs[background]["spec"]["terminate"] is True
+
+    ro, runs = _update([{"setWeight": 20}, {"pause": {}}], analysis={"templates": template})
+    run = next(iter(runs.values()))
+    run["status"].update({"phase": "Failed", "message": 'Metric "success-rate" assessed Failed'})
+    ro, _ = rollouts_controller.reconcile(ro, runs=runs)
+    state = rollouts.RolloutState.from_json(ro, "dex")
+    assert (state.phase, state.aborted, state.weight) == ("Degraded", True, 0)
+    assert state.message == (
+        "RolloutAborted: Rollout aborted update to revision 2: Background analysis phase error/failed: "
+        'Metric "success-rate" assessed Failed'
+    )
