@@ -350,6 +350,12 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
             "a Rollout (the running pods move to a new ReplicaSet); rerun with --force to do it: "
             "nothing changed"
         )
+    current = rollout_of(root) if options.rollout else ""
+    if current and current != options.rollout and not force:
+        raise UsageError(
+            f"{BASE}/rollout.yaml is a {current} Rollout: init --rollout {options.rollout} would change its "
+            "strategy; rerun with --force to do it: nothing changed"
+        )
     changes = [
         merge_pyproject(read("pyproject.toml"), options),
         merge_line("noxfile.py", read("noxfile.py"), NOX_LINE, present=_has_nox_import),
@@ -375,6 +381,7 @@ def rollout_of(root: Path) -> str:
         return ""
     return (
         "bluegreen"
-        if re.search(r"^\s+blueGreen:", path.read_text(encoding="utf-8"), re.MULTILINE)
+        # errors="replace": a hand-edited file that is not UTF-8 still has a strategy line to find
+        if re.search(r"^\s+blueGreen:", path.read_text(encoding="utf-8", errors="replace"), re.MULTILINE)
         else "canary"
     )

@@ -334,3 +334,22 @@ def test_switching_a_deployment_scaffold_to_a_rollout_needs_force(run_cli: CliRu
         ("Service", "shop"),
         ("Service", "shop-canary"),
     }
+
+
+def test_switching_a_rollout_strategy_needs_force(run_cli: CliRunner, tmp_path: Path) -> None:
+    _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop", "--rollout", "canary")
+    before = _tree(tmp_path)
+    for extra in ([], ["--dry-run"]):
+        refused = run_cli("init", "-C", str(tmp_path), "--rollout", "bluegreen", *extra)
+        assert refused.code == 2
+        assert refused.err.strip().splitlines() == [
+            (
+                f"dex-tasks init: error: {scaffold.BASE}/rollout.yaml is a canary Rollout: init --rollout "
+                "bluegreen would change its strategy; rerun with --force to do it: nothing changed"
+            )
+        ]
+        assert _tree(tmp_path) == before  # not even the preview Service is added
+
+    forced = run_cli("init", "--json", "-C", str(tmp_path), "--rollout", "bluegreen", "--force")
+    assert forced.code == 0, forced.err
+    assert ("Service", "shop-preview") in _kinds(_render(tmp_path / scaffold.OVERLAYS / "dev"))
