@@ -326,6 +326,8 @@ class _TabScanner(Scanner):
 
 
 _LINE_BREAKS = "\r\n\x85\u2028\u2029"
+_COMMENT_RE = re.compile(r"(?:^|(?<=[ \t]))#.*")
+_LINE_SPLIT_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 def _separating_tab(buffer: str, start: int) -> bool:
@@ -732,9 +734,16 @@ def _key_column(text: str, mapping: MappingNode) -> int:
 
 
 def _explicit_key(text: str, key: Node) -> bool:
-    """Whether ``key`` is written after the explicit-key indicator ``?``."""
-    before = text[: key.start_mark.index].rstrip(" \t")
-    return before.endswith("?")
+    """Whether ``key`` is written after the explicit-key indicator ``?`` (on its line, or on a line
+    above with only blank and comment lines between: ``?\n  images``)."""
+    lines = _LINE_SPLIT_RE.split(text[: key.start_mark.index])
+    for number, line in enumerate(reversed(lines)):
+        # Above the key's own line, a comment ends the line's content (`? # why`).
+        content = (_COMMENT_RE.sub("", line) if number else line).rstrip(" \t")
+        if not content.strip(" \t"):
+            continue  # the key's own indentation, or a blank or comment line above it
+        return content.endswith("?") and (len(content) == 1 or content[-2] in " \t-?")
+    return False
 
 
 def _entry_lines(image: str, tag: str, dash_col: int, key_col: int, eol: str) -> str:

@@ -196,6 +196,7 @@ def test_an_anchored_value_used_once_is_edited() -> None:
     ("text", "message"),
     [
         ("? images\n", "writes a key with `?` (line 1)"),
+        ("a: b\n? # the key is below\n\n  images\n", "writes a key with `?` (line 4)"),
         ("a: |\n  x", "ends in a block scalar without a final newline (line 1)"),
         ("a: &a [*a]\n", "the alias on line 1 refers to a node that contains it"),
         ("!!set\n  y:\n", "the kustomization is tagged !!set (line 1)"),
