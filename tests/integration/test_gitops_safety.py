@@ -40,6 +40,11 @@ REFUSALS = [
     (("rollback", "stage", "pr-3"), 2, "PR previews only"),
     (("rollback", "prod"), 2, "no known good tag"),
     (("rollback", "dev", "sha-1a2b3c4d", "--revert"), 2, "takes no TAG"),
+    (
+        ("rollback", "dev", "sha-1a2b3c4d", "--again"),
+        2,
+        "--again rolls back one more tag from history; it takes",
+    ),
     # Regression: stage's last overlay commit is a rollback T2 -> T1; reverting it redeployed T2.
     (("rollback", "stage", "--revert"), 2, "which was rolled back from before (known bad)"),
     (("history", "../x"), 2, "invalid environment name"),
