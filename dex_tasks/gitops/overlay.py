@@ -18,10 +18,13 @@ import dataclasses
 import difflib
 import functools
 import re
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.scanner import Scanner
@@ -124,6 +127,7 @@ def set_tag(
     tags.validate_tag(tag, preview=True)
     _check_size(text, path)
     located = _locate(text, image, path, allow_digest=pinned)
+    _check_unshared(located, "newTag", path, value=located.tag_node)
     if located.entry is not None:
         previous, new_text = _set_value(
             text, located.entry, tag, key=located.tag_key, node=located.tag_node, path=path, name="newTag"
@@ -147,13 +151,14 @@ def _set_value(
     name: str,
 ) -> tuple[str | None, str]:
     """``entry``'s ``name`` set to ``value``: (the value before, the new text), one span changed."""
-    if node is not None and key is not None and _is_empty(node):
+    if node is not None and key is not None and _no_text(node):
         # `name:` with nothing after it: its (empty) node starts at the *next* token, so the value
         # goes right after the key's colon instead, keeping any comment on that line.
         colon = text.index(":", key.end_mark.index) + 1
         return None, text[:colon] + " " + value + text[colon:]
     if node is not None:
-        return str(node.value), _replace_scalar(text, node, value, path, name)
+        previous = None if _is_empty(node) else str(node.value)
+        return previous, _replace_scalar(text, node, value, path, name, key=key)
     return None, _insert_new_tag(text, entry, value, path, name)
 
 
@@ -175,6 +180,7 @@ def set_digest(text: str, image: str, digest: str, *, path: str = DEFAULT_PATH) 
     located = _locate(text, image, path, allow_digest=True)
     if located.entry is None or located.tag_node is None:
         raise UsageError(f"{path}: no `images` entry with `newTag` for {image!r} to pin by digest")
+    _check_unshared(located, "digest", path, value=located.digest_node)
     tag = str(located.tag_node.value)
     previous, new_text = _set_value(
         text, located.entry, digest, key=located.digest_key, node=located.digest_node, path=path,
@@ -205,13 +211,47 @@ class _Located:
 
 
 def _is_empty(node: ScalarNode) -> bool:
-    """A plain empty value (``key:`` and nothing else), which YAML reads as null."""
-    return node.value == "" and node.style in {None, ""}
+    """A plain empty value YAML reads as null: ``key:`` and nothing else, or only an anchor
+    (``key: &a``). ``key: !!str`` is the empty string, not null."""
+    return node.value == "" and node.style in {None, ""} and str(node.tag).endswith(":null")
+
+
+def _no_text(node: ScalarNode) -> bool:
+    """``key:`` with nothing after it, not even a property: its node is an empty span."""
+    return _is_empty(node) and node.start_mark.index == node.end_mark.index
+
+
+class _Constructor(RoundTripConstructor):
+    """ruamel's round-trip constructor, whose every failure is a ``ConstructorError`` at the node.
+
+    ruamel's own constructors index, look up and convert the scalar's text without checking it
+    first, so some values a file can hold end as the wrong exception: ``0o_`` / ``0x_`` / ``0b_``
+    (``construct_yaml_int`` reads ``value_s[2]``: IndexError), ``!!bool x`` (KeyError),
+    ``!!set x`` (AttributeError: a scalar has no ``flow_style``), ``!!int 1:2:_`` (ValueError).
+    Those are bad input, not bugs of ours: each becomes the "invalid YAML" refusal with its line.
+    """
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        try:
+            return super().construct_non_recursive_object(node, tag)
+        except (YAMLError, RecursionError):
+            raise  # located already / "nested too deeply" (see _parse)
+        except Exception as exc:  # whatever ruamel raises on a value is about the value
+            value = node.value if isinstance(node, ScalarNode) else ""
+            shown = f" {value!r}" if isinstance(value, str) and len(value) <= 60 else ""
+            tag = str(tag or node.tag).replace("tag:yaml.org,2002:", "!!")
+            # A ValueError says what is wrong ("month must be in 1..12"); an IndexError does not.
+            why = f": {exc}" if isinstance(exc, ValueError) else ""
+            raise ConstructorError(
+                problem=f"cannot read the {tag} value{shown}{why}",
+                problem_mark=node.start_mark,
+            ) from exc
 
 
 def _yaml() -> Any:
 
     yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     yaml.allow_duplicate_keys = False
     return yaml
 
@@ -237,6 +277,22 @@ def _check_size(text: str, path: str) -> None:
         raise UsageError(
             f"{path}: {size} bytes is over the {MAX_OVERLAY_BYTES // (1024 * 1024)} MiB limit for a "
             "kustomization; nothing was parsed or changed"
+        )
+
+
+_OTHER_BREAKS = re.compile("[\x85\u2028\u2029]")
+
+
+def _check_breaks(text: str, path: str) -> None:
+    """Refuse NEL, LS and PS before inserting lines: ruamel and go-yaml both read them as line
+    breaks, and insertions count ``\n`` lines, so a new line could land inside another one.
+    Replacing a value in place does not count lines and works with them."""
+    found = _OTHER_BREAKS.search(text)
+    if found is not None:
+        line = text.count("\n", 0, found.start()) + 1
+        raise UsageError(
+            f"{path}: line {line} holds the line break U+{ord(found.group()):04X}, which YAML reads as "
+            "a new line; use LF or CRLF line endings"
         )
 
 
@@ -270,6 +326,8 @@ class _TabScanner(Scanner):
 
 
 _LINE_BREAKS = "\r\n\x85\u2028\u2029"
+_COMMENT_RE = re.compile(r"(?:^|(?<=[ \t]))#.*")
+_LINE_SPLIT_RE = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 def _separating_tab(buffer: str, start: int) -> bool:
@@ -301,8 +359,8 @@ def _shadow(text: str) -> str:
     try:
         for _token in yaml.scan(text):
             pass
-    except (YAMLError, ValueError, RecursionError):
-        pass  # the real parse below reports it (on the text up to here with its tabs fixed)
+    except Exception:  # noqa: BLE001, S110 - any failure: the real parse below reports it
+        pass  # (on the text up to here with its tabs fixed)
     tabs = yaml.scanner.tabs
     if not tabs:
         return text
@@ -319,8 +377,12 @@ def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
     shadow = _shadow(text)
     yaml = _yaml()
     try:
-        nodes = list(yaml.compose_all(shadow))
-        docs = [yaml.constructor.construct_document(node) for node in nodes if node is not None]
+        # ruamel warns (ReusedAnchorWarning: a later `&a` redefines an anchor, which YAML allows)
+        # on stderr in several lines; the file is read as YAML says, without the noise.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nodes = list(yaml.compose_all(shadow))
+            docs = [yaml.constructor.construct_document(node) for node in nodes if node is not None]
     except (YAMLError, ValueError) as exc:  # DuplicateKeyError is a YAMLError; bad chars raise ValueError
         problem = _problem(exc)
         if "'\\t'" in problem:
@@ -328,6 +390,10 @@ def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
         raise UsageError(f"{path}: invalid YAML: {problem}") from exc
     except RecursionError:  # ruamel's composer recurses once per nesting level
         raise UsageError(f"{path}: invalid YAML: nested too deeply to parse") from None
+    except Exception as exc:  # the text is untrusted: any failure of the parser is a refusal
+        # _Constructor locates what the constructors raise; this is for the rest of ruamel (reader,
+        # scanner, composer), which must not turn a hostile file into exit 70 either.
+        raise UsageError(f"{path}: invalid YAML: {type(exc).__name__}: {_problem(exc)}") from exc
     nodes = [n for n in nodes if n is not None]
     if len(docs) > 1 or len(nodes) > 1:
         raise UsageError(f"{path}: contains {len(docs)} YAML documents; a kustomization is one document")
@@ -336,7 +402,82 @@ def _parse(text: str, path: str) -> tuple[MappingNode, Any]:
     root = nodes[0]
     if not isinstance(root, MappingNode):
         raise UsageError(f"{path}: is not a YAML mapping; expected a kustomization")
+    _check_plain(root, _MAP, "the kustomization", path)
+    _check_aliases(root, path)
     return root, docs[0]
+
+
+MAX_EXPANSION = 100_000
+"""Nodes a kustomization may expand to through its aliases, beyond four times the nodes written.
+A "billion laughs" file (ten aliases of ten aliases of ...) is kilobytes but expands to 10**9
+nodes: the comparison that checks every edit would never end. go-yaml (kustomize) refuses such a
+file too ("document contains excessive aliasing")."""
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _post_order(root: Node, path: str) -> list[Node]:
+    """Every distinct node once, children before parents (an alias is its anchored node again).
+
+    Iterative, so any depth the composer built is walked; an alias inside the node it names
+    (``&a [*a]``) is refused, as go-yaml refuses it ("anchor 'a' value contains itself").
+    """
+    order: list[Node] = []
+    done: set[int] = set()
+    active: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            active.discard(id(node))
+            done.add(id(node))
+            order.append(node)
+            continue
+        if id(node) in done:
+            continue
+        active.add(id(node))
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) in active:
+                raise UsageError(
+                    f"{path}: the alias on line {child.start_mark.line + 1} refers to a node that "
+                    "contains it; a kustomization cannot be recursive"
+                )
+            if id(child) not in done:
+                stack.append((child, False))
+    return order
+
+
+def _check_aliases(root: Node, path: str) -> None:
+    order = _post_order(root, path)
+    size: dict[int, int] = {}
+    for node in order:
+        size[id(node)] = min(1 + sum(size[id(child)] for child in _children(node)), 1 << 62)
+    expanded = size[id(root)]
+    if expanded > 4 * len(order) and expanded > MAX_EXPANSION:
+        raise UsageError(
+            f"{path}: its aliases expand {len(order)} nodes to {expanded}; a kustomization that "
+            "large through aliases is refused"
+        )
+
+
+_MAP, _SEQ = "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
+
+
+def _check_plain(node: Node, tag: str, what: str, path: str) -> None:
+    """``node`` is a plain mapping / list: a type tag (``!!set``, ``!!omap``, ``!foo``) makes ruamel
+    build another type (a set, pairs), which no edit can be checked against; kustomize wants plain."""
+    if str(node.tag) != tag:
+        shown = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        raise UsageError(
+            f"{path}: {what} is tagged {shown} (line {node.start_mark.line + 1}); remove the tag"
+        )
 
 
 def _get(mapping: MappingNode, key: str) -> tuple[ScalarNode, Node] | None:
@@ -358,6 +499,7 @@ def _entries_for(images: SequenceNode, image: str, path: str) -> list[MappingNod
             raise UsageError(f"{path}: an `images` entry is a YAML alias (line {item.start_mark.line + 1})")
         name = _get(item, "name")
         if name is not None and isinstance(name[1], ScalarNode) and name[1].value == image:
+            _check_plain(item, _MAP, f"the `images` entry for {image!r}", path)
             entries.append(item)
     return entries
 
@@ -376,6 +518,7 @@ def _locate(text: str, image: str, path: str, *, allow_digest: bool = False) -> 
         return located(images_key=images_key, images=images, entry=None, tag_node=None)
     if not isinstance(images, SequenceNode):
         raise UsageError(f"{path}: `images` is not a list")
+    _check_plain(images, _SEQ, "`images`", path)
     if images.start_mark.index < images_key.end_mark.index:
         # `images: *anchor`: the list is written elsewhere and shared; editing it there would change
         # every user of the anchor (like an aliased newTag below).
@@ -420,6 +563,34 @@ def _scalar(
     return key, value
 
 
+def _check_unshared(located: _Located, name: str, path: str, *, value: ScalarNode | None) -> None:
+    """Refuse to edit a node an alias elsewhere uses too (``newTag: &t sha-1`` and ``*t``; an
+    anchored entry or ``images`` list): the alias would change with it. Reading it is fine.
+
+    The value (``newTag``/``digest``), the entry it is in and the ``images`` list are checked:
+    each is changed by the edit, whether a value is replaced, a line inserted or an entry appended.
+    """
+    for node, what in (
+        (value, f"`{name}`"),
+        (located.entry, "the `images` entry"),
+        (located.images, "`images`"),
+    ):
+        if node is not None and _uses(located.root, node) > 1:
+            raise UsageError(
+                f"{path}: {what} on line {node.start_mark.line + 1} is anchored and used again by an "
+                "alias, which the edit would change too; write the value in both places"
+            )
+
+
+def _uses(root: Node, target: Node) -> int:
+    """How often ``target`` occurs in the expanded tree: an alias composes to its anchored node
+    itself, and an alias of a collection holding ``target`` uses it again."""
+    uses: dict[int, int] = {}
+    for node in _post_order(root, "kustomization"):  # not recursive: _parse checked it
+        uses[id(node)] = min((node is target) + sum(uses[id(child)] for child in _children(node)), 2)
+    return uses[id(root)]
+
+
 # --- editing ------------------------------------------------------------------------------------
 
 
@@ -436,7 +607,9 @@ def _render(tag: str, style: str | None) -> str:
     return tag
 
 
-def _replace_scalar(text: str, node: ScalarNode, tag: str, path: str, name: str = "newTag") -> str:
+def _replace_scalar(
+    text: str, node: ScalarNode, tag: str, path: str, name: str = "newTag", *, key: ScalarNode | None = None
+) -> str:
     start, end = node.start_mark.index, node.end_mark.index
     source = text[start:end]
     style = node.style if node.style in {"'", '"'} else None
@@ -452,7 +625,21 @@ def _replace_scalar(text: str, node: ScalarNode, tag: str, path: str, name: str 
             f"{path}: cannot edit `{name}` written as {source!r} (line {node.start_mark.line + 1}); "
             "write it as a plain or quoted single-line value"
         )
-    return text[: end - len(written)] + _render(tag, style) + text[end:]
+    # The properties before the value (`&anchor`, `!tag`, either order) stay; a tag other than
+    # `!!str` would then apply to the new value: `!!int sha-1a2b3c4d` does not parse, `!!null`
+    # makes it null. Refused before the splice, so it is bad input and not a failed verification.
+    # From the key's colon: ruamel starts the node's span at the anchor in `!!int &a 1`.
+    after = text.index(":", key.end_mark.index) + 1 if key is not None else start
+    properties = text[min(after, start) : end - len(written)].split()
+    if any(p.startswith("!") for p in properties) and str(node.tag) != "tag:yaml.org,2002:str":
+        shown = next(p for p in properties if p.startswith("!"))
+        raise UsageError(
+            f"{path}: `{name}` carries the YAML tag {shown} (line {node.start_mark.line + 1}); "
+            "kustomize reads it as a string: remove the tag or write !!str"
+        )
+    # Only properties (`!!str`, `&a`) and an empty value: the value goes after them, spaced.
+    space = " " if not written and source else ""
+    return text[: end - len(written)] + space + _render(tag, style) + text[end:]
 
 
 def _line_end(text: str, index: int) -> int:
@@ -461,9 +648,20 @@ def _line_end(text: str, index: int) -> int:
     return len(text) if newline < 0 else newline + 1
 
 
-def _insert_at(text: str, at: int, block: str, eol: str) -> str:
-    """Insert whole lines at ``at`` (a line start or EOF); a missing final newline is added first."""
+def _insert_at(text: str, at: int, block: str, eol: str, *, after: Node, path: str) -> str:
+    """Insert whole lines at ``at`` (a line start or EOF); a missing final newline is added first.
+
+    ``after`` is the node the insertion follows. A block scalar that ends the file without a
+    final newline would gain one (``|`` keeps a final line break), so that is refused.
+    """
+    _check_breaks(text, path)
     if at == len(text) and text and not text.endswith("\n"):
+        last = _last_node(after)
+        if isinstance(last, ScalarNode) and last.style in {"|", ">"}:
+            raise UsageError(
+                f"{path}: the file ends in a block scalar without a final newline (line "
+                f"{last.start_mark.line + 1}); end the file with a newline"
+            )
         return text + eol + block
     return text[:at] + block + text[at:]
 
@@ -478,17 +676,23 @@ def _last_index(node: Node) -> int:
     return int(node.end_mark.index)
 
 
+def _last_node(node: Node) -> Node:
+    """The innermost node that ends ``node``'s content (keys count: ``? |`` can end a file)."""
+    while children := _children(node):
+        node = max(children, key=lambda child: int(child.end_mark.index))
+    return node
+
+
 def _insert_new_tag(text: str, entry: MappingNode, tag: str, path: str, key: str = "newTag") -> str:
     if entry.flow_style:
         raise UsageError(
             f"{path}: the `images` entry on line {entry.start_mark.line + 1} is a flow mapping; "
             f"add `{key}` to it by hand"
         )
-    first_key = entry.value[0][0]
-    indent = " " * first_key.start_mark.column
+    indent = " " * _key_column(text, entry)
     # Directly after the entry's last value (name / newName), before any comment lines that follow.
     at = _line_end(text, _last_index(entry) - 1 if _last_index(entry) > 0 else 0)
-    return _insert_at(text, at, f"{indent}{key}: {tag}{_eol(text)}", _eol(text))
+    return _insert_at(text, at, f"{indent}{key}: {tag}{_eol(text)}", _eol(text), after=entry, path=path)
 
 
 def _seq_offset(root: MappingNode) -> int:
@@ -498,6 +702,48 @@ def _seq_offset(root: MappingNode) -> int:
         if isinstance(value, SequenceNode) and not value.flow_style and value.value:
             return max(0, int(value.start_mark.column) - int(key.start_mark.column))
     return 2
+
+
+def _key_column(text: str, mapping: MappingNode) -> int:
+    """The column a block mapping's keys start at: its indentation, where a new key goes.
+
+    Not the mapping's own start (``- &e`` or ``!!map`` on the line above its keys), nor what
+    ruamel marks as a key's start: ``- ? name`` has the `?` at the mapping's column, and in
+    ``!!str &b x:`` the mark is at ``&b``. Properties and ``?`` before a key count as the key's.
+    """
+    columns = []
+    for key, _ in mapping.value:
+        index = int(key.start_mark.index)
+        line_start = max(text.rfind(char, 0, index) for char in _LINE_BREAKS) + 1
+        if line_start == 0 and text.startswith("\ufeff"):
+            line_start = 1  # the byte order mark takes no column
+        before = text[line_start:index].rstrip(" \t")
+        while True:
+            cut = max(before.rfind(" "), before.rfind("\t")) + 1
+            if not before[cut:].startswith(("!", "&", "?")):
+                break
+            if before[cut:].startswith("?"):
+                before = before[:cut]  # the `?` itself is where the key starts
+                break
+            before = before[:cut].rstrip(" \t")
+        column = len(before)
+        while line_start + column < index and text[line_start + column] in " \t":
+            column += 1
+        columns.append(column)
+    return min(columns, default=int(mapping.start_mark.column))
+
+
+def _explicit_key(text: str, key: Node) -> bool:
+    """Whether ``key`` is written after the explicit-key indicator ``?`` (on its line, or on a line
+    above with only blank and comment lines between: ``?\n  images``)."""
+    lines = _LINE_SPLIT_RE.split(text[: key.start_mark.index])
+    for number, line in enumerate(reversed(lines)):
+        # Above the key's own line, a comment ends the line's content (`? # why`).
+        content = (_COMMENT_RE.sub("", line) if number else line).rstrip(" \t")
+        if not content.strip(" \t"):
+            continue  # the key's own indentation, or a blank or comment line above it
+        return content.endswith("?") and (len(content) == 1 or content[-2] in " \t-?")
+    return False
 
 
 def _entry_lines(image: str, tag: str, dash_col: int, key_col: int, eol: str) -> str:
@@ -519,16 +765,27 @@ def _append_entry(text: str, located: _Located, image: str, tag: str, path: str)
     if isinstance(images, SequenceNode):
         last = images.value[-1]
         dash_col = images.start_mark.column
-        key_col = last.value[0][0].start_mark.column if last.value else dash_col + 2
+        key_col = _key_column(text, last) if last.value and not last.flow_style else dash_col + 2
         at = _line_end(text, _last_index(last) - 1)
-        return _insert_at(text, at, _entry_lines(image, tag, dash_col, key_col, eol), eol)
+        return _insert_at(
+            text, at, _entry_lines(image, tag, dash_col, key_col, eol), eol, after=last, path=path
+        )
     if root.flow_style:
         raise UsageError(f"{path}: the kustomization is a flow mapping; add the `images` entry by hand")
-    key_col = root.value[0][0].start_mark.column
+    explicit = next((k for k, _ in root.value if _explicit_key(text, k)), None)
+    if explicit is not None:
+        # `? images` / `? key` ends where its `:` line would be: lines appended after it become
+        # part of that key (or its value), not a new `images` key.
+        raise UsageError(
+            f"{path}: the kustomization writes a key with `?` (line {explicit.start_mark.line + 1}); "
+            "add the `images` entry by hand"
+        )
+    key_col = _key_column(text, root)
     dash_col = key_col + _seq_offset(root)
     block = _entry_lines(image, tag, dash_col, dash_col + 2, eol)
     if located.images_key is not None:  # `images:` with no value (null): the entry goes below the key
-        return _insert_at(text, _line_end(text, located.images_key.end_mark.index), block, eol)
+        at = _line_end(text, located.images_key.end_mark.index)
+        return _insert_at(text, at, block, eol, after=located.images_key, path=path)
     block = f"{' ' * key_col}images:{eol}{block}"
     # Before a trailing `...` document end marker (appending after it would start a new document).
     lines = _NEWLINE_RE.findall(text)
@@ -539,7 +796,7 @@ def _append_entry(text: str, located: _Located, image: str, tag: str, path: str)
             return text[:offset] + block + text[offset:]
         if line.strip() and not line.lstrip().startswith("#"):
             break
-    return _insert_at(text, len(text), block, eol)
+    return _insert_at(text, len(text), block, eol, after=root, path=path)
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -551,10 +808,22 @@ def _plain(value: Any) -> Any:
     if isinstance(value, TaggedScalar):  # `!!str 123` loads as TaggedScalar; compare its text
         return value.value
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {_plain_key(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def _plain_key(key: Any) -> Any:
+    """A key as :func:`_plain` would give it, but hashable: a tagged key (``!foo :``) compares by
+    its text, a complex key (``? [a, b]``: ruamel's CommentedKeySeq/-Map) as a tuple."""
+    if isinstance(key, TaggedScalar):
+        return key.value
+    if isinstance(key, dict):
+        return tuple((_plain_key(k), _plain_key(v)) for k, v in key.items())
+    if isinstance(key, (list, tuple)):
+        return tuple(_plain_key(v) for v in key)
+    return key
 
 
 def _verify(edit: OverlayEdit, image: str, *, old_data: Any, replaced: bool) -> None:
@@ -644,7 +913,9 @@ _SCALAR_LINE = re.compile(rf"{_VALUE}{_TAIL}")
 _RESERVED_KEYS = frozenset({"true", "false", "yes", "no", "on", "off", "y", "n", "null"})
 # A loader builds numbers and dates from plain scalars that start so, and refuses some of them
 # (`0o_`, `2026-13-45`): those are left to it, except integers and dotted numbers (`1.25.3`).
-_NUMBER_LIKE = re.compile(r"[0-9_]|\.[0-9]")
+_NUMBER_LIKE = re.compile(r"[0-9_]|\.[0-9_]")  # `._` is a float to ruamel (`\.[0-9_]+`)
+# sys.get_int_max_str_digits(): the parser builds ints with int(), which refuses longer ones.
+_INT_DIGITS = sys.get_int_max_str_digits() or sys.maxsize
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
@@ -732,6 +1003,8 @@ def _scanned_scalar(match: re.Match[str]) -> _Scalar:
         value = match.group("plain")
         if _NUMBER_LIKE.match(value) and not _DECIMAL.fullmatch(value):
             raise Declined
+        if len(value) > _INT_DIGITS and value.isdigit():
+            raise Declined  # Python refuses int() of it (ValueError), so read_tag refuses the file
     return _Scalar(value)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import json
 import os
 import random
 import threading
@@ -352,8 +353,15 @@ def _report(task: str, change: Change, outcome: Outcome) -> None:
         "pushed",
         "pr_url",
         "compare_url",
+        "registry_check",
     )
-    gha.set_outputs({key: _output(data.get(key)) for key in keys})
+    outputs = {key: _output(data.get(key)) for key in keys}
+    # As `previous_tag`: the one env's digest, or the one all envs share (promote stage/prod sets
+    # one tag, so one digest); empty when the registry was not asked. `digests` is the --json
+    # mapping (env -> digest or null), for `fromJSON(steps.<id>.outputs.digests).prod`.
+    outputs["digest"] = _output(_common(data["digests"]))
+    outputs["digests"] = json.dumps(data["digests"], separators=(",", ":"))
+    gha.set_outputs(outputs)
     where = outcome.pr_url or outcome.compare_url or outcome.branch or change.base
     verb = "dry-run: would set" if proc.is_dry_run() else ("set" if outcome.changed else "already at")
     gha.summary(f"**{task}** {data['env']}: {verb} `{change.tag}` ({where})\n")

@@ -111,6 +111,12 @@ def rollback(
         tags.validate_tag(tag)
     if revert and tag is not None:
         raise UsageError("--revert undoes the last overlay commit; it takes no TAG")
+    if again and tag is not None:
+        # A TAG names where to go, so "one more back" means nothing: refused rather than ignored,
+        # as a caller passing both (a workflow with a tag input and an `again` box) meant one of them.
+        raise UsageError(
+            f"--again rolls back one more tag from history; it takes no TAG (rollback {env} {tag})"
+        )
     if revert and emergency:
         raise UsageError("--revert and --emergency do not combine: use rollback --emergency ENV [TAG]")
     repo = state.open_repo(cfg)

@@ -273,3 +273,49 @@ def test_pin_digest_writes_the_digest_beside_the_tag(setup: Setup, run_cli: CliR
     assert off.code == 2, off.err
     assert "pin-digest" in off.err
     assert setup.repo.snapshot() == before
+
+
+# -- step outputs ----------------------------------------------------------------------------------
+def _outputs(path: Path) -> dict[str, str]:
+    """``$GITHUB_OUTPUT`` as name -> value (the last write wins, as in Actions); emptied for the next step."""
+    found = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines() if "=" in line)
+    path.write_text("", encoding="utf-8")
+    return found
+
+
+def test_step_outputs_carry_the_digest_and_the_registry_check(
+    setup: Setup, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "gh-output"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "gh-summary"))
+    tags = setup.repo.tags
+    setup.push(tags[1], tags[4])
+    t4, digest = tags[4], setup.digests[tags[4]]
+
+    bump = run_cli("bump-overlay", "dev", t4, "--direct", cwd=setup.repo.clone)
+    assert bump.code == 0, bump.err
+    out = _outputs(outputs)
+    assert (out["env"], out["tag"], out["digest"], out["registry_check"]) == ("dev", t4, digest, "passed")
+    assert json.loads(out["digests"]) == {"dev": digest}
+
+    # Several envs in one commit: `env` is "stage/prod", `digest` the one they share, `digests` per env.
+    setup.verdict(t4, passed=True, at="2026-01-01T10:00:00Z")
+    both = run_cli("bump-overlay", "stage", "prod", t4, "--direct", cwd=setup.repo.clone)
+    assert both.code == 0, both.err
+    out = _outputs(outputs)
+    assert (out["env"], out["digest"], out["registry_check"]) == ("stage/prod", digest, "passed")
+    assert json.loads(out["digests"]) == {"stage": digest, "prod": digest}
+
+    # rollback: the digest of the tag it goes back to (T2 is gone from the registry, T1 is there).
+    back = run_cli("rollback", "dev", cwd=setup.repo.clone)
+    assert back.code == 0, back.err
+    out = _outputs(outputs)
+    assert (out["tag"], out["digest"]) == (tags[1], setup.digests[tags[1]])
+
+    off = run_cli("bump-overlay", "dev", t4, "--direct", "--no-registry-check", cwd=setup.repo.clone)
+    assert off.code == 0, off.err
+    out = _outputs(outputs)
+    assert (out["digest"], out["registry_check"]) == ("", "off")
+    assert json.loads(out["digests"]) == {"dev": None}

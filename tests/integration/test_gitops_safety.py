@@ -40,6 +40,11 @@ REFUSALS = [
     (("rollback", "stage", "pr-3"), 2, "PR previews only"),
     (("rollback", "prod"), 2, "no known good tag"),
     (("rollback", "dev", "sha-1a2b3c4d", "--revert"), 2, "takes no TAG"),
+    (
+        ("rollback", "dev", "sha-1a2b3c4d", "--again"),
+        2,
+        "--again rolls back one more tag from history; it takes",
+    ),
     # Regression: stage's last overlay commit is a rollback T2 -> T1; reverting it redeployed T2.
     (("rollback", "stage", "--revert"), 2, "which was rolled back from before (known bad)"),
     (("history", "../x"), 2, "invalid environment name"),
@@ -344,4 +349,44 @@ def test_unreachable_origin_names_the_reason(repo: GitOpsRepo, run_cli: CliRunne
     assert result.code == 4, result.err
     (line,) = [line for line in result.err.splitlines() if "error:" in line]
     assert "does not appear to be a git repository" in line
+    assert repo.snapshot() == before
+
+
+# Overlays ruamel cannot read, or only reads into something the edit cannot keep: each was exit 70
+# ("internal error") before; a bad file is bad input, exit 2 naming the file, nothing written.
+_HOSTILE_OVERLAYS = {
+    "octal-ish newTag": (b"newTag: 0o_", "cannot read the !!int value '0o_'"),
+    "hex-ish newTag": (b"newTag: 0x_", "cannot read the !!int value '0x_'"),
+    "bool-tagged newTag": (b"newTag: !!bool x", "cannot read the !!bool value 'x'"),
+    "set-tagged newTag": (b"newTag: !!set x", "cannot read the !!set value 'x'"),
+    "int-tagged newTag": (b"newTag: !!int 1234567", "carries the YAML tag !!int"),
+    "huge int": (b"newTag: " + b"9" * 5000, "Exceeds the limit"),
+    "NUL": (b"newTag: sha-1\x00", "invalid YAML"),
+    "not UTF-8": (b"newTag: sha-\xff\xfe", "not UTF-8 text"),
+    "deep nesting": (b"newTag: " + b"[" * 20_000 + b"]" * 20_000, "invalid YAML"),
+}
+
+
+@pytest.mark.parametrize(("value", "needle"), _HOSTILE_OVERLAYS.values(), ids=_HOSTILE_OVERLAYS)
+def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
+    repo: GitOpsRepo, run_cli: CliRunner, value: bytes, needle: str
+) -> None:
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    git("pull", "--quiet", "origin", "dev", cwd=w)
+    good = overlay_text("dev", repo.tags[0]).encode()
+    hostile = good.replace(f"newTag: {repo.tags[0]}".encode(), value)
+    assert hostile != good
+    (w / overlay_path("dev")).write_bytes(hostile)
+    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)  # the task fetches: that is not a change
+    before = repo.snapshot()
+    result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 2, result.err
+    error_lines = [line for line in result.err.splitlines() if "error:" in line]
+    assert len(error_lines) == 1, result.err
+    assert overlay_path("dev") in error_lines[0]
+    assert needle in error_lines[0]
+    assert "Traceback" not in result.err
     assert repo.snapshot() == before

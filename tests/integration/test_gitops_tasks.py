@@ -493,6 +493,8 @@ def test_github_actions_outputs(
     assert f"tag={repo.tags[4]}" in lines
     assert "pushed=true" in lines
     assert "pr_url=" in lines
+    # registry-check = "off" here: no digest (test_gitops_registry has them from a real registry)
+    assert {"registry_check=off", "digest=", 'digests={"dev":null}'} <= set(lines)
     assert f"**bump-overlay** dev: set `{repo.tags[4]}`" in summary.read_text(encoding="utf-8")
 
 

@@ -115,3 +115,58 @@ def test_rollback_button_goes_back_to_the_last_known_good_tag(tmp_path: Path, gi
     assert repo.tag("stage") == good
     assert repo.subject("main") == f"fix: rollback stage to {good}"
     assert github.pulls == {}
+
+
+def _rollback_inputs(env: str, *, tag: str = "", again: bool = False) -> dict[str, Any]:
+    return {"env": env, "tag": tag, "emergency": False, "again": again}
+
+
+@pytest.mark.timeout(300)
+def test_rollback_button_again_goes_one_more_tag_back(tmp_path: Path, github: FakeGitHub) -> None:
+    repo, workspace = _fixture(tmp_path)
+    first = _run(
+        tmp_path, workspace, github, "dex-rollback.yml", job="rollback", inputs=_rollback_inputs("dev")
+    )
+    assert first.success, first.log()
+    assert repo.tag("dev", rev="dev") == repo.tags[2]  # dev ran T0..T3: back to T2
+    # A plain re-run now would go one more back unasked: refused (exit 1), nothing pushed.
+    before = git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo.origin)
+    rerun = _run(
+        tmp_path, workspace, github, "dex-rollback.yml", job="rollback", inputs=_rollback_inputs("dev")
+    )
+    assert not rerun.success
+    assert rerun.step("roll back to the last known good tag").returncode == 1, rerun.log()
+    assert git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo.origin) == before
+
+    again = _run(
+        tmp_path,
+        workspace,
+        github,
+        "dex-rollback.yml",
+        job="rollback",
+        inputs=_rollback_inputs("dev", again=True),
+    )
+    assert again.success, again.log()
+    ran = [step.name for step in again.steps if step.outcome == "success" and step.kind == "run"]
+    assert ran == ["roll back again, one more tag"]
+    assert again.step("roll back again, one more tag").argv[1:] == ("rollback", "dev", "--again")
+    assert repo.tag("dev", rev="dev") == repo.tags[1]
+
+
+@pytest.mark.timeout(300)
+def test_rollback_button_refuses_a_tag_together_with_again(tmp_path: Path, github: FakeGitHub) -> None:
+    repo, workspace = _fixture(tmp_path)
+    before = git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo.origin)
+    inputs = _rollback_inputs("dev", tag=repo.tags[1], again=True)
+    refused = _run(tmp_path, workspace, github, "dex-rollback.yml", job="rollback", inputs=inputs)
+    assert not refused.success
+    step = refused.step("refuse a tag together with again")
+    assert step.returncode == 2, refused.log()
+    errors = [line for line in step.stderr.splitlines() if "error" in line.lower()]
+    assert any("--again rolls back one more tag from history; it takes no TAG" in line for line in errors), (
+        errors
+    )
+    # Every other rollback step was skipped: nothing was pushed, no PR opened.
+    assert {s.name for s in refused.steps if s.kind == "run" and s.outcome != "skipped"} == {step.name}
+    assert git("for-each-ref", "--format=%(objectname) %(refname)", cwd=repo.origin) == before
+    assert github.pulls == {}

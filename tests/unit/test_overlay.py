@@ -382,7 +382,7 @@ def test_read_tag_refuses_like_set_tag() -> None:
 
 def test_verification_catches_a_wrong_splice(monkeypatch: pytest.MonkeyPatch) -> None:
     # Simulate a buggy splice: the verifier must refuse to hand it out.
-    def wrong(text: str, _node: object, tag: str, _path: str, *_: object) -> str:
+    def wrong(text: str, _node: object, tag: str, _path: str, *_: object, **_kw: object) -> str:
         return text.replace(OLD, tag)
 
     monkeypatch.setattr(overlay, "_replace_scalar", wrong)

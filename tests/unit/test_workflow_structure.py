@@ -122,8 +122,26 @@ def test_promote_and_rollback_are_also_buttons() -> None:
     promote = load_workflow(WORKFLOWS_DIR / "dex-promote.yml")["on"]["workflow_dispatch"]["inputs"]
     assert {"from", "to", "tag", "runs-on"} == set(promote)
     rollback = load_workflow(WORKFLOWS_DIR / "dex-rollback.yml")["on"]["workflow_dispatch"]["inputs"]
-    assert {"env", "tag", "emergency", "runs-on"} == set(rollback)
-    assert rollback["emergency"]["type"] == "boolean"
+    assert {"env", "tag", "emergency", "again", "runs-on"} == set(rollback)
+    assert rollback["emergency"]["type"] == rollback["again"]["type"] == "boolean"
+
+
+def test_the_rollback_steps_cover_each_combination_of_tag_again_and_emergency_once() -> None:
+    """Exactly one step runs for any inputs, and it passes what was asked: a tag as "$TAG", again as
+    --again (never both but in the step the task refuses), emergency as --emergency."""
+    steps = [s for s in _jobs(WORKFLOWS_DIR / "dex-rollback.yml")["rollback"]["steps"] if "run" in s]
+    for tag in ("", "sha-1a2b3c4d"):
+        for again in (False, True):
+            for emergency in (False, True):
+                contexts = {"inputs": {"tag": tag, "again": again, "emergency": emergency}}
+                chosen = [s for s in steps if condition(s["if"], contexts, failed=False)]
+                assert len(chosen) == 1, (tag, again, emergency, [s["name"] for s in chosen])
+                (step,) = chosen
+                assert ('"$TAG"' in step["run"]) == bool(tag)
+                assert ("--again" in step["run"]) == again
+                if not (tag and again):  # the pair the task refuses: emergency does not matter there
+                    assert ("--emergency" in step["run"]) == emergency
+                assert "${{" not in step["run"]  # inputs reach the shell through env: only
 
 
 def test_every_run_step_is_one_line_calling_a_task_that_exists() -> None:
