@@ -6,13 +6,13 @@ commits carry say which action made them; commits without are ``manual``. A roll
 tag is *known bad*: ``rollback`` never picks it again.
 
 A version of the file that :func:`overlay.read_tag` refuses (invalid YAML, or over
-``overlay.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
+``overlay_scan.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
 current version is read by the task itself, which refuses it (exit 2) instead.
 
 Reading is lazy and in bulk (issue 13): :func:`deployments` returns a :class:`Deployments`
 sequence that reads the log (metadata and trailers, ``git log``) a window at a time and the
 file's versions in batches (one ``git cat-file --batch`` per batch), each version parsed once by
-:func:`overlay.read_tag_fast`. So ``entries[:10]`` reads about ten versions, ``last_known_good``
+:func:`overlay_scan.read_tag_fast`. So ``entries[:10]`` reads about ten versions, ``last_known_good``
 stops at the first good tag, and the known bad tags come from the rollback commits alone (found
 by their trailers and subjects in the log, then their two versions read).
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, overload
 
 from dex_tasks.errors import DexError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay_scan
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -164,14 +164,14 @@ class Deployments(Sequence[Deployment]):
         """The version's tag and its ``digest:`` pin (pin-digest envs)."""
         # Over the limit in bytes is over it in decoded text too (U+FFFD is 3 bytes in UTF-8):
         # skipped without decoding, as read_tag would refuse it before parsing.
-        if blob is None or len(blob) > overlay.MAX_OVERLAY_BYTES:
+        if blob is None or len(blob) > overlay_scan.MAX_OVERLAY_BYTES:
             return None, None
         # "replace", as proc decodes `git show`: a broken byte reads the same either way.
         text = blob.decode("utf-8", "replace")
         try:
-            tag = overlay.read_tag_fast(text, self._image, path=self._path)
+            tag = overlay_scan.read_tag_fast(text, self._image, path=self._path)
             # Only a file that mentions a digest pays for the full parse that reads it.
-            pin = overlay.read_digest(text, self._image, path=self._path) if "digest" in text else None
+            pin = _read_digest(text, self._image, self._path) if "digest" in text else None
         except DexError:
             return None, None  # an old, broken or oversized version of the file is not a deployment
         return tag, pin
@@ -258,6 +258,14 @@ class Deployments(Sequence[Deployment]):
             if found:
                 bad.add(found)
         return bad
+
+
+def _read_digest(text: str, image: str, path: str) -> str | None:
+    # Imported here: the YAML parser (ruamel) only for a version that mentions a digest, so a
+    # plain history imports none (overlay_scan).
+    from dex_tasks.gitops import overlay  # noqa: PLC0415
+
+    return overlay.read_digest(text, image, path=path)
 
 
 def deployments(

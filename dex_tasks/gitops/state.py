@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from dex_tasks.gitops import overlay, paths
+from dex_tasks.gitops import overlay_scan, paths
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
     text = git.show(repo.root, rev, path)
     if text is None:
         return None
-    return overlay.read_tag_fast(text, cfg.kustomize_image_name, path=path)
+    return overlay_scan.read_tag_fast(text, cfg.kustomize_image_name, path=path)
 
 
 def tag_in_git(cfg: Config, env: str, *, fetch: bool = True) -> str | None:
