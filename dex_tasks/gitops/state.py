@@ -19,6 +19,7 @@ class Repo:
 
     root: Path
     prefix: str  # the pyproject's directory relative to the repository root ('' at the top)
+    shallow: bool = False  # a shallow clone (actions/checkout's --depth 1): history needs the rest
 
     def overlay_path(self, cfg: Config, env: str) -> str:
         """The env's overlay file as a git path (posix, relative to the repository root)."""
@@ -29,8 +30,8 @@ class Repo:
 
 
 def open_repo(cfg: Config) -> Repo:
-    root, prefix = git.locate(cfg.root)
-    return Repo(root=root, prefix=prefix)
+    root, prefix, shallow = git.locate(cfg.root)
+    return Repo(root=root, prefix=prefix, shallow=shallow)
 
 
 def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:

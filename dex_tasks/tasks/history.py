@@ -28,7 +28,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         raise UsageError("--limit must be a positive number")
     repo = state.open_repo(cfg)
     base = cfg.branch_for(env)
-    git.fetch(repo.root, base, unshallow=True)
+    git.fetch_history(repo.root, base, shallow=repo.shallow)
     found = history.deployments(
         repo.root,
         git.tracking(base),

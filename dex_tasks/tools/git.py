@@ -129,13 +129,17 @@ def toplevel(start: Path) -> Path:
     return Path(result.stdout.strip())
 
 
-def locate(start: Path) -> tuple[Path, str]:
-    """:func:`toplevel` and :func:`prefix` in one git process (every task starts with both)."""
-    result = _query(start, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+def locate(start: Path) -> tuple[Path, str, bool]:
+    """:func:`toplevel`, :func:`prefix` and :func:`is_shallow` in one git process (every task
+    starts with the first two; a reader of history needs the third before its fetch)."""
+    result = _query(
+        start, "rev-parse", "--show-toplevel", "--show-prefix", "--is-shallow-repository", check=False
+    )
     lines = result.stdout.split("\n")
     if not result.ok or not lines[0].strip():
         raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
-    return Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
+    prefix = lines[1].strip() if len(lines) > 1 else ""
+    return Path(lines[0].strip()), prefix, len(lines) > 2 and lines[2].strip() == "true"
 
 
 def prefix(start: Path) -> str:
@@ -286,6 +290,12 @@ def tracking(branch: str) -> str:
     return f"refs/remotes/{REMOTE}/{branch}"
 
 
+# Only origin's branch into its tracking ref: no tags, no FETCH_HEAD (nothing of ours reads it, and
+# the user's own `git pull` state is left alone), no `git maintenance run --auto` (a process more
+# per fetch; the user's own git commands still run it).
+_FETCH = ("fetch", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance", "--quiet")
+
+
 def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>`` and return its commit.
 
@@ -295,17 +305,27 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     check_ref_name(branch)
     remote, env = network_remote(root)
     refspec = f"+refs/heads/{branch}:{tracking(branch)}"
-    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", remote, refspec], env)
+    _fetch(root, branch, [*_FETCH, remote, refspec], env)
     # The shallow check and the tip in one process, after the fetch (the common, complete clone
     # pays nothing more). actions/checkout clones with --depth 1; the overlay's history needs the
     # rest, so a shallow clone is completed by a second fetch.
     shallow, sha = _shallow_and_tip(root, tracking(branch))
     if unshallow and shallow:
-        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", remote, refspec], env)
+        _fetch(root, branch, [*_FETCH, "--unshallow", remote, refspec], env)
         sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
     return sha
+
+
+def fetch_history(root: Path, branch: str, *, shallow: bool) -> None:
+    """:func:`fetch` with ``unshallow=True`` for a reader that walks ``tracking(branch)`` and needs
+    no commit id: the caller knows whether the clone is shallow (:func:`locate`), so this is one
+    git process (``--unshallow`` fetches and completes at once) and no question after it."""
+    check_ref_name(branch)
+    remote, env = network_remote(root)
+    unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
+    _fetch(root, branch, [*_FETCH, *unshallow, remote, f"+refs/heads/{branch}:{tracking(branch)}"], env)
 
 
 def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
