@@ -542,12 +542,10 @@ def log(
     itself starts gpg or ssh-keygen for each *signed* commit only).
     """
     fields = ["%H", "%cI", "%an", "%s", "%(trailers:only,unfold)"]
-    args: list[str] = []
     if signatures:
         fields.append("%G?")
-        args += _allowed_signers_fallback(root)
     fmt = _FIELD.join(fields) + _RECORD
-    args += ["log", f"--format={fmt}"]
+    args = ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
     if skip:
@@ -555,7 +553,10 @@ def log(
     args += [rev, "--"]
     if path is not None:
         args.append(path)
-    out = _query(root, *args).stdout
+    result = _query(root, *args)
+    if signatures and _SIGNERS_UNSET in result.stderr:
+        result = _query(root, "-c", f"gpg.ssh.allowedSignersFile={os.devnull}", *args)
+    out = result.stdout
     commits: list[Commit] = []
     for raw in out.split(_RECORD):
         record = raw.strip("\n")
@@ -575,17 +576,14 @@ def log(
     return commits
 
 
-def _allowed_signers_fallback(root: Path) -> tuple[str, ...]:
-    """``-c gpg.ssh.allowedSignersFile=<empty>`` when none is configured.
-
-    Without one, git reports an ssh-signed commit as N, "no signature" (and prints an error per
-    commit), which would make ``signed`` false. With an empty list of allowed signers git checks
-    the signature without a principal (``ssh-keygen -Y check-novalidate``) and says U: signed, not
-    verified. https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
-    """
-    if _query(root, "config", "--get", "gpg.ssh.allowedSignersFile", check=False).stdout.strip():
-        return ()
-    return ("-c", f"gpg.ssh.allowedSignersFile={os.devnull}")
+# An ssh-signed commit and no gpg.ssh.allowedSignersFile configured: git reports the commit as N,
+# "no signature", and says on stderr "gpg.ssh.allowedSignersFile needs to be configured and exist
+# for ssh signature verification" (translations keep config names: git's po/README.md). With an empty list of
+# allowed signers git checks the signature without a principal (`ssh-keygen -Y check-novalidate`)
+# and says U: signed, not verified. So the log is asked again with that list, only then: asking
+# git config first cost every history a process, for the few clones with ssh-signed commits.
+# https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+_SIGNERS_UNSET = "gpg.ssh.allowedSignersFile"
 
 
 def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:
