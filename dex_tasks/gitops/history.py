@@ -111,6 +111,9 @@ def _rolled_back_from(commit: git.Commit, action: str, older: str | None) -> str
 
 FIRST_WINDOW = 32  # log entries read first when only the newest few are wanted
 FIRST_BATCH = 16  # versions read by the first cat-file; each later batch is 4 times the last
+# A slice's first window: its entries, the version before the last, and this many commits that
+# touch the file but not its tag (more only costs a second window, still the same entries).
+SLICE_SLACK = 4
 _UNREAD = object()
 
 
@@ -132,6 +135,7 @@ class Deployments(Sequence[Deployment]):
         self._tags: dict[int, str | None] = {}  # log index -> the tag of that version (None: none)
         self._entries: list[Deployment] = []
         self._next = 0  # the log index to look at next for an entry
+        self._window = FIRST_WINDOW  # the least a git log reads
         self._batch = FIRST_BATCH
 
     # -- the log and the versions ------------------------------------------------------------
@@ -140,7 +144,7 @@ class Deployments(Sequence[Deployment]):
         """At least ``wanted`` log entries (None: all of them) unless the log ends first."""
         if self._complete or (wanted is not None and len(self._commits) >= wanted):
             return
-        limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), FIRST_WINDOW)
+        limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), self._window)
         more = git.log(
             self._root,
             self._rev,
@@ -235,6 +239,11 @@ class Deployments(Sequence[Deployment]):
         if isinstance(index, slice):
             stop = index.stop
             negative = any(v is not None and v < 0 for v in (index.start, stop))
+            if stop is not None and not negative and not self._commits:
+                # Nothing read yet and the count known (`--limit 10`): the first log and the
+                # first cat-file sized to it, as `git log -n` is, not to a guess.
+                self._batch = stop + SLICE_SLACK
+                self._window = self._batch + 1
             self._until(None if stop is None or negative else stop)
             return self._entries[index]
         self._until(None if index < 0 else index + 1)
