@@ -20,6 +20,7 @@ class Repo:
     root: Path
     prefix: str  # the pyproject's directory relative to the repository root ('' at the top)
     shallow: bool = False  # a shallow clone (actions/checkout's --depth 1): history needs the rest
+    tip: str | None = None  # where open_repo's ``tip_of`` pointed (None: not asked, or missing)
 
     def overlay_path(self, cfg: Config, env: str) -> str:
         """The env's overlay file as a git path (posix, relative to the repository root)."""
@@ -29,9 +30,10 @@ class Repo:
         return str(PurePosixPath(self.prefix) / PurePosixPath(cfg.overlay_dir(env).as_posix()))
 
 
-def open_repo(cfg: Config) -> Repo:
-    root, prefix, shallow = git.locate(cfg.root)
-    return Repo(root=root, prefix=prefix, shallow=shallow)
+def open_repo(cfg: Config, *, tip_of: str | None = None) -> Repo:
+    """The repository of ``cfg``; ``tip_of``: also where that ref is, in the same git process."""
+    found = git.locate(cfg.root, tip_of=tip_of)
+    return Repo(root=found.root, prefix=found.prefix, shallow=found.shallow, tip=found.tip)
 
 
 def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:

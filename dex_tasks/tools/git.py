@@ -129,17 +129,33 @@ def toplevel(start: Path) -> Path:
     return Path(result.stdout.strip())
 
 
-def locate(start: Path) -> tuple[Path, str, bool]:
-    """:func:`toplevel`, :func:`prefix` and :func:`is_shallow` in one git process (every task
-    starts with the first two; a reader of history needs the third before its fetch)."""
-    result = _query(
-        start, "rev-parse", "--show-toplevel", "--show-prefix", "--is-shallow-repository", check=False
-    )
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Located:
+    root: Path
+    prefix: str
+    shallow: bool
+    tip: str | None  # the commit of locate's ``tip_of`` (None: not asked, or it does not resolve)
+
+
+def locate(start: Path, *, tip_of: str | None = None) -> Located:
+    """:func:`toplevel`, :func:`prefix`, :func:`is_shallow` and, with ``tip_of``, that ref's commit
+    (:func:`rev_parse`), in one git process: every task starts with the first two; a reader of
+    history needs the others before its fetch (:func:`fetch_history`)."""
+    args = ["rev-parse", "--show-toplevel", "--show-prefix", "--is-shallow-repository"]
+    if tip_of is not None:
+        args += ["--verify", "--quiet", "--end-of-options", f"{tip_of}^{{commit}}"]
+    result = _query(start, *args, check=False)
     lines = result.stdout.split("\n")
-    if not result.ok or not lines[0].strip():
+    # rev-parse prints the rest, then exits 1, for a tip_of that does not resolve.
+    if result.returncode not in {0, 1} or len(lines) < 3 or not lines[0].strip():
         raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
-    prefix = lines[1].strip() if len(lines) > 1 else ""
-    return Path(lines[0].strip()), prefix, len(lines) > 2 and lines[2].strip() == "true"
+    tip = lines[3].strip() if result.ok and tip_of is not None and len(lines) > 3 else ""
+    return Located(
+        root=Path(lines[0].strip()),
+        prefix=lines[1].strip(),
+        shallow=lines[2].strip() == "true",
+        tip=tip or None,
+    )
 
 
 def prefix(start: Path) -> str:
@@ -318,14 +334,30 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     return sha
 
 
-def fetch_history(root: Path, branch: str, *, shallow: bool) -> None:
+def fetch_history(root: Path, branch: str, *, shallow: bool, tip: str | None) -> None:
     """:func:`fetch` with ``unshallow=True`` for a reader that walks ``tracking(branch)`` and needs
-    no commit id: the caller knows whether the clone is shallow (:func:`locate`), so this is one
-    git process (``--unshallow`` fetches and completes at once) and no question after it."""
+    no commit id. The caller knows (:func:`locate`) whether the clone is shallow and where
+    ``tracking(branch)`` is (``tip``): a complete clone whose tracking ref is already at origin's
+    branch has nothing to fetch, which ``git ls-remote`` tells for less than a fetch (no
+    connectivity check); else one fetch (``--unshallow`` fetches and completes at once)."""
     check_ref_name(branch)
     remote, env = network_remote(root)
+    if not shallow and tip is not None and _remote_tip(root, remote, env, branch) == tip:
+        return
     unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
     _fetch(root, branch, [*_FETCH, *unshallow, remote, f"+refs/heads/{branch}:{tracking(branch)}"], env)
+
+
+def _remote_tip(root: Path, remote: str, env: dict[str, str | None], branch: str) -> str | None:
+    """Origin's ``branch`` by ``git ls-remote``; None on any failure, for the fetch after it to
+    report (with its retries and exit codes) or on a branch origin lacks."""
+    ref = f"refs/heads/{branch}"
+    result = git("ls-remote", remote, ref, cwd=root, read_only=True, check=False, quiet=True, env=env)
+    if not result.ok:
+        return None
+    # A pattern matches the tail of a ref name (refs/heads/x/refs/heads/main too): the exact one.
+    return next((sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())
+                 if name == ref), None)  # fmt: skip
 
 
 def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
