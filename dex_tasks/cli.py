@@ -108,12 +108,15 @@ def _examples() -> str:
     return "\n".join(f"  {spec.example}" for spec in TASKS)
 
 
-def build_parser(with_arguments: Iterable[str] | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    with_arguments: Iterable[str] | None = None, *, only: str | None = None
+) -> argparse.ArgumentParser:
     """The parser: a subcommand per task, each with its help, so ``--help`` and "invalid choice"
     list them all.
 
     Only the tasks named in ``with_arguments`` (None: every task) get their own arguments, which
-    means importing their modules: a run imports the one task it runs, not all of them.
+    means importing their modules: a run imports the one task it runs, not all of them. ``only``:
+    the one subcommand a run of that task needs, for a line that shows no list of tasks.
     """
     wanted = None if with_arguments is None else set(with_arguments)
     parser = _Parser(
@@ -126,7 +129,7 @@ def build_parser(with_arguments: Iterable[str] | None = None) -> argparse.Argume
     _add_global_help(parser)
     sub = parser.add_subparsers(dest="task", metavar="TASK", title="tasks")
     sub.required = True
-    for spec in TASKS:
+    for spec in TASKS if only is None else (BY_NAME[only],):
         task_parser = sub.add_parser(
             spec.name,
             help=spec.help,
@@ -149,7 +152,11 @@ def _task_attr(spec: TaskSpec, attr: str) -> Callable[..., Any]:
 def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSpec]:
     flags, rest = split_global_flags(argv)
     named = _first_task(rest)
-    parser = build_parser(with_arguments=() if named is None else (named,))
+    # The other tasks' subcommands only where the line can show them: the top-level help before
+    # the task's name, or no task named ("invalid choice" lists them). Building all of them is
+    # most of a short run's parse (each subparser asks gettext for its group titles).
+    listed = named is None or any(arg in {"-h", "--help"} for arg in rest[: rest.index(named)])
+    parser = build_parser(with_arguments=() if named is None else (named,), only=None if listed else named)
     args, extra = parser.parse_known_args(rest)
     spec = BY_NAME[args.task]
     if extra and extra[0] == "--":

@@ -18,6 +18,7 @@ import collections
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import os
 import shlex
 import shutil
@@ -121,13 +122,18 @@ def quote(argv: Sequence[str]) -> str:
 
 
 def _search_path() -> str:
+    return os.pathsep.join([*_scripts_dirs(), os.environ.get("PATH", "")])
+
+
+@functools.cache
+def _scripts_dirs() -> tuple[str, ...]:
     # The interpreter's own scripts dir first: `python -m dex_tasks` from an unactivated venv must
     # still find the ruff/mypy/pytest installed beside it. That is the interpreter's directory in a
     # venv, but not in a Windows base install (python.exe in C:\Python311, ruff.exe in
-    # C:\Python311\Scripts): sysconfig knows the scripts dir of both.
+    # C:\Python311\Scripts): sysconfig knows the scripts dir of both. Asked once: neither changes
+    # while the interpreter runs, and sysconfig's answer was a third of each command's lookup.
     scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
-    dirs = [*dict.fromkeys(d for d in scripts if d), os.environ.get("PATH", "")]
-    return os.pathsep.join(dirs)
+    return tuple(dict.fromkeys(d for d in scripts if d))
 
 
 def which(tool: str) -> str | None:

@@ -69,20 +69,35 @@ def redact(text: str) -> str:
 
     Passwords in URLs are masked too (``https://user:***@host``, ``https://***@host``).
     """
+    return _redact(text, _known())
+
+
+def _known() -> list[str]:
+    """Every secret known now, longest first."""
     with _lock:
         secrets = _secrets | _env_secrets()
-    for secret in sorted(secrets, key=len, reverse=True):
+    return sorted(secrets, key=len, reverse=True)
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
         text = text.replace(secret, MASK)
+    if "@" not in text:  # both URL patterns end in one: most strings skip them
+        return text
     text = _URL_PASSWORD_RE.sub(rf"\1:{MASK}@", text)
     return _HTTP_USER_RE.sub(rf"\1{MASK}@", text)
 
 
 def redact_data(value: object) -> object:
     """:func:`redact` every string in a JSON-like value (dict keys too); the structure stays."""
+    return _redact_data(value, _known())  # the secrets looked up once, not once per string
+
+
+def _redact_data(value: object, secrets: list[str]) -> object:
     if isinstance(value, str):
-        return redact(value)
+        return _redact(value, secrets)
     if isinstance(value, dict):
-        return {redact_data(k): redact_data(v) for k, v in value.items()}
+        return {_redact_data(k, secrets): _redact_data(v, secrets) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [redact_data(v) for v in value]
+        return [_redact_data(v, secrets) for v in value]
     return value

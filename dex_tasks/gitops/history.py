@@ -6,13 +6,13 @@ commits carry say which action made them; commits without are ``manual``. A roll
 tag is *known bad*: ``rollback`` never picks it again.
 
 A version of the file that :func:`overlay.read_tag` refuses (invalid YAML, or over
-``overlay.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
+``overlay_scan.MAX_OVERLAY_BYTES``) is skipped: it is not a deployment, and the walk goes on. The
 current version is read by the task itself, which refuses it (exit 2) instead.
 
 Reading is lazy and in bulk (issue 13): :func:`deployments` returns a :class:`Deployments`
 sequence that reads the log (metadata and trailers, ``git log``) a window at a time and the
 file's versions in batches (one ``git cat-file --batch`` per batch), each version parsed once by
-:func:`overlay.read_tag_fast`. So ``entries[:10]`` reads about ten versions, ``last_known_good``
+:func:`overlay_scan.read_tag_fast`. So ``entries[:10]`` reads about ten versions, ``last_known_good``
 stops at the first good tag, and the known bad tags come from the rollback commits alone (found
 by their trailers and subjects in the log, then their two versions read).
 
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, overload
 
 from dex_tasks.errors import DexError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay_scan
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -111,6 +111,9 @@ def _rolled_back_from(commit: git.Commit, action: str, older: str | None) -> str
 
 FIRST_WINDOW = 32  # log entries read first when only the newest few are wanted
 FIRST_BATCH = 16  # versions read by the first cat-file; each later batch is 4 times the last
+# A slice's first window: its entries, the version before the last, and this many commits that
+# touch the file but not its tag (more only costs a second window, still the same entries).
+SLICE_SLACK = 4
 _UNREAD = object()
 
 
@@ -132,6 +135,7 @@ class Deployments(Sequence[Deployment]):
         self._tags: dict[int, str | None] = {}  # log index -> the tag of that version (None: none)
         self._entries: list[Deployment] = []
         self._next = 0  # the log index to look at next for an entry
+        self._window = FIRST_WINDOW  # the least a git log reads
         self._batch = FIRST_BATCH
 
     # -- the log and the versions ------------------------------------------------------------
@@ -140,7 +144,7 @@ class Deployments(Sequence[Deployment]):
         """At least ``wanted`` log entries (None: all of them) unless the log ends first."""
         if self._complete or (wanted is not None and len(self._commits) >= wanted):
             return
-        limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), FIRST_WINDOW)
+        limit = None if wanted is None else max(wanted - len(self._commits), len(self._commits), self._window)
         more = git.log(
             self._root,
             self._rev,
@@ -164,14 +168,14 @@ class Deployments(Sequence[Deployment]):
         """The version's tag and its ``digest:`` pin (pin-digest envs)."""
         # Over the limit in bytes is over it in decoded text too (U+FFFD is 3 bytes in UTF-8):
         # skipped without decoding, as read_tag would refuse it before parsing.
-        if blob is None or len(blob) > overlay.MAX_OVERLAY_BYTES:
+        if blob is None or len(blob) > overlay_scan.MAX_OVERLAY_BYTES:
             return None, None
         # "replace", as proc decodes `git show`: a broken byte reads the same either way.
         text = blob.decode("utf-8", "replace")
         try:
-            tag = overlay.read_tag_fast(text, self._image, path=self._path)
+            tag = overlay_scan.read_tag_fast(text, self._image, path=self._path)
             # Only a file that mentions a digest pays for the full parse that reads it.
-            pin = overlay.read_digest(text, self._image, path=self._path) if "digest" in text else None
+            pin = _read_digest(text, self._image, self._path) if "digest" in text else None
         except DexError:
             return None, None  # an old, broken or oversized version of the file is not a deployment
         return tag, pin
@@ -235,6 +239,11 @@ class Deployments(Sequence[Deployment]):
         if isinstance(index, slice):
             stop = index.stop
             negative = any(v is not None and v < 0 for v in (index.start, stop))
+            if stop is not None and not negative and not self._commits:
+                # Nothing read yet and the count known (`--limit 10`): the first log and the
+                # first cat-file sized to it, as `git log -n` is, not to a guess.
+                self._batch = stop + SLICE_SLACK
+                self._window = self._batch + 1
             self._until(None if stop is None or negative else stop)
             return self._entries[index]
         self._until(None if index < 0 else index + 1)
@@ -258,6 +267,14 @@ class Deployments(Sequence[Deployment]):
             if found:
                 bad.add(found)
         return bad
+
+
+def _read_digest(text: str, image: str, path: str) -> str | None:
+    # Imported here: the YAML parser (ruamel) only for a version that mentions a digest, so a
+    # plain history imports none (overlay_scan).
+    from dex_tasks.gitops import overlay  # noqa: PLC0415
+
+    return overlay.read_digest(text, image, path=path)
 
 
 def deployments(

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from dex_tasks.gitops import overlay, paths
+from dex_tasks.gitops import overlay_scan, paths
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -19,6 +19,8 @@ class Repo:
 
     root: Path
     prefix: str  # the pyproject's directory relative to the repository root ('' at the top)
+    shallow: bool = False  # a shallow clone (actions/checkout's --depth 1): history needs the rest
+    tip: str | None = None  # where open_repo's ``tip_of`` pointed (None: not asked, or missing)
 
     def overlay_path(self, cfg: Config, env: str) -> str:
         """The env's overlay file as a git path (posix, relative to the repository root)."""
@@ -28,9 +30,10 @@ class Repo:
         return str(PurePosixPath(self.prefix) / PurePosixPath(cfg.overlay_dir(env).as_posix()))
 
 
-def open_repo(cfg: Config) -> Repo:
-    root, prefix = git.locate(cfg.root)
-    return Repo(root=root, prefix=prefix)
+def open_repo(cfg: Config, *, tip_of: str | None = None) -> Repo:
+    """The repository of ``cfg``; ``tip_of``: also where that ref is, in the same git process."""
+    found = git.locate(cfg.root, tip_of=tip_of)
+    return Repo(root=found.root, prefix=found.prefix, shallow=found.shallow, tip=found.tip)
 
 
 def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
@@ -42,7 +45,7 @@ def read_tag_at(cfg: Config, repo: Repo, env: str, rev: str) -> str | None:
     text = git.show(repo.root, rev, path)
     if text is None:
         return None
-    return overlay.read_tag_fast(text, cfg.kustomize_image_name, path=path)
+    return overlay_scan.read_tag_fast(text, cfg.kustomize_image_name, path=path)
 
 
 def tag_in_git(cfg: Config, env: str, *, fetch: bool = True) -> str | None:

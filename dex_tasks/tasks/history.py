@@ -26,9 +26,9 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     env = cfg.check_env(args.env)
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be a positive number")
-    repo = state.open_repo(cfg)
     base = cfg.branch_for(env)
-    git.fetch(repo.root, base, unshallow=True)
+    repo = state.open_repo(cfg, tip_of=git.tracking(base))
+    git.fetch_history(repo.root, base, shallow=repo.shallow, tip=repo.tip)
     found = history.deployments(
         repo.root,
         git.tracking(base),

@@ -129,13 +129,33 @@ def toplevel(start: Path) -> Path:
     return Path(result.stdout.strip())
 
 
-def locate(start: Path) -> tuple[Path, str]:
-    """:func:`toplevel` and :func:`prefix` in one git process (every task starts with both)."""
-    result = _query(start, "rev-parse", "--show-toplevel", "--show-prefix", check=False)
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Located:
+    root: Path
+    prefix: str
+    shallow: bool
+    tip: str | None  # the commit of locate's ``tip_of`` (None: not asked, or it does not resolve)
+
+
+def locate(start: Path, *, tip_of: str | None = None) -> Located:
+    """:func:`toplevel`, :func:`prefix`, :func:`is_shallow` and, with ``tip_of``, that ref's commit
+    (:func:`rev_parse`), in one git process: every task starts with the first two; a reader of
+    history needs the others before its fetch (:func:`fetch_history`)."""
+    args = ["rev-parse", "--show-toplevel", "--show-prefix", "--is-shallow-repository"]
+    if tip_of is not None:
+        args += ["--verify", "--quiet", "--end-of-options", f"{tip_of}^{{commit}}"]
+    result = _query(start, *args, check=False)
     lines = result.stdout.split("\n")
-    if not result.ok or not lines[0].strip():
+    # rev-parse prints the rest, then exits 1, for a tip_of that does not resolve.
+    if result.returncode not in {0, 1} or len(lines) < 3 or not lines[0].strip():
         raise UsageError(f"{start} is not inside a git repository (GitOps tasks work on a clone of the repo)")
-    return Path(lines[0].strip()), (lines[1].strip() if len(lines) > 1 else "")
+    tip = lines[3].strip() if result.ok and tip_of is not None and len(lines) > 3 else ""
+    return Located(
+        root=Path(lines[0].strip()),
+        prefix=lines[1].strip(),
+        shallow=lines[2].strip() == "true",
+        tip=tip or None,
+    )
 
 
 def prefix(start: Path) -> str:
@@ -286,6 +306,12 @@ def tracking(branch: str) -> str:
     return f"refs/remotes/{REMOTE}/{branch}"
 
 
+# Only origin's branch into its tracking ref: no tags, no FETCH_HEAD (nothing of ours reads it, and
+# the user's own `git pull` state is left alone), no `git maintenance run --auto` (a process more
+# per fetch; the user's own git commands still run it).
+_FETCH = ("fetch", "--no-tags", "--no-write-fetch-head", "--no-auto-maintenance", "--quiet")
+
+
 def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     """Fetch ``branch`` from origin into ``refs/remotes/origin/<branch>`` and return its commit.
 
@@ -295,17 +321,43 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     check_ref_name(branch)
     remote, env = network_remote(root)
     refspec = f"+refs/heads/{branch}:{tracking(branch)}"
-    _fetch(root, branch, ["fetch", "--no-tags", "--quiet", remote, refspec], env)
+    _fetch(root, branch, [*_FETCH, remote, refspec], env)
     # The shallow check and the tip in one process, after the fetch (the common, complete clone
     # pays nothing more). actions/checkout clones with --depth 1; the overlay's history needs the
     # rest, so a shallow clone is completed by a second fetch.
     shallow, sha = _shallow_and_tip(root, tracking(branch))
     if unshallow and shallow:
-        _fetch(root, branch, ["fetch", "--no-tags", "--quiet", "--unshallow", remote, refspec], env)
+        _fetch(root, branch, [*_FETCH, "--unshallow", remote, refspec], env)
         sha = rev_parse(root, tracking(branch))
     if sha is None:  # pragma: no cover - fetch succeeded, so the ref exists
         raise RemoteError(f"branch {branch!r} was fetched but does not resolve")
     return sha
+
+
+def fetch_history(root: Path, branch: str, *, shallow: bool, tip: str | None) -> None:
+    """:func:`fetch` with ``unshallow=True`` for a reader that walks ``tracking(branch)`` and needs
+    no commit id. The caller knows (:func:`locate`) whether the clone is shallow and where
+    ``tracking(branch)`` is (``tip``): a complete clone whose tracking ref is already at origin's
+    branch has nothing to fetch, which ``git ls-remote`` tells for less than a fetch (no
+    connectivity check); else one fetch (``--unshallow`` fetches and completes at once)."""
+    check_ref_name(branch)
+    remote, env = network_remote(root)
+    if not shallow and tip is not None and _remote_tip(root, remote, env, branch) == tip:
+        return
+    unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
+    _fetch(root, branch, [*_FETCH, *unshallow, remote, f"+refs/heads/{branch}:{tracking(branch)}"], env)
+
+
+def _remote_tip(root: Path, remote: str, env: dict[str, str | None], branch: str) -> str | None:
+    """Origin's ``branch`` by ``git ls-remote``; None on any failure, for the fetch after it to
+    report (with its retries and exit codes) or on a branch origin lacks."""
+    ref = f"refs/heads/{branch}"
+    result = git("ls-remote", remote, ref, cwd=root, read_only=True, check=False, quiet=True, env=env)
+    if not result.ok:
+        return None
+    # A pattern matches the tail of a ref name (refs/heads/x/refs/heads/main too): the exact one.
+    return next((sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())
+                 if name == ref), None)  # fmt: skip
 
 
 def _shallow_and_tip(root: Path, ref: str) -> tuple[bool, str | None]:
@@ -522,12 +574,10 @@ def log(
     itself starts gpg or ssh-keygen for each *signed* commit only).
     """
     fields = ["%H", "%cI", "%an", "%s", "%(trailers:only,unfold)"]
-    args: list[str] = []
     if signatures:
         fields.append("%G?")
-        args += _allowed_signers_fallback(root)
     fmt = _FIELD.join(fields) + _RECORD
-    args += ["log", f"--format={fmt}"]
+    args = ["log", f"--format={fmt}"]
     if limit is not None:
         args.append(f"--max-count={limit}")
     if skip:
@@ -535,7 +585,10 @@ def log(
     args += [rev, "--"]
     if path is not None:
         args.append(path)
-    out = _query(root, *args).stdout
+    result = _query(root, *args)
+    if signatures and _SIGNERS_UNSET in result.stderr:
+        result = _query(root, "-c", f"gpg.ssh.allowedSignersFile={os.devnull}", *args)
+    out = result.stdout
     commits: list[Commit] = []
     for raw in out.split(_RECORD):
         record = raw.strip("\n")
@@ -555,17 +608,14 @@ def log(
     return commits
 
 
-def _allowed_signers_fallback(root: Path) -> tuple[str, ...]:
-    """``-c gpg.ssh.allowedSignersFile=<empty>`` when none is configured.
-
-    Without one, git reports an ssh-signed commit as N, "no signature" (and prints an error per
-    commit), which would make ``signed`` false. With an empty list of allowed signers git checks
-    the signature without a principal (``ssh-keygen -Y check-novalidate``) and says U: signed, not
-    verified. https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
-    """
-    if _query(root, "config", "--get", "gpg.ssh.allowedSignersFile", check=False).stdout.strip():
-        return ()
-    return ("-c", f"gpg.ssh.allowedSignersFile={os.devnull}")
+# An ssh-signed commit and no gpg.ssh.allowedSignersFile configured: git reports the commit as N,
+# "no signature", and says on stderr "gpg.ssh.allowedSignersFile needs to be configured and exist
+# for ssh signature verification" (translations keep config names: git's po/README.md). With an empty list of
+# allowed signers git checks the signature without a principal (`ssh-keygen -Y check-novalidate`)
+# and says U: signed, not verified. So the log is asked again with that list, only then: asking
+# git config first cost every history a process, for the few clones with ssh-signed commits.
+# https://git-scm.com/docs/git-config#Documentation/git-config.txt-gpgsshallowedSignersFile
+_SIGNERS_UNSET = "gpg.ssh.allowedSignersFile"
 
 
 def oneline(root: Path, old: str, new: str, *, limit: int = 200) -> list[str]:

@@ -416,6 +416,28 @@ def test_history_table_and_json(repo: GitOpsRepo, run_cli: CliRunner) -> None:
     assert full[-1]["tag"] == repo.tags[0]
 
 
+def test_history_follows_origin_and_fetches_only_when_it_moved(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    def history() -> tuple[list[object], list[str]]:
+        result = run_cli("history", "stage", "--limit", "2", "--json", cwd=repo.clone)
+        assert result.code == 0, result.err
+        entries = _json(result.out)["entries"]
+        assert isinstance(entries, list)
+        return [e["tag"] for e in entries], [line for line in result.err.splitlines() if " fetch " in line]
+
+    tags, fetches = history()
+    assert tags == [repo.tags[1], repo.tags[2]]
+    tags, fetches = history()  # origin has not moved: ls-remote says so, nothing is fetched
+    assert (tags, fetches) == ([repo.tags[1], repo.tags[2]], [])
+    # Another writer deploys to stage on origin; the clone's tracking ref is now behind it.
+    repo.race("main", overlay_path("stage"), overlay_text("stage", "sha-feedf00d"))
+    tags, fetches = history()
+    assert tags == ["sha-feedf00d", repo.tags[1]]
+    assert len(fetches) == 1
+    assert git("rev-parse", "refs/remotes/origin/main", cwd=repo.clone) == git(
+        "rev-parse", "HEAD", cwd=repo.writer
+    )
+
+
 def test_shallow_clone_works(repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path) -> None:
     shallow = tmp_path / "shallow"
     git("clone", "--quiet", "--depth", "1", repo.origin.resolve().as_uri(), str(shallow), cwd=tmp_path)

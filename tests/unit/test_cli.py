@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from dex_tasks import cli, errors, registry
+from dex_tasks.errors import UsageError
 from tests.helpers import REPO_ROOT
 
 if TYPE_CHECKING:
@@ -122,9 +124,11 @@ def test_argument_errors_are_one_json_object_under_json(capsys: pytest.CaptureFi
     assert len(captured.err.strip().splitlines()) == 1
 
 
-def test_help_lists_every_task(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [["--help"], ["--help", "history"], ["-h", "--json", "rollback", "prod"]])
+def test_help_lists_every_task(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # A task named after the top-level --help: still the whole list (a run builds only its own).
     with pytest.raises(SystemExit) as caught:
-        cli.main(["--help"])
+        cli.main(argv)
     assert caught.value.code == 0
     out = capsys.readouterr().out
     for name in CONTRACT:
@@ -141,6 +145,23 @@ def test_task_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "example:\n  dex-tasks lint" in out
     assert "-C DIR" in out
+
+
+def test_a_task_run_builds_only_its_own_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[str] = []
+    add_parser = argparse._SubParsersAction.add_parser
+
+    def spy(self: argparse._SubParsersAction[argparse.ArgumentParser], name: str, **kw: Any) -> object:
+        built.append(name)
+        return add_parser(self, name, **kw)
+
+    monkeypatch.setattr(argparse._SubParsersAction, "add_parser", spy)
+    flags, args, spec = cli._parse(["history", "prod", "--limit", "3", "--json"])
+    assert (built, spec.name, args.env, args.limit, flags.json) == (["history"], "history", "prod", 3, True)
+    built.clear()
+    with pytest.raises(UsageError, match="invalid choice"):
+        cli._parse(["histroy", "prod"])
+    assert len(built) == len(registry.TASKS)  # the error lists every task
 
 
 def test_dash_c_runs_in_that_directory(tmp_path: Path, run_cli: CliRunner) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -157,13 +157,18 @@ def _varied_history(root: Path) -> list[str]:
     return tags
 
 
-@pytest.mark.parametrize(("window", "batch"), [(history.FIRST_WINDOW, history.FIRST_BATCH), (3, 1)])
+@pytest.mark.parametrize(
+    ("window", "batch", "slack"),
+    [(history.FIRST_WINDOW, history.FIRST_BATCH, history.SLICE_SLACK), (3, 1, 0)],
+)
 def test_the_lazy_walk_gives_what_the_full_walk_gave(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, batch: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int, batch: int, slack: int
 ) -> None:
-    # Small windows and batches: many `git log --skip` windows and cat-file batches on 27 commits.
+    # Small windows and batches: many `git log --skip` windows and cat-file batches on 27 commits
+    # (no slack: a slice's first window holds only as many commits as it has entries, plus one).
     monkeypatch.setattr(history, "FIRST_WINDOW", window)
     monkeypatch.setattr(history, "FIRST_BATCH", batch)
+    monkeypatch.setattr(history, "SLICE_SLACK", slack)
     tags = _varied_history(tmp_path)
     args = (tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
     expected = _reference(*args)
@@ -199,6 +204,16 @@ def test_the_newest_entries_read_only_a_few_versions(tmp_path: Path, monkeypatch
         return original(root, names)
 
     monkeypatch.setattr(gitlib, "blobs", blobs)
+    windows: list[int | None] = []
+    original_log = gitlib.log
+
+    def log(*args: Any, **kwargs: Any) -> list[gitlib.Commit]:
+        windows.append(kwargs.get("limit"))
+        return original_log(*args, **kwargs)
+
+    monkeypatch.setattr(gitlib, "log", log)
     entries = history.deployments(tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
     assert len(entries[:2]) == 2
-    assert sum(read) <= history.FIRST_BATCH + 1 < 27  # not every version of the file
+    # One git log and one cat-file, sized to the slice (as `git log -n`), not to a guess.
+    assert windows == [2 + history.SLICE_SLACK + 1]
+    assert read == [2 + history.SLICE_SLACK + 1]

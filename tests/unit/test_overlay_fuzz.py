@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dex_tasks.errors import DexError, InternalError, UsageError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay, overlay_scan
 
 IMAGE = "data-literate/dex"
 NEW = "sha-0123abcd"
@@ -88,11 +88,11 @@ def _answers(call: object) -> object:
 def _check(text: str) -> None:
     full = _answers(lambda: overlay.read_tag(text, IMAGE))
     assert full is None or isinstance(full, str) or issubclass(full, UsageError)  # type: ignore[arg-type]
-    assert _answers(lambda: overlay.read_tag_fast(text, IMAGE)) == full
+    assert _answers(lambda: overlay_scan.read_tag_fast(text, IMAGE)) == full
     assert _answers(lambda: overlay.read_digest(text, IMAGE)) is not None or True
     try:
-        scanned = overlay.scan_tag(text, IMAGE)
-    except overlay.Declined:
+        scanned = overlay_scan.scan_tag(text, IMAGE)
+    except overlay_scan.Declined:
         pass
     else:
         assert scanned == full, (text, scanned, full)

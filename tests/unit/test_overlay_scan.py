@@ -1,8 +1,8 @@
-"""The line scan of ``overlay.read_tag_fast`` answers exactly as the full parser, or not at all.
+"""The line scan of ``overlay_scan.read_tag_fast`` answers exactly as the full parser, or not at all.
 
 Every overlay layout the other tests know (the edit tables, refusals, tab cases, the GitOps
 fixture's and the benchmark's overlays), hand-made corners of the subset the scan reads, single-line
-mutations of all of them and random overlays: where :func:`overlay.scan_tag` answers, :func:`read_tag`
+mutations of all of them and random overlays: where :func:`overlay_scan.scan_tag` answers, :func:`read_tag`
 gives the same answer (and does not refuse). The common layouts must be answered by the scan, or
 the fast path would be a slow path with extra steps.
 """
@@ -10,6 +10,7 @@ the fast path would be a slow path with extra steps.
 from __future__ import annotations
 
 import itertools
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 
 from dex_tasks.errors import DexError
-from dex_tasks.gitops import overlay
+from dex_tasks.gitops import overlay, overlay_scan
 from tests.gitops_fixtures import overlay_text
 from tests.unit import test_overlay
 
@@ -123,12 +124,12 @@ def _check(text: str, names: tuple[str, ...] = NAMES) -> bool:
     answered = False
     for image in names:
         try:
-            fast = overlay.scan_tag(text, image)
-        except overlay.Declined:
+            fast = overlay_scan.scan_tag(text, image)
+        except overlay_scan.Declined:
             continue
         answered = True
         assert _full(text, image) == fast, (text, image)
-        assert overlay.read_tag_fast(text, image) == fast
+        assert overlay_scan.read_tag_fast(text, image) == fast
     return answered
 
 
@@ -145,9 +146,9 @@ def test_corners_are_declined_or_agree(text: str) -> None:
             expected: object = overlay.read_tag(text, image)
         except DexError as exc:  # `0o_` too: ruamel's IndexError is a refusal (test_overlay_fuzz)
             with pytest.raises(type(exc)):
-                overlay.read_tag_fast(text, image)
+                overlay_scan.read_tag_fast(text, image)
         else:
-            assert overlay.read_tag_fast(text, image) == expected
+            assert overlay_scan.read_tag_fast(text, image) == expected
 
 
 def test_every_known_layout_agrees_with_the_parser() -> None:
@@ -169,6 +170,23 @@ def test_random_overlays_agree_with_the_parser(case: tuple[str, str, str | None]
     text, nl, current = case
     if nl == "\n" and "images: []" not in text:  # CRLF and flow lists are the parser's
         assert _check(text)
-        assert overlay.scan_tag(text, IMAGE) == current
+        assert overlay_scan.scan_tag(text, IMAGE) == current
     else:
         _check(text)
+
+
+def test_reading_a_tag_imports_the_parser_only_for_a_declined_text() -> None:
+    # `history` reads every version with read_tag_fast; ruamel is most of a short run's start-up.
+    common = overlay_text("prod", "sha-1111111")
+    declined = common.replace("\n", "\r\n")  # CRLF: the scan leaves it to the parser
+    script = (
+        "import sys\n"
+        "from dex_tasks.tasks import history\n"
+        "from dex_tasks.gitops import overlay_scan\n"
+        f"print(overlay_scan.read_tag_fast({common!r}, {IMAGE!r}), 'ruamel' in sys.modules)\n"
+        f"print(overlay_scan.read_tag_fast({declined!r}, {IMAGE!r}), 'ruamel' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == ["sha-1111111 False", "sha-1111111 True"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -122,6 +123,8 @@ def test_tools_in_the_interpreters_scripts_dir_are_found(
         return real(key) if scheme is None else real(key, scheme)
 
     monkeypatch.setattr(sysconfig, "get_path", get_path)
+    # proc asks sysconfig once per interpreter: a fresh cache here, the real one back afterwards.
+    monkeypatch.setattr(proc, "_scripts_dirs", functools.cache(proc._scripts_dirs.__wrapped__))
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert proc.which(name) == str(tool)
 

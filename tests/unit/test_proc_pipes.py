@@ -89,3 +89,20 @@ def test_finished_command_returns_while_a_grandchild_lingers(stream: bool, tmp_p
     assert time.monotonic() - start < REAL_GRACE
     assert result.returncode == 0
     assert "parent says hi" in result.stdout
+
+
+@pytest.mark.timeout(40)
+def test_a_command_that_closes_its_pipes_and_stays_is_stopped_at_its_timeout() -> None:
+    # Only the wait is left once the pipes are closed: that wait too ends at the timeout (the
+    # pidfd wait of _popen._Captured), and the command is stopped, not left behind.
+    script = f"import os, time; os.close(1); os.close(2); time.sleep({LINGER})"
+    with proc.session(echo_to=io.StringIO()), pytest.raises(CommandTimeout) as caught:
+        proc.run([PY, "-c", script], timeout=1)
+    assert "timed out after 1s" in str(caught.value)
+
+
+def test_exit_codes_come_through_the_wait() -> None:
+    with proc.session(echo_to=io.StringIO()):
+        for code in (0, 3, 70):
+            result = proc.run([PY, "-c", f"raise SystemExit({code})"], check=False, timeout=30)
+            assert result.returncode == code
