@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterator
     from http.server import ThreadingHTTPServer
 
@@ -86,3 +87,8 @@ def serving(server: ThreadingHTTPServer) -> Iterator[ThreadingHTTPServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def stamp(moment: dt.datetime) -> str:
+    """``moment`` as the ISO 8601 UTC text ``DEX_NOW`` and GitHub's payloads use."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -7,6 +7,7 @@ re-exports them. Helpers that are no fixtures (``build``, ``deploy_envs``, ``IMA
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +16,7 @@ from dex_tasks.gitops import workflow
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.kube_apiserver import FakeKube
 from tests.gitops_fixtures import GitOpsRepo, build
-from tests.helpers import need_tool
+from tests.helpers import need_tool, stamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,3 +64,11 @@ def no_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No kubeconfig anywhere kubectl would look (kubectl itself is there: that is another case)."""
     need_tool("kubectl")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
+
+
+@pytest.fixture
+def now(monkeypatch: pytest.MonkeyPatch) -> dt.datetime:
+    """``DEX_NOW`` an hour ahead of the clock: what the fakes record now (real clock) is inside a window."""
+    moment = dt.datetime.now(tz=dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    monkeypatch.setenv("DEX_NOW", stamp(moment))
+    return moment

@@ -10,6 +10,7 @@ import pytest
 
 from dex_tasks.tools.github import GitHub
 from tests.fakes.github_api import FakeGitHub
+from tests.helpers import stamp
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -18,17 +19,6 @@ if TYPE_CHECKING:
     from tests.gitops_fixtures import GitOpsRepo
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _stamp(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> dt.datetime:
-    moment = dt.datetime.now(tz=dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
-    monkeypatch.setenv("DEX_NOW", _stamp(moment))
-    return moment
 
 
 def test_dora_from_git_alone(repo: GitOpsRepo, run_cli: CliRunner, now: dt.datetime) -> None:
@@ -62,10 +52,10 @@ def test_pipeline_and_failed_verify_with_a_token(
             monkeypatch.setenv(name, value)
         for i in range(20):
             github.add_run(
-                "ci.yml", _stamp(now - dt.timedelta(hours=i + 2)), "failure" if i == 0 else "success", 90
+                "ci.yml", stamp(now - dt.timedelta(hours=i + 2)), "failure" if i == 0 else "success", 90
             )
-        github.add_run("cd.yml", _stamp(now - dt.timedelta(hours=3)), "success", seconds=400)
-        github.now = _stamp(now - dt.timedelta(minutes=30))
+        github.add_run("cd.yml", stamp(now - dt.timedelta(hours=3)), "success", seconds=400)
+        github.now = stamp(now - dt.timedelta(minutes=30))
         # prod's T0 deployment was recorded (seeded through the real client), and its verify failed.
         prod_commit = json.loads(run_cli("history", "prod", "--json", cwd=repo.clone).out)["entries"][0][
             "commit"

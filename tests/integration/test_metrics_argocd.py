@@ -18,6 +18,7 @@ from dex_tasks.errors import ArgoCDError
 from dex_tasks.tools import argocd, argocd_api
 from tests.fakes.argocd_api import FakeArgoCDAPI
 from tests.fakes.argocd_state import revision_history
+from tests.helpers import stamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,25 +32,13 @@ IMAGE = "ghcr.io/data-literate/dex"
 PROD_SERVER = "argocd.prod.example"
 
 
-def _stamp(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@pytest.fixture
-def now(monkeypatch: pytest.MonkeyPatch) -> dt.datetime:
-    # An hour ahead of the clock: a sync the fake records now (real clock) is inside the window.
-    moment = dt.datetime.now(tz=dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
-    monkeypatch.setenv("DEX_NOW", _stamp(moment))
-    return moment
-
-
 def _history(now: dt.datetime, seconds: list[float | None], *, days_apart: float = 1) -> list[dict[str, Any]]:
     """One entry a day back from ``now`` per duration (None: no deployStartedAt), oldest first."""
     entries = []
     for i, taken in enumerate(seconds):
         deployed = now - dt.timedelta(days=days_apart * (len(seconds) - i))
-        started = None if taken is None else _stamp(deployed - dt.timedelta(seconds=taken))
-        entries.append(revision_history(i, f"{i:040x}", started=started, deployed=_stamp(deployed)))
+        started = None if taken is None else stamp(deployed - dt.timedelta(seconds=taken))
+        entries.append(revision_history(i, f"{i:040x}", started=started, deployed=stamp(deployed)))
     return entries
 
 
@@ -273,8 +262,8 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeArgoCDAPI]:
 def test_without_the_cli_the_rest_api(
     repo: GitOpsRepo, api: FakeArgoCDAPI, run_cli: CliRunner, now: dt.datetime
 ) -> None:
-    operation = {"phase": "Error", "message": "failed to record sync to history", "startedAt": _stamp(now),
-                 "finishedAt": _stamp(now)}  # fmt: skip
+    operation = {"phase": "Error", "message": "failed to record sync to history", "startedAt": stamp(now),
+                 "finishedAt": stamp(now)}  # fmt: skip
     api.add_app("dex-dev", namespace="dex-dev", image=f"{IMAGE}:x", history=_history(now, [3, 4, 5]),
                 operation_state=operation)  # fmt: skip
     result = run_cli("metrics", "--env", "dev", "--env", "stage", "--json", cwd=repo.clone)
