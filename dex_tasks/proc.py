@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator, Mapping, Sequence
 
+    from dex_tasks import _popen
+
 # _MECHANICS: dex_tasks._popen (subprocess, selectors, signal, the reader threads: a sixth of the
 # start-up of `dex-tasks config`, bench/startup.py) is imported by the functions that start a
 # process, so a task that starts none (config, --help, an argument error) does not pay for it.
@@ -311,6 +313,67 @@ def run_bytes(
     if check and done.returncode != 0:
         raise _failure(args, done.returncode, done.stderr or done.stdout.decode("utf-8", "replace"))
     return BytesResult(argv=args, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+class Pending:
+    """A command :func:`start` began: :meth:`result` waits for it (once; later calls repeat it)."""
+
+    def __init__(self, args: tuple[str, ...], started: _popen.Started | None, *, check: bool,
+                 timeout: float | None) -> None:  # fmt: skip
+        self._args, self._started, self._check, self._timeout = args, started, check, timeout
+        self._result: Result | None = None
+
+    def result(self) -> Result:
+        """:func:`run`'s result: the same decoding, timeout and error of a failed command."""
+        if self._result is None:
+            if self._started is None:  # dry-run printed it instead
+                self._result = Result(argv=self._args, returncode=0, stdout="", stderr="", skipped=True)
+            else:
+                from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
+                try:
+                    done = self._started.collect()
+                except _popen.TimedOut as exc:
+                    tail = redact.redact(_tail(exc.stderr or exc.stdout))
+                    raise _timed_out(self._args, self._timeout, tail) from None
+                stdout = done.stdout.decode("utf-8", "replace")
+                self._result = Result(argv=self._args, returncode=done.returncode, stdout=stdout,
+                                      stderr=done.stderr)  # fmt: skip
+        if self._check and self._result.returncode != 0:
+            raise _failure(self._args, self._result.returncode, self._result.stderr or self._result.stdout)
+        return self._result
+
+
+@contextlib.contextmanager
+def start(
+    argv: Sequence[str],
+    *,
+    read_only: bool = False,
+    check: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+    quiet: bool = False,
+) -> Iterator[Pending]:
+    """:func:`run` (captured, no stdin) started now and waited for by the block's ``.result()``,
+    so the caller works meanwhile (``history`` reads the local log while ``git ls-remote`` asks
+    origin). The same resolution, echo, dry-run rule, timeout (counted from the start), redaction
+    and errors as :func:`run`. Leaving the block without the result (an error meanwhile, Ctrl-C)
+    kills the command: nothing is left running behind us."""
+    args, full = _resolve(argv)
+    if _settings.get().dry_run and not read_only:
+        echo(f"$ {quote(args)}    # dry-run: not run")
+        yield Pending(args, None, check=check, timeout=timeout)
+        return
+    if not quiet:
+        echo(f"$ {quote(args)}")
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
+    started = _popen.Started(full, timeout=timeout, env=_merged_env(env), cwd=cwd, stdin=None)
+    try:
+        yield Pending(args, started, check=check, timeout=timeout)
+    finally:
+        started.stop()
 
 
 def _run_captured(
