@@ -23,7 +23,6 @@ import os
 import shlex
 import shutil
 import sys
-import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -40,6 +39,8 @@ if TYPE_CHECKING:
 # _MECHANICS: dex_tasks._popen (subprocess, selectors, signal, the reader threads: a sixth of the
 # start-up of `dex-tasks config`, bench/startup.py) is imported by the functions that start a
 # process, so a task that starts none (config, --help, an argument error) does not pay for it.
+# So is sysconfig, asked once by which() (shutil is not worth it: argparse's help formatter
+# imports it on every start).
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
@@ -92,6 +93,8 @@ class BytesResult:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Settings:
+    """What :func:`session` set for the commands run inside it."""
+
     dry_run: bool = False
     # Where streamed command output goes: stdout normally, stderr under --json so stdout stays JSON.
     stream_to: TextIO | None = None
@@ -134,6 +137,8 @@ def _scripts_dirs() -> tuple[str, ...]:
     # venv, but not in a Windows base install (python.exe in C:\Python311, ruff.exe in
     # C:\Python311\Scripts): sysconfig knows the scripts dir of both. Asked once: neither changes
     # while the interpreter runs, and sysconfig's answer was a third of each command's lookup.
+    import sysconfig  # noqa: PLC0415 - see _MECHANICS
+
     scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
     return tuple(dict.fromkeys(d for d in scripts if d))
 
