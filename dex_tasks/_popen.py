@@ -84,47 +84,83 @@ def captured_bytes(
     # Not subprocess.run: after a timeout it kills the child and then, on Windows, reads the pipes
     # until end-of-file with no limit, so a grandchild holding them (git-remote-https, ssh) hangs
     # us forever; and its `with Popen` closes pipes a reader thread may still hold (a deadlock).
-    process = _Captured(
-        argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=cwd,
-    )
-    deadline = None if timeout is None else time.monotonic() + timeout
-    data = stdin.encode("utf-8") if stdin is not None else None
-    try:
-        while True:
-            # In short steps, to notice a command that ended while a grandchild keeps its pipes
-            # open (ssh's ControlPersist master under `git fetch`): that is not a timeout.
-            step = (
-                POLL_INTERVAL
-                if deadline is None
-                else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
-            )
-            try:
-                # The input is handed over once; a repeated communicate() goes on where it was.
-                stdout, stderr = process.communicate(input=data, timeout=step)
-                break
-            except subprocess.TimeoutExpired as exc:
-                data = None
-                if process.poll() is not None:
-                    stdout, stderr = _drain(process, exc)
+    return Started(argv, timeout=timeout, env=env, cwd=cwd, stdin=stdin).collect()
+
+
+class Started:
+    """A captured command started now and collected later (:meth:`collect`), so the caller can
+    do other work while it runs (``history`` reads the local log while ``git ls-remote`` asks
+    origin). :func:`captured_bytes` is one started and collected at once. The timeout counts from
+    the start; :meth:`stop` kills a command that is not going to be collected (an error meanwhile)."""
+
+    def __init__(
+        self,
+        argv: tuple[str, ...],
+        *,
+        timeout: float | None,
+        env: dict[str, str] | None,
+        cwd: Path | str | None,
+        stdin: str | None,
+    ) -> None:
+        self._process = _Captured(
+            argv,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+        )
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._data = stdin.encode("utf-8") if stdin is not None else None
+        self._collecting = False
+
+    def collect(self) -> RawOutput:
+        """Wait for the command (until the deadline: :class:`TimedOut`) and return what it wrote."""
+        self._collecting = True
+        process, deadline, data = self._process, self._deadline, self._data
+        try:
+            while True:
+                # In short steps, to notice a command that ended while a grandchild keeps its pipes
+                # open (ssh's ControlPersist master under `git fetch`): that is not a timeout.
+                step = (
+                    POLL_INTERVAL
+                    if deadline is None
+                    else max(0.0, min(POLL_INTERVAL, deadline - time.monotonic()))
+                )
+                try:
+                    # The input is handed over once; a repeated communicate() goes on where it was.
+                    stdout, stderr = process.communicate(input=data, timeout=step)
                     break
-                if deadline is not None and time.monotonic() >= deadline:
-                    process.kill()
-                    stdout, stderr = _drain(process, exc)
-                    process.wait()  # killed: this returns at once and reaps the child
-                    raise TimedOut(stdout=_decode(stdout), stderr=_decode(stderr)) from None
-    except TimedOut:
-        raise
-    except BaseException:
-        # Ctrl-C and anything else: never leave the child running behind us.
-        process.kill()
-        process.wait()
-        raise
-    return RawOutput(returncode=process.returncode, stdout=_as_bytes(stdout), stderr=_decode(stderr))
+                except subprocess.TimeoutExpired as exc:
+                    data = None
+                    if process.poll() is not None:
+                        stdout, stderr = _drain(process, exc)
+                        break
+                    if deadline is not None and time.monotonic() >= deadline:
+                        process.kill()
+                        stdout, stderr = _drain(process, exc)
+                        process.wait()  # killed: this returns at once and reaps the child
+                        raise TimedOut(stdout=_decode(stdout), stderr=_decode(stderr)) from None
+        except TimedOut:
+            raise
+        except BaseException:
+            # Ctrl-C and anything else: never leave the child running behind us.
+            self.stop()
+            raise
+        return RawOutput(returncode=process.returncode, stdout=_as_bytes(stdout), stderr=_decode(stderr))
+
+    def stop(self) -> None:
+        """Kill the command if it still runs and reap it (idempotent). A command never collected
+        has its pipes closed too; after a collect they are communicate()'s (see :func:`_drain`)."""
+        process = self._process
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if not self._collecting:
+            for pipe in (process.stdin, process.stdout, process.stderr):
+                if pipe is not None and not pipe.closed:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
 
 
 class _Captured(subprocess.Popen[bytes]):

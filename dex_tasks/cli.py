@@ -31,6 +31,8 @@ DEBUG_ENV = "DEX_DEBUG"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class GlobalFlags:
+    """The flags accepted anywhere on the line (:func:`split_global_flags`)."""
+
     dry_run: bool = False
     json: bool = False
     directory: Path | None = None

@@ -343,7 +343,6 @@ def _table(value: object, hint: Any, where: str) -> dict[str, object]:
 def _build(
     cls: type[Any], table: Mapping[str, object], prefix: str, file_label: str, seen: set[str]
 ) -> dict[str, object]:
-    hints = typing.get_type_hints(cls)
     fields = {_toml_key(f.name): f for f in dataclasses.fields(cls) if f.init and f.name not in _INTERNAL}
     kwargs: dict[str, object] = {}
     for key, value in table.items():
@@ -352,7 +351,7 @@ def _build(
         if field is None:
             shown = dotted if control_character(dotted) is None else repr(dotted)  # stays one line
             raise ConfigError(f"{file_label}: unknown key {shown}" + _suggest(key, fields))
-        hint = hints[field.name]
+        hint = _hint(field)
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             if not isinstance(value, dict):
                 raise ConfigError(f"{file_label}: {dotted} must be a table ([{dotted}])")
@@ -364,6 +363,20 @@ def _build(
 
 
 _INTERNAL = frozenset({"root", "path", "from_file", "project_name"})
+# Annotations are strings (``from __future__ import annotations``). typing.get_type_hints evaluates
+# every field of a class, a compile each, on every load (29 per `dex-tasks config`); only the keys
+# the file sets need theirs, and the same few spellings (``str``, ``tuple[str, ...]``) recur, so
+# each spelling is evaluated once, here, in this module's namespace as get_type_hints would.
+_HINTS: dict[str, object] = {"str": str, "bool": bool, "int": int, "float": float}
+
+
+def _hint(field: dataclasses.Field[Any]) -> Any:
+    spelling = field.type
+    if not isinstance(spelling, str):  # pragma: no cover - every annotation here is a string
+        return spelling
+    if spelling not in _HINTS:
+        _HINTS[spelling] = eval(spelling, globals())  # noqa: S307 - our own annotations, not input
+    return _HINTS[spelling]
 
 
 def load(start: Path | None = None) -> Config:

@@ -23,7 +23,6 @@ import os
 import shlex
 import shutil
 import sys
-import sysconfig
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -35,9 +34,13 @@ if TYPE_CHECKING:
     import subprocess
     from collections.abc import Iterator, Mapping, Sequence
 
+    from dex_tasks import _popen
+
 # _MECHANICS: dex_tasks._popen (subprocess, selectors, signal, the reader threads: a sixth of the
 # start-up of `dex-tasks config`, bench/startup.py) is imported by the functions that start a
 # process, so a task that starts none (config, --help, an argument error) does not pay for it.
+# So is sysconfig, asked once by which() (shutil is not worth it: argparse's help formatter
+# imports it on every start).
 
 DEFAULT_TIMEOUT = 300.0
 """Seconds. Long commands (builds, test runs) pass their own, larger timeout."""
@@ -90,6 +93,8 @@ class BytesResult:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class _Settings:
+    """What :func:`session` set for the commands run inside it."""
+
     dry_run: bool = False
     # Where streamed command output goes: stdout normally, stderr under --json so stdout stays JSON.
     stream_to: TextIO | None = None
@@ -132,6 +137,8 @@ def _scripts_dirs() -> tuple[str, ...]:
     # venv, but not in a Windows base install (python.exe in C:\Python311, ruff.exe in
     # C:\Python311\Scripts): sysconfig knows the scripts dir of both. Asked once: neither changes
     # while the interpreter runs, and sysconfig's answer was a third of each command's lookup.
+    import sysconfig  # noqa: PLC0415 - see _MECHANICS
+
     scripts = [sysconfig.get_path("scripts"), str(Path(sys.executable).parent)]
     return tuple(dict.fromkeys(d for d in scripts if d))
 
@@ -311,6 +318,67 @@ def run_bytes(
     if check and done.returncode != 0:
         raise _failure(args, done.returncode, done.stderr or done.stdout.decode("utf-8", "replace"))
     return BytesResult(argv=args, returncode=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+class Pending:
+    """A command :func:`start` began: :meth:`result` waits for it (once; later calls repeat it)."""
+
+    def __init__(self, args: tuple[str, ...], started: _popen.Started | None, *, check: bool,
+                 timeout: float | None) -> None:  # fmt: skip
+        self._args, self._started, self._check, self._timeout = args, started, check, timeout
+        self._result: Result | None = None
+
+    def result(self) -> Result:
+        """:func:`run`'s result: the same decoding, timeout and error of a failed command."""
+        if self._result is None:
+            if self._started is None:  # dry-run printed it instead
+                self._result = Result(argv=self._args, returncode=0, stdout="", stderr="", skipped=True)
+            else:
+                from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
+                try:
+                    done = self._started.collect()
+                except _popen.TimedOut as exc:
+                    tail = redact.redact(_tail(exc.stderr or exc.stdout))
+                    raise _timed_out(self._args, self._timeout, tail) from None
+                stdout = done.stdout.decode("utf-8", "replace")
+                self._result = Result(argv=self._args, returncode=done.returncode, stdout=stdout,
+                                      stderr=done.stderr)  # fmt: skip
+        if self._check and self._result.returncode != 0:
+            raise _failure(self._args, self._result.returncode, self._result.stderr or self._result.stdout)
+        return self._result
+
+
+@contextlib.contextmanager
+def start(
+    argv: Sequence[str],
+    *,
+    read_only: bool = False,
+    check: bool = True,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | str | None = None,
+    quiet: bool = False,
+) -> Iterator[Pending]:
+    """:func:`run` (captured, no stdin) started now and waited for by the block's ``.result()``,
+    so the caller works meanwhile (``history`` reads the local log while ``git ls-remote`` asks
+    origin). The same resolution, echo, dry-run rule, timeout (counted from the start), redaction
+    and errors as :func:`run`. Leaving the block without the result (an error meanwhile, Ctrl-C)
+    kills the command: nothing is left running behind us."""
+    args, full = _resolve(argv)
+    if _settings.get().dry_run and not read_only:
+        echo(f"$ {quote(args)}    # dry-run: not run")
+        yield Pending(args, None, check=check, timeout=timeout)
+        return
+    if not quiet:
+        echo(f"$ {quote(args)}")
+    from dex_tasks import _popen  # noqa: PLC0415 - see _MECHANICS
+
+    started = _popen.Started(full, timeout=timeout, env=_merged_env(env), cwd=cwd, stdin=None)
+    try:
+        yield Pending(args, started, check=check, timeout=timeout)
+    finally:
+        started.stop()
 
 
 def _run_captured(

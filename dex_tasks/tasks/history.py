@@ -27,18 +27,27 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be a positive number")
     base = cfg.branch_for(env)
-    repo = state.open_repo(cfg, tip_of=git.tracking(base))
-    git.fetch_history(repo.root, base, shallow=repo.shallow, tip=repo.tip)
-    found = history.deployments(
-        repo.root,
-        git.tracking(base),
-        repo.overlay_path(cfg, env),
-        cfg.kustomize_image_name,
-        env,
-        signatures=True,
-    )
-    # A slice reads only what it returns: --limit N reads about N versions; no limit, all in one go.
-    entries = found[: args.limit]
+    # origin's URL (for the ls-remote below) is asked beside the one rev-parse that locates the clone.
+    with git.network_remote_meanwhile(cfg.root) as named:
+        repo = state.open_repo(cfg, tip_of=git.tracking(base))
+        remote = named()
+    path = repo.overlay_path(cfg, env)
+
+    def read() -> list[history.Deployment]:
+        found = history.deployments(
+            repo.root, git.tracking(base), path, cfg.kustomize_image_name, env, signatures=True
+        )
+        # A slice reads only what it returns: --limit N reads about N versions; no limit, all in one go.
+        return found[: args.limit]
+
+    # The local history is read while ls-remote asks origin where its branch is; read again only
+    # when origin moved (the fetch is then done): what is shown is always origin's history.
+    with git.fetch_history_meanwhile(
+        repo.root, base, shallow=repo.shallow, tip=repo.tip, named=remote
+    ) as settle:
+        entries = read()
+        if settle():
+            entries = read()
     rows = [
         [e.tag, _short(e.digest), e.commit[:12], e.date, e.author, e.action, _signature(e), e.subject]
         for e in entries
@@ -46,7 +55,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if rows:
         ctx.out(table(["TAG", "DIGEST", "COMMIT", "DATE", "AUTHOR", "ACTION", "SIGNED", "SUBJECT"], rows))
     else:
-        ctx.out(f"no deployments of {env} found in {repo.overlay_path(cfg, env)} on {base}")
+        ctx.out(f"no deployments of {env} found in {path} on {base}")
     return TaskResult(data={"env": env, "base": base, "entries": [e.as_json() for e in entries]})
 
 

@@ -29,7 +29,7 @@ from dex_tasks._untrusted import control_character
 from dex_tasks.errors import CommandFailed, DexError, GitRemoteConfigError, RemoteError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 REMOTE = "origin"
 FETCH_ATTEMPTS = 3  # a flaky network gets two more tries; a missing branch or auth failure none
@@ -198,7 +198,22 @@ def network_remote(root: Path, *, push: bool = False) -> tuple[str, dict[str, st
     the user name): then the URL without userinfo, and a credential helper fed from the environment.
     """
     args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
-    result = _query(root, *args, check=False)
+    return _network_remote_of(_query(root, *args, check=False))
+
+
+@contextlib.contextmanager
+def network_remote_meanwhile(start: Path) -> Iterator[Callable[[], tuple[str, dict[str, str | None]]]]:
+    """:func:`network_remote` (fetch side) with its ``git remote get-url`` started now and answered
+    by the call, so it runs beside the caller's own first git process (history's :func:`locate`).
+    ``start``: any directory of the repository, as for locate."""
+    argv = ("git", "-C", str(start), "remote", "get-url", REMOTE)
+    auth = auth_env(os.environ)
+    with proc.start(argv, read_only=True, check=False, quiet=True, env=auth or None) as pending:
+        yield lambda: _network_remote_of(pending.result())
+
+
+def _network_remote_of(result: proc.Result) -> tuple[str, dict[str, str | None]]:
+    """:func:`network_remote` from the result of its ``git remote get-url``."""
     url = result.stdout.strip() if result.ok else ""
     split = urllib.parse.urlsplit(url)
     if split.scheme.lower() not in {"http", "https"} or "@" not in split.netloc:
@@ -346,6 +361,54 @@ def fetch_history(root: Path, branch: str, *, shallow: bool, tip: str | None) ->
         return
     unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
     _fetch(root, branch, [*_FETCH, *unshallow, remote, f"+refs/heads/{branch}:{tracking(branch)}"], env)
+
+
+@contextlib.contextmanager
+def fetch_history_meanwhile(
+    root: Path,
+    branch: str,
+    *,
+    shallow: bool,
+    tip: str | None,
+    named: tuple[str, dict[str, str | None]] | None = None,
+) -> Iterator[Callable[[], bool]]:
+    """:func:`fetch_history` with its ``git ls-remote`` running while the block reads the local
+    history of ``tracking(branch)``: the network round trip overlaps the local work. The block
+    ends by calling what it is given: False when origin's branch is where the tracking ref was
+    (what the block read stands), True after a fetch done then (origin moved, or ls-remote failed
+    and the fetch says why with its retries and exit codes): the block reads again. A shallow
+    clone or a missing tracking ref is fetched before the block, as :func:`fetch_history` does,
+    and the call says False. Leaving the block early kills the ls-remote (:func:`proc.start`).
+    ``named``: :func:`network_remote`'s answer when the caller has it already."""
+    check_ref_name(branch)
+    remote, env = named or network_remote(root)
+    refspec = f"+refs/heads/{branch}:{tracking(branch)}"
+    if shallow or tip is None:
+        unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
+        _fetch(root, branch, [*_FETCH, *unshallow, remote, refspec], env)
+        yield lambda: False
+        return
+    ref = f"refs/heads/{branch}"
+    auth = auth_env(os.environ)
+    argv = ("git", "-C", str(root), "ls-remote", remote, ref)
+    with proc.start(argv, read_only=True, check=False, quiet=True, env={**auth, **env}) as pending:
+
+        def settle() -> bool:
+            if _tip_in(pending.result(), ref) == tip:
+                return False
+            _fetch(root, branch, [*_FETCH, remote, refspec], env)
+            return True
+
+        yield settle
+
+
+def _tip_in(result: proc.Result, ref: str) -> str | None:
+    """``ref``'s commit in a ``git ls-remote`` result; None when it failed or lacks the ref."""
+    if not result.ok:
+        return None
+    # A pattern matches the tail of a ref name (refs/heads/x/refs/heads/main too): the exact one.
+    return next((sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())
+                 if name == ref), None)  # fmt: skip
 
 
 def _remote_tip(root: Path, remote: str, env: dict[str, str | None], branch: str) -> str | None:

@@ -45,6 +45,13 @@ def test_token_in_remote_url_stays_out_of_every_argv(
         return original(argv, **kwargs)
 
     monkeypatch.setattr(proc, "run", observed)
+    started = proc.start
+
+    def observed_start(argv: Sequence[str], **kwargs: Any) -> Any:
+        argvs.append(tuple(str(arg) for arg in argv))
+        return started(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "start", observed_start)  # history's ls-remote, run beside its log
     trace = tmp_path / "git-trace.log"
     with serving(GitHTTPServer(repo.origin.parent, user=user, password=TOKEN)) as server:
         assert isinstance(server, GitHTTPServer)
@@ -58,6 +65,12 @@ def test_token_in_remote_url_stays_out_of_every_argv(
         # A PR push (ls-remote for the lease, then push) takes the same way.
         pr = run_cli("bump-overlay", "dev", t4, "--json", cwd=repo.clone)
         assert pr.code == 0, pr.err
+        # history asks origin by ls-remote while it reads the log: with the credential too.
+        before_history = len(argvs)
+        shown = run_cli("history", "prod", "--limit", "1", "--json", cwd=repo.clone)
+        assert any("ls-remote" in argv for argv in argvs[before_history:])  # not vacuous: through start
+        assert shown.code == 0, shown.err
+        assert [e["tag"] for e in json.loads(shown.out)["entries"]] == [t4]
     assert repo.tag("prod") == t4
     assert f"dex/bump-dev-{t4}" in repo.remote_branches()
     traced = trace.read_text(encoding="utf-8", errors="replace")
@@ -65,7 +78,7 @@ def test_token_in_remote_url_stays_out_of_every_argv(
     assert TOKEN not in traced
     assert argvs
     assert not [argv for argv in argvs if any(TOKEN in arg for arg in argv)]
-    assert TOKEN not in result.out + result.err + pr.out + pr.err
+    assert TOKEN not in result.out + result.err + pr.out + pr.err + shown.out + shown.err
     # The user's configuration is as it was: origin keeps its URL, no helper stored the token.
     monkeypatch.delenv("GIT_TRACE")
     assert userinfo in git("remote", "get-url", "origin", cwd=repo.clone)

@@ -438,6 +438,21 @@ def test_history_follows_origin_and_fetches_only_when_it_moved(repo: GitOpsRepo,
     )
 
 
+def test_history_without_a_tracking_ref_fetches_it_first(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # No origin/main in the clone yet: nothing local to read beside ls-remote, so the fetch comes
+    # first (one), and the history is origin's.
+    git("update-ref", "-d", "refs/remotes/origin/main", cwd=repo.clone)
+    result = run_cli("history", "stage", "--limit", "2", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    entries = _json(result.out)["entries"]
+    assert isinstance(entries, list)
+    assert [e["tag"] for e in entries] == [repo.tags[1], repo.tags[2]]
+    assert len([line for line in result.err.splitlines() if " fetch " in line]) == 1
+    assert git("rev-parse", "refs/remotes/origin/main", cwd=repo.clone) == git(
+        "rev-parse", "HEAD", cwd=repo.writer
+    )
+
+
 def test_shallow_clone_works(repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path) -> None:
     shallow = tmp_path / "shallow"
     git("clone", "--quiet", "--depth", "1", repo.origin.resolve().as_uri(), str(shallow), cwd=tmp_path)

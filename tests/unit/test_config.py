@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -366,3 +367,24 @@ def test_registry_keys_are_validated(tmp_path: Path, dex: str, message: str) -> 
     _project(tmp_path, dex)
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         config.load(tmp_path)
+
+
+def _sections(cls: type) -> list[type]:
+    """``cls`` and every config dataclass reachable from its fields."""
+    found = [cls]
+    for hint in typing.get_type_hints(cls).values():
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            found += _sections(hint)
+    return found
+
+
+def test_field_hints_are_what_get_type_hints_says() -> None:
+    # load resolves a field's annotation itself (once per spelling); it must be the same type
+    # typing.get_type_hints gives, for every field of every section, or a key would be checked
+    # against the wrong type.
+    sections = _sections(config.Config)
+    assert len(sections) >= 10
+    for cls in sections:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            assert config._hint(field) == hints[field.name], (cls.__name__, field.name)

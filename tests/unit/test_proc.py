@@ -6,6 +6,7 @@ import io
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -271,3 +272,77 @@ def test_stdin_text_reaches_the_process() -> None:
     code = "import sys; sys.stdout.write(sys.stdin.read().upper())"
     result = proc.run((sys.executable, "-c", code), read_only=True, quiet=True, stdin="secret-ish\n")
     assert result.stdout == "SECRET-ISH\n"
+
+
+def test_start_gives_what_run_gives_and_the_same_errors() -> None:
+    script = "import sys; print('out'); print('err', file=sys.stderr); sys.exit(int(sys.argv[1]))"
+    echo = io.StringIO()
+    with proc.session(echo_to=echo):
+        with proc.start([PY, "-c", script, "0"]) as pending:
+            done = pending.result()
+        assert pending.result() is done  # asked again: the same result, not a second wait
+        with proc.start([PY, "-c", script, "3"], check=False, quiet=True) as pending:
+            failed = pending.result()
+        with (
+            proc.start([PY, "-c", script, "5"], quiet=True) as pending,
+            pytest.raises(CommandFailed) as caught,
+        ):
+            pending.result()
+    assert (done.returncode, done.stdout, done.stderr) == (0, "out\n", "err\n")
+    assert (failed.returncode, failed.ok, failed.stdout) == (3, False, "out\n")
+    assert caught.value.returncode == 5
+    assert "exit code 5" in str(caught.value)
+    assert echo.getvalue() == f"$ {shlex.join([PY, '-c', script, '0'])}\n"  # quiet ones are not echoed
+
+
+def test_start_runs_while_the_caller_works_and_dry_run_only_prints_mutating(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    # The command waits for a file the caller writes after start returned: it runs meanwhile.
+    script = (
+        "import pathlib, sys, time\n"
+        "gate = pathlib.Path(sys.argv[1])\n"
+        "while not gate.exists(): time.sleep(0.01)\n"
+        "print('saw', gate.read_text())\n"
+    )
+    marker = tmp_path / "mutating-ran"
+    echo = io.StringIO()
+    with proc.session(dry_run=True, echo_to=echo):
+        with proc.start([PY, "-c", script, str(gate)], read_only=True, timeout=60) as pending:
+            gate.write_text("it")
+            assert pending.result().stdout == "saw it\n"
+        write = f"import pathlib; pathlib.Path({str(marker)!r}).write_text('x')"
+        with proc.start([PY, "-c", write]) as pending:
+            skipped = pending.result()
+    assert skipped.skipped
+    assert not marker.exists()
+    assert echo.getvalue().splitlines()[-1].endswith("# dry-run: not run")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(sys.platform == "win32", reason="checks the pid with os.kill(pid, 0)")
+def test_start_kills_the_command_when_the_block_ends_without_its_result(tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    script = f"import os, pathlib, time; pathlib.Path({str(pid_file)!r}).write_text(str(os.getpid()))\n"
+    script += "time.sleep(120)\n"
+    with (  # noqa: PT012 - the block waits for the child to start, then fails
+        proc.session(echo_to=io.StringIO()),
+        pytest.raises(RuntimeError, match="meanwhile"),
+        proc.start([PY, "-c", script], quiet=True),
+    ):
+        for _ in range(500):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.01)
+        raise RuntimeError("an error meanwhile")
+    _assert_gone(int(pid_file.read_text()))
+
+
+@pytest.mark.timeout(60)
+def test_start_times_out_like_run() -> None:
+    with (
+        proc.session(echo_to=io.StringIO()),
+        pytest.raises(CommandTimeout) as caught,
+        proc.start([PY, "-c", "import time; time.sleep(120)"], timeout=2, quiet=True) as pending,
+    ):
+        pending.result()
+    assert "timed out after 2s" in str(caught.value)
