@@ -323,15 +323,22 @@ def _check_local_branch(root: Path, change: Change) -> None:
 
 
 def apply(
-    report: Reporter, change: Change, *, config: Config, task: str, base_sha: str | None = None
+    report: Reporter,
+    change: Change,
+    *,
+    config: Config,
+    task: str,
+    base_sha: str | None = None,
+    repo: Repo | None = None,
 ) -> Outcome:
     """Make ``change`` (see module docstring). Raises DexError; leaves nothing half-done.
 
     ``report`` gets the human output; ``task`` names the job summary line in GitHub Actions.
     ``base_sha``: ``origin/<base>`` as the caller has just fetched it (to read the current tag),
     so the run fetches each branch once; None fetches it here. A push race re-fetches either way.
+    ``repo``: the caller's :func:`~dex_tasks.gitops.state.open_repo` of ``config`` (None: opened here).
     """
-    outcome = _apply(report, config, change, base_sha)
+    outcome = _apply(report, config, change, base_sha, repo or open_repo(config))
     _report(task, change, outcome)
     return outcome
 
@@ -404,8 +411,7 @@ class _Tree:
             (self.wt / path).write_bytes(text.encode("utf-8"))  # bytes: keep CRLF as it was
 
 
-def _apply(report: Reporter, cfg: Config, change: Change, base_sha: str | None) -> Outcome:
-    repo = open_repo(cfg)
+def _apply(report: Reporter, cfg: Config, change: Change, base_sha: str | None, repo: Repo) -> Outcome:
     git.check_ref_name(change.branch)
     if cfg.signs(change.envs):
         # Read-only and before the worktree: a setup git cannot sign with is refused (exit 2)

@@ -115,7 +115,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         digests={target: digest},
         registry_check=check.state,
     )
-    outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args))
+    outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args), repo=repo)
     return TaskResult(data=outcome.as_json())
 
 
