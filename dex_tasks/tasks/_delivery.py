@@ -83,6 +83,13 @@ def apply(
     ``repo``: the task's :func:`~dex_tasks.gitops.state.open_repo` (None opens it here), so a
     write asks git where the repository is once, not once per layer."""
 
+    with git.remembering_origin():  # the locks, the fetch and the push ask origin's URL once
+        return _apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo)
+
+
+def _apply(
+    ctx: Context, change: Change, *, base_sha: str | None, controls: guard.Overrides | None, repo: Repo | None
+) -> Outcome:
     repo = repo or state.open_repo(ctx.config)
     verdict = guard.check(
         ctx, ctx.config, repo, change.envs, action=change.action,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import dataclasses
 import os
 import re
@@ -164,8 +165,60 @@ def prefix(start: Path) -> str:
 
 
 def remote_url(root: Path, remote: str = REMOTE) -> str | None:
+    if remote == REMOTE:
+        return _origin_url(root, push=False)
     result = _query(root, "remote", "get-url", remote, check=False)
     return result.stdout.strip() if result.ok and result.stdout.strip() else None
+
+
+# origin's URLs inside remembering_origin(): {False: the fetch URL, True: the push URL}.
+_ORIGIN: contextvars.ContextVar[dict[bool, str | None] | None] = contextvars.ContextVar(
+    "dex_git_origin", default=None
+)
+
+
+@contextlib.contextmanager
+def remembering_origin() -> Iterator[None]:
+    """Inside the block origin's fetch and push URLs are asked once, by one ``git remote -v``.
+
+    A write asked ``git remote get-url`` four times, a process each: for the locks' ls-remote
+    (twice), the fetch and the push. For one repository whose remotes the block does not change
+    (a write task); a block inside another shares the outer one's answers.
+    """
+    if _ORIGIN.get() is not None:
+        yield
+        return
+    token = _ORIGIN.set({})
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def _origin_url(root: Path, *, push: bool) -> str | None:
+    """``git remote get-url [--push] origin``; None when there is no origin (or it has no URL)."""
+    memo = _ORIGIN.get()
+    if memo is None:
+        args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
+        result = _query(root, *args, check=False)
+        return result.stdout.strip() if result.ok and result.stdout.strip() else None
+    if push not in memo:
+        memo.update(_origin_urls(root))
+    return memo[push]
+
+
+def _origin_urls(root: Path) -> dict[bool, str | None]:
+    """origin's first fetch and first push URL as ``git remote -v`` lists them: what ``get-url``
+    and ``get-url --push`` print. builtin/remote.c prints each URL of the remote as ``<name>\t<url>
+    (fetch)``, then its pushurls (none: its URLs) as ``... (push)``, both after the
+    url.<base>.insteadOf / pushInsteadOf rewrites (remote.c alias_all_urls), as get-url does."""
+    found: dict[bool, str | None] = {False: None, True: None}
+    for line in _query(root, "remote", "-v", check=False).stdout.splitlines():
+        name, _, rest = line.partition("\t")
+        for push, suffix in ((False, " (fetch)"), (True, " (push)")):
+            if name == REMOTE and found[push] is None and rest.endswith(suffix):
+                found[push] = rest.removesuffix(suffix).strip() or None
+    return found
 
 
 def require_remote(root: Path, remote: str = REMOTE) -> str:
@@ -197,9 +250,7 @@ def network_remote(root: Path, *, push: bool = False) -> tuple[str, dict[str, st
     ``origin`` and no extra environment, unless its http(s) URL carries a password (or a token as
     the user name): then the URL without userinfo, and a credential helper fed from the environment.
     """
-    args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
-    result = _query(root, *args, check=False)
-    url = result.stdout.strip() if result.ok else ""
+    url = _origin_url(root, push=push) or ""
     split = urllib.parse.urlsplit(url)
     if split.scheme.lower() not in {"http", "https"} or "@" not in split.netloc:
         return REMOTE, {}
