@@ -708,6 +708,13 @@ def _hookless(wt: Path) -> tuple[str, ...]:
     return ("-c", f"core.hooksPath={empty}") if empty.is_dir() else ()
 
 
+# For commits in our temporary worktree: git commit and revert otherwise start `git maintenance run
+# --auto` (gc.auto) after each one, a process that competes with the render check for the CPU
+# while the write waits on it. The objects are the user's repository's; its own git commands
+# still run the maintenance.
+_NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+
+
 @contextlib.contextmanager
 def worktree(root: Path, rev: str) -> Iterator[Path]:
     """A temporary detached worktree of ``rev``; removed (and pruned) on any exit, Ctrl-C included.
@@ -769,8 +776,8 @@ def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path, sign: bo
     """
     # `commit -- <paths>` stages and commits those (tracked) files: no `git add` process first.
     try:
-        git(*_hookless(wt), "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", "--", *paths,
-            cwd=wt, stdin=message, env=identity_env(root))  # fmt: skip
+        git(*_hookless(wt), *_NO_AUTO_GC, "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", "--",
+            *paths, cwd=wt, stdin=message, env=identity_env(root))  # fmt: skip
     except CommandFailed as exc:
         raise _signing_error(exc, sign=sign) from None
     return head(wt)
@@ -781,6 +788,7 @@ def amend_message(wt: Path, message: str, *, root: Path, sign: bool = False) -> 
     try:
         git(
             *_hookless(wt),
+            *_NO_AUTO_GC,
             "commit",
             "--quiet",
             "--amend",
@@ -801,7 +809,7 @@ def revert(wt: Path, sha: str, *, root: Path) -> str:
     :func:`amend_message`, which signs the commit that leaves the worktree (one signature, one
     pinentry prompt, instead of two)."""
     try:
-        git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
+        git(*_hookless(wt), *_NO_AUTO_GC, "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
         signing = _signing_error(exc, sign=False)  # a user's commit.gpgSign = true that cannot sign
         if signing is not exc:
