@@ -105,6 +105,7 @@ def _apply(
     return outcome
 
 
+@git.remembering_origin()  # its fetch and the write ask origin's URLs once
 def rollback(
     ctx: Context,
     env: str,

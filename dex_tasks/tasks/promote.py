@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+@git.remembering_origin()  # its fetches and the write ask origin's URLs once
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
 
     cfg = ctx.config
