@@ -35,6 +35,8 @@ def client_for(root: Path) -> GitHub | None:
     """A GitHub client for the origin, None without a token (or for a host GitHub is not)."""
     from dex_tasks.tools import github  # noqa: PLC0415 - requests only for tasks that talk to GitHub
 
+    if github.token_from_env() is None:
+        return None  # asked first: without a token origin's URL is not needed (a git process less)
     try:
         return github.GitHub.from_env(remote_url=git.remote_url(root))
     except DexError:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import proc
 from dex_tasks.insight import deployments, notify
-from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     from dex_tasks.config import Config
@@ -32,7 +31,8 @@ def _notice_once(report: Reporter, text: str) -> None:
 
 
 def _client(report: Reporter, cfg: Config) -> GitHub | None:
-    client = deployments.client_for(git.toplevel(cfg.root))
+    # Any directory of the clone names its origin: no `git rev-parse --show-toplevel` for it.
+    client = deployments.client_for(cfg.root)
     if client is None:
         _notice_once(report, "GitHub deployments skipped: no GitHub token (GITHUB_TOKEN or GH_TOKEN)")
     return client

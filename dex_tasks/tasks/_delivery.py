@@ -70,13 +70,29 @@ def overrides(args: argparse.Namespace) -> guard.Overrides:
 
 
 def apply(
-    ctx: Context, change: Change, *, base_sha: str | None = None, controls: guard.Overrides | None = None
+    ctx: Context,
+    change: Change,
+    *,
+    base_sha: str | None = None,
+    controls: guard.Overrides | None = None,
+    repo: Repo | None = None,
 ) -> Outcome:
     """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name, after the
-    deploy controls (lock, freeze, soak: :mod:`dex_tasks.controls.guard`) let it through."""
+    deploy controls (lock, freeze, soak: :mod:`dex_tasks.controls.guard`) let it through.
 
+    ``repo``: the task's :func:`~dex_tasks.gitops.state.open_repo` (None opens it here), so a
+    write asks git where the repository is once, not once per layer."""
+
+    with git.remembering_origin():  # the locks, the fetch and the push ask origin's URL once
+        return _apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo)
+
+
+def _apply(
+    ctx: Context, change: Change, *, base_sha: str | None, controls: guard.Overrides | None, repo: Repo | None
+) -> Outcome:
+    repo = repo or state.open_repo(ctx.config)
     verdict = guard.check(
-        ctx, ctx.config, state.open_repo(ctx.config), change.envs, action=change.action,
+        ctx, ctx.config, repo, change.envs, action=change.action,
         overrides=controls or guard.Overrides(), from_env=change.from_env, tag=change.tag,
     )  # fmt: skip
     change = dataclasses.replace(
@@ -84,11 +100,12 @@ def apply(
         forced=change.forced or bool(verdict.forced),
         body=(*change.body, *(f"Forced: {reason}." for reason in verdict.forced)),
     )  # fmt: skip
-    outcome = workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha)
+    outcome = workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha, repo=repo)
     hooks.delivered(ctx, ctx.config, change, outcome)  # GitHub deployments + notification; never raises
     return outcome
 
 
+@git.remembering_origin()  # its fetch and the write ask origin's URLs once
 def rollback(
     ctx: Context,
     env: str,
@@ -154,7 +171,7 @@ def rollback(
     )
     try:
         controls = dataclasses.replace(controls or guard.Overrides(), emergency=emergency)
-        outcome = apply(ctx, change, base_sha=base_sha, controls=controls)
+        outcome = apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo)
     except BaseException as exc:
         if emergency and not ctx.dry_run:
             # The cluster already runs the old tag: say exactly how to make git match by hand,

@@ -51,7 +51,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             f"the environments live on different branches ({detail}): run bump-overlay once per branch"
         )
     base = bases.pop()
-    state.open_repo(cfg)  # not a git repository: exit 2 before the registry is asked
+    repo = state.open_repo(cfg)  # not a git repository: exit 2 before the registry is asked
     # Registry truth and the scan gate before any write (read-only: --dry-run asks too).
     with digests.RegistryCheck(cfg, off=not args.registry_check) as check:
         digest = check.require(tag)
@@ -76,7 +76,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         digests=dict.fromkeys(envs, digest),
         registry_check=check.state,
     )
-    outcome = _delivery.apply(ctx, change, controls=_delivery.overrides(args))
+    outcome = _delivery.apply(ctx, change, controls=_delivery.overrides(args), repo=repo)
     return TaskResult(data=outcome.as_json())
 
 

@@ -44,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+@git.remembering_origin()  # its fetches and the write ask origin's URLs once
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
 
     cfg = ctx.config
@@ -115,7 +116,7 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         digests={target: digest},
         registry_check=check.state,
     )
-    outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args))
+    outcome = _delivery.apply(ctx, change, base_sha=target_sha, controls=_delivery.overrides(args), repo=repo)
     return TaskResult(data=outcome.as_json())
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import dataclasses
 import os
 import re
@@ -140,7 +141,7 @@ class Located:
 def locate(start: Path, *, tip_of: str | None = None) -> Located:
     """:func:`toplevel`, :func:`prefix`, :func:`is_shallow` and, with ``tip_of``, that ref's commit
     (:func:`rev_parse`), in one git process: every task starts with the first two; a reader of
-    history needs the others before its fetch (:func:`fetch_history`)."""
+    history needs the others before its fetch (:func:`fetch_history_meanwhile`)."""
     args = ["rev-parse", "--show-toplevel", "--show-prefix", "--is-shallow-repository"]
     if tip_of is not None:
         args += ["--verify", "--quiet", "--end-of-options", f"{tip_of}^{{commit}}"]
@@ -164,8 +165,60 @@ def prefix(start: Path) -> str:
 
 
 def remote_url(root: Path, remote: str = REMOTE) -> str | None:
+    if remote == REMOTE:
+        return _origin_url(root, push=False)
     result = _query(root, "remote", "get-url", remote, check=False)
     return result.stdout.strip() if result.ok and result.stdout.strip() else None
+
+
+# origin's URLs inside remembering_origin(): {False: the fetch URL, True: the push URL}.
+_ORIGIN: contextvars.ContextVar[dict[bool, str | None] | None] = contextvars.ContextVar(
+    "dex_git_origin", default=None
+)
+
+
+@contextlib.contextmanager
+def remembering_origin() -> Iterator[None]:
+    """Inside the block origin's fetch and push URLs are asked once, by one ``git remote -v``.
+
+    A write asked ``git remote get-url`` four times, a process each: for the locks' ls-remote
+    (twice), the fetch and the push. For one repository whose remotes the block does not change
+    (a write task); a block inside another shares the outer one's answers.
+    """
+    if _ORIGIN.get() is not None:
+        yield
+        return
+    token = _ORIGIN.set({})
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def _origin_url(root: Path, *, push: bool) -> str | None:
+    """``git remote get-url [--push] origin``; None when there is no origin (or it has no URL)."""
+    memo = _ORIGIN.get()
+    if memo is None:
+        args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
+        result = _query(root, *args, check=False)
+        return result.stdout.strip() if result.ok and result.stdout.strip() else None
+    if push not in memo:
+        memo.update(_origin_urls(root))
+    return memo[push]
+
+
+def _origin_urls(root: Path) -> dict[bool, str | None]:
+    """origin's first fetch and first push URL as ``git remote -v`` lists them: what ``get-url``
+    and ``get-url --push`` print. builtin/remote.c prints each URL of the remote as ``<name>\t<url>
+    (fetch)``, then its pushurls (none: its URLs) as ``... (push)``, both after the
+    url.<base>.insteadOf / pushInsteadOf rewrites (remote.c alias_all_urls), as get-url does."""
+    found: dict[bool, str | None] = {False: None, True: None}
+    for line in _query(root, "remote", "-v", check=False).stdout.splitlines():
+        name, _, rest = line.partition("\t")
+        for push, suffix in ((False, " (fetch)"), (True, " (push)")):
+            if name == REMOTE and found[push] is None and rest.endswith(suffix):
+                found[push] = rest.removesuffix(suffix).strip() or None
+    return found
 
 
 def require_remote(root: Path, remote: str = REMOTE) -> str:
@@ -197,8 +250,7 @@ def network_remote(root: Path, *, push: bool = False) -> tuple[str, dict[str, st
     ``origin`` and no extra environment, unless its http(s) URL carries a password (or a token as
     the user name): then the URL without userinfo, and a credential helper fed from the environment.
     """
-    args = ("remote", "get-url", *(("--push",) if push else ()), REMOTE)
-    return _network_remote_of(_query(root, *args, check=False))
+    return _network_remote_of_url(_origin_url(root, push=push) or "")
 
 
 @contextlib.contextmanager
@@ -214,7 +266,11 @@ def network_remote_meanwhile(start: Path) -> Iterator[Callable[[], tuple[str, di
 
 def _network_remote_of(result: proc.Result) -> tuple[str, dict[str, str | None]]:
     """:func:`network_remote` from the result of its ``git remote get-url``."""
-    url = result.stdout.strip() if result.ok else ""
+    return _network_remote_of_url(result.stdout.strip() if result.ok else "")
+
+
+def _network_remote_of_url(url: str) -> tuple[str, dict[str, str | None]]:
+    """:func:`network_remote` for origin's URL (empty: no origin)."""
     split = urllib.parse.urlsplit(url)
     if split.scheme.lower() not in {"http", "https"} or "@" not in split.netloc:
         return REMOTE, {}
@@ -349,20 +405,6 @@ def fetch(root: Path, branch: str, *, unshallow: bool = False) -> str:
     return sha
 
 
-def fetch_history(root: Path, branch: str, *, shallow: bool, tip: str | None) -> None:
-    """:func:`fetch` with ``unshallow=True`` for a reader that walks ``tracking(branch)`` and needs
-    no commit id. The caller knows (:func:`locate`) whether the clone is shallow and where
-    ``tracking(branch)`` is (``tip``): a complete clone whose tracking ref is already at origin's
-    branch has nothing to fetch, which ``git ls-remote`` tells for less than a fetch (no
-    connectivity check); else one fetch (``--unshallow`` fetches and completes at once)."""
-    check_ref_name(branch)
-    remote, env = network_remote(root)
-    if not shallow and tip is not None and _remote_tip(root, remote, env, branch) == tip:
-        return
-    unshallow = ("--unshallow",) if shallow else ()  # git refuses it on a complete clone
-    _fetch(root, branch, [*_FETCH, *unshallow, remote, f"+refs/heads/{branch}:{tracking(branch)}"], env)
-
-
 @contextlib.contextmanager
 def fetch_history_meanwhile(
     root: Path,
@@ -372,14 +414,17 @@ def fetch_history_meanwhile(
     tip: str | None,
     named: tuple[str, dict[str, str | None]] | None = None,
 ) -> Iterator[Callable[[], bool]]:
-    """:func:`fetch_history` with its ``git ls-remote`` running while the block reads the local
-    history of ``tracking(branch)``: the network round trip overlaps the local work. The block
-    ends by calling what it is given: False when origin's branch is where the tracking ref was
-    (what the block read stands), True after a fetch done then (origin moved, or ls-remote failed
-    and the fetch says why with its retries and exit codes): the block reads again. A shallow
-    clone or a missing tracking ref is fetched before the block, as :func:`fetch_history` does,
-    and the call says False. Leaving the block early kills the ls-remote (:func:`proc.start`).
-    ``named``: :func:`network_remote`'s answer when the caller has it already."""
+    """For a reader that walks ``tracking(branch)`` and needs no commit id: :func:`fetch` with
+    ``unshallow=True``, its ``git ls-remote`` running while the block reads the local history of
+    ``tracking(branch)``, so the network round trip overlaps the local work (a complete clone whose
+    tracking ref is already at origin's branch has nothing to fetch, which ls-remote tells for less
+    than a fetch). The block ends by calling what it is given: False when origin's branch is where
+    the tracking ref was (what the block read stands), True after a fetch done then (origin moved,
+    or ls-remote failed and the fetch says why with its retries and exit codes): the block reads
+    again. A shallow clone or a missing tracking ref is fetched before the block (``--unshallow``
+    fetches and completes at once), and the call says False. Leaving the block early kills the
+    ls-remote (:func:`proc.start`). ``named``: :func:`network_remote`'s answer when the caller has
+    it already."""
     check_ref_name(branch)
     remote, env = named or network_remote(root)
     refspec = f"+refs/heads/{branch}:{tracking(branch)}"
@@ -404,18 +449,6 @@ def fetch_history_meanwhile(
 
 def _tip_in(result: proc.Result, ref: str) -> str | None:
     """``ref``'s commit in a ``git ls-remote`` result; None when it failed or lacks the ref."""
-    if not result.ok:
-        return None
-    # A pattern matches the tail of a ref name (refs/heads/x/refs/heads/main too): the exact one.
-    return next((sha for sha, _, name in (line.partition("\t") for line in result.stdout.splitlines())
-                 if name == ref), None)  # fmt: skip
-
-
-def _remote_tip(root: Path, remote: str, env: dict[str, str | None], branch: str) -> str | None:
-    """Origin's ``branch`` by ``git ls-remote``; None on any failure, for the fetch after it to
-    report (with its retries and exit codes) or on a branch origin lacks."""
-    ref = f"refs/heads/{branch}"
-    result = git("ls-remote", remote, ref, cwd=root, read_only=True, check=False, quiet=True, env=env)
     if not result.ok:
         return None
     # A pattern matches the tail of a ref name (refs/heads/x/refs/heads/main too): the exact one.
@@ -720,6 +753,13 @@ def _hookless(wt: Path) -> tuple[str, ...]:
     return ("-c", f"core.hooksPath={empty}") if empty.is_dir() else ()
 
 
+# For commits in our temporary worktree: git commit and revert otherwise start `git maintenance run
+# --auto` (gc.auto) after each one, a process that competes with the render check for the CPU
+# while the write waits on it. The objects are the user's repository's; its own git commands
+# still run the maintenance.
+_NO_AUTO_GC = ("-c", "gc.auto=0", "-c", "maintenance.auto=false")
+
+
 @contextlib.contextmanager
 def worktree(root: Path, rev: str) -> Iterator[Path]:
     """A temporary detached worktree of ``rev``; removed (and pruned) on any exit, Ctrl-C included.
@@ -781,8 +821,8 @@ def commit(wt: Path, message: str, paths: Sequence[str], *, root: Path, sign: bo
     """
     # `commit -- <paths>` stages and commits those (tracked) files: no `git add` process first.
     try:
-        git(*_hookless(wt), "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", "--", *paths,
-            cwd=wt, stdin=message, env=identity_env(root))  # fmt: skip
+        git(*_hookless(wt), *_NO_AUTO_GC, "commit", "--quiet", "--no-verify", *_sign(sign), "--file=-", "--",
+            *paths, cwd=wt, stdin=message, env=identity_env(root))  # fmt: skip
     except CommandFailed as exc:
         raise _signing_error(exc, sign=sign) from None
     return head(wt)
@@ -793,6 +833,7 @@ def amend_message(wt: Path, message: str, *, root: Path, sign: bool = False) -> 
     try:
         git(
             *_hookless(wt),
+            *_NO_AUTO_GC,
             "commit",
             "--quiet",
             "--amend",
@@ -813,7 +854,7 @@ def revert(wt: Path, sha: str, *, root: Path) -> str:
     :func:`amend_message`, which signs the commit that leaves the worktree (one signature, one
     pinentry prompt, instead of two)."""
     try:
-        git(*_hookless(wt), "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
+        git(*_hookless(wt), *_NO_AUTO_GC, "revert", "--no-edit", sha, cwd=wt, env=identity_env(root))
     except CommandFailed as exc:
         signing = _signing_error(exc, sign=False)  # a user's commit.gpgSign = true that cannot sign
         if signing is not exc:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from dex_tasks import proc
 from dex_tasks.config import load
 from dex_tasks.gitops import state
 from dex_tasks.tasks import Context
@@ -485,6 +487,32 @@ def test_overlay_that_does_not_render_is_refused(repo: GitOpsRepo, run_cli: CliR
     assert after["origin_refs"] == before["origin_refs"]
     assert after["worktrees"] == before["worktrees"]
     assert after["worktree_dirs"] == before["worktree_dirs"]
+
+
+@pytest.mark.parametrize("user_gogc", [None, "75"])
+def test_render_check_runs_kubectl_with_fewer_collections_unless_the_user_set_gogc(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, user_gogc: str | None
+) -> None:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    if user_gogc is None:
+        monkeypatch.delenv("GOGC", raising=False)
+    else:
+        monkeypatch.setenv("GOGC", user_gogc)
+    seen: list[str | None] = []
+    real = proc.run
+
+    def run(argv: tuple[str, ...], **kwargs: Any) -> proc.Result:
+        if argv[:2] == ("kubectl", "kustomize"):
+            env = kwargs.get("env") or {}
+            seen.append(env.get("GOGC", os.environ.get("GOGC")))
+        return real(argv, **kwargs)
+
+    monkeypatch.setattr(proc, "run", run)
+    result = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert seen == ["400" if user_gogc is None else user_gogc]
+    assert repo.tag("prod") == repo.tags[4]
 
 
 def test_tag_in_git(repo: GitOpsRepo) -> None:
