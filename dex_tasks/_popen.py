@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import select
 import subprocess
@@ -180,7 +181,11 @@ class _Captured(subprocess.Popen[bytes]):
         except OSError:  # an older kernel, or a sandbox without the call: CPython's way
             return super().wait(timeout)
         try:
-            exited, _, _ = select.select([fd], [], [], max(0.0, timeout))
+            # poll, not select: select takes no descriptor past FD_SETSIZE (1024), and a process
+            # with many files open gets pidfds past it. Both wait at most the timeout (ms here).
+            waiting = select.poll()
+            waiting.register(fd, select.POLLIN)
+            exited = waiting.poll(max(0, math.ceil(timeout * 1000)))
         finally:
             os.close(fd)
         if not exited:
