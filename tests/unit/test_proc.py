@@ -351,11 +351,13 @@ def test_start_times_out_like_run() -> None:
 @pytest.mark.timeout(60)
 def test_a_timed_out_start_times_out_again_when_asked_again() -> None:
     # The second result() must not collect the killed command anew (its exit -9 is no failure).
-    with proc.session(echo_to=io.StringIO()):
-        with proc.start([PY, "-c", "import time; time.sleep(120)"], timeout=1, quiet=True) as pending:
-            for _ in range(2):
-                with pytest.raises(CommandTimeout, match="timed out after 1s"):
-                    pending.result()
+    with (
+        proc.session(echo_to=io.StringIO()),
+        proc.start([PY, "-c", "import time; time.sleep(120)"], timeout=1, quiet=True) as pending,
+    ):
+        for _ in range(2):
+            with pytest.raises(CommandTimeout, match="timed out after 1s"):
+                pending.result()
 
 
 @pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="the pidfd wait is Linux's")
