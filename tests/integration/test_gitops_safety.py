@@ -390,3 +390,48 @@ def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
     assert needle in error_lines[0]
     assert "Traceback" not in result.err
     assert repo.snapshot() == before
+
+
+# The same overlays in an OLD commit, with a good version on top: history and rollback read old
+# versions from git; a hostile one is no deployment (skipped), never exit 70 or a refusal of the env.
+_HOSTILE_OLD = {
+    **{name: value for name, (value, _) in _HOSTILE_OVERLAYS.items()},
+    "deep nesting, digest mentioned": b"digest: x\nnewTag: " + b"[" * 20_000 + b"]" * 20_000,
+    "NUL, digest mentioned": b"newTag: sha-1\x00 # digest",
+    "alias bomb, digest mentioned": b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+    + b"".join(
+        b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n" % ((c, c) + (c - 1,) * 9) for c in range(98, 107)
+    )
+    + b"digest: *j\nnewTag: x",
+}
+
+
+@pytest.mark.parametrize("value", _HOSTILE_OLD.values(), ids=_HOSTILE_OLD)
+def test_a_hostile_old_overlay_version_is_skipped_by_history_and_rollback(
+    repo: GitOpsRepo, run_cli: CliRunner, value: bytes
+) -> None:
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    git("pull", "--quiet", "origin", "dev", cwd=w)
+    good = overlay_text("dev", repo.tags[0]).encode()
+    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
+    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    (w / overlay_path("dev")).write_bytes(overlay_text("dev", repo.tags[3]).encode())
+    git("commit", "--quiet", "-am", f"chore(dev): deploy {repo.tags[3]}", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    result = run_cli("history", "dev", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    before = repo.snapshot()
+    result = run_cli("rollback", "dev", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "internal error" not in result.err
+    assert "Traceback" not in result.err
+    assert repo.snapshot() == before
+    # --revert would put the hostile version back: a one-line refusal, origin and clone unchanged.
+    result = run_cli("rollback", "dev", "--revert", cwd=repo.clone)
+    assert "Traceback" not in result.err
+    assert "internal error" not in result.err
+    assert result.code == 2, result.err
+    assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
+    assert repo.snapshot() == before
