@@ -11,7 +11,7 @@ import pytest
 
 from dex_tasks.gitops import workflow
 from dex_tasks.tools import git as git_tool
-from tests.gitops_fixtures import GitOpsRepo, overlay_path, overlay_text
+from tests.gitops_fixtures import GitOpsRepo, branch_of, overlay_path, overlay_text
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -435,3 +435,37 @@ def test_a_hostile_old_overlay_version_is_skipped_by_history_and_rollback(
     assert result.code == 2, result.err
     assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
     assert repo.snapshot() == before
+
+
+def test_history_follows_origin_rewound_behind_the_tracking_ref(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # Someone force-pushed dev back one commit: the tracking ref is ahead of origin, so ls-remote's
+    # tip differs and history fetches (+refspec) instead of showing the commit origin dropped.
+    branch = branch_of("dev")
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    dropped = repo.head(branch)
+    git("update-ref", f"refs/heads/{branch}", f"{dropped}~1", cwd=repo.origin)
+    result = run_cli("history", "dev", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    commits = [entry["commit"] for entry in json.loads(result.out)["entries"]]
+    assert dropped not in commits
+    assert git("rev-parse", f"refs/remotes/origin/{branch}", cwd=repo.clone) == repo.head(branch)
+
+
+def test_history_of_a_branch_deleted_on_origin_says_so_like_a_first_fetch(
+    repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # ls-remote lists nothing: the fetch runs and names the missing branch, as it does for a clone
+    # that never had the tracking ref (the fetch-first path).
+    branch = branch_of("dev")
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    fresh = tmp_path / "fresh"
+    git("clone", "--quiet", "--no-checkout", str(repo.origin), str(fresh), cwd=tmp_path)
+    git("checkout", "--quiet", branch_of("prod") if branch != branch_of("prod") else "main", cwd=fresh)
+    git("update-ref", "-d", f"refs/remotes/origin/{branch}", cwd=fresh)
+    git("update-ref", "-d", f"refs/heads/{branch}", cwd=repo.origin)
+    results = [run_cli("history", "dev", cwd=where) for where in (repo.clone, fresh)]
+    lines = [[line for line in r.err.splitlines() if "error:" in line] for r in results]
+    assert [r.code for r in results] == [results[1].code] * 2
+    assert results[0].code not in {0, 70}, results[0].err
+    assert len(lines[0]) == 1, results[0].err
+    assert lines[0] == lines[1]
