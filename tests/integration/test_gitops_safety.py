@@ -469,3 +469,39 @@ def test_history_of_a_branch_deleted_on_origin_says_so_like_a_first_fetch(
     assert results[0].code not in {0, 70}, results[0].err
     assert len(lines[0]) == 1, results[0].err
     assert lines[0] == lines[1]
+
+
+_HOSTILE_TASKS = {
+    "promote from it": ("promote", "dev", "stage", "--verify", "git"),
+    "rollback of it": ("rollback", "dev"),
+    "rollback --revert of it": ("rollback", "dev", "--revert"),
+    "history of it": ("history", "dev"),
+    "status": ("status",),
+}
+
+
+@pytest.mark.parametrize("argv", _HOSTILE_TASKS.values(), ids=_HOSTILE_TASKS)
+@pytest.mark.parametrize("name", ["int-tagged newTag", "not UTF-8", "deep nesting"])
+def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...], name: str
+) -> None:
+    value, _ = _HOSTILE_OVERLAYS[name]
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    git("pull", "--quiet", "origin", "dev", cwd=w)
+    good = overlay_text("dev", repo.tags[0]).encode()
+    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
+    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    before = repo.snapshot()
+    result = run_cli(*argv, cwd=repo.clone)
+    assert "Traceback" not in result.err
+    assert result.code in {0, 2}, result.err
+    if result.code == 2:
+        assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
+    if "--revert" in argv and result.code == 0:
+        # Reverting the hand edit is what was asked: the version before it is back, nothing else.
+        assert repo.tag("dev") == repo.tags[0]
+        return
+    assert repo.snapshot() == before
