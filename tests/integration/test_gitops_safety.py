@@ -486,6 +486,7 @@ def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
     repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...], name: str
 ) -> None:
     value, _ = _HOSTILE_OVERLAYS[name]
+    earlier = repo.tag("dev")
     w = repo.writer
     git("checkout", "--quiet", "dev", cwd=w)
     git("pull", "--quiet", "origin", "dev", cwd=w)
@@ -502,6 +503,6 @@ def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
         assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
     if "--revert" in argv and result.code == 0:
         # Reverting the hand edit is what was asked: the version before it is back, nothing else.
-        assert repo.tag("dev") == repo.tags[0]
+        assert repo.tag("dev") == earlier
         return
     assert repo.snapshot() == before
