@@ -114,6 +114,17 @@ class Started:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._data = stdin.encode("utf-8") if stdin is not None else None
         self._collecting = False
+        self._started_at = time.monotonic()
+
+    def exited_within(self, seconds: float) -> bool:
+        """Whether the command has ended, or ends within ``seconds`` of its start (waiting until
+        then at most), so the caller can say what it waits for before a longer wait. For commands
+        that write little (their output must fit in the pipe until :meth:`collect` reads it)."""
+        try:
+            self._process.wait(max(0.0, self._started_at + seconds - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def collect(self) -> RawOutput:
         """Wait for the command (until the deadline: :class:`TimedOut`) and return what it wrote."""

@@ -329,6 +329,11 @@ class Pending:
         self._result: Result | None = None
         self._timed_out: CommandTimeout | None = None
 
+    def ended_within(self, seconds: float) -> bool:
+        """Whether the command has ended, or ends within ``seconds`` of its start (waiting at
+        most until then): False tells the caller to say what it waits for before :meth:`result`."""
+        return self._result is not None or self._started is None or self._started.exited_within(seconds)
+
     def result(self) -> Result:
         """:func:`run`'s result: the same decoding, timeout and error of a failed command."""
         if self._timed_out is not None:  # asked again: the same timeout, not the killed command's exit

@@ -445,6 +445,8 @@ def fetch_history_meanwhile(
     with proc.start(argv, read_only=True, check=False, quiet=True, env={**auth, **env}) as pending:
 
         def settle() -> bool:
+            if not pending.ended_within(progress.SAY_AFTER):  # a slow origin: say what we wait for
+                progress.waiting(f"origin's {branch} (git ls-remote)", 1, 1)
             if _tip_in(pending.result(), ref) == tip:
                 return False
             _fetch(root, branch, [*_FETCH, remote, refspec], env)

@@ -506,3 +506,19 @@ def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
         assert repo.tag("dev") == earlier
         return
     assert repo.snapshot() == before
+
+
+def test_history_says_it_waits_for_a_slow_origin(
+    repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ls-remote runs quietly beside the local log; when origin takes longer than progress.SAY_AFTER
+    # to answer, history says what it waits for instead of looking hung.
+    slow = tmp_path / "slow-ssh"
+    slow.write_text('#!/bin/sh\nsleep 3\nshift\nexec sh -c "$*"\n', encoding="utf-8")
+    slow.chmod(0o755)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    git("config", "remote.origin.url", f"ssh://slowhost{repo.origin}", cwd=repo.clone)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(slow))
+    result = run_cli("history", "dev", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "# waiting for origin's dev (git ls-remote) (attempt 1/1)" in result.err
