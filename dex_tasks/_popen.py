@@ -175,6 +175,11 @@ class Started:
                         pipe.close()
 
 
+# poll() takes its timeout in milliseconds in a C int (~24.8 days); a longer bound is cut to it,
+# and an exit still wakes the wait at once.
+_POLL_MS_MAX = 2**31 - 1
+
+
 class _Captured(subprocess.Popen[bytes]):
     """Popen whose bounded wait wakes up when the command exits, where the system can say so.
 
@@ -196,7 +201,7 @@ class _Captured(subprocess.Popen[bytes]):
             # with many files open gets pidfds past it. Both wait at most the timeout (ms here).
             waiting = select.poll()
             waiting.register(fd, select.POLLIN)
-            exited = waiting.poll(max(0, math.ceil(timeout * 1000)))
+            exited = waiting.poll(min(_POLL_MS_MAX, max(0, math.ceil(timeout * 1000))))
         finally:
             os.close(fd)
         if not exited:

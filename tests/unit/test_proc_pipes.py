@@ -127,3 +127,12 @@ def test_exit_codes_come_through_the_wait() -> None:
             assert result.returncode == code
             with proc.start([PY, "-c", f"raise SystemExit({code})"], check=False, timeout=30) as pending:
                 assert pending.result().returncode == code
+
+
+@pytest.mark.usefixtures("wait_kind")
+def test_a_bounded_wait_takes_a_timeout_of_any_size() -> None:
+    # poll() takes milliseconds in a C int (about 24.8 days): a longer bound still waits.
+    from dex_tasks import _popen  # noqa: PLC0415 - the mechanics themselves
+
+    with _popen._Captured([PY, "-c", "pass"]) as process:
+        assert process.wait(timeout=10.0**8) == 0
