@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import select
 import subprocess
@@ -113,6 +114,17 @@ class Started:
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._data = stdin.encode("utf-8") if stdin is not None else None
         self._collecting = False
+        self._started_at = time.monotonic()
+
+    def exited_within(self, seconds: float) -> bool:
+        """Whether the command has ended, or ends within ``seconds`` of its start (waiting until
+        then at most), so the caller can say what it waits for before a longer wait. For commands
+        that write little (their output must fit in the pipe until :meth:`collect` reads it)."""
+        try:
+            self._process.wait(max(0.0, self._started_at + seconds - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def collect(self) -> RawOutput:
         """Wait for the command (until the deadline: :class:`TimedOut`) and return what it wrote."""
@@ -163,6 +175,11 @@ class Started:
                         pipe.close()
 
 
+# poll() takes its timeout in milliseconds in a C int (~24.8 days); a longer bound is cut to it,
+# and an exit still wakes the wait at once.
+_POLL_MS_MAX = 2**31 - 1
+
+
 class _Captured(subprocess.Popen[bytes]):
     """Popen whose bounded wait wakes up when the command exits, where the system can say so.
 
@@ -180,7 +197,11 @@ class _Captured(subprocess.Popen[bytes]):
         except OSError:  # an older kernel, or a sandbox without the call: CPython's way
             return super().wait(timeout)
         try:
-            exited, _, _ = select.select([fd], [], [], max(0.0, timeout))
+            # poll, not select: select takes no descriptor past FD_SETSIZE (1024), and a process
+            # with many files open gets pidfds past it. Both wait at most the timeout (ms here).
+            waiting = select.poll()
+            waiting.register(fd, select.POLLIN)
+            exited = waiting.poll(min(_POLL_MS_MAX, max(0, math.ceil(timeout * 1000))))
         finally:
             os.close(fd)
         if not exited:

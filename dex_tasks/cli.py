@@ -154,10 +154,11 @@ def _task_attr(spec: TaskSpec, attr: str) -> Callable[..., Any]:
 def _parse(argv: Sequence[str]) -> tuple[GlobalFlags, argparse.Namespace, TaskSpec]:
     flags, rest = split_global_flags(argv)
     named = _first_task(rest)
-    # The other tasks' subcommands only where the line can show them: the top-level help before
-    # the task's name, or no task named ("invalid choice" lists them). Building all of them is
-    # most of a short run's parse (each subparser asks gettext for its group titles).
-    listed = named is None or any(arg in {"-h", "--help"} for arg in rest[: rest.index(named)])
+    # The other tasks' subcommands only where the line can show them: anything before the task's
+    # name (the top-level help; a word such as `-` or `-1`, which argparse takes for TASK and whose
+    # "invalid choice" lists them), or no task named. Building all of them is most of a short run's
+    # parse (each subparser asks gettext for its group titles).
+    listed = named is None or rest[0] != named
     parser = build_parser(with_arguments=() if named is None else (named,), only=None if listed else named)
     args, extra = parser.parse_known_args(rest)
     spec = BY_NAME[args.task]

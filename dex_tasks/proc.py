@@ -327,9 +327,17 @@ class Pending:
                  timeout: float | None) -> None:  # fmt: skip
         self._args, self._started, self._check, self._timeout = args, started, check, timeout
         self._result: Result | None = None
+        self._timed_out: CommandTimeout | None = None
+
+    def ended_within(self, seconds: float) -> bool:
+        """Whether the command has ended, or ends within ``seconds`` of its start (waiting at
+        most until then): False tells the caller to say what it waits for before :meth:`result`."""
+        return self._result is not None or self._started is None or self._started.exited_within(seconds)
 
     def result(self) -> Result:
         """:func:`run`'s result: the same decoding, timeout and error of a failed command."""
+        if self._timed_out is not None:  # asked again: the same timeout, not the killed command's exit
+            raise self._timed_out
         if self._result is None:
             if self._started is None:  # dry-run printed it instead
                 self._result = Result(argv=self._args, returncode=0, stdout="", stderr="", skipped=True)
@@ -340,7 +348,8 @@ class Pending:
                     done = self._started.collect()
                 except _popen.TimedOut as exc:
                     tail = redact.redact(_tail(exc.stderr or exc.stdout))
-                    raise _timed_out(self._args, self._timeout, tail) from None
+                    self._timed_out = _timed_out(self._args, self._timeout, tail)
+                    raise self._timed_out from None
                 stdout = done.stdout.decode("utf-8", "replace")
                 self._result = Result(argv=self._args, returncode=done.returncode, stdout=stdout,
                                       stderr=done.stderr)  # fmt: skip

@@ -14,6 +14,7 @@ import sys
 from dex_tasks import redact
 
 PREFIX = "# waiting for"
+SAY_AFTER = 2.0  # seconds: a wait longer than this gets its line first
 
 
 def line(what: str, attempt: int, attempts: int, next_in: float | None = None, why: str = "") -> str:

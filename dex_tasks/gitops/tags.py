@@ -60,12 +60,12 @@ def validate_tag(tag: str, *, preview: bool = False, allow_latest: bool = False)
             return tag
         raise UsageError("tag 'latest' is never written into an overlay: use the sha-<hex> tag of the build")
     raise UsageError(
-        f"invalid tag {_shown(tag)}: "
+        f"invalid tag {shown(tag)}: "
         "expected sha- followed by 7 to 40 lowercase hex digits (e.g. sha-1a2b3c4d)"
         + (", pr-<N>" if preview else "")
     )
 
 
-def _shown(value: str, limit: int = 60) -> str:
+def shown(value: str, limit: int = 60) -> str:
     """``repr`` of bad input, cut short: the error stays one readable line whatever was pasted."""
     return repr(value) if len(value) <= limit else repr(value[:limit]) + f"... ({len(value)} characters)"

@@ -22,6 +22,7 @@ from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterable, Iterator
 
     from dex_tasks.config import Config
     from dex_tasks.gitops.state import Repo
@@ -242,7 +243,7 @@ def _choose(
             _refuse_second_rollback(env, top, current=current, base=base)
         gone: list[str] = []
         found = None
-        for candidate in history.known_good(entries, current):
+        for candidate in _builds(ctx, history.known_good(entries, current)):
             if check.exists(candidate):
                 found = candidate
                 break
@@ -262,6 +263,17 @@ def _choose(
         # Asked for by name, so allowed; but the last-known-good rule would never pick it.
         ctx.warn(f"{tag} was rolled back from before in {env} (known bad); rolling back to it as asked")
     return tag, None
+
+
+def _builds(ctx: Context, candidates: Iterable[str]) -> Iterator[str]:
+    """The ``sha-<hex>`` tags among ``candidates``, lazily; the others are warned about and skipped.
+    An old hand edit (``newTag: !!int 1234567``, bytes that are not UTF-8) is in the history, but no
+    build of ours, and writing it would be refused after the candidate was chosen."""
+    for candidate in candidates:
+        if tags.is_sha_tag(candidate):
+            yield candidate
+        else:
+            ctx.warn(f"skipping {tags.shown(candidate)}: not a sha-<hex> tag (a hand edit in the history)")
 
 
 def _refuse_second_rollback(env: str, last: history.Deployment, *, current: str | None, base: str) -> None:

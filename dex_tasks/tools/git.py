@@ -211,13 +211,19 @@ def _origin_urls(root: Path) -> dict[bool, str | None]:
     """origin's first fetch and first push URL as ``git remote -v`` lists them: what ``get-url``
     and ``get-url --push`` print. builtin/remote.c prints each URL of the remote as ``<name>\t<url>
     (fetch)``, then its pushurls (none: its URLs) as ``... (push)``, both after the
-    url.<base>.insteadOf / pushInsteadOf rewrites (remote.c alias_all_urls), as get-url does."""
+    url.<base>.insteadOf / pushInsteadOf rewrites (remote.c alias_all_urls), as get-url does. A
+    partial clone's fetch line ends in its filter, ``(fetch) [blob:none]`` (get_one_entry)."""
     found: dict[bool, str | None] = {False: None, True: None}
     for line in _query(root, "remote", "-v", check=False).stdout.splitlines():
         name, _, rest = line.partition("\t")
-        for push, suffix in ((False, " (fetch)"), (True, " (push)")):
-            if name == REMOTE and found[push] is None and rest.endswith(suffix):
-                found[push] = rest.removesuffix(suffix).strip() or None
+        if name != REMOTE:
+            continue
+        if found[True] is None and rest.endswith(" (push)"):
+            found[True] = rest.removesuffix(" (push)").strip() or None
+        elif found[False] is None and rest.endswith(" (fetch)"):
+            found[False] = rest.removesuffix(" (fetch)").strip() or None
+        elif found[False] is None and rest.endswith("]") and " (fetch) [" in rest:
+            found[False] = rest[: rest.rindex(" (fetch) [")].strip() or None
     return found
 
 
@@ -439,6 +445,8 @@ def fetch_history_meanwhile(
     with proc.start(argv, read_only=True, check=False, quiet=True, env={**auth, **env}) as pending:
 
         def settle() -> bool:
+            if not pending.ended_within(progress.SAY_AFTER):  # a slow origin: say what we wait for
+                progress.waiting(f"origin's {branch} (git ls-remote)", 1, 1)
             if _tip_in(pending.result(), ref) == tip:
                 return False
             _fetch(root, branch, [*_FETCH, remote, refspec], env)

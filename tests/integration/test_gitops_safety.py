@@ -11,7 +11,7 @@ import pytest
 
 from dex_tasks.gitops import workflow
 from dex_tasks.tools import git as git_tool
-from tests.gitops_fixtures import GitOpsRepo, overlay_path, overlay_text
+from tests.gitops_fixtures import GitOpsRepo, branch_of, overlay_path, overlay_text
 from tests.helpers import git
 
 if TYPE_CHECKING:
@@ -390,3 +390,135 @@ def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
     assert needle in error_lines[0]
     assert "Traceback" not in result.err
     assert repo.snapshot() == before
+
+
+# The same overlays in an OLD commit, with a good version on top: history and rollback read old
+# versions from git; a hostile one is no deployment (skipped), never exit 70 or a refusal of the env.
+_HOSTILE_OLD = {
+    **{name: value for name, (value, _) in _HOSTILE_OVERLAYS.items()},
+    "deep nesting, digest mentioned": b"digest: x\nnewTag: " + b"[" * 20_000 + b"]" * 20_000,
+    "NUL, digest mentioned": b"newTag: sha-1\x00 # digest",
+    "alias bomb, digest mentioned": b"a: &a [x,x,x,x,x,x,x,x,x]\n"
+    + b"".join(
+        b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n" % ((c, c) + (c - 1,) * 9) for c in range(98, 107)
+    )
+    + b"digest: *j\nnewTag: x",
+}
+
+
+@pytest.mark.parametrize("value", _HOSTILE_OLD.values(), ids=_HOSTILE_OLD)
+def test_a_hostile_old_overlay_version_is_skipped_by_history_and_rollback(
+    repo: GitOpsRepo, run_cli: CliRunner, value: bytes
+) -> None:
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    git("pull", "--quiet", "origin", "dev", cwd=w)
+    good = overlay_text("dev", repo.tags[0]).encode()
+    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
+    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    (w / overlay_path("dev")).write_bytes(overlay_text("dev", repo.tags[3]).encode())
+    git("commit", "--quiet", "-am", f"chore(dev): deploy {repo.tags[3]}", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    result = run_cli("history", "dev", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    before = repo.snapshot()
+    result = run_cli("rollback", "dev", "--dry-run", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "internal error" not in result.err
+    assert "Traceback" not in result.err
+    assert repo.snapshot() == before
+    # --revert would put the hostile version back: a one-line refusal, origin and clone unchanged.
+    result = run_cli("rollback", "dev", "--revert", cwd=repo.clone)
+    assert "Traceback" not in result.err
+    assert "internal error" not in result.err
+    assert result.code == 2, result.err
+    assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
+    assert repo.snapshot() == before
+
+
+def test_history_follows_origin_rewound_behind_the_tracking_ref(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+    # Someone force-pushed dev back one commit: the tracking ref is ahead of origin, so ls-remote's
+    # tip differs and history fetches (+refspec) instead of showing the commit origin dropped.
+    branch = branch_of("dev")
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    dropped = repo.head(branch)
+    git("update-ref", f"refs/heads/{branch}", f"{dropped}~1", cwd=repo.origin)
+    result = run_cli("history", "dev", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    commits = [entry["commit"] for entry in json.loads(result.out)["entries"]]
+    assert dropped not in commits
+    assert git("rev-parse", f"refs/remotes/origin/{branch}", cwd=repo.clone) == repo.head(branch)
+
+
+def test_history_of_a_branch_deleted_on_origin_says_so_like_a_first_fetch(
+    repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path
+) -> None:
+    # ls-remote lists nothing: the fetch runs and names the missing branch, as it does for a clone
+    # that never had the tracking ref (the fetch-first path).
+    branch = branch_of("dev")
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    fresh = tmp_path / "fresh"
+    git("clone", "--quiet", "--no-checkout", str(repo.origin), str(fresh), cwd=tmp_path)
+    git("checkout", "--quiet", branch_of("prod") if branch != branch_of("prod") else "main", cwd=fresh)
+    git("update-ref", "-d", f"refs/remotes/origin/{branch}", cwd=fresh)
+    git("update-ref", "-d", f"refs/heads/{branch}", cwd=repo.origin)
+    results = [run_cli("history", "dev", cwd=where) for where in (repo.clone, fresh)]
+    lines = [[line for line in r.err.splitlines() if "error:" in line] for r in results]
+    assert [r.code for r in results] == [results[1].code] * 2
+    assert results[0].code not in {0, 70}, results[0].err
+    assert len(lines[0]) == 1, results[0].err
+    assert lines[0] == lines[1]
+
+
+_HOSTILE_TASKS = {
+    "promote from it": ("promote", "dev", "stage", "--verify", "git"),
+    "rollback of it": ("rollback", "dev"),
+    "rollback --revert of it": ("rollback", "dev", "--revert"),
+    "history of it": ("history", "dev"),
+    "status": ("status",),
+}
+
+
+@pytest.mark.parametrize("argv", _HOSTILE_TASKS.values(), ids=_HOSTILE_TASKS)
+@pytest.mark.parametrize("name", ["int-tagged newTag", "not UTF-8", "deep nesting"])
+def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
+    repo: GitOpsRepo, run_cli: CliRunner, argv: tuple[str, ...], name: str
+) -> None:
+    value, _ = _HOSTILE_OVERLAYS[name]
+    earlier = repo.tag("dev")
+    w = repo.writer
+    git("checkout", "--quiet", "dev", cwd=w)
+    git("pull", "--quiet", "origin", "dev", cwd=w)
+    good = overlay_text("dev", repo.tags[0]).encode()
+    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
+    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    git("push", "--quiet", "origin", "dev", cwd=w)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    before = repo.snapshot()
+    result = run_cli(*argv, cwd=repo.clone)
+    assert "Traceback" not in result.err
+    assert result.code in {0, 2}, result.err
+    if result.code == 2:
+        assert len([line for line in result.err.splitlines() if "error:" in line]) == 1, result.err
+    if "--revert" in argv and result.code == 0:
+        # Reverting the hand edit is what was asked: the version before it is back, nothing else.
+        assert repo.tag("dev") == earlier
+        return
+    assert repo.snapshot() == before
+
+
+def test_history_says_it_waits_for_a_slow_origin(
+    repo: GitOpsRepo, run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ls-remote runs quietly beside the local log; when origin takes longer than progress.SAY_AFTER
+    # to answer, history says what it waits for instead of looking hung.
+    slow = tmp_path / "slow-ssh"
+    slow.write_text('#!/bin/sh\nsleep 3\nshift\nexec sh -c "$*"\n', encoding="utf-8")
+    slow.chmod(0o755)
+    git("fetch", "--quiet", "origin", cwd=repo.clone)
+    git("config", "remote.origin.url", f"ssh://slowhost{repo.origin}", cwd=repo.clone)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(slow))
+    result = run_cli("history", "dev", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert "# waiting for origin's dev (git ls-remote) (attempt 1/1)" in result.err

@@ -164,6 +164,19 @@ def test_a_task_run_builds_only_its_own_subcommand(monkeypatch: pytest.MonkeyPat
     assert len(built) == len(registry.TASKS)  # the error lists every task
 
 
+@pytest.mark.parametrize("argv", [["-", "history", "prod"], ["-1", "history", "prod"]])
+def test_a_word_before_the_task_is_refused_with_every_task_listed(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Not the task's name first: argparse takes that word for TASK, and its "invalid choice" lists
+    # the tasks it knows, so all of them must be built (not just the one named further on).
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err
+    for name in CONTRACT:
+        assert repr(name) in err
+
+
 def test_dash_c_runs_in_that_directory(tmp_path: Path, run_cli: CliRunner) -> None:
     (tmp_path / "pyproject.toml").write_text('[tool.dex]\nimage = "ghcr.io/acme/x"\n', encoding="utf-8")
     result = run_cli("config", "--json", "-C", str(tmp_path))

@@ -43,6 +43,21 @@ SETUPS = {
         ["remote", "add", "origin", "/tmp/a dir/first.git"],
         ["remote", "set-url", "--add", "origin", "/tmp/second.git"],
     ],
+    # A partial clone (actions/checkout's `filter: blob:none`): remote -v adds the filter after
+    # the fetch line's "(fetch)" (builtin/remote.c get_one_entry).
+    "partial clone filter": [
+        ["remote", "add", "origin", "https://example.com/org/repo.git"],
+        ["config", "remote.origin.partialclonefilter", "blob:none"],
+    ],
+    "partial clone filter, pushurl, a URL ending in ]": [
+        ["remote", "add", "origin", "http://[::1]"],
+        ["remote", "set-url", "--push", "origin", "ssh://git@example.com/org/repo.git"],
+        ["config", "remote.origin.partialclonefilter", "blob:limit=1m"],
+    ],
+    "a tab and (push) inside the URL, a filter": [
+        ["remote", "add", "origin", "https://example.com/a b\ttab (push)/r.git"],
+        ["config", "remote.origin.partialclonefilter", "tree:0"],
+    ],
 }
 
 

@@ -346,3 +346,39 @@ def test_start_times_out_like_run() -> None:
     ):
         pending.result()
     assert "timed out after 2s" in str(caught.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_timed_out_start_times_out_again_when_asked_again() -> None:
+    # The second result() must not collect the killed command anew (its exit -9 is no failure).
+    with (
+        proc.session(echo_to=io.StringIO()),
+        proc.start([PY, "-c", "import time; time.sleep(120)"], timeout=1, quiet=True) as pending,
+    ):
+        for _ in range(2):
+            with pytest.raises(CommandTimeout, match="timed out after 1s"):
+                pending.result()
+
+
+@pytest.mark.skipif(not hasattr(os, "pidfd_open"), reason="the pidfd wait is Linux's")
+def test_a_bounded_wait_works_with_descriptors_past_select_s_limit() -> None:
+    # select() takes no descriptor past FD_SETSIZE (1024): a process with many files open (a long
+    # pytest run, a server) got "filedescriptor out of range in select()" from every command.
+    import resource  # noqa: PLC0415 - POSIX only
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1100 descriptors here")
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (max(soft, 1200) if hard == resource.RLIM_INFINITY else hard, hard)
+    )
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with proc.session(echo_to=io.StringIO()):
+            assert proc.run([PY, "-c", "print('ok')"], timeout=60).stdout == "ok\n"
+            with proc.start([PY, "-c", "print('ok')"], timeout=60, quiet=True) as pending:
+                assert pending.result().stdout == "ok\n"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

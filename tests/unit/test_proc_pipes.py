@@ -91,7 +91,25 @@ def test_finished_command_returns_while_a_grandchild_lingers(stream: bool, tmp_p
     assert "parent says hi" in result.stdout
 
 
+def _refused(pid: int) -> int:
+    raise OSError(38, "Function not implemented")
+
+
+@pytest.fixture(params=["pidfd", "no os.pidfd_open", "pidfd_open refused"])
+def wait_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The bounded wait each way it can go: a pidfd (Linux 5.3+), no os.pidfd_open at all
+    (Windows, macOS), or a kernel or sandbox that refuses the call (CPython's polling wait)."""
+    if request.param == "pidfd" and not hasattr(os, "pidfd_open"):
+        pytest.skip("no pidfd here")
+    if request.param == "no os.pidfd_open":
+        monkeypatch.delattr(os, "pidfd_open", raising=False)
+    if request.param == "pidfd_open refused":
+        monkeypatch.setattr(os, "pidfd_open", _refused, raising=False)
+    return str(request.param)
+
+
 @pytest.mark.timeout(40)
+@pytest.mark.usefixtures("wait_kind")
 def test_a_command_that_closes_its_pipes_and_stays_is_stopped_at_its_timeout() -> None:
     # Only the wait is left once the pipes are closed: that wait too ends at the timeout (the
     # pidfd wait of _popen._Captured), and the command is stopped, not left behind.
@@ -101,8 +119,20 @@ def test_a_command_that_closes_its_pipes_and_stays_is_stopped_at_its_timeout() -
     assert "timed out after 1s" in str(caught.value)
 
 
+@pytest.mark.usefixtures("wait_kind")
 def test_exit_codes_come_through_the_wait() -> None:
     with proc.session(echo_to=io.StringIO()):
         for code in (0, 3, 70):
             result = proc.run([PY, "-c", f"raise SystemExit({code})"], check=False, timeout=30)
             assert result.returncode == code
+            with proc.start([PY, "-c", f"raise SystemExit({code})"], check=False, timeout=30) as pending:
+                assert pending.result().returncode == code
+
+
+@pytest.mark.usefixtures("wait_kind")
+def test_a_bounded_wait_takes_a_timeout_of_any_size() -> None:
+    # poll() takes milliseconds in a C int (about 24.8 days): a longer bound still waits.
+    from dex_tasks import _popen  # noqa: PLC0415 - the mechanics themselves
+
+    with _popen._Captured([PY, "-c", "pass"]) as process:
+        assert process.wait(timeout=10.0**8) == 0
