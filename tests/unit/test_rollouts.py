@@ -187,3 +187,57 @@ def test_an_analysis_step_waits_for_its_run_and_a_failed_run_aborts() -> None:
         "RolloutAborted: Rollout aborted update to revision 2: Background analysis phase error/failed: "
         'Metric "success-rate" assessed Failed'
     )
+
+
+HOSTILE_VALUES = [None, "x", "7", 5, -3, 99, True, 1.5, [], [1, "a"], {}, {"a": 1}]
+HOSTILE_PATHS = [
+    ("metadata",), ("metadata", "generation"), ("spec",), ("spec", "paused"), ("spec", "strategy"),
+    ("spec", "strategy", "canary"), ("spec", "strategy", "canary", "steps"), ("spec", "template"),
+    ("spec", "template", "spec"), ("spec", "template", "spec", "containers"), ("status",),
+    ("status", "phase"), ("status", "currentStepIndex"), ("status", "pauseConditions"),
+    ("status", "observedGeneration"), ("status", "canary"), ("status", "canary", "weights"),
+    ("status", "canary", "weights", "canary"), ("status", "canary", "weights", "canary", "weight"),
+    ("status", "stableRS"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS, ids="/".join)
+def test_a_rollout_with_null_or_wrongly_typed_fields_is_read_not_a_traceback(path: tuple[str, ...]) -> None:
+    # A CRD's schema is only as strict as its author (preserve-unknown-fields, an old CRD, a
+    # hand-applied object): a null or odd field must read as absent, never as exit 70.
+    for value in HOSTILE_VALUES:
+        data = rollout({"phase": "Paused", "currentStepIndex": 1, "pauseConditions": [{"reason": "x"}],
+                        "stableRS": "a", "currentPodHash": "b",
+                        "canary": {"weights": {"canary": {"weight": 20}}}})  # fmt: skip
+        node: Any = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        state = rollouts.RolloutState.from_json(data, "dex")
+        state = rollouts.with_images(state, [data, {"metadata": None, "spec": {"template": None}}],
+                                     [data, {"status": None}], "dex")  # fmt: skip
+        assert state.step is None or 0 <= state.step <= (state.steps or 0)
+        assert state.weight is None or isinstance(state.weight, int)
+        assert isinstance(state.summary(), str)
+        assert isinstance(state.as_json("prod")["phase"], str)
+
+
+@pytest.mark.parametrize(
+    ("index", "step"), [("1", None), (True, None), (-1, None), (9, None), (4, 4), (0, 0)]
+)
+def test_step_index_that_is_not_a_step_of_the_spec_is_no_step(index: Any, step: int | None) -> None:
+    state = rollouts.RolloutState.from_json(
+        rollout({"phase": "Progressing", "currentStepIndex": index}), "dex"
+    )
+    assert state.step == step
+    assert state.weight in {0, 20, 100}
+
+
+def test_odd_analysis_runs_are_skipped_not_a_traceback() -> None:
+    owned = {"ownerReferences": ["u1", {"uid": "u1"}], "labels": None,
+             "annotations": {"rollout.argoproj.io/revision": 3}}  # fmt: skip
+    runs: list[Any] = [None, "x", {"metadata": None}, {"metadata": {"ownerReferences": None}},
+                       {"metadata": owned, "status": None}]  # fmt: skip
+    listed = rollouts.analysis_runs(runs, "u1", "")
+    assert [(run.name, run.phase) for run in listed] == [("", "")]
+    assert rollouts.analysis_runs(None, "u1", "") == ()
