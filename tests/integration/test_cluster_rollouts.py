@@ -386,3 +386,20 @@ def test_status_shows_the_running_analysis_and_a_failed_one_aborts(
     result = run_cli("rollout", "abort", "dev", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     assert repo.tag("dev", "dev") == t[2]
+
+
+def test_abort_that_git_would_refuse_aborts_nothing(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    # The stable ReplicaSet runs a tag dev's overlay never held: the rollback commit is refused
+    # (exit 2), and so must the abort be - a refusal leaves the cluster as it was too.
+    t = repo.tags
+    canary(fake_kube, "dev", "sha-0badc0de", t[3])
+    before = repo.snapshot()
+    result = run_cli("rollout", "abort", "dev", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "was never deployed to dev" in result.err
+    assert "Traceback" not in result.err
+    assert len(error_lines(result.err)) == 1, result.err
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
