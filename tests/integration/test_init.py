@@ -353,3 +353,42 @@ def test_switching_a_rollout_strategy_needs_force(run_cli: CliRunner, tmp_path: 
     forced = run_cli("init", "--json", "-C", str(tmp_path), "--rollout", "bluegreen", "--force")
     assert forced.code == 0, forced.err
     assert ("Service", "shop-preview") in _kinds(_render(tmp_path / scaffold.OVERLAYS / "dev"))
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["infra/argocd/base/rollout.yaml", "infra/argocd/base", ".dockerignore"],
+)
+def test_a_symlink_on_the_way_to_a_file_of_ours_is_refused_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path, link: str
+) -> None:
+    # A link out of the repository (a peer's checkout, a home directory): init must not write
+    # through it, nor write anything else before saying no.
+    root, outside = tmp_path / "shop", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    target = outside / "target"
+    if link.endswith((".yaml", "ignore")):
+        target.write_text("theirs\n", encoding="utf-8")
+    else:
+        target.mkdir()
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(target)
+    before = _tree(root), _tree(outside)
+    result = run_cli("init", "-C", str(root), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert "symbolic link" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert (_tree(root), _tree(outside)) == before
+
+
+def test_a_file_where_init_needs_a_directory_is_refused_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "argocd").write_text("not a directory\n", encoding="utf-8")
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "bluegreen")
+    assert result.code == 2, result.err
+    assert "infra/argocd exists and is not a directory" in result.err
+    assert "Traceback" not in result.err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["infra", "infra/argocd"]
