@@ -392,3 +392,30 @@ def test_a_file_where_init_needs_a_directory_is_refused_and_nothing_is_written(
     assert "infra/argocd exists and is not a directory" in result.err
     assert "Traceback" not in result.err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["infra", "infra/argocd"]
+
+
+def test_a_write_that_fails_half_way_leaves_the_tree_as_it_was(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk or a read-only directory met at the fifth file: the four before must not stay
+    # behind (a half scaffold that a re-run would call "exists and differs").
+    from dex_tasks.tasks import init as init_task  # noqa: PLC0415 - the module the fault goes into
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "shop"\n', encoding="utf-8")
+    before = _tree(tmp_path)
+    real = init_task._stage
+    calls: list[Path] = []
+
+    def failing(path: Path, text: str) -> Path:
+        calls.append(path)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(init_task, "_stage", failing)
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert "No space left on device" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
