@@ -344,8 +344,11 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
                 raise UsageError(f"{path} exists and is not a file")
             return None
         # newline="" keeps CRLF as it is, so a comparison or an append never changes line endings.
-        with target.open(encoding="utf-8", newline="") as handle:
-            return handle.read()
+        try:
+            with target.open(encoding="utf-8", newline="") as handle:
+                return handle.read()
+        except UnicodeDecodeError as exc:  # a comparison or an append must not guess an encoding
+            raise UsageError(f"{path} is not UTF-8 text (byte {exc.start}): nothing changed") from None
 
     deployment = f"{BASE}/deployment.yaml"
     switching = bool(options.rollout) and read(deployment) is not None

@@ -419,3 +419,17 @@ def test_a_write_that_fails_half_way_leaves_the_tree_as_it_was(
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert _tree(tmp_path) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+@pytest.mark.parametrize("path", ["infra/argocd/base/rollout.yaml", "noxfile.py", ".dockerignore"])
+def test_a_file_of_ours_that_is_not_utf8_is_exit_2_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path, path: str
+) -> None:
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_bytes(b"\xff\xfe not text")
+    before = _tree(tmp_path)
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert f"{path} is not UTF-8 text" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert _tree(tmp_path) == before
