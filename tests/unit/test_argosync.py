@@ -152,7 +152,7 @@ def test_not_configured_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     assert argosync.not_configured_reason(per_env, ["dev"], {}) == "ARGOCD_SERVER is not set"
 
 
-ODD_VALUES = [None, "x", 5, True, 1.5, [], [1], {}, "2026-99-99T00:00:00Z"]
+ODD_VALUES: list[Any] = [None, "x", 5, True, 1.5, [], [1], {}, "2026-99-99T00:00:00Z"]
 ODD_PATHS = [
     ("metadata",), ("spec",), ("spec", "revisionHistoryLimit"), ("status",), ("status", "sync"),
     ("status", "summary"), ("status", "operationState"), ("status", "operationState", "syncResult"),
