@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.controls import guard
 from dex_tasks.errors import AlreadyRolledBackError, UsageError
-from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.gitops import history, overlay, state, tags, workflow
 from dex_tasks.insight import hooks
 from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
@@ -301,7 +301,16 @@ def _known_digest(repo: Repo, cfg: Config, env: str, tag: str) -> str | None:
     entries = history.deployments(
         repo.root, git.tracking(cfg.branch_for(env)), path, cfg.kustomize_image_name, env
     )
-    return next((entry.digest for entry in entries if entry.tag == tag and entry.digest), None)
+    # A trailer is text anyone can write: one that is no sha256 digest is unknown, not pinned
+    # (``image:tag@<junk>`` is InvalidImageName in the cluster, and a bad trailer on the commit).
+    return next(
+        (
+            entry.digest
+            for entry in entries
+            if entry.tag == tag and entry.digest and overlay.DIGEST_RE.fullmatch(entry.digest)
+        ),
+        None,
+    )
 
 
 def _emergency(ctx: Context, env: str, tag: str, digest: str | None) -> None:
