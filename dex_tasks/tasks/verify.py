@@ -238,7 +238,8 @@ def _argo_wait(
             errors += 1
             if _is_auth_error(exc) or errors >= MAX_ARGO_ERRORS or time.monotonic() + interval > deadline:
                 raise
-            ctx.warn(f"Argo CD did not answer ({exc}); asking again")
+            ctx.warn(f"Argo CD did not answer ({exc})")
+            progress.waiting(f"Argo CD app {name} to answer", errors + 1, MAX_ARGO_ERRORS, max(interval, 1.0))
             time.sleep(max(interval, 1.0))
             continue
         at_revision = _at_or_after(expected, app.revision, seen)
