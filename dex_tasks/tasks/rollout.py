@@ -119,8 +119,17 @@ def _abort(ctx: Context, env: str, args: argparse.Namespace) -> TaskResult:
 
     def abort() -> None:
         # Once the rollback commit has passed every check (tag in the history, registry, deploy
-        # controls): a refusal then changes neither the cluster nor git.
-        rollouts.abort(cfg, env, state)
+        # controls): a refusal then changes neither the cluster nor git. Those checks take
+        # seconds, so the Rollout is read again: an update that finished, or another revision
+        # Argo CD synced meanwhile, is not what the user saw and asked to abort.
+        now = rollouts.read(cfg, env, what="rollout abort")
+        if not now.updating or (now.current_hash, now.stable_hash) != (state.current_hash, state.stable_hash):
+            raise UsageError(
+                f"rollout {now.summary()} changed since it was read (it was rolling {state.new_image} out "
+                f"over stable {state.stable_image}): nothing changed; look again with: "
+                f"dex-tasks rollout status {env}"
+            )
+        rollouts.abort(cfg, env, now)
         aborted.append(True)
         verb = "would abort" if ctx.dry_run else "aborted"
         ctx.out(f"{verb} {state.namespace}/{state.name}: {state.new_image} -> stable {state.stable_image}")

@@ -403,3 +403,30 @@ def test_abort_that_git_would_refuse_aborts_nothing(
     assert len(error_lines(result.err)) == 1, result.err
     assert fake_kube.writes() == []
     assert repo.snapshot() == before
+
+
+def test_abort_refuses_when_the_rollout_moved_on_while_git_was_checked(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The patch waits for the rollback's checks (fetch, registry, controls: seconds). Meanwhile
+    # Argo CD synced another revision: aborting that one, and committing the old stable tag over
+    # it, is not what was asked - refused, with nothing changed.
+    from dex_tasks import rollouts  # noqa: PLC0415 - the read the race goes into
+
+    t = repo.tags
+    canary(fake_kube, "dev", t[2], t[3])
+    before = repo.snapshot()
+    real, reads = rollouts.read, []
+
+    def racing(*args: object, **kwargs: object) -> rollouts.RolloutState:
+        reads.append(1)
+        if len(reads) == 2:
+            fake_kube.set_rollout_image("dex-dev", "dex", f"{IMAGE}:{t[4]}")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollouts, "read", racing)
+    result = run_cli("rollout", "abort", "dev", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "changed since it was read" in result.err
+    assert ("PATCH", STATUS_PATH.format(env="dev")) not in fake_kube.writes()
+    assert repo.snapshot() == before
