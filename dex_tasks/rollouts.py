@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import cluster, proc, progress
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, ForbiddenError, RemoteError, UsageError
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import Pod, last_line, selector_string
 
@@ -49,6 +49,9 @@ RUNNING = frozenset({"", "Pending", "Running"})  # AnalysisPhase not Completed()
 HASH_LABEL = "rollouts-pod-template-hash"
 SETTLED = frozenset({"Healthy", "Paused", "Degraded"})
 POLL_INTERVAL = 2.0
+# Failed reads in a row that a wait survives (an API server restarting, a dropped connection);
+# a wait of minutes must not end on one. RBAC (Forbidden) does not heal: never retried.
+READ_RETRIES = 3
 
 # The plugin's patches (promote.go, abort.go).
 UNPAUSE_PATCH = {"spec": {"paused": False}}
@@ -374,15 +377,22 @@ def watch(
     attempts = int(timeout / interval) + 1
     deadline = time.monotonic() + timeout
     state = read(cfg, env)
+    failures = 0
+    why = state.summary()
     for attempt in range(2, attempts + 1):
-        if state.phase in SETTLED or time.monotonic() + interval > deadline:
+        if (failures == 0 and state.phase in SETTLED) or time.monotonic() + interval > deadline:
             break
-        progress.waiting(
-            f"rollout {state.namespace}/{state.name}", attempt, attempts, interval, state.summary()
-        )
+        progress.waiting(f"rollout {state.namespace}/{state.name}", attempt, attempts, interval, why)
         sleep(interval)
-        state = read(cfg, env)
-    if state.phase not in SETTLED:
+        try:
+            state, failures = read(cfg, env), 0
+            why = state.summary()
+        except RemoteError as exc:
+            failures += 1
+            if isinstance(exc, ForbiddenError) or failures >= READ_RETRIES:
+                raise
+            why = f"could not read it ({exc}); asking again"
+    if failures or state.phase not in SETTLED:
         raise RemoteError(f"rollout {state.summary()}: not Healthy, Paused or Degraded within {timeout}s")
     return state
 
@@ -501,8 +511,22 @@ def _wait_emergency(
     deadline = time.monotonic() + timeout
     promoted = False
     state: RolloutState | None = None
+    failures = 0
     for attempt in range(1, attempts + 1):
-        state = read_from(kube, namespace, cfg)
+        try:
+            state, failures = read_from(kube, namespace, cfg), 0
+        except RemoteError as exc:
+            # The patch is in: whatever the read says, the user must learn the Rollout changed.
+            failures += 1
+            if isinstance(exc, ForbiddenError) or failures >= READ_RETRIES or attempt == attempts:
+                raise RemoteError(
+                    f"rollout {namespace}/{cfg.deployment} now specifies {image} but could not be read "
+                    f"({exc}); inspect with: dex-tasks rollout status {env}"
+                ) from exc
+            progress.waiting(f"rollout {namespace}/{cfg.deployment} on {image}", attempt + 1, attempts,
+                             interval, f"could not read it ({exc}); asking again")  # fmt: skip
+            sleep(interval)
+            continue
         if state is None:
             raise RemoteError(
                 f"rollout {namespace}/{cfg.deployment} disappeared during the emergency rollback"

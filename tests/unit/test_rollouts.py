@@ -241,3 +241,72 @@ def test_odd_analysis_runs_are_skipped_not_a_traceback() -> None:
     listed = rollouts.analysis_runs(runs, "u1", "")
     assert [(run.name, run.phase) for run in listed] == [("", "")]
     assert rollouts.analysis_runs(None, "u1", "") == ()
+
+
+class _Cfg:
+    """The two things the waits ask of a Config."""
+
+    deployment = "dex"
+
+    def namespace_for(self, env: str) -> str:
+        return f"dex-{env}"
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[Any]) -> list[Any]:
+    """``rollouts.<name>`` answers ``answers`` in turn (an exception is raised)."""
+    left = list(answers)
+
+    def fake(*_args: object, **_kwargs: object) -> Any:
+        answer = left.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(rollouts, name, fake)
+    return left
+
+
+def _state(status: dict[str, Any], image: str = f"{IMAGE}:sha-2222bbbb") -> rollouts.RolloutState:
+    data = rollout(status)
+    data["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    return rollouts.RolloutState.from_json(data, "dex")
+
+
+def test_watch_survives_a_read_that_fails_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks.errors import ClusterUnreachableError, ForbiddenError, RemoteError  # noqa: PLC0415
+
+    progressing = _state({"phase": "Progressing", "currentStepIndex": 2})
+    healthy = _state({"phase": "Healthy", "currentStepIndex": 4})
+    blip = ClusterUnreachableError("no access to the cluster: connection refused")
+    _reads(monkeypatch, "read", [progressing, blip, RemoteError("InternalError"), healthy])
+    state = rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    assert state.phase == "Healthy"
+    err = capsys.readouterr().err
+    assert "could not read it (no access to the cluster: connection refused); asking again" in err
+    assert "attempt 4/" in err
+    # Three in a row, or RBAC at once: the wait ends with that error (exit 4).
+    _reads(monkeypatch, "read", [progressing, blip, blip, blip])
+    with pytest.raises(ClusterUnreachableError):
+        rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    _reads(monkeypatch, "read", [progressing, ForbiddenError("forbidden")])
+    with pytest.raises(ForbiddenError):
+        rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+
+
+def test_the_emergency_wait_survives_a_read_that_fails_and_says_the_patch_is_in(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks.errors import ClusterUnreachableError, RemoteError  # noqa: PLC0415
+
+    image = f"{IMAGE}:sha-1111aaaa"
+    done = _state({"phase": "Healthy", "stableRS": "a", "currentPodHash": "a"}, image)
+    blip = ClusterUnreachableError("no access to the cluster: connection refused")
+    _reads(monkeypatch, "read_from", [blip, done])
+    wait = rollouts._wait_emergency
+    wait(_Cfg(), "prod", None, image, timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    assert "could not read it" in capsys.readouterr().err
+    _reads(monkeypatch, "read_from", [blip, blip, blip])
+    with pytest.raises(RemoteError, match=f"now specifies {image} but could not be read"):
+        wait(_Cfg(), "prod", None, image, timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
