@@ -422,16 +422,23 @@ def promote(cfg: Config, env: str, *, full: bool = False) -> tuple[RolloutState,
                               namespace=state.namespace, server=server)  # fmt: skip
         return state, [f"argocd {action}"]
     kube = _kube(cfg, env, what)
-    if full:
-        if state.updating:
-            _patch(kube, state.namespace, state.name, PROMOTE_FULL_PATCH, status=True)
-            done.append("promoteFull")
-    elif state.pause_conditions:
-        _patch(kube, state.namespace, state.name, CLEAR_PAUSE_CONDITIONS_PATCH, status=True)
-        done.append("pauseConditions cleared")
-    if state.paused:
-        _patch(kube, state.namespace, state.name, UNPAUSE_PATCH, status=False)
-        done.append("spec.paused=false")
+    try:
+        if full:
+            if state.updating:
+                _patch(kube, state.namespace, state.name, PROMOTE_FULL_PATCH, status=True)
+                done.append("promoteFull")
+        elif state.pause_conditions:
+            _patch(kube, state.namespace, state.name, CLEAR_PAUSE_CONDITIONS_PATCH, status=True)
+            done.append("pauseConditions cleared")
+        if state.paused:
+            _patch(kube, state.namespace, state.name, UNPAUSE_PATCH, status=False)
+            done.append("spec.paused=false")
+    except RemoteError as exc:
+        if done:  # two patches, not one transaction: say what is in, and that a re-run does the rest
+            raise RemoteError(
+                f"{exc} (already done: {', '.join(done)}; run rollout promote {env} again for the rest)"
+            ) from exc
+        raise
     if not done:
         raise UsageError(f"rollout {state.summary()}: not paused, nothing to promote (try --full)")
     return state, done

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from dex_tasks import rollouts
+from dex_tasks import cluster, rollouts
+from dex_tasks.tools import argocd
 from tests.fakes import rollouts_controller
 
 IMAGE = "ghcr.io/data-literate/dex"
@@ -310,3 +311,33 @@ def test_the_emergency_wait_survives_a_read_that_fails_and_says_the_patch_is_in(
     _reads(monkeypatch, "read_from", [blip, blip, blip])
     with pytest.raises(RemoteError, match=f"now specifies {image} but could not be read"):
         wait(_Cfg(), "prod", None, image, timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+
+
+def test_a_promote_whose_second_patch_fails_says_what_the_first_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Paused by hand at a pause step: two patches. The second refused (a webhook, a conflict):
+    # the user must learn the pause conditions are already cleared, and that a re-run finishes it.
+    from dex_tasks.errors import CommandFailed, RemoteError  # noqa: PLC0415
+
+    paused = {"phase": "Paused", "currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep"}]}
+    data = rollout({**paused, "stableRS": "a", "currentPodHash": "b"}, paused=True)
+    state = rollouts.RolloutState.from_json(data, "dex")
+    sent: list[str] = []
+
+    class Kube:
+        def merge_patch(self, *args: str, **_kwargs: str) -> None:
+            sent.append(args[-1])  # kind, name, namespace, patch
+            if len(sent) == 2:
+                tail = (
+                    'Error from server (InternalError): Internal error occurred: failed calling webhook "x"'
+                )
+                raise CommandFailed("kubectl patch failed", argv=["kubectl"], returncode=1, stderr_tail=tail)
+
+    _reads(monkeypatch, "read", [state])
+    monkeypatch.setattr(rollouts, "_kube", lambda *_a: Kube())
+    monkeypatch.setattr(cluster, "argocd_server_for", lambda *_a: None)
+    monkeypatch.setattr(argocd, "in_use", lambda **_k: False)
+    with pytest.raises(RemoteError) as raised:
+        rollouts.promote(_Cfg(), "prod")  # type: ignore[arg-type]
+    assert len(sent) == 2
+    assert "failed calling webhook" in str(raised.value)
+    assert "already done: pauseConditions cleared" in str(raised.value)
