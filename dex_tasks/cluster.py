@@ -156,6 +156,9 @@ def check_live(cfg: Config, env: str, tag: str, *, required: bool, digest: str |
     return _judge(cfg, env, tag, deployment=deployment, pods=pods, digest=digest)
 
 
+# tools.oci.DIGEST_RE; not imported from there, which would load requests with every status.
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
 DETECTED = (
     "no deployment {name} in {namespace}, read the Argo Rollouts Rollout of that name "
     '(set [tool.dex.cluster] workload = "Rollout" to say so)'
@@ -317,6 +320,8 @@ def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = N
     caller must not claim success.
     """
     cfg.check_env(env)
+    if digest and not DIGEST_RE.fullmatch(digest):
+        raise UsageError(f"{digest!r} is not a sha256 digest to pin {tag} to: nothing changed")
     timeout = rollout_timeout(cfg)
     image = expected_image(cfg, tag) + (f"@{digest}" if digest else "")
     if cfg.cluster.workload == "Rollout":

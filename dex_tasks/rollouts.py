@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import cluster, proc, progress
-from dex_tasks.errors import CommandFailed, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, ForbiddenError, RemoteError, UsageError
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import Pod, last_line, selector_string
 
@@ -49,12 +49,44 @@ RUNNING = frozenset({"", "Pending", "Running"})  # AnalysisPhase not Completed()
 HASH_LABEL = "rollouts-pod-template-hash"
 SETTLED = frozenset({"Healthy", "Paused", "Degraded"})
 POLL_INTERVAL = 2.0
+# Failed reads in a row that a wait survives (an API server restarting, a dropped connection);
+# a wait of minutes must not end on one. RBAC (Forbidden) does not heal: never retried.
+READ_RETRIES = 3
 
 # The plugin's patches (promote.go, abort.go).
 UNPAUSE_PATCH = {"spec": {"paused": False}}
 CLEAR_PAUSE_CONDITIONS_PATCH = {"status": {"pauseConditions": None}}
 PROMOTE_FULL_PATCH = {"status": {"promoteFull": True}}
 ABORT_PATCH = {"status": {"abort": True}}
+
+
+def _map(value: Any) -> Mapping[str, Any]:
+    """``value`` if it is a JSON object, else empty: a CRD's fields are only as typed as its schema
+    (``x-kubernetes-preserve-unknown-fields``, an old CRD, a hand-applied object), so a null or a
+    wrongly typed field reads as absent rather than as a traceback."""
+    return value if isinstance(value, dict) else {}
+
+
+def _maps(value: Any) -> list[Mapping[str, Any]]:
+    """The JSON objects of ``value`` if it is a list (anything else in it is skipped), else []."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _count(value: Any) -> int | None:
+    """A JSON integer that is not negative (``true`` is not 2's complement of a step), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _text(value: Any) -> str:
+    """A JSON string or number as text; null, objects and lists as empty."""
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
+def _image(containers: Any, container: str) -> str | None:
+    """The image of the container named ``container`` in a pod template's ``containers``."""
+    return next(
+        (_text(c.get("image")) or None for c in _maps(containers) if c.get("name") == container), None
+    )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -79,24 +111,24 @@ class Analysis:
         }
 
 
-def analysis_runs(items: list[Mapping[str, Any]], owner_uid: str, pod_hash: str) -> tuple[Analysis, ...]:
+def analysis_runs(items: Any, owner_uid: str, pod_hash: str) -> tuple[Analysis, ...]:
     """The runs ``owner_uid`` owns for ``pod_hash``, newest revision first, then oldest created."""
     found: list[tuple[int, str, str, Analysis]] = []
-    for item in items:
-        meta = item.get("metadata") or {}
-        owners = meta.get("ownerReferences") or []
-        if not owner_uid or not any(o.get("uid") == owner_uid for o in owners if isinstance(o, dict)):
+    for item in _maps(items):
+        meta = _map(item.get("metadata"))
+        owners = _maps(meta.get("ownerReferences"))
+        if not owner_uid or not any(o.get("uid") == owner_uid for o in owners):
             continue
-        labels = meta.get("labels") or {}
+        labels = _map(meta.get("labels"))
         if pod_hash and labels.get(HASH_LABEL) != pod_hash:
             continue
-        status = item.get("status") or {}
-        revision = str((meta.get("annotations") or {}).get("rollout.argoproj.io/revision", "0"))
+        status = _map(item.get("status"))
+        revision = _text(_map(meta.get("annotations")).get("rollout.argoproj.io/revision"))
         run = Analysis(
-            name=str(meta.get("name", "")), phase=str(status.get("phase") or ""),
-            kind=str(labels.get("rollout-type", "")), message=str(status.get("message") or ""),
+            name=_text(meta.get("name")), phase=_text(status.get("phase")),
+            kind=_text(labels.get("rollout-type")), message=_text(status.get("message")),
         )  # fmt: skip
-        found.append((-int(revision) if revision.isdigit() else 0, str(meta.get("creationTimestamp", "")),
+        found.append((-int(revision) if revision.isdigit() else 0, _text(meta.get("creationTimestamp")),
                       run.name, run))  # fmt: skip
     found.sort(key=lambda entry: entry[2], reverse=True)  # the plugin's last key: name, descending
     found.sort(key=lambda entry: (entry[0], entry[1]))  # stable: revision (newest first), creation
@@ -136,33 +168,36 @@ class RolloutState:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], container: str) -> RolloutState:
-        meta = data.get("metadata") or {}
-        spec = data.get("spec") or {}
-        status = data.get("status") or {}
-        strategy = spec.get("strategy") or {}
+        meta = _map(data.get("metadata"))
+        spec = _map(data.get("spec"))
+        status = _map(data.get("status"))
+        strategy = _map(spec.get("strategy"))
         blue_green = "blueGreen" in strategy
-        steps = list(((strategy.get("canary") or {}).get("steps")) or [])
-        index = status.get("currentStepIndex")
-        has_step = not blue_green and bool(steps) and isinstance(index, int)
-        containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        canary = _map(strategy.get("canary"))
+        listed = canary.get("steps")
+        steps: list[Any] = listed if isinstance(listed, list) else []
+        # The controller keeps currentStepIndex within 0..len(steps); anything else is not a step.
+        index = _count(status.get("currentStepIndex"))
+        has_step = not blue_green and bool(steps) and index is not None and index <= len(steps)
+        pause_conditions = status.get("pauseConditions")
         phase, message = _phase(meta, spec, status)
         return cls(
-            namespace=str(meta.get("namespace", "")),
-            name=str(meta.get("name", "")),
+            namespace=_text(meta.get("namespace")),
+            name=_text(meta.get("name")),
             strategy="bluegreen" if blue_green else "canary",
             phase=phase,
             message=message,
-            step=index if has_step and isinstance(index, int) else None,
+            step=index if has_step else None,
             steps=len(steps) if has_step else None,
             weight=None if blue_green else _weight(steps, status),
-            paused=bool(spec.get("paused")),
-            pause_conditions=len(status.get("pauseConditions") or []),
-            aborted=bool(status.get("abort")),
-            stable_hash=str(status.get("stableRS") or ""),
-            current_hash=str(status.get("currentPodHash") or ""),
-            template_image=next((c.get("image") for c in containers if c.get("name") == container), None),
-            observed=str(status.get("observedGeneration", "")) == str(meta.get("generation", "")),
-            uid=str(meta.get("uid", "")),
+            paused=spec.get("paused") is True,
+            pause_conditions=len(pause_conditions) if isinstance(pause_conditions, list) else 0,
+            aborted=status.get("abort") is True,
+            stable_hash=_text(status.get("stableRS")),
+            current_hash=_text(status.get("currentPodHash")),
+            template_image=_image(_map(_map(spec.get("template")).get("spec")).get("containers"), container),
+            observed=_text(status.get("observedGeneration")) == _text(meta.get("generation")),
+            uid=_text(meta.get("uid")),
         )
 
     def as_json(self, env: str) -> dict[str, Any]:
@@ -189,63 +224,68 @@ class RolloutState:
 
 def _phase(meta: Mapping[str, Any], spec: Mapping[str, Any], status: Mapping[str, Any]) -> tuple[str, str]:  # noqa: PLR0911 - one return per rule of GetRolloutPhase
     """``rolloututil.GetRolloutPhase``."""
-    observed = str(status.get("observedGeneration", ""))
-    if observed.isdigit() and int(observed) < int(meta.get("generation") or 0):
+    observed, generation = _text(status.get("observedGeneration")), _text(meta.get("generation"))
+    if observed.isdigit() and generation.isdigit() and int(observed) < int(generation):
         return "Progressing", "waiting for rollout spec update to be observed"
-    if status.get("controllerPause") and not status.get("pauseConditions"):
+    pause_conditions = _maps(status.get("pauseConditions"))
+    if status.get("controllerPause") is True and not pause_conditions:
         return "Progressing", "waiting for rollout to unpause"
-    if status.get("phase"):
-        return str(status["phase"]), str(status.get("message") or "")
+    if _text(status.get("phase")):
+        return _text(status["phase"]), _text(status.get("message"))
     # Controllers before v1.0 leave the phase to the client (CalculateRolloutPhase), in short:
-    if status.get("abort"):
+    if status.get("abort") is True:
         return "Degraded", "RolloutAborted"
-    if spec.get("paused"):
+    if spec.get("paused") is True:
         return "Paused", "manually paused"
-    for condition in status.get("pauseConditions") or []:
-        return "Paused", str(condition.get("reason", ""))
-    if status.get("stableRS") and status.get("stableRS") == status.get("currentPodHash"):
+    for condition in pause_conditions:
+        return "Paused", _text(condition.get("reason"))
+    if _text(status.get("stableRS")) and status.get("stableRS") == status.get("currentPodHash"):
         return "Healthy", ""
     return "Progressing", "waiting for all steps to complete"
 
 
 def _weight(steps: list[Any], status: Mapping[str, Any]) -> int:
-    weights = (status.get("canary") or {}).get("weights") or {}
-    actual = (weights.get("canary") or {}).get("weight")
-    if isinstance(actual, int):
+    actual = _count(_map(_map(_map(status.get("canary")).get("weights")).get("canary")).get("weight"))
+    if actual is not None:
         return actual
-    if status.get("abort"):
+    if status.get("abort") is True:
         return 0
-    index = status.get("currentStepIndex")
-    index = index if isinstance(index, int) else 0
+    index = _count(status.get("currentStepIndex")) or 0
     if not steps or index >= len(steps):
         return 100
     for step in reversed(steps[: index + 1]):
-        if isinstance(step, dict) and isinstance(step.get("setWeight"), int):
-            return int(step["setWeight"])
+        weight = _count(step.get("setWeight")) if isinstance(step, dict) else None
+        if weight is not None:
+            return weight
     return 0
 
 
 def _templates(replicasets: list[Mapping[str, Any]], container: str) -> dict[str, str]:
     """pod-template-hash -> the container's image in that ReplicaSet's pod template."""
     images: dict[str, str] = {}
-    for rs in replicasets:
-        labels = (rs.get("metadata") or {}).get("labels") or {}
-        containers = ((rs.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-        image = next((c.get("image") for c in containers if c.get("name") == container), None)
-        if labels.get(HASH_LABEL) and image:
-            images[str(labels[HASH_LABEL])] = str(image)
+    for rs in _maps(replicasets):
+        labels = _map(_map(rs.get("metadata")).get("labels"))
+        template = _map(_map(rs.get("spec")).get("template"))
+        image = _image(_map(template.get("spec")).get("containers"), container)
+        if _text(labels.get(HASH_LABEL)) and image:
+            images[_text(labels[HASH_LABEL])] = image
     return images
 
 
 def _digests(pods: list[Mapping[str, Any]], container: str) -> dict[str, str]:
     """pod-template-hash -> the digest its pods run (the first pod that reports one)."""
     found: dict[str, str] = {}
-    for item in pods:
-        labels = (item.get("metadata") or {}).get("labels") or {}
-        pod = Pod.from_json(item, container)
-        if labels.get(HASH_LABEL) and pod.digest and not pod.terminating:
-            found.setdefault(str(labels[HASH_LABEL]), pod.digest)
+    for item in _maps(pods):
+        labels = _map(_map(item.get("metadata")).get("labels"))
+        pod = _pod(item, container)
+        if _text(labels.get(HASH_LABEL)) and pod.digest and not pod.terminating:
+            found.setdefault(_text(labels[HASH_LABEL]), pod.digest)
     return found
+
+
+def _pod(item: Mapping[str, Any], container: str) -> Pod:
+    """:meth:`Pod.from_json` of a pod whose ``metadata``/``spec``/``status`` may be null."""
+    return Pod.from_json({key: _map(item.get(key)) for key in ("metadata", "spec", "status")}, container)
 
 
 def with_images(
@@ -285,21 +325,18 @@ def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None
     if data is None:
         return None
     state = RolloutState.from_json(data, cfg.container)
-    selector = selector_string(((data.get("spec") or {}).get("selector") or {}).get("matchLabels") or {})
-    replicasets = (kube.get_json("replicasets", namespace=namespace, selector=selector or None) or {}).get(
-        "items"
-    ) or []
-    pods = (kube.get_json("pods", namespace=namespace, selector=selector or None) or {}).get("items") or []
+    match_labels = _map(_map(_map(data.get("spec")).get("selector")).get("matchLabels"))
+    selector = selector_string({str(k): _text(v) for k, v in match_labels.items()}) or None
+    replicasets = _maps(
+        _map(kube.get_json("replicasets", namespace=namespace, selector=selector)).get("items")
+    )
+    pods = _maps(_map(kube.get_json("pods", namespace=namespace, selector=selector)).get("items"))
     state = with_images(state, replicasets, pods, cfg.container)
     runs: tuple[Analysis, ...] = ()
     if state.updating:  # the runs of the revision being rolled out (the controller owns them)
-        items = (kube.get_json(ANALYSIS_KIND, namespace=namespace, selector=selector or None) or {}).get(
-            "items"
-        )
-        runs = analysis_runs(items or [], state.uid, state.current_hash)
-    return dataclasses.replace(
-        state, pods=tuple(Pod.from_json(item, cfg.container) for item in pods), analysis=runs
-    )
+        listed = _map(kube.get_json(ANALYSIS_KIND, namespace=namespace, selector=selector))
+        runs = analysis_runs(listed.get("items"), state.uid, state.current_hash)
+    return dataclasses.replace(state, pods=tuple(_pod(item, cfg.container) for item in pods), analysis=runs)
 
 
 def detect(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
@@ -340,15 +377,22 @@ def watch(
     attempts = int(timeout / interval) + 1
     deadline = time.monotonic() + timeout
     state = read(cfg, env)
+    failures = 0
+    why = state.summary()
     for attempt in range(2, attempts + 1):
-        if state.phase in SETTLED or time.monotonic() + interval > deadline:
+        if (failures == 0 and state.phase in SETTLED) or time.monotonic() + interval > deadline:
             break
-        progress.waiting(
-            f"rollout {state.namespace}/{state.name}", attempt, attempts, interval, state.summary()
-        )
+        progress.waiting(f"rollout {state.namespace}/{state.name}", attempt, attempts, interval, why)
         sleep(interval)
-        state = read(cfg, env)
-    if state.phase not in SETTLED:
+        try:
+            state, failures = read(cfg, env), 0
+            why = state.summary()
+        except RemoteError as exc:
+            failures += 1
+            if isinstance(exc, ForbiddenError) or failures >= READ_RETRIES:
+                raise
+            why = f"could not read it ({exc}); asking again"
+    if failures or state.phase not in SETTLED:
         raise RemoteError(f"rollout {state.summary()}: not Healthy, Paused or Degraded within {timeout}s")
     return state
 
@@ -378,16 +422,23 @@ def promote(cfg: Config, env: str, *, full: bool = False) -> tuple[RolloutState,
                               namespace=state.namespace, server=server)  # fmt: skip
         return state, [f"argocd {action}"]
     kube = _kube(cfg, env, what)
-    if full:
-        if state.updating:
-            _patch(kube, state.namespace, state.name, PROMOTE_FULL_PATCH, status=True)
-            done.append("promoteFull")
-    elif state.pause_conditions:
-        _patch(kube, state.namespace, state.name, CLEAR_PAUSE_CONDITIONS_PATCH, status=True)
-        done.append("pauseConditions cleared")
-    if state.paused:
-        _patch(kube, state.namespace, state.name, UNPAUSE_PATCH, status=False)
-        done.append("spec.paused=false")
+    try:
+        if full:
+            if state.updating:
+                _patch(kube, state.namespace, state.name, PROMOTE_FULL_PATCH, status=True)
+                done.append("promoteFull")
+        elif state.pause_conditions:
+            _patch(kube, state.namespace, state.name, CLEAR_PAUSE_CONDITIONS_PATCH, status=True)
+            done.append("pauseConditions cleared")
+        if state.paused:
+            _patch(kube, state.namespace, state.name, UNPAUSE_PATCH, status=False)
+            done.append("spec.paused=false")
+    except RemoteError as exc:
+        if done:  # two patches, not one transaction: say what is in, and that a re-run does the rest
+            raise RemoteError(
+                f"{exc} (already done: {', '.join(done)}; run rollout promote {env} again for the rest)"
+            ) from exc
+        raise
     if not done:
         raise UsageError(f"rollout {state.summary()}: not paused, nothing to promote (try --full)")
     return state, done
@@ -427,10 +478,14 @@ def emergency(cfg: Config, env: str, image: str, *, timeout: int, interval: floa
     data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
     if data is None:
         raise UsageError(f"rollout {cfg.deployment} not found in namespace {namespace}: nothing changed")
-    containers = ((data.get("spec") or {}).get("template") or {}).get("spec", {}).get("containers") or []
-    index = next((i for i, c in enumerate(containers) if c.get("name") == cfg.container), None)
+    containers = _map(_map(_map(data.get("spec")).get("template")).get("spec")).get("containers")
+    containers = containers if isinstance(containers, list) else []
+    # The index into the list as the server holds it (non-objects count): the JSON patch's path.
+    index = next(
+        (i for i, c in enumerate(containers) if isinstance(c, dict) and c.get("name") == cfg.container), None
+    )
     if index is None:
-        names = ", ".join(str(c.get("name")) for c in containers) or "none"
+        names = ", ".join(_text(c.get("name")) for c in _maps(containers)) or "none"
         raise UsageError(
             f"rollout {namespace}/{cfg.deployment} has no container {cfg.container!r} "
             f"(containers: {names}): nothing changed"
@@ -463,8 +518,22 @@ def _wait_emergency(
     deadline = time.monotonic() + timeout
     promoted = False
     state: RolloutState | None = None
+    failures = 0
     for attempt in range(1, attempts + 1):
-        state = read_from(kube, namespace, cfg)
+        try:
+            state, failures = read_from(kube, namespace, cfg), 0
+        except RemoteError as exc:
+            # The patch is in: whatever the read says, the user must learn the Rollout changed.
+            failures += 1
+            if isinstance(exc, ForbiddenError) or failures >= READ_RETRIES or attempt == attempts:
+                raise RemoteError(
+                    f"rollout {namespace}/{cfg.deployment} now specifies {image} but could not be read "
+                    f"({exc}); inspect with: dex-tasks rollout status {env}"
+                ) from exc
+            progress.waiting(f"rollout {namespace}/{cfg.deployment} on {image}", attempt + 1, attempts,
+                             interval, f"could not read it ({exc}); asking again")  # fmt: skip
+            sleep(interval)
+            continue
         if state is None:
             raise RemoteError(
                 f"rollout {namespace}/{cfg.deployment} disappeared during the emergency rollback"

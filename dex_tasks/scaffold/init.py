@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks.config import DEFAULT_BRANCHES, ENV_NAME_RE, IMAGE_NAME_RE, strip_registry
 from dex_tasks.errors import InternalError, UsageError
+from dex_tasks.gitops import paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -332,6 +333,10 @@ def desired_files(options: Options) -> dict[str, str]:
 def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
     """What init would do in ``root``: one :class:`FileChange` per file, in a stable order."""
 
+    desired = desired_files(options)
+    for path in ("pyproject.toml", "noxfile.py", ".dockerignore", f"{BASE}/deployment.yaml", *desired):
+        _check_path(root, path)
+
     def read(path: str) -> str | None:
         target = root / path
         if not target.is_file():
@@ -339,8 +344,11 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
                 raise UsageError(f"{path} exists and is not a file")
             return None
         # newline="" keeps CRLF as it is, so a comparison or an append never changes line endings.
-        with target.open(encoding="utf-8", newline="") as handle:
-            return handle.read()
+        try:
+            with target.open(encoding="utf-8", newline="") as handle:
+                return handle.read()
+        except UnicodeDecodeError as exc:  # a comparison or an append must not guess an encoding
+            raise UsageError(f"{path} is not UTF-8 text (byte {exc.start}): nothing changed") from None
 
     deployment = f"{BASE}/deployment.yaml"
     switching = bool(options.rollout) and read(deployment) is not None
@@ -363,7 +371,7 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
     ]
     if changes[2].outcome == CREATED:  # a new .dockerignore gets the whole template
         changes[2] = FileChange(path=".dockerignore", old=None, new=template("dockerignore"), outcome=CREATED)
-    changes += [_ours(path, read(path), new, force=force) for path, new in desired_files(options).items()]
+    changes += [_ours(path, read(path), new, force=force) for path, new in desired.items()]
     if switching:  # --force: the kustomization no longer lists it; deleting is the user's call
         changes = [
             dataclasses.replace(change, reason=f"it no longer lists deployment.yaml: delete {deployment}")
@@ -372,6 +380,20 @@ def plan(root: Path, options: Options, *, force: bool) -> list[FileChange]:
             for change in changes
         ]
     return changes
+
+
+def _check_path(root: Path, path: str) -> None:
+    """Refuse, before anything is read or written, a file of init's whose way goes through a
+    symbolic link (it could lead out of the repository: init would write a peer's file) or
+    through a file where a directory must be (the write would fail half-way)."""
+    for step in paths.components(path)[:-1]:
+        if (root / step).is_symlink():
+            break  # check_disk's refusal says which link
+        if (root / step).exists() and not (root / step).is_dir():
+            raise UsageError(f"{step} exists and is not a directory (init writes {path}): nothing changed")
+        if not (root / step).exists():
+            break
+    paths.check_disk(root, path)
 
 
 def rollout_of(root: Path) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from dex_tasks import cluster
 from dex_tasks.controls import guard
 from dex_tasks.errors import AlreadyRolledBackError, UsageError
-from dex_tasks.gitops import history, state, tags, workflow
+from dex_tasks.gitops import history, overlay, state, tags, workflow
 from dex_tasks.insight import hooks
 from dex_tasks.supply import digests
 from dex_tasks.tasks import Context, TaskResult
@@ -22,7 +22,7 @@ from dex_tasks.tools import git
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from dex_tasks.config import Config
     from dex_tasks.gitops.state import Repo
@@ -77,19 +77,28 @@ def apply(
     base_sha: str | None = None,
     controls: guard.Overrides | None = None,
     repo: Repo | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> Outcome:
     """:func:`dex_tasks.gitops.workflow.apply` for a task: its output, config and name, after the
     deploy controls (lock, freeze, soak: :mod:`dex_tasks.controls.guard`) let it through.
 
     ``repo``: the task's :func:`~dex_tasks.gitops.state.open_repo` (None opens it here), so a
-    write asks git where the repository is once, not once per layer."""
+    write asks git where the repository is once, not once per layer. ``before_write``: run once
+    every check has let the change through, just before git is written (``rollout abort``'s
+    patch: a refused rollback must not leave the Rollout aborted)."""
 
     with git.remembering_origin():  # the locks, the fetch and the push ask origin's URL once
-        return _apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo)
+        return _apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo, before_write=before_write)
 
 
 def _apply(
-    ctx: Context, change: Change, *, base_sha: str | None, controls: guard.Overrides | None, repo: Repo | None
+    ctx: Context,
+    change: Change,
+    *,
+    base_sha: str | None,
+    controls: guard.Overrides | None,
+    repo: Repo | None,
+    before_write: Callable[[], None] | None = None,
 ) -> Outcome:
     repo = repo or state.open_repo(ctx.config)
     verdict = guard.check(
@@ -101,6 +110,8 @@ def _apply(
         forced=change.forced or bool(verdict.forced),
         body=(*change.body, *(f"Forced: {reason}." for reason in verdict.forced)),
     )  # fmt: skip
+    if before_write is not None:
+        before_write()
     outcome = workflow.apply(ctx, change, config=ctx.config, task=ctx.task, base_sha=base_sha, repo=repo)
     hooks.delivered(ctx, ctx.config, change, outcome)  # GitHub deployments + notification; never raises
     return outcome
@@ -120,8 +131,10 @@ def rollback(
     controls: guard.Overrides | None = None,
     registry_check: bool = True,
     again: bool = False,
+    before_write: Callable[[], None] | None = None,
 ) -> TaskResult:
-    """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``."""
+    """``rollback ENV [TAG]`` (see :mod:`dex_tasks.tasks.rollback`); also ``verify --rollback-on-failure``
+    and ``rollout abort`` (``before_write``: its patch, once every refusal is past; see :func:`apply`)."""
 
     cfg = ctx.config
     env = cfg.check_env(env)
@@ -172,7 +185,9 @@ def rollback(
     )
     try:
         controls = dataclasses.replace(controls or guard.Overrides(), emergency=emergency)
-        outcome = apply(ctx, change, base_sha=base_sha, controls=controls, repo=repo)
+        outcome = apply(
+            ctx, change, base_sha=base_sha, controls=controls, repo=repo, before_write=before_write
+        )
     except BaseException as exc:
         if emergency and not ctx.dry_run:
             # The cluster already runs the old tag: say exactly how to make git match by hand,
@@ -297,7 +312,16 @@ def _known_digest(repo: Repo, cfg: Config, env: str, tag: str) -> str | None:
     entries = history.deployments(
         repo.root, git.tracking(cfg.branch_for(env)), path, cfg.kustomize_image_name, env
     )
-    return next((entry.digest for entry in entries if entry.tag == tag and entry.digest), None)
+    # A trailer is text anyone can write: one that is no sha256 digest is unknown, not pinned
+    # (``image:tag@<junk>`` is InvalidImageName in the cluster, and a bad trailer on the commit).
+    return next(
+        (
+            entry.digest
+            for entry in entries
+            if entry.tag == tag and entry.digest and overlay.DIGEST_RE.fullmatch(entry.digest)
+        ),
+        None,
+    )
 
 
 def _emergency(ctx: Context, env: str, tag: str, digest: str | None) -> None:

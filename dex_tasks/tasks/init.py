@@ -18,6 +18,9 @@ The logic is in :mod:`dex_tasks.scaffold.init`; this module parses, prints and w
 from __future__ import annotations
 
 import difflib
+import errno
+import os
+import shutil
 from typing import TYPE_CHECKING
 
 from dex_tasks.errors import DexError
@@ -89,11 +92,10 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
             ctx.warn(f"{change.path}: skipped: {change.reason}")
         elif change.reason:
             ctx.warn(f"{change.path}: {change.reason}")
-        if change.outcome in {scaffold.CREATED, scaffold.UPDATED}:
-            if ctx.dry_run:
-                ctx.out(_diff(change).rstrip("\n"))
-            else:
-                _write(ctx.cwd / change.path, change.new)
+        if change.outcome in {scaffold.CREATED, scaffold.UPDATED} and ctx.dry_run:
+            ctx.out(_diff(change).rstrip("\n"))
+    if not ctx.dry_run:
+        _write_all(ctx.cwd, [c for c in changes if c.outcome in {scaffold.CREATED, scaffold.UPDATED}])
     verb = "would be " if ctx.dry_run else ""
     summary = ", ".join(f"{len(lists[o])} {verb}{o}" for o in scaffold.OUTCOMES if lists[o])
     kind = f"; a {options.rollout} Rollout" if options.rollout else ""
@@ -119,8 +121,41 @@ def _diff(change: scaffold.FileChange) -> str:
     return "".join(difflib.unified_diff(old, new, fromfile=before, tofile=f"b/{change.path}"))
 
 
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_all(root: Path, changes: list[scaffold.FileChange]) -> None:
+    """Every file written, or none: each is staged beside its place first, then all are renamed
+    in. A failure while staging (a full disk, a read-only directory) removes what was staged and
+    the directories made for it, so the tree is as it was (the OSError is then exit 2)."""
+    staged: list[tuple[Path, Path]] = []
+    made: list[Path] = []
+    try:
+        for change in changes:
+            path = root / change.path
+            missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
+            for directory in reversed(missing):
+                directory.mkdir()
+                made.append(directory)
+            staged.append((_stage(path, change.new), path))
+    except BaseException:
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
+        for directory in reversed(made):
+            directory.rmdir()
+        raise
+    for temp, path in staged:
+        if path.exists():
+            shutil.copymode(path, temp)  # the rename must not change an updated file's mode
+        temp.replace(path)
+
+
+def _stage(path: Path, text: str) -> Path:
+    """``text`` in a new file beside ``path`` (same directory: the rename is atomic)."""
+    if path.exists() and not os.access(path, os.W_OK):
+        # The rename would replace it all the same: a file made read-only stays the user's.
+        raise PermissionError(errno.EACCES, "Permission denied (a read-only file)", str(path))
+    # The pid: a run killed while staging leaves its own name behind, not one the next run trips
+    # over; open "x" (not mkstemp): a new file gets the mode the umask says, like a plain write.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.dex-init")
     # newline="": the text already holds the file's own line endings (an append keeps CRLF).
-    with path.open("w", encoding="utf-8", newline="") as handle:
+    with temp.open("x", encoding="utf-8", newline="") as handle:
         handle.write(text)
+    return temp

@@ -7,7 +7,9 @@ images with their digests, and the update's AnalysisRuns (running ones in the su
 seconds; Degraded then exits 1). ``promote`` resumes to the next
 pause (``--full``: to the end); ``abort`` sends all traffic back to the stable ReplicaSet *and*
 commits ENV's overlay back to the stable image's tag (``--direct`` by default, ``--pr`` on
-request), so Argo CD does not roll the aborted tag out again at its next sync.
+request), so Argo CD does not roll the aborted tag out again at its next sync. The patch is sent
+once the rollback commit has passed its checks (tag in the history, registry, deploy controls),
+so a refused rollback aborts nothing.
 """
 
 from __future__ import annotations
@@ -111,16 +113,34 @@ def _abort(ctx: Context, env: str, args: argparse.Namespace) -> TaskResult:
     cfg = ctx.config
     state = rollouts.read(cfg, env, what="rollout abort")
     tag = stable_tag(state) if state.updating else ""
-    rollouts.abort(cfg, env, state)  # UsageError when nothing is in progress
-    verb = "would abort" if ctx.dry_run else "aborted"
-    ctx.out(f"{verb} {state.namespace}/{state.name}: {state.new_image} -> stable {state.stable_image}")
+    if not state.updating:
+        rollouts.abort(cfg, env, state)  # UsageError: nothing is in progress
+    aborted: list[bool] = []
+
+    def abort() -> None:
+        # Once the rollback commit has passed every check (tag in the history, registry, deploy
+        # controls): a refusal then changes neither the cluster nor git. Those checks take
+        # seconds, so the Rollout is read again: an update that finished, or another revision
+        # Argo CD synced meanwhile, is not what the user saw and asked to abort.
+        now = rollouts.read(cfg, env, what="rollout abort")
+        if not now.updating or (now.current_hash, now.stable_hash) != (state.current_hash, state.stable_hash):
+            raise UsageError(
+                f"rollout {now.summary()} changed since it was read (it was rolling {state.new_image} out "
+                f"over stable {state.stable_image}): nothing changed; look again with: "
+                f"dex-tasks rollout status {env}"
+            )
+        rollouts.abort(cfg, env, now)
+        aborted.append(True)
+        verb = "would abort" if ctx.dry_run else "aborted"
+        ctx.out(f"{verb} {state.namespace}/{state.name}: {state.new_image} -> stable {state.stable_image}")
+
     try:
         result = _delivery.rollback(
             ctx, env, tag, pr=args.pr, push=args.push, controls=_delivery.overrides(args),
-            registry_check=args.registry_check,
+            registry_check=args.registry_check, before_write=abort,
         )  # fmt: skip
     except BaseException as exc:
-        if not ctx.dry_run:
+        if aborted and not ctx.dry_run:
             ctx.warn(
                 f"the rollout is aborted (the stable {state.stable_image} serves) but git was not "
                 f"updated ({exc or type(exc).__name__}); Argo CD may roll the aborted tag out again: "

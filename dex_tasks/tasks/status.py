@@ -191,6 +191,10 @@ def _live_rollout(cfg: Config, row: EnvStatus, ro: rollouts.RolloutState | None,
     ref = ImageRef.parse(ro.template_image)
     if cluster.is_app_image(cfg, ref):
         row.live_tag = ref.tag or None
+        if not ref.tag:  # as for a Deployment: no tag to compare, and said why
+            row.notes.append(
+                f"live tag {UNKNOWN}: the cluster runs {ro.template_image} (pinned by digest, no tag)"
+            )
     else:
         row.drift = True
         row.notes.append(f"the cluster runs {ro.template_image}, not an image of {cfg.image}")

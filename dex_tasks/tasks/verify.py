@@ -112,16 +112,12 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
         _report(ctx, env, data, f"failed: {problem}")
         return TaskResult(exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}", data=data)
 
-    if ro is not None and ro.updating and not ro.aborted:
-        # The stable ReplicaSet takes the traffic now, not when Argo CD syncs the rollback commit.
-        rollouts.abort(cfg, env, ro)
-        data["rollout_aborted"] = True
-        ctx.out(f"{'would abort' if ctx.dry_run else 'aborted'} rollout {ro.namespace}/{ro.name} first")
+    aborted = _abort_first(ctx, env, ro, data) if ro is not None and ro.updating and not ro.aborted else ""
     ctx.out(f"rolling {env} back to its last known good tag")
     try:
         rolled = _delivery.rollback(ctx, env)
     except DexError as exc:
-        exc.message = f"verify {env} failed: {problem}; the rollback failed too: {exc.message}"
+        exc.message = f"verify {env} failed: {problem}; the rollback failed too{aborted}: {exc.message}"
         raise
     data["rolled_back"] = rolled.data
     what = f"rolled {env} back to {rolled.data.get('tag')}"
@@ -136,6 +132,23 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     return TaskResult(
         exit_code=EXIT_CHECK_FAILED, message=f"verify {env} failed: {problem}; {what}", data=data
     )
+
+
+def _abort_first(ctx: Context, env: str, ro: rollouts.RolloutState, data: dict[str, Any]) -> str:
+    """Abort the update in progress, so the stable ReplicaSet takes the traffic now, not when Argo
+    CD syncs the rollback commit; what to add to a later failure's message ("" if not aborted).
+
+    Only a fast path: refused (RBAC, Argo CD), the rollback commit is still the one to make."""
+    try:
+        rollouts.abort(ctx.config, env, ro)
+    except DexError as exc:
+        data["rollout_aborted"] = False
+        ctx.warn(f"could not abort rollout {ro.namespace}/{ro.name} first ({exc}); "
+                 f"rolling back in git anyway: the canary serves until Argo CD syncs it")  # fmt: skip
+        return ""
+    data["rollout_aborted"] = True
+    ctx.out(f"{'would abort' if ctx.dry_run else 'aborted'} rollout {ro.namespace}/{ro.name} first")
+    return f" (rollout {ro.namespace}/{ro.name} aborted: the stable {ro.stable_image} serves)"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -225,7 +238,8 @@ def _argo_wait(
             errors += 1
             if _is_auth_error(exc) or errors >= MAX_ARGO_ERRORS or time.monotonic() + interval > deadline:
                 raise
-            ctx.warn(f"Argo CD did not answer ({exc}); asking again")
+            ctx.warn(f"Argo CD did not answer ({exc})")
+            progress.waiting(f"Argo CD app {name} to answer", errors + 1, MAX_ARGO_ERRORS, max(interval, 1.0))
             time.sleep(max(interval, 1.0))
             continue
         at_revision = _at_or_after(expected, app.revision, seen)

@@ -109,45 +109,62 @@ class App:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> App:
-        status = data.get("status", {}) or {}
-        history = tuple(_history_entry(h) for h in status.get("history", []) or [] if isinstance(h, dict))
-        operation = status.get("operationState") or {}
-        limit = (data.get("spec") or {}).get("revisionHistoryLimit")
+        # The CLI's and the REST API's document is Argo CD's typed struct, but a proxy, a fake or
+        # a hand-made file can hold anything: a null or odd field reads as absent, never exit 70.
+        status = _map(data.get("status"))
+        spec = _map(data.get("spec"))
+        history = status.get("history")
+        operation = _map(status.get("operationState"))
+        limit = spec.get("revisionHistoryLimit")
+        sync, health = _map(status.get("sync")), _map(status.get("health"))
+        images = _map(status.get("summary")).get("images")
         return cls(
-            name=str(data.get("metadata", {}).get("name", "")),
-            sync_status=str((status.get("sync") or {}).get("status", "Unknown") or "Unknown"),
-            health=str((status.get("health") or {}).get("status", "Unknown") or "Unknown"),
-            revision=str((status.get("sync") or {}).get("revision", "") or ""),
-            images=tuple(str(i) for i in (status.get("summary") or {}).get("images", []) or []),
-            operation_phase=str((status.get("operationState") or {}).get("phase", "") or ""),
-            operation_revision=_operation_revision(status.get("operationState") or {}),
-            namespace=str(((data.get("spec") or {}).get("destination") or {}).get("namespace", "") or ""),
-            history=history,
-            operation_started_at=str(operation.get("startedAt", "") or ""),
-            operation_finished_at=str(operation.get("finishedAt", "") or ""),
-            operation_message=str(operation.get("message", "") or ""),
+            name=_text(_map(data.get("metadata")).get("name")),
+            sync_status=_text(sync.get("status")) or "Unknown",
+            health=_text(health.get("status")) or "Unknown",
+            revision=_text(sync.get("revision")),
+            images=tuple(_text(i) for i in images if _text(i)) if isinstance(images, list) else (),
+            operation_phase=_text(operation.get("phase")),
+            operation_revision=_operation_revision(operation),
+            namespace=_text(_map(spec.get("destination")).get("namespace")),
+            history=tuple(_history_entry(h) for h in history if isinstance(h, dict))
+            if isinstance(history, list)
+            else (),
+            operation_started_at=_text(operation.get("startedAt")),
+            operation_finished_at=_text(operation.get("finishedAt")),
+            operation_message=_text(operation.get("message")),
             history_limit=limit if isinstance(limit, int) and not isinstance(limit, bool) else None,
         )
 
 
+def _map(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    """A JSON string or number as text; null, true/false, objects and lists as empty."""
+    return str(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else ""
+
+
 def _history_entry(h: Mapping[str, Any]) -> HistoryEntry:
-    initiator = h.get("initiatedBy") or {}
+    initiator = _map(h.get("initiatedBy"))
     raw_id = h.get("id", 0)
+    number = isinstance(raw_id, int) and not isinstance(raw_id, bool)
     return HistoryEntry(
         # int64 in Go; JSON carries it as a number (a string only from a hand-made document).
-        id=int(raw_id) if isinstance(raw_id, int) or (isinstance(raw_id, str) and raw_id.isdigit()) else 0,
-        revision=str(h.get("revision", "") or ""),
-        deployed_at=str(h.get("deployedAt", "") or ""),
-        deploy_started_at=str(h.get("deployStartedAt", "") or ""),
-        initiated_by=str(initiator.get("username", "") or "") if isinstance(initiator, dict) else "",
-        automated=bool(initiator.get("automated")) if isinstance(initiator, dict) else False,
+        id=int(raw_id) if number or (isinstance(raw_id, str) and raw_id.isdigit()) else 0,
+        revision=_text(h.get("revision")),
+        deployed_at=_text(h.get("deployedAt")),
+        deploy_started_at=_text(h.get("deployStartedAt")),
+        initiated_by=_text(initiator.get("username")),
+        automated=initiator.get("automated") is True,
     )
 
 
 def _operation_revision(operation_state: Mapping[str, Any]) -> str:
-    result = (operation_state.get("syncResult") or {}).get("revision")
-    requested = ((operation_state.get("operation") or {}).get("sync") or {}).get("revision")
-    return str(result or requested or "")
+    result = _text(_map(operation_state.get("syncResult")).get("revision"))
+    requested = _text(_map(_map(operation_state.get("operation")).get("sync")).get("revision"))
+    return result or requested
 
 
 # The CLI logs a fatal error with logrus's text formatter: `FATA[0000] <message>` on a terminal,

@@ -272,6 +272,7 @@ class FakeKube:
         self._timers: list[threading.Timer] = []
         self.backends: dict[str, int] = {}  # namespace -> 127.0.0.1 port that its pods "listen" on
         self.forbidden: set[str] = set()  # namespaces where RBAC denies everything (403)
+        self.read_only: set[str] = set()  # namespaces where RBAC allows get/list/watch only (403)
         self.held_namespaces: set[str] = set()  # deleted namespaces that stay Terminating
         # image reference -> the digest the "registry" served when pods pulled it (imageID)
         self.pulled: dict[str, str] = {}
@@ -456,6 +457,12 @@ class FakeKube:
         with self.lock:
             self.forbidden.add(namespace)
 
+    def deny_writes(self, namespace: str) -> None:
+        """A Role with only get/list/watch in ``namespace``: every write gets RBAC's 403 (the
+        same authorizer text as :meth:`forbid`, with the write's verb)."""
+        with self.lock:
+            self.read_only.add(namespace)
+
     def set_stall(self, namespace: str, name: str, stall: bool = True) -> None:
         with self.lock:
             (self.stall.add if stall else self.stall.discard)((namespace, name))
@@ -636,6 +643,8 @@ class FakeKube:
             )
         plural, namespace, name, sub = route
         if namespace is not None and namespace in self.forbidden:
+            return self._forbidden(h, plural, namespace, name, query)
+        if namespace is not None and namespace in self.read_only and h.command != "GET":
             return self._forbidden(h, plural, namespace, name, query)
         if sub == "portforward" and plural == "pods" and name is not None:
             return self._portforward(h, namespace or "", name)

@@ -344,3 +344,27 @@ def test_emergency_rollback_pins_the_digest_it_knows(
     assert fake_kube.deployment_image("dex-stage", "dex") == pinned
     assert f"stage now runs {t[3]}@{digest} (kubectl)" in result.out
     assert repo.tag("stage") == t[3]
+
+
+@pytest.mark.parametrize("recorded", ["sha256:3c3c", "latest", "sha256:" + "3C" * 32, "md5:" + "3c" * 16])
+def test_emergency_rollback_ignores_a_digest_trailer_that_is_no_digest(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, recorded: str
+) -> None:
+    # A hand-written Dex-Digest that is no sha256 digest must not become `image:tag@<junk>` in the
+    # cluster (InvalidImageName: an emergency made worse) nor a trailer of the rollback commit.
+    t = repo.tags
+    w = repo.writer
+    git("fetch", "--quiet", "origin", cwd=w)
+    git("checkout", "--quiet", "-B", "main", "origin/main", cwd=w)
+    _commit_overlay(w, "stage", t[3], f"chore: update stage image to {t[3]}",
+                    [*_bump_trailers("stage", t[3], t[1]), f"Dex-Digest: {recorded}"])  # fmt: skip
+    _commit_overlay(
+        w, "stage", t[4], f"chore: update stage image to {t[4]}", _bump_trailers("stage", t[4], t[3])
+    )
+    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=w)
+    deploy_envs(fake_kube, {"stage": t[4]})
+    result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
+    assert result.code == 0, result.err
+    assert fake_kube.deployment_image("dex-stage", "dex") == f"{IMAGE}:{t[3]}"
+    assert repo.tag("stage") == t[3]
+    assert recorded not in repo.message("main")

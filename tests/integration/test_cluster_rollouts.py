@@ -386,3 +386,47 @@ def test_status_shows_the_running_analysis_and_a_failed_one_aborts(
     result = run_cli("rollout", "abort", "dev", "--json", cwd=repo.clone)
     assert result.code == 0, result.err
     assert repo.tag("dev", "dev") == t[2]
+
+
+def test_abort_that_git_would_refuse_aborts_nothing(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    # The stable ReplicaSet runs a tag dev's overlay never held: the rollback commit is refused
+    # (exit 2), and so must the abort be - a refusal leaves the cluster as it was too.
+    t = repo.tags
+    canary(fake_kube, "dev", "sha-0badc0de", t[3])
+    before = repo.snapshot()
+    result = run_cli("rollout", "abort", "dev", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "was never deployed to dev" in result.err
+    assert "Traceback" not in result.err
+    assert len(error_lines(result.err)) == 1, result.err
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
+
+
+def test_abort_refuses_when_the_rollout_moved_on_while_git_was_checked(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The patch waits for the rollback's checks (fetch, registry, controls: seconds). Meanwhile
+    # Argo CD synced another revision: aborting that one, and committing the old stable tag over
+    # it, is not what was asked - refused, with nothing changed.
+    from dex_tasks import rollouts  # noqa: PLC0415 - the read the race goes into
+
+    t = repo.tags
+    canary(fake_kube, "dev", t[2], t[3])
+    before = repo.snapshot()
+    real, reads = rollouts.read, []
+
+    def racing(*args: object, **kwargs: object) -> rollouts.RolloutState:
+        reads.append(1)
+        if len(reads) == 2:
+            fake_kube.set_rollout_image("dex-dev", "dex", f"{IMAGE}:{t[4]}")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollouts, "read", racing)
+    result = run_cli("rollout", "abort", "dev", cwd=repo.clone)
+    assert result.code == 2, result.err
+    assert "changed since it was read" in result.err
+    assert ("PATCH", STATUS_PATH.format(env="dev")) not in fake_kube.writes()
+    assert repo.snapshot() == before

@@ -174,3 +174,21 @@ def test_status_names_each_env_once(repo: GitOpsRepo, no_cluster: None, run_cli:
     result = run_cli("status", "--json", "prod", "dev", "prod", cwd=repo.clone)
     assert result.code == 0, result.err
     assert [row["env"] for row in json.loads(result.out)["envs"]] == ["prod", "dev"]
+
+
+def test_status_of_a_rollout_pinned_by_digest_says_why_its_tag_is_unknown(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    # The same note as for a Deployment (status.py _live_deployment): no tag, said why.
+    digest = "sha256:" + "ab" * 32
+    pyproject = repo.clone / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text(encoding="utf-8") + '\n[tool.dex.cluster]\nworkload = "Rollout"\n',
+        encoding="utf-8",
+    )
+    fake_kube.add_rollout("dex-stage", "dex", image=f"{IMAGE}@{digest}")
+    result = run_cli("status", "stage", "--json", cwd=repo.clone)
+    assert result.code == 0, result.err
+    stage = envs_of(result.out)["stage"]
+    assert (stage["live_tag"], stage["drift"]) == (None, False)
+    assert f"live tag unknown: the cluster runs {IMAGE}@{digest} (pinned by digest, no tag)" in stage["notes"]

@@ -260,6 +260,8 @@ def test_verify_survives_one_argocd_blip(
     result = run_cli("verify", "stage", "--url", health.url, "--timeout", "60", *FAST, cwd=repo.clone)
     assert result.code == 0, result.err
     assert "Argo CD did not answer" in result.err
+    # The wait before asking again says what it waits for and which attempt (progress.waiting).
+    assert "Argo CD app dex-stage to answer (attempt 2/" in result.err
     assert [c[:2] for c in fake_argo.calls()] == [["app", "get"], ["app", "get"]]
 
 

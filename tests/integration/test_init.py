@@ -353,3 +353,83 @@ def test_switching_a_rollout_strategy_needs_force(run_cli: CliRunner, tmp_path: 
     forced = run_cli("init", "--json", "-C", str(tmp_path), "--rollout", "bluegreen", "--force")
     assert forced.code == 0, forced.err
     assert ("Service", "shop-preview") in _kinds(_render(tmp_path / scaffold.OVERLAYS / "dev"))
+
+
+@pytest.mark.parametrize(
+    "link",
+    ["infra/argocd/base/rollout.yaml", "infra/argocd/base", ".dockerignore"],
+)
+def test_a_symlink_on_the_way_to_a_file_of_ours_is_refused_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path, link: str
+) -> None:
+    # A link out of the repository (a peer's checkout, a home directory): init must not write
+    # through it, nor write anything else before saying no.
+    root, outside = tmp_path / "shop", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    target = outside / "target"
+    if link.endswith((".yaml", "ignore")):
+        target.write_text("theirs\n", encoding="utf-8")
+    else:
+        target.mkdir()
+    (root / link).parent.mkdir(parents=True, exist_ok=True)
+    (root / link).symlink_to(target)
+    before = _tree(root), _tree(outside)
+    result = run_cli("init", "-C", str(root), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert "symbolic link" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert (_tree(root), _tree(outside)) == before
+
+
+def test_a_file_where_init_needs_a_directory_is_refused_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path
+) -> None:
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "argocd").write_text("not a directory\n", encoding="utf-8")
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "bluegreen")
+    assert result.code == 2, result.err
+    assert "infra/argocd exists and is not a directory" in result.err
+    assert "Traceback" not in result.err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == ["infra", "infra/argocd"]
+
+
+def test_a_write_that_fails_half_way_leaves_the_tree_as_it_was(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A full disk or a read-only directory met at the fifth file: the four before must not stay
+    # behind (a half scaffold that a re-run would call "exists and differs").
+    from dex_tasks.tasks import init as init_task  # noqa: PLC0415 - the module the fault goes into
+
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "shop"\n', encoding="utf-8")
+    before = _tree(tmp_path)
+    real = init_task._stage
+    calls: list[Path] = []
+
+    def failing(path: Path, text: str) -> Path:
+        calls.append(path)
+        if len(calls) == 5:
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text)
+
+    monkeypatch.setattr(init_task, "_stage", failing)
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert "No space left on device" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert _tree(tmp_path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+@pytest.mark.parametrize("path", ["infra/argocd/base/rollout.yaml", "noxfile.py", ".dockerignore"])
+def test_a_file_of_ours_that_is_not_utf8_is_exit_2_and_nothing_is_written(
+    run_cli: CliRunner, tmp_path: Path, path: str
+) -> None:
+    (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / path).write_bytes(b"\xff\xfe not text")
+    before = _tree(tmp_path)
+    result = run_cli("init", "-C", str(tmp_path), "--rollout", "canary")
+    assert result.code == 2, result.err
+    assert f"{path} is not UTF-8 text" in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert _tree(tmp_path) == before

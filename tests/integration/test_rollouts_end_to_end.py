@@ -197,6 +197,25 @@ def test_verify_rollback_on_failure_aborts_the_rollout_first(
     assert new != stable
 
 
+def test_verify_rollback_on_failure_still_rolls_back_when_the_abort_is_refused(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, health_url: str
+) -> None:
+    # The CI's service account may read Rollouts but not patch them: the abort is only the fast
+    # path, the rollback commit is what makes the env right - it must still be made, and said.
+    stable, _ = start(repo, fake_kube, run_cli, "canary")
+    fake_kube.deny_writes(NS)
+    args = ("verify", "stage", "--url", health_url, "--interval", "0", "--rollback-on-failure", "--json")
+    result = run_cli(*args, cwd=repo.clone)
+    assert result.code == 1, result.err
+    data = json.loads(result.out)
+    assert data["rollout_aborted"] is False
+    assert data["rolled_back"]["tag"] == stable
+    assert repo.tag("stage") == stable
+    assert "could not abort rollout dex-stage/dex first" in result.err
+    assert "Traceback" not in result.err
+    assert fake_kube.wait_rollout(NS, "dex", "Paused")["status"].get("abort") is not True
+
+
 def test_promote_needs_the_rollout_finished_in_from(
     repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
 ) -> None:

@@ -150,3 +150,35 @@ def test_not_configured_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert argosync.not_configured_reason(per_env, ["dev", "prod"], {}) is None
     assert argosync.not_configured_reason(per_env, ["dev"], {}) == "ARGOCD_SERVER is not set"
+
+
+ODD_VALUES: list[Any] = [None, "x", 5, True, 1.5, [], [1], {}, "2026-99-99T00:00:00Z"]
+ODD_PATHS = [
+    ("metadata",), ("spec",), ("spec", "revisionHistoryLimit"), ("status",), ("status", "sync"),
+    ("status", "summary"), ("status", "operationState"), ("status", "operationState", "syncResult"),
+    ("status", "operationState", "operation"), ("status", "operationState", "finishedAt"),
+    ("status", "history"), ("status", "history", 0), ("status", "history", 0, "id"),
+    ("status", "history", 0, "deployedAt"), ("status", "history", 0, "deployStartedAt"),
+    ("status", "history", 0, "initiatedBy"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", ODD_PATHS, ids=lambda p: "/".join(map(str, p)))
+def test_an_app_document_with_odd_fields_is_summarized_not_a_traceback(path: tuple[Any, ...]) -> None:
+    # history null or a number, ids as strings, times that are not times: read as absent.
+    for value in ODD_VALUES:
+        data: dict[str, Any] = {
+            "metadata": {"name": "dex-prod"}, "spec": {"revisionHistoryLimit": 10},
+            "status": {"sync": {"status": "Synced"}, "summary": {"images": ["a:b"]},
+                       "operationState": {"phase": "Failed", "finishedAt": _at(1),
+                                          "syncResult": {"revision": "r"}, "operation": {"sync": {}}},
+                       "history": [_sync(1, 2, 30)]},
+        }  # fmt: skip
+        node: Any = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        app = argocd.App.from_json(data)
+        metrics = argosync.summarize(app, since=SINCE, until=UNTIL, target_s=60)
+        assert metrics["syncs"] in {0, 1}
+        assert all(isinstance(entry.id, int) for entry in app.history)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from dex_tasks import rollouts
+from dex_tasks import cluster, rollouts
+from dex_tasks.tools import argocd
 from tests.fakes import rollouts_controller
 
 IMAGE = "ghcr.io/data-literate/dex"
@@ -187,3 +188,156 @@ def test_an_analysis_step_waits_for_its_run_and_a_failed_run_aborts() -> None:
         "RolloutAborted: Rollout aborted update to revision 2: Background analysis phase error/failed: "
         'Metric "success-rate" assessed Failed'
     )
+
+
+HOSTILE_VALUES = [None, "x", "7", 5, -3, 99, True, 1.5, [], [1, "a"], {}, {"a": 1}]
+HOSTILE_PATHS = [
+    ("metadata",), ("metadata", "generation"), ("spec",), ("spec", "paused"), ("spec", "strategy"),
+    ("spec", "strategy", "canary"), ("spec", "strategy", "canary", "steps"), ("spec", "template"),
+    ("spec", "template", "spec"), ("spec", "template", "spec", "containers"), ("status",),
+    ("status", "phase"), ("status", "currentStepIndex"), ("status", "pauseConditions"),
+    ("status", "observedGeneration"), ("status", "canary"), ("status", "canary", "weights"),
+    ("status", "canary", "weights", "canary"), ("status", "canary", "weights", "canary", "weight"),
+    ("status", "stableRS"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("path", HOSTILE_PATHS, ids="/".join)
+def test_a_rollout_with_null_or_wrongly_typed_fields_is_read_not_a_traceback(path: tuple[str, ...]) -> None:
+    # A CRD's schema is only as strict as its author (preserve-unknown-fields, an old CRD, a
+    # hand-applied object): a null or odd field must read as absent, never as exit 70.
+    for value in HOSTILE_VALUES:
+        data = rollout({"phase": "Paused", "currentStepIndex": 1, "pauseConditions": [{"reason": "x"}],
+                        "stableRS": "a", "currentPodHash": "b",
+                        "canary": {"weights": {"canary": {"weight": 20}}}})  # fmt: skip
+        node: Any = data
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+        state = rollouts.RolloutState.from_json(data, "dex")
+        state = rollouts.with_images(state, [data, {"metadata": None, "spec": {"template": None}}],
+                                     [data, {"status": None}], "dex")  # fmt: skip
+        assert state.step is None or 0 <= state.step <= (state.steps or 0)
+        assert state.weight is None or isinstance(state.weight, int)
+        assert isinstance(state.summary(), str)
+        assert isinstance(state.as_json("prod")["phase"], str)
+
+
+@pytest.mark.parametrize(
+    ("index", "step"), [("1", None), (True, None), (-1, None), (9, None), (4, 4), (0, 0)]
+)
+def test_step_index_that_is_not_a_step_of_the_spec_is_no_step(index: Any, step: int | None) -> None:
+    state = rollouts.RolloutState.from_json(
+        rollout({"phase": "Progressing", "currentStepIndex": index}), "dex"
+    )
+    assert state.step == step
+    assert state.weight in {0, 20, 100}
+
+
+def test_odd_analysis_runs_are_skipped_not_a_traceback() -> None:
+    owned = {"ownerReferences": ["u1", {"uid": "u1"}], "labels": None,
+             "annotations": {"rollout.argoproj.io/revision": 3}}  # fmt: skip
+    runs: list[Any] = [None, "x", {"metadata": None}, {"metadata": {"ownerReferences": None}},
+                       {"metadata": owned, "status": None}]  # fmt: skip
+    listed = rollouts.analysis_runs(runs, "u1", "")
+    assert [(run.name, run.phase) for run in listed] == [("", "")]
+    assert rollouts.analysis_runs(None, "u1", "") == ()
+
+
+class _Cfg:
+    """The two things the waits ask of a Config."""
+
+    deployment = "dex"
+
+    def namespace_for(self, env: str) -> str:
+        return f"dex-{env}"
+
+
+def _reads(monkeypatch: pytest.MonkeyPatch, name: str, answers: list[Any]) -> list[Any]:
+    """``rollouts.<name>`` answers ``answers`` in turn (an exception is raised)."""
+    left = list(answers)
+
+    def fake(*_args: object, **_kwargs: object) -> Any:
+        answer = left.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(rollouts, name, fake)
+    return left
+
+
+def _state(status: dict[str, Any], image: str = f"{IMAGE}:sha-2222bbbb") -> rollouts.RolloutState:
+    data = rollout(status)
+    data["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    return rollouts.RolloutState.from_json(data, "dex")
+
+
+def test_watch_survives_a_read_that_fails_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks.errors import ClusterUnreachableError, ForbiddenError, RemoteError  # noqa: PLC0415
+
+    progressing = _state({"phase": "Progressing", "currentStepIndex": 2})
+    healthy = _state({"phase": "Healthy", "currentStepIndex": 4})
+    blip = ClusterUnreachableError("no access to the cluster: connection refused")
+    _reads(monkeypatch, "read", [progressing, blip, RemoteError("InternalError"), healthy])
+    state = rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    assert state.phase == "Healthy"
+    err = capsys.readouterr().err
+    assert "could not read it (no access to the cluster: connection refused); asking again" in err
+    assert "attempt 4/" in err
+    # Three in a row, or RBAC at once: the wait ends with that error (exit 4).
+    _reads(monkeypatch, "read", [progressing, blip, blip, blip])
+    with pytest.raises(ClusterUnreachableError):
+        rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    _reads(monkeypatch, "read", [progressing, ForbiddenError("forbidden")])
+    with pytest.raises(ForbiddenError):
+        rollouts.watch(_Cfg(), "prod", timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+
+
+def test_the_emergency_wait_survives_a_read_that_fails_and_says_the_patch_is_in(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dex_tasks.errors import ClusterUnreachableError, RemoteError  # noqa: PLC0415
+
+    image = f"{IMAGE}:sha-1111aaaa"
+    done = _state({"phase": "Healthy", "stableRS": "a", "currentPodHash": "a"}, image)
+    blip = ClusterUnreachableError("no access to the cluster: connection refused")
+    _reads(monkeypatch, "read_from", [blip, done])
+    wait = rollouts._wait_emergency
+    wait(_Cfg(), "prod", None, image, timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+    assert "could not read it" in capsys.readouterr().err
+    _reads(monkeypatch, "read_from", [blip, blip, blip])
+    with pytest.raises(RemoteError, match=f"now specifies {image} but could not be read"):
+        wait(_Cfg(), "prod", None, image, timeout=60, interval=1, sleep=lambda _s: None)  # type: ignore[arg-type]
+
+
+def test_a_promote_whose_second_patch_fails_says_what_the_first_did(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Paused by hand at a pause step: two patches. The second refused (a webhook, a conflict):
+    # the user must learn the pause conditions are already cleared, and that a re-run finishes it.
+    from dex_tasks.errors import CommandFailed, RemoteError  # noqa: PLC0415
+
+    paused = {"phase": "Paused", "currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep"}]}
+    data = rollout({**paused, "stableRS": "a", "currentPodHash": "b"}, paused=True)
+    state = rollouts.RolloutState.from_json(data, "dex")
+    sent: list[str] = []
+
+    class Kube:
+        def merge_patch(self, *args: str, **_kwargs: str) -> None:
+            sent.append(args[-1])  # kind, name, namespace, patch
+            if len(sent) == 2:
+                tail = (
+                    'Error from server (InternalError): Internal error occurred: failed calling webhook "x"'
+                )
+                raise CommandFailed("kubectl patch failed", argv=["kubectl"], returncode=1, stderr_tail=tail)
+
+    _reads(monkeypatch, "read", [state])
+    monkeypatch.setattr(rollouts, "_kube", lambda *_a: Kube())
+    monkeypatch.setattr(cluster, "argocd_server_for", lambda *_a: None)
+    monkeypatch.setattr(argocd, "in_use", lambda **_k: False)
+    with pytest.raises(RemoteError) as raised:
+        rollouts.promote(_Cfg(), "prod")  # type: ignore[arg-type]
+    assert len(sent) == 2
+    assert "failed calling webhook" in str(raised.value)
+    assert "already done: pauseConditions cleared" in str(raised.value)
