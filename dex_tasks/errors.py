@@ -226,6 +226,11 @@ class KubeconfigError(ClusterAccessError, UsageError):
     """
 
 
+class NoRolloutsError(UsageError):
+    """``workload = "Rollout"``, but the cluster does not serve the kind (no Argo Rollouts CRD):
+    kubectl's ``the server doesn't have a resource type "rollouts"``. Configuration: exit 2."""
+
+
 # -- 70: a bug -----------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import cluster, proc, progress
-from dex_tasks.errors import CommandFailed, ForbiddenError, RemoteError, UsageError
+from dex_tasks.errors import CommandFailed, ForbiddenError, NoRolloutsError, RemoteError, UsageError
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import Pod, last_line, selector_string
 
@@ -319,9 +319,21 @@ def read(cfg: Config, env: str, *, what: str = "rollout status") -> RolloutState
     return state
 
 
+_UNKNOWN_KIND = "doesn't have a resource type"  # kubectl's words for a kind discovery does not list
+
+
 def read_from(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
-    """The Rollout ``cfg.deployment`` in ``namespace`` (None: there is none), read-only."""
-    data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
+    """The Rollout ``cfg.deployment`` in ``namespace`` (None: there is none), read-only.
+    A cluster without Argo Rollouts raises :class:`NoRolloutsError`."""
+    try:
+        data = kube.get_json(KIND, cfg.deployment, namespace=namespace)
+    except RemoteError as exc:
+        if _UNKNOWN_KIND not in str(exc):
+            raise
+        raise NoRolloutsError(
+            f"the cluster serves no {KIND} (Argo Rollouts is not installed), but [tool.dex.cluster] "
+            'workload = "Rollout": install Argo Rollouts, or set workload = "Deployment"'
+        ) from None
     if data is None:
         return None
     state = RolloutState.from_json(data, cfg.container)
@@ -343,10 +355,8 @@ def detect(kube: Kubectl, namespace: str, cfg: Config) -> RolloutState | None:
     """:func:`read_from` for a cluster that may not have Argo Rollouts at all (no CRD: None)."""
     try:
         return read_from(kube, namespace, cfg)
-    except RemoteError as exc:
-        if "doesn't have a resource type" in str(exc):  # kubectl's words for an unknown kind
-            return None
-        raise
+    except NoRolloutsError:
+        return None
 
 
 def live_problem(state: RolloutState, env: str) -> str | None:

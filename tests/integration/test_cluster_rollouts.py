@@ -198,6 +198,34 @@ def test_bad_input_is_one_line_exit_2(repo: GitOpsRepo, fake_kube: FakeKube, run
     assert fake_kube.writes() == []
 
 
+def test_a_cluster_without_argo_rollouts_is_one_line_exit_2(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import kube_apiserver  # noqa: PLC0415 - the fake's resource table
+
+    # No Rollouts CRD: discovery does not list the kind, and kubectl says "the server doesn't have
+    # a resource type" (exit 1) - configuration, not an unreachable cluster.
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "rollouts")
+    monkeypatch.delitem(kube_apiserver.RESOURCES, "analysisruns")
+    fake_kube.add_namespace("dex-stage")
+    before = repo.snapshot()
+    for argv in (
+        ("rollout", "status", "stage"),
+        ("rollout", "promote", "stage"),
+        ("rollout", "abort", "stage"),
+    ):
+        result = run_cli(*argv, "--json", cwd=repo.clone)
+        assert result.code == 2, result.err
+        assert "Traceback" not in result.err
+        payload = json.loads(result.out)
+        assert payload["exit_code"] == 2
+        assert payload["error"].startswith(
+            "the cluster serves no rollouts.argoproj.io (Argo Rollouts is not installed)"
+        ), payload["error"]
+    assert fake_kube.writes() == []
+    assert repo.snapshot() == before
+
+
 def test_no_cluster_is_exit_2(repo: GitOpsRepo, no_cluster: None, run_cli: CliRunner) -> None:
     result = run_cli("rollout", "status", "stage", cwd=repo.clone)
     assert result.code == 2
