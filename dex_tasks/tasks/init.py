@@ -9,7 +9,8 @@ overlay per env, an Argo CD Application per env, an ApplicationSet for PR previe
 ``.dockerignore`` without ``.git``. ``--rollout`` puts an Argo Rollouts Rollout (canary steps, or
 blue-green with a preview Service) in the base instead of the Deployment, with the kustomize
 ``configurations`` it needs, and ``[tool.dex.cluster] workload = "Rollout"``; a later run without
-``--rollout`` keeps the strategy it finds. Switching a Deployment scaffold needs ``--force``.
+``--rollout`` keeps the strategy it finds (canary when ``workload = "Rollout"`` is configured and
+there is no Rollout yet). Switching a Deployment scaffold needs ``--force``.
 Idempotent: a second run changes nothing. A file of ours that exists and differs is skipped with
 a warning unless ``--force``. ``--dry-run`` prints the diff.
 The logic is in :mod:`dex_tasks.scaffold.init`; this module parses, prints and writes.
@@ -71,7 +72,11 @@ def _options(ctx: Context, args: argparse.Namespace) -> scaffold.Options:
         owner = (scaffold.github_slug(repo_url) or (app, ""))[0].lower()
         image = scaffold.check_image(f"ghcr.io/{owner}/{app}")
     envs = scaffold.parse_envs(args.envs) if args.envs else cfg.environments
-    rollout = args.rollout or (scaffold.rollout_of(ctx.cwd) if cfg.cluster.workload == "Rollout" else "")
+    # workload = "Rollout" already configured: scaffold one (the strategy an earlier --rollout
+    # wrote, else canary), not a Deployment the config would then contradict.
+    rollout = args.rollout or (
+        (scaffold.rollout_of(ctx.cwd) or "canary") if cfg.cluster.workload == "Rollout" else ""
+    )
     return scaffold.Options(app=app, image=image, envs=tuple(envs), repo_url=repo_url, rollout=rollout)
 
 

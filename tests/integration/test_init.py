@@ -433,3 +433,14 @@ def test_a_file_of_ours_that_is_not_utf8_is_exit_2_and_nothing_is_written(
     assert f"{path} is not UTF-8 text" in result.err
     assert len(result.err.strip().splitlines()) == 1, result.err
     assert _tree(tmp_path) == before
+
+
+def test_a_configured_rollout_workload_scaffolds_a_rollout(run_cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "shop"\n\n[tool.dex.cluster]\nworkload = "Rollout"\n', encoding="utf-8"
+    )
+    payload = _init(run_cli, tmp_path, "--app", "shop", "--image", "ghcr.io/acme/shop")
+    assert payload["rollout"] == "canary"
+    assert f"{scaffold.BASE}/rollout.yaml" in payload["created"]
+    assert not (tmp_path / scaffold.BASE / "deployment.yaml").exists()
+    assert ("Rollout", "shop") in _kinds(_render(tmp_path / scaffold.OVERLAYS / "dev"))
