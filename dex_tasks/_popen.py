@@ -186,7 +186,7 @@ class _Captured(subprocess.Popen[bytes]):
     ``communicate(timeout=...)`` ends in ``wait(timeout)``, which CPython does by polling with
     sleeps of 1, 2, 4 ... ms: a command that exits a moment after closing its pipes (every git
     query) cost a millisecond more each, a third of a ``git rev-parse``. A pidfd (Linux 5.3+)
-    becomes readable when the process exits, so ``select`` waits exactly that long, still bounded.
+    becomes readable when the process exits, so ``poll`` waits exactly that long, still bounded.
     """
 
     def wait(self, timeout: float | None = None) -> int:
