@@ -33,6 +33,7 @@ from dex_tasks.errors import (
     ClusterAccessError,
     CommandFailed,
     RemoteError,
+    RolloutIncompleteError,
     ToolMissing,
     UsageError,
 )
@@ -359,7 +360,7 @@ def emergency_rollout(cfg: Config, env: str, tag: str, *, digest: str | None = N
         # RemoteError: the API server went away while waiting. Either way the deployment already
         # specifies the new image, and the user must learn that, not only "cannot reach".
         why = (last_line(exc.stderr_tail) or "no output") if isinstance(exc, CommandFailed) else str(exc)
-        raise RemoteError(
+        raise RolloutIncompleteError(
             f"rollout did not complete: deployment {namespace}/{cfg.deployment} now specifies {image} "
             f"but its rollout was not seen to finish within {timeout}s ({why}); "
             f"inspect with: {inspect}; undo with: {undo}"

@@ -155,6 +155,11 @@ class RemoteError(DexError):
     exit_code = EXIT_REMOTE
 
 
+class RolloutIncompleteError(RemoteError):
+    """``rollback --emergency`` changed the workload's image, but its rollout was not seen to
+    finish (a stall, Degraded, or the cluster stopped answering): exit 4, git untouched."""
+
+
 class RegistryError(RemoteError):
     """A registry answered a v2 API request with an error after auth and retries (exit 4).
 

@@ -33,7 +33,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import cluster, proc, progress
-from dex_tasks.errors import CommandFailed, ForbiddenError, NoRolloutsError, RemoteError, UsageError
+from dex_tasks.errors import (
+    CommandFailed,
+    DexError,
+    ForbiddenError,
+    NoRolloutsError,
+    RemoteError,
+    RolloutIncompleteError,
+    UsageError,
+)
 from dex_tasks.tools import argocd
 from dex_tasks.tools.kubectl import Pod, last_line, selector_string
 
@@ -515,7 +523,12 @@ def emergency(cfg: Config, env: str, image: str, *, timeout: int, interval: floa
     if proc.is_dry_run():  # the patch was only printed: nothing to wait for (nor to promote)
         return
     interval = POLL_INTERVAL if interval is None else interval  # read now: tests shorten it
-    _wait_emergency(cfg, env, kube, image, timeout=timeout, interval=interval, sleep=sleep)
+    try:
+        _wait_emergency(cfg, env, kube, image, timeout=timeout, interval=interval, sleep=sleep)
+    except RolloutIncompleteError:
+        raise
+    except DexError as exc:  # after the patch, whatever ended the wait: the Rollout has changed
+        raise RolloutIncompleteError(exc.message, hint=exc.hint) from exc
 
 
 def _wait_emergency(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from dex_tasks import cluster
 from dex_tasks.controls import guard
-from dex_tasks.errors import AlreadyRolledBackError, UsageError
+from dex_tasks.errors import AlreadyRolledBackError, RolloutIncompleteError, UsageError
 from dex_tasks.gitops import history, overlay, state, tags, workflow
 from dex_tasks.insight import hooks
 from dex_tasks.supply import digests
@@ -328,7 +328,13 @@ def _emergency(ctx: Context, env: str, tag: str, digest: str | None) -> None:
 
     # Under --dry-run too: its read-only checks (kubectl, access, deployment, container) run and
     # `set image` is only printed, so a dry run fails where the real run would.
-    cluster.emergency_rollout(ctx.config, env, tag, digest=digest)
+    try:
+        cluster.emergency_rollout(ctx.config, env, tag, digest=digest)
+    except RolloutIncompleteError as exc:
+        # The workload already names the rollback image; git still names the bad tag, and Argo
+        # CD's self-heal would put it back: say how to make git match once the rollout is done.
+        exc.message += f"; once it runs, make git match with: dex-tasks rollback {env} {tag} --direct"
+        raise
     what = f"{tag}@{digest}" if digest else tag
     how = "patch the Rollout" if ctx.config.cluster.workload == "Rollout" else "set the image"
     if ctx.dry_run:

@@ -3,6 +3,7 @@ the real kubectl against the fake API server, the fake argocd CLI."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -80,6 +81,10 @@ def test_emergency_rollback_stalled_rollout_is_exit_4_and_git_untouched(
     assert result.code == 4
     assert "rollout did not complete" in result.err
     assert "now runs" not in result.out + result.err  # nothing claimed
+    # The deployment already names the rollback image: the one error line says how git catches up.
+    assert json.loads(result.out)["error"].endswith(
+        f"; once it runs, make git match with: dex-tasks rollback stage {t[0]} --direct"
+    )
     assert repo.snapshot() == before
     assert repo.tag("stage") == t[1]
 

@@ -294,6 +294,30 @@ def test_emergency_rollback_patches_the_rollout_and_skips_the_steps(
     assert "Dex-Action: rollback" in repo.message("main")
 
 
+def test_an_emergency_wait_that_fails_after_the_patch_says_how_git_catches_up(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dex_tasks import rollouts  # noqa: PLC0415 - the wait that fails
+    from dex_tasks.errors import ClusterUnreachableError  # noqa: PLC0415
+
+    def lost(*_args: object, **_kwargs: object) -> None:
+        raise ClusterUnreachableError("no access to the cluster: connection refused")
+
+    t = repo.tags
+    use_rollouts(repo)
+    fake_kube.add_rollout(NS, "dex", image=f"{IMAGE}:{t[1]}")
+    monkeypatch.setattr(rollouts, "_wait_emergency", lost)
+    before = repo.snapshot()
+    result = run_cli("rollback", "stage", "--emergency", "--json", cwd=repo.clone)
+    assert result.code == 4, result.err
+    assert fake_kube.writes() == [("PATCH", SPEC_PATH)]  # the image is patched ...
+    assert repo.snapshot() == before  # ... git is not, and the one error line says how it catches up
+    assert json.loads(result.out)["error"] == (
+        "no access to the cluster: connection refused; once it runs, make git match with: "
+        f"dex-tasks rollback stage {t[0]} --direct"
+    )
+
+
 @pytest.mark.usefixtures("quick_polls")
 def test_emergency_rollback_to_the_stable_revision_needs_no_promotion(
     repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
