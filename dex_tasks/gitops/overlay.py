@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 
 DEFAULT_PATH = overlay_scan.DEFAULT_PATH
 MAX_OVERLAY_BYTES = overlay_scan.MAX_OVERLAY_BYTES
-_check_size = overlay_scan.check_size
 _NEWLINE_RE = re.compile(r"[^\n]*\n|[^\n]+\Z")
 _DOC_END_RE = re.compile(r"^\.\.\.[ \t]*(#.*)?\r?$")
 
@@ -83,7 +82,7 @@ def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
     The value is the scalar's text (``newTag: 1234567`` reads as ``"1234567"``, as kustomize does).
     Raises UsageError for files :func:`set_tag` would refuse (invalid YAML, several documents, ...).
     """
-    _check_size(text, path)
+    overlay_scan.check_size(text, path)
     # A pinned entry (`newTag` + `digest`, pin-digest) still names its tag: history and status read it.
     located = _locate(text, image, path, allow_digest=True)
     if located.tag_node is None or _is_empty(located.tag_node):
@@ -93,7 +92,7 @@ def read_tag(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
 
 def read_digest(text: str, image: str, *, path: str = DEFAULT_PATH) -> str | None:
     """The ``digest`` of ``images[name=image]`` as written, or None (no entry, no digest)."""
-    _check_size(text, path)
+    overlay_scan.check_size(text, path)
     located = _locate(text, image, path, allow_digest=True)
     node = located.digest_node
     return None if node is None or _is_empty(node) else str(node.value)
@@ -112,7 +111,7 @@ def set_tag(
     """
     # Overlays take sha- tags; pr-<N> goes into preview overlays. `latest` and anything else: never.
     tags.validate_tag(tag, preview=True)
-    _check_size(text, path)
+    overlay_scan.check_size(text, path)
     located = _locate(text, image, path, allow_digest=pinned)
     _check_unshared(located, "newTag", path, value=located.tag_node)
     if located.entry is not None:
@@ -163,7 +162,7 @@ def set_digest(text: str, image: str, digest: str, *, path: str = DEFAULT_PATH) 
     """
     if not DIGEST_RE.fullmatch(digest):
         raise UsageError(f"invalid digest {digest!r}: expected sha256:<64 hex>")
-    _check_size(text, path)
+    overlay_scan.check_size(text, path)
     located = _locate(text, image, path, allow_digest=True)
     if located.entry is None or located.tag_node is None:
         raise UsageError(f"{path}: no `images` entry with `newTag` for {image!r} to pin by digest")
