@@ -326,22 +326,26 @@ def test_rollback_sync_unknown_app_refuses_before_git_changes(
     assert all(call[:2] == ["app", "get"] for call in fake_argo.calls())  # asked, never synced
 
 
-def test_emergency_rollback_pins_the_digest_it_knows(
-    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
-) -> None:
-    t = repo.tags
-    digest = "sha256:" + "3c" * 32
-    # stage deployed T3 with its digest recorded (Dex-Digest), then T4; T4 is bad.
-    w = repo.writer
+def _t3_recorded_then_bad_t4(repo: GitOpsRepo, fake_kube: FakeKube, dex_digest: str) -> None:
+    """stage deployed T3 with ``Dex-Digest: <dex_digest>`` recorded, then T4 (the bad one), which runs."""
+    t, w = repo.tags, repo.writer
     git("fetch", "--quiet", "origin", cwd=w)
     git("checkout", "--quiet", "-B", "main", "origin/main", cwd=w)
     _commit_overlay(w, "stage", t[3], f"chore: update stage image to {t[3]}",
-                    [*_bump_trailers("stage", t[3], t[1]), f"Dex-Digest: {digest}"])  # fmt: skip
+                    [*_bump_trailers("stage", t[3], t[1]), f"Dex-Digest: {dex_digest}"])  # fmt: skip
     _commit_overlay(
         w, "stage", t[4], f"chore: update stage image to {t[4]}", _bump_trailers("stage", t[4], t[3])
     )
     git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=w)
     deploy_envs(fake_kube, {"stage": t[4]})
+
+
+def test_emergency_rollback_pins_the_digest_it_knows(
+    repo: GitOpsRepo, fake_kube: FakeKube, run_cli: CliRunner
+) -> None:
+    t = repo.tags
+    digest = "sha256:" + "3c" * 32
+    _t3_recorded_then_bad_t4(repo, fake_kube, digest)
     result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
     assert result.code == 0, result.err
     pinned = f"{IMAGE}:{t[3]}@{digest}"
@@ -358,16 +362,7 @@ def test_emergency_rollback_ignores_a_digest_trailer_that_is_no_digest(
     # A hand-written Dex-Digest that is no sha256 digest must not become `image:tag@<junk>` in the
     # cluster (InvalidImageName: an emergency made worse) nor a trailer of the rollback commit.
     t = repo.tags
-    w = repo.writer
-    git("fetch", "--quiet", "origin", cwd=w)
-    git("checkout", "--quiet", "-B", "main", "origin/main", cwd=w)
-    _commit_overlay(w, "stage", t[3], f"chore: update stage image to {t[3]}",
-                    [*_bump_trailers("stage", t[3], t[1]), f"Dex-Digest: {recorded}"])  # fmt: skip
-    _commit_overlay(
-        w, "stage", t[4], f"chore: update stage image to {t[4]}", _bump_trailers("stage", t[4], t[3])
-    )
-    git("push", "--quiet", "origin", "HEAD:refs/heads/main", cwd=w)
-    deploy_envs(fake_kube, {"stage": t[4]})
+    _t3_recorded_then_bad_t4(repo, fake_kube, recorded)
     result = run_cli("rollback", "stage", "--emergency", cwd=repo.clone)
     assert result.code == 0, result.err
     assert fake_kube.deployment_image("dex-stage", "dex") == f"{IMAGE}:{t[3]}"
