@@ -18,7 +18,7 @@ from dex_tasks.config import load
 from dex_tasks.controls import guard
 from dex_tasks.errors import ControlRefused
 from dex_tasks.gitops import locks, state
-from tests.gitops_fixtures import GitOpsRepo, build, overlay_path
+from tests.gitops_fixtures import GitOpsRepo, build
 from tests.helpers import git, venv_env
 
 if TYPE_CHECKING:
@@ -48,6 +48,15 @@ def _json(out: str) -> dict[str, object]:
 
 def _origin_lock_refs(repo: GitOpsRepo) -> str:
     return git("for-each-ref", "--format=%(refname)", "refs/dex/", cwd=repo.origin)
+
+
+def _rollback_date(repo: GitOpsRepo) -> str:
+    """Committer date of the rollback that gave stage its current tag T1.
+
+    Not the newest commit on stage's overlay: the fixture's hand edit after the rollback keeps the
+    tag, so soak counts from the rollback, and the two can be a second apart.
+    """
+    return git("log", "-1", "--format=%cI", "--grep=^fix: rollback stage", "main", cwd=repo.origin)
 
 
 def _config(repo: GitOpsRepo, extra: str) -> None:
@@ -321,10 +330,8 @@ def test_soak_time(run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.Mon
     path = repo.clone / "pyproject.toml"
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace("[tool.dex]\n", '[tool.dex]\nsoak = { stage = "15m" }\n'), encoding="utf-8")
-    # stage's current tag T1 came with the rollback commit, the newest on its overlay.
-    deployed = durations.parse_instant(
-        git("log", "-1", "--format=%cI", "main", "--", overlay_path("stage"), cwd=repo.origin), what="date"
-    )
+    # stage's current tag T1 came with the rollback commit (a hand edit after it kept the tag).
+    deployed = durations.parse_instant(_rollback_date(repo), what="date")
     before = repo.snapshot()
     monkeypatch.setenv("DEX_NOW", durations.iso(deployed + durations.parse_duration("5m")))
     for dry in ((), ("--dry-run",)):
@@ -356,9 +363,7 @@ def test_status_rows_show_lock_freeze_and_soak(
     path.write_text(
         text + '\n[tool.dex.freeze]\nprod = ["Fri 16:00-Mon 08:00 Europe/Berlin"]\n', encoding="utf-8"
     )
-    deployed = durations.parse_instant(
-        git("log", "-1", "--format=%cI", "main", "--", overlay_path("stage"), cwd=repo.origin), what="date"
-    )
+    deployed = durations.parse_instant(_rollback_date(repo), what="date")
     now = deployed + durations.parse_duration("5m")
     monkeypatch.setenv("DEX_NOW", durations.iso(now))
     assert run_cli("lock", "stage", "--reason", "load test", "--expires", "1h", cwd=repo.writer).code == 0
