@@ -126,26 +126,66 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# distribution/reference's grammar (reference/regexp.go): a domain (optionally with port), then
+# lowercase path components separated by "/".
+_DOMAIN_RE = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+    r"(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*)(?::[0-9]+)?"
+)
+_PATH_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+_NAME_MAX = 255  # distribution/reference's NameTotalLengthMax (domain and path)
+# Docker Hub's names: reference/normalize.go maps the legacy index.docker.io to docker.io, and
+# a one-component name there to library/<name>.
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
 def parse_repository(image: str) -> Repository:
-    """Split an image reference without tag into registry host and repository name."""
-    if not image or any(c in image for c in " @") or image != image.strip():
+    """Split an image reference without tag into registry host and repository name.
+
+    Follows distribution/reference's ``splitDockerDomain``: the first component is the registry
+    when it has a ``.`` or ``:``, is ``localhost`` or is not lowercase; Docker Hub's aliases become
+    ``docker.io``, whose one-component names get ``library/``.
+    """
+    if not image or image != image.strip() or any(c.isspace() for c in image):
         raise UsageError(f"invalid image reference {image!r}")
+    if "@" in image or ":" in image.rpartition("/")[2]:
+        raise UsageError(
+            f"invalid image repository {image!r}: give it without tag or digest, e.g. ghcr.io/org/app"
+        )
     first, sep, rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         host, name = first, rest
     else:
-        host, name = "docker.io", image
-        if "/" not in name:
+        host, name = DOCKER_HUB, image
+    if host.lower() in _DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+        if name and "/" not in name:
             name = f"library/{name}"
-    if not name or name != name.lower() or name.endswith("/"):
-        raise UsageError(f"invalid image repository {image!r}: names are lowercase, e.g. ghcr.io/org/app")
+    if not _DOMAIN_RE.fullmatch(host):
+        raise UsageError(f"invalid registry host {host!r} in {image!r}")
+    if not _PATH_RE.fullmatch(name) or len(host) + 1 + len(name) > _NAME_MAX:
+        raise UsageError(
+            f"invalid image repository {image!r}: path components are lowercase letters, digits and "
+            f"single separators (. _ __ -), joined by /, e.g. ghcr.io/org/app"
+        )
     return Repository(host=host, name=name)
+
+
+# Any digest the image spec's grammar allows (algorithm:encoded): only sha256 is spoken here.
+_ANY_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
 
 def check_reference(ref: str) -> str:
     """A tag or a ``sha256:`` digest, else UsageError (exit 2) before any request is made."""
     if DIGEST_RE.fullmatch(ref) or TAG_RE.fullmatch(ref):
         return ref
+    if _ANY_DIGEST_RE.fullmatch(ref):
+        algorithm = ref.partition(":")[0]
+        raise UsageError(
+            f"unsupported digest {ref!r}: only sha256 digests (sha256:<64 lowercase hex>) are supported"
+            + ("" if algorithm == "sha256" else f", not {algorithm}")
+        )
     raise UsageError(
         f"invalid tag or digest {ref!r}: tags are [A-Za-z0-9_.-] (up to 128), digests sha256:<64 hex>"
     )

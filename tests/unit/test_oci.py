@@ -18,6 +18,13 @@ from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
         ("localhost/app", "localhost", "app", "http://localhost/v2/app"),
         ("nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
         ("org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
+        # distribution/reference normalize.go: docker.io/x and the legacy index.docker.io are library/x.
+        ("docker.io/nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
+        ("docker.io/library/nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
+        ("index.docker.io/org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
+        ("registry.example:8443/org/team/app", "registry.example:8443", "org/team/app", "https://registry.example:8443/v2/org/team/app"),
+        ("ghcr.io/org/team/sub-app_x", "ghcr.io", "org/team/sub-app_x", "https://ghcr.io/v2/org/team/sub-app_x"),
+        ("[::1]:5000/app", "[::1]:5000", "app", "http://[::1]:5000/v2/app"),
     ],
 )  # fmt: skip
 def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
@@ -25,10 +32,26 @@ def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
     assert (repo.host, repo.name, repo.base_url) == (host, name, url)
 
 
-@pytest.mark.parametrize("bad", ["", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/", "ghcr.io/org/App",
+        "ghcr.io/org/app:v1", "ghcr.io/org//app", "ghcr.io/-app", "ghcr.io/app-", "ghcr.io/a..b",
+        "bad_host.io/app", "ghcr.io/" + "a" * 260,
+    ],
+)  # fmt: skip
 def test_parse_repository_refuses(bad: str) -> None:
     with pytest.raises(UsageError):
         oci.parse_repository(bad)
+
+
+def test_a_tag_in_the_image_and_other_digest_algorithms_are_named() -> None:
+    with pytest.raises(UsageError, match="without tag or digest"):
+        oci.parse_repository("ghcr.io/org/app:v1")
+    with pytest.raises(UsageError, match=r"only sha256 digests .*, not sha512"):
+        oci.check_reference("sha512:" + "ab" * 64)
+    with pytest.raises(UsageError, match="only sha256 digests"):
+        oci.check_reference("sha256:" + "AB" * 32)
 
 
 def test_is_loopback() -> None:
