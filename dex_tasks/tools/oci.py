@@ -221,12 +221,49 @@ def deadline_from_env(env: Mapping[str, str] | None = None) -> float:
     return durations.seconds_from_env(DEADLINE_ENV, DEADLINE, env)
 
 
+# RFC 9110 section 11.6.1: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ], and several
+# challenges in one header or several headers (requests joins those with ", ").
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PARAM_RE = re.compile(rf'[\s,]*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
+_SCHEME_RE = re.compile(rf"[\s,]*({_TCHARS})(?=[\s,]|$)")
+_TOKEN68_RE = re.compile(r"\s+[A-Za-z0-9\-._~+/]+=*(?=\s*(?:,|$))")
+_ESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _parse_challenges(header: str) -> list[dict[str, str]]:
+    """Every challenge of a ``WWW-Authenticate`` value, each its parameters plus ``scheme`` (lowercase).
+
+    Parameter names are case-insensitive, values quoted (commas and escaped quotes inside) or bare
+    tokens: ``Bearer realm="https://r/token",service="r",scope="repository:a/b:pull,push"``.
+    """
+    challenges: list[dict[str, str]] = []
+    pos = 0
+    while pos < len(header):
+        param = _PARAM_RE.match(header, pos)
+        if param and challenges:
+            value = param[2]
+            if value.startswith('"'):
+                value = _ESCAPE_RE.sub(r"\1", value[1:-1])
+            challenges[-1].setdefault(param[1].lower(), value)
+            pos = param.end()
+            continue
+        scheme = _SCHEME_RE.match(header, pos)
+        if scheme is None:
+            break  # garbage: keep what was understood
+        challenges.append({"scheme": scheme[1].lower()})
+        pos = scheme.end()
+        token68 = _TOKEN68_RE.match(header, pos)  # Negotiate <base64>: no parameters
+        if token68:
+            pos = token68.end()
+    return challenges
+
+
 def _parse_challenge(header: str) -> dict[str, str]:
-    """``Bearer realm="...",service="...",scope="..."`` -> its parameters (scheme under ``scheme``)."""
-    scheme, _, rest = header.strip().partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-    params["scheme"] = scheme.lower()
-    return params
+    """The challenge to answer: the first Basic or Bearer one, as go-containerregistry's
+    ``pickFromMultipleChallenges`` (pkg/v1/remote/transport/ping.go) picks it, else the first."""
+    challenges = _parse_challenges(header)
+    usable = [c for c in challenges if c["scheme"] in {"basic", "bearer"}]
+    return (usable or challenges or [{"scheme": ""}])[0]
 
 
 def _basic(user: str, password: str) -> str:

@@ -29,6 +29,11 @@ front adds only what distribution 2.8 cannot do here:
   Without it the front passes the referrers path through and the real registry answers
   ``404 page not found``, which is what makes a client use the fallback tag.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
+* ``other_challenges``: ``WWW-Authenticate`` headers sent *before* the registry's own on every 401,
+  e.g. ``("Negotiate",)`` as Artifactory and Nexus behind a Kerberos (SPNEGO) proxy answer; the
+  client must pick the Basic/Bearer one (go-containerregistry ``pickFromMultipleChallenges``,
+  pkg/v1/remote/transport/ping.go). HTTP sends them as separate header lines, which ``requests``
+  joins with ", " (RFC 9110 section 5.3).
 
 Listens on 127.0.0.1 only; each upstream request has a 30 s timeout.
 """
@@ -70,6 +75,7 @@ class FrontState:
     tokens: dict[str, dict[str, frozenset[str]]] = dataclasses.field(default_factory=dict)
     referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
     failures: int = 0
+    other_challenges: tuple[str, ...] = ()
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def fail_next(self, count: int) -> None:
@@ -110,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
         headers.setdefault("Docker-Distribution-Api-Version", "registry/2.0")
+        if code == 401 and "WWW-Authenticate" in headers:
+            for challenge in self.state.other_challenges:
+                self.send_header("WWW-Authenticate", challenge)
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
@@ -292,6 +301,7 @@ def registry_front(
     users: dict[str, tuple[str, frozenset[str]]] | None = None,
     anonymous_pull: bool = True,
     referrers: bool = False,
+    other_challenges: tuple[str, ...] = (),
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -300,6 +310,7 @@ def registry_front(
         users=dict(users or {}),
         anonymous_pull=anonymous_pull,
         referrers=referrers,
+        other_challenges=other_challenges,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 
@@ -265,6 +265,16 @@ def test_basic_auth(registry: str, name: str) -> None:
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
         assert c.requests == 3  # 401 once, then Basic on every request
+
+
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
+def test_a_negotiate_challenge_before_the_registry_s_own_is_passed_over(
+    registry: str, name: str, auth: Literal["bearer", "basic"]
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth=auth, users=USERS, other_challenges=("Negotiate",))
+    with served as front, client(WRITER) as c:
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
 
 
 # -- bounded: hiccups -------------------------------------------------------------------------------

@@ -209,3 +209,25 @@ def test_a_slow_request_prints_one_progress_line(monkeypatch: pytest.MonkeyPatch
     with oci._slow_notice("# waiting for registry r (attempt 1/4)", after=0.0):
         assert done.wait(timeout=30)
     assert printed == ["# waiting for registry r (attempt 1/4), no answer yet after 0s"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # ghcr.io / distribution: quoted values, a comma inside the scope.
+        ('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/a:pull,push"',
+         {"scheme": "bearer", "realm": "https://ghcr.io/token", "service": "ghcr.io",
+          "scope": "repository:o/a:pull,push"}),
+        # RFC 9110: case-insensitive scheme and parameter names, bare token values, spaces after commas.
+        ("BEARER Realm=https://auth.example/token, Service=registry.example",
+         {"scheme": "bearer", "realm": "https://auth.example/token", "service": "registry.example"}),
+        # Several challenges (two headers, joined by requests): the first Basic/Bearer one.
+        ('Negotiate, Basic realm="Artifactory Realm"', {"scheme": "basic", "realm": "Artifactory Realm"}),
+        ('Negotiate YIIB=, Bearer realm="https://r/t?x=1,2"', {"scheme": "bearer", "realm": "https://r/t?x=1,2"}),
+        # Escaped quotes in a quoted value; a later challenge's realm never overwrites the first's.
+        ('Basic realm="a \\"b\\"", Bearer realm="other"', {"scheme": "basic", "realm": 'a "b"'}),
+        ("", {"scheme": ""}),
+    ],
+)  # fmt: skip
+def test_www_authenticate_challenges(header: str, expected: dict[str, str]) -> None:
+    assert oci._parse_challenge(header) == expected
