@@ -9,8 +9,10 @@ Spec: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
   (the token flow, https://distribution.github.io/distribution/spec/auth/token/) or ``Basic``. Reads ask
   for ``repository:<name>:pull``, writes for ``repository:<name>:pull,push``; a token is cached per
   (host, scope) for the life of one :class:`Client` and registered as a secret. Credentials:
-  ``DEX_REGISTRY_USER``/``DEX_REGISTRY_PASSWORD``, or ``GITHUB_TOKEN`` on ghcr.io only; anonymous
-  otherwise (public images on ghcr.io and Docker Hub get anonymous pull tokens).
+  ``DEX_REGISTRY_USER``/``DEX_REGISTRY_PASSWORD``, or ``GITHUB_TOKEN`` on ghcr.io only, else what
+  ``docker login`` stored (:mod:`dex_tasks.tools.docker_credentials`: config.json ``auths``,
+  ``credHelpers``, ``credsStore``, identity tokens by OAuth2); anonymous otherwise (public images on
+  ghcr.io and Docker Hub get anonymous pull tokens).
 * **Bounded**: every request has a timeout (:data:`REQUEST_TIMEOUT`), connection errors, 429 and 5xx
   are retried :data:`ATTEMPTS` times with a short exponential backoff, and the whole interaction of
   one client has one deadline (:data:`DEADLINE` seconds, ``DEX_REGISTRY_DEADLINE`` overrides), after
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from dex_tasks import durations, proc, progress, redact
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
+from dex_tasks.tools import docker_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -85,7 +88,7 @@ DEADLINE_ENV = "DEX_REGISTRY_DEADLINE"
 PROGRESS_AFTER = 2.0  # seconds: a longer wait prints one progress line
 FALLBACK_ATTEMPTS = 3  # read-modify-write rounds of the fallback referrers index
 
-AUTH_HINT = "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
+AUTH_HINT = "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or docker login"
 PUSH_HINT = (
     "the token needs push access: on ghcr.io give GITHUB_TOKEN `packages: write` "
     "(workflow permissions), elsewhere set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD of a user that may push"
@@ -420,6 +423,7 @@ class Client:
         # (host, scope) -> Authorization value; a pull,push token serves reads of the same repository.
         self._auth: dict[tuple[str, str], str] = {}
         self._basic_hosts: set[str] = set()
+        self._credentials_of: dict[str, docker_credentials.Credentials | None] = {}
         # Hosts whose referrers endpoint answered 404: go straight to the fallback tag next time.
         self._no_referrers_api: set[str] = set()
 
@@ -758,10 +762,28 @@ class Client:
             self._started = time.monotonic()
         return self._started + self.deadline - time.monotonic()
 
+    def _credentials(self, repo: Repository) -> docker_credentials.Credentials | None:
+        """The environment's credentials for the host, else docker's (``docker login``), once per client."""
+        if repo.host not in self._credentials_of:
+            pair = registry_credentials(repo.host, self.env)
+            if pair is not None:
+                explicit = self.env.get("DEX_REGISTRY_USER", "").strip()
+                source = "DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD" if explicit else "GITHUB_TOKEN"
+                found: docker_credentials.Credentials | None = docker_credentials.Credentials(
+                    user=pair[0], password=pair[1], source=source
+                )
+            else:
+                found = docker_credentials.lookup(repo.host, self.env)
+            if found is not None:
+                found.register()
+            self._credentials_of[repo.host] = found
+        return self._credentials_of[repo.host]
+
     def _cached_auth(self, repo: Repository, scope: str) -> str | None:
         if repo.api_host in self._basic_hosts:
-            credentials = registry_credentials(repo.host, self.env)
-            return "Basic " + _basic(*credentials) if credentials else None
+            credentials = self._credentials(repo)
+            basic = credentials.basic if credentials else None
+            return "Basic " + _basic(*basic) if basic else None
         found = self._auth.get((repo.api_host, scope))
         if found is None and scope == _pull(repo.name):
             found = self._auth.get((repo.api_host, _push(repo.name)))
@@ -799,33 +821,37 @@ class Client:
     def _authorize(
         self, repo: Repository, challenge: Mapping[str, str], scope: str, *, rejected: str | None
     ) -> str:
-        credentials = registry_credentials(repo.host, self.env)
-        if credentials:
-            redact.register_secret(credentials[1])
+        credentials = self._credentials(repo)
+        basic_pair = credentials.basic if credentials else None
         if challenge.get("scheme") == "basic":
-            if credentials is None or rejected is not None:
-                why = "wrong user or password" if rejected else "needs a login"
+            if basic_pair is None or rejected is not None:
+                why = f"refused the {credentials.source}" if rejected and credentials else "needs a login"
                 raise RemoteError(
-                    f"registry {repo.host} {why} (HTTP Basic): set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
+                    f"registry {repo.host} {why} (HTTP Basic): "
+                    "set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or docker login"
                 )
             self._basic_hosts.add(repo.api_host)
-            return "Basic " + _basic(*credentials)
+            return "Basic " + _basic(*basic_pair)
         realm = challenge.get("realm")
         if challenge.get("scheme") != "bearer" or not realm:
             raise RemoteError(f"registry {repo.host}: unsupported auth challenge {challenge.get('scheme')!r}")
         if rejected is not None:
             # The cached token was refused (expired, or lacks the scope): never ask twice in a row.
             self._auth.pop((repo.api_host, scope), None)
-        params = {"scope": scope}
-        if challenge.get("service"):
-            params["service"] = challenge["service"]
-        token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(params)}"
-        basic = "Basic " + _basic(*credentials) if credentials else None
-        proc.echo(f"# GET {token_url}")
-        response = self._send(repo, "GET", token_url, headers=None, data=None, auth=basic, stream=False)
+        if credentials and credentials.registry_token and rejected is None:
+            # docker config's registrytoken is a bearer token for the registry itself (no token server).
+            value = f"Bearer {credentials.registry_token}"
+            self._auth[(repo.api_host, scope)] = value
+            return value
+        response = self._token_response(repo, realm, challenge.get("service", ""), scope, credentials)
         if response.status_code != 200:
+            response.close()
             action = "push" if scope.endswith(",push") else "pull"
-            why = "the credentials were refused" if credentials else "anonymous access is not allowed"
+            why = (
+                f"the credentials were refused: {credentials.source}"
+                if credentials
+                else "anonymous access is not allowed"
+            )
             raise RemoteError(
                 f"registry {repo.host} refused a {action} token for {repo.name} "
                 f"(HTTP {response.status_code}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
@@ -841,6 +867,48 @@ class Client:
         value = f"Bearer {token}"
         self._auth[(repo.api_host, scope)] = value
         return value
+
+    def _token_response(
+        self,
+        repo: Repository,
+        realm: str,
+        service: str,
+        scope: str,
+        credentials: docker_credentials.Credentials | None,
+    ) -> requests.Response:
+        """Ask the token server: GET with HTTP Basic, or an OAuth2 POST for an identity token.
+
+        distribution's docs/spec/auth/oauth.md: ``grant_type=refresh_token`` with the identity token
+        ``docker login`` stored (ACR's ``az acr login``); a server without OAuth2 answers 404/405 to the
+        POST, and then gets the GET with the token as the password, as go-containerregistry's
+        ``bearerTransport.refresh`` (pkg/v1/remote/transport/bearer.go) falls back.
+        """
+        if credentials and credentials.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.identity_token,
+                "client_id": "dex-tasks",
+                "scope": scope,
+            }
+            if service:
+                form["service"] = service
+            proc.echo(f"# POST {realm} (OAuth2 refresh_token, {credentials.source})")
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            data = urllib.parse.urlencode(form).encode()
+            response = self._send(repo, "POST", realm, headers=headers, data=data, auth=None, stream=False)
+            if response.status_code not in {404, 405}:
+                return response
+            response.close()
+        params = {"scope": scope}
+        if service:
+            params["service"] = service
+        token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(params)}"
+        pair = credentials.basic if credentials else None
+        if credentials and credentials.identity_token and pair is None:
+            pair = (credentials.user or docker_credentials.TOKEN_USER, credentials.identity_token)
+        basic = "Basic " + _basic(*pair) if pair else None
+        proc.echo(f"# GET {token_url}")
+        return self._send(repo, "GET", token_url, headers=None, data=None, auth=basic, stream=False)
 
     def _send(
         self,

@@ -19,6 +19,12 @@ front adds only what distribution 2.8 cannot do here:
     what the user may do (an anonymous caller gets at most ``pull``, and only with
     ``anonymous_pull``), and answers 401 ``UNAUTHORIZED`` only for wrong credentials (HTTP Basic on
     the token request; ghcr.io takes any user name with a token as the password).
+  - ``POST /token`` (``refresh_tokens``): the OAuth2 flow of distribution's docs/spec/auth/oauth.md,
+    as ACR's ``/oauth2/token`` serves the identity token ``az acr login`` leaves in docker's
+    config.json: a form ``grant_type=refresh_token&refresh_token=..&service=..&scope=..&client_id=..``
+    (``client_id`` required) -> ``{"access_token","scope","expires_in","issued_at"}``; an unknown
+    refresh token -> 401 ``UNAUTHORIZED``; ``oauth=False`` answers the POST 405, as token servers
+    without OAuth2 do (the client then falls back to the GET).
 * ``auth="basic"``: distribution's htpasswd auth: 401 ``WWW-Authenticate: Basic realm="Registry Realm"``.
 * ``referrers=True``: the OCI distribution spec 1.1 referrers API, as zot and Harbor >= 2.9
   (goharbor/harbor#18865) implement it and distribution itself does not yet
@@ -76,6 +82,8 @@ class FrontState:
     referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
     failures: int = 0
     other_challenges: tuple[str, ...] = ()
+    refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
+    oauth: bool = True
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def fail_next(self, count: int) -> None:
@@ -145,7 +153,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         url = urlparse(self.path)
         if url.path == "/token" and state.auth == "bearer":
-            self._token(url.query)
+            if self.command == "POST":
+                self._oauth(body)
+            else:
+                self._token(url.query)
             return
         match = _API_RE.match(url.path)
         name = match["name"] if match else ""
@@ -177,6 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
         if given is None:
             return frozenset({"pull"}) if self.state.anonymous_pull else frozenset()
         password, allowed = self.state.users.get(given[0], (None, frozenset()))
+        refresh_user = self.state.refresh_tokens.get(given[1])
+        if self.state.auth == "bearer" and refresh_user is not None:
+            # ACR: a refresh (identity) token is also taken as the password of a GET /oauth2/token.
+            return self.state.users.get(refresh_user, ("", frozenset()))[1]
         if self.state.auth == "bearer" and given[0] not in self.state.users:
             # ghcr.io: any user name, the token is the password.
             match = [acts for pw, acts in self.state.users.values() if pw == given[1]]
@@ -232,6 +247,39 @@ class _Handler(BaseHTTPRequestHandler):
         now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
         body = {"token": token, "access_token": token, "expires_in": 300, "issued_at": now}
         self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
+
+    def _oauth(self, body: bytes) -> None:
+        if not self.state.oauth:
+            self._error(405, "UNSUPPORTED", "The operation is unsupported.")
+            return
+        form = parse_qs(body.decode())
+        grant = form.get("grant_type", [""])[0]
+        self.state.token_requests.append({
+            "scope": " ".join(" ".join(form.get("scope", [])).split()),
+            "service": form.get("service", [""])[0],
+            "user": self.state.refresh_tokens.get(form.get("refresh_token", [""])[0], ""),
+            "grant_type": grant,
+        })  # fmt: skip
+        if grant != "refresh_token" or not form.get("client_id"):
+            self._error(400, "UNSUPPORTED", "unsupported grant_type or missing client_id")
+            return
+        user = self.state.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if user is None:
+            self._error(401, "UNAUTHORIZED", "authentication required")
+            return
+        actions = self.state.users.get(user, ("", frozenset()))[1]
+        granted: dict[str, frozenset[str]] = {}
+        for scope in " ".join(form.get("scope", [])).split():
+            kind, _, rest = scope.partition(":")
+            name, _, wanted = rest.rpartition(":")
+            if kind == "repository" and name:
+                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
+        token = secrets.token_hex(16)
+        self.state.tokens[token] = granted
+        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        answer = {"access_token": token, "scope": " ".join(form.get("scope", [])), "expires_in": 300,
+                  "issued_at": now}  # fmt: skip
+        self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
     # -- referrers -------------------------------------------------------------------------------------
     def _referrers(self, name: str, digest: str, artifact_type: str | None) -> None:
@@ -302,6 +350,8 @@ def registry_front(
     anonymous_pull: bool = True,
     referrers: bool = False,
     other_challenges: tuple[str, ...] = (),
+    refresh_tokens: dict[str, str] | None = None,
+    oauth: bool = True,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -311,6 +361,8 @@ def registry_front(
         anonymous_pull=anonymous_pull,
         referrers=referrers,
         other_challenges=other_challenges,
+        refresh_tokens=dict(refresh_tokens or {}),
+        oauth=oauth,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -8,7 +8,9 @@ registry's own.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import uuid
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +25,7 @@ from tests.fakes.registry_front import registry_front
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
 
@@ -275,6 +278,100 @@ def test_a_negotiate_challenge_before_the_registry_s_own_is_passed_over(
     served = registry_front(registry, auth=auth, users=USERS, other_challenges=("Negotiate",))
     with served as front, client(WRITER) as c:
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+
+
+# -- docker login's credentials (config.json) -----------------------------------------------------------
+def docker_config(directory: Path, config: dict[str, object]) -> dict[str, str]:
+    """A client environment whose only credentials are ``config`` as ``$DOCKER_CONFIG/config.json``."""
+    directory.mkdir(exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return {"DOCKER_CONFIG": str(directory)}
+
+
+def basic_auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("key", ["{host}", "https://{host}", "http://{host}/v1/"])
+def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path: Path, key: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front:
+        auths = {key.format(host=front.host): {"auth": basic_auth("ci", USERS["ci"][0])}}
+        with client(docker_config(tmp_path / "docker", {"auths": auths})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+            record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+    assert {t["user"] for t in front.token_requests} == {"ci"}
+    assert USERS["ci"][0] not in redact.redact(USERS["ci"][0])
+
+
+@pytest.mark.parametrize("oauth", [True, False])
+def test_an_identity_token_is_exchanged_by_oauth2(
+    registry: str, name: str, tmp_path: Path, oauth: bool
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    refresh = "refresh-" + uuid.uuid4().hex
+    acr_user = "00000000-0000-0000-0000-000000000000"  # what az acr login writes beside the token
+    served = registry_front(
+        registry,
+        auth="bearer",
+        users=USERS,
+        anonymous_pull=False,
+        refresh_tokens={refresh: "ci"},
+        oauth=oauth,
+    )
+    with served as front:
+        auths = {front.host: {"auth": basic_auth(acr_user, ""), "identitytoken": refresh}}
+        with client(docker_config(tmp_path / "docker", {"auths": auths})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+            record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        # pull, then pull,push: both asked by OAuth2; a server without it (405) gets the GET after.
+        assert len([line for line in front.log if line.startswith("POST /token")]) == 2
+        assert len([line for line in front.log if line.startswith("GET /token")]) == (0 if oauth else 2)
+        # OAuth2: the refresh token's user; the GET: HTTP Basic as az acr login's user, the token as password.
+        assert [t["user"] for t in front.token_requests] == ["ci" if oauth else acr_user] * 2
+        assert all(t.get("grant_type") == ("refresh_token" if oauth else None) for t in front.token_requests)
+    assert refresh not in redact.redact(refresh)
+
+
+HELPER = """#!/bin/sh
+read -r server
+if [ "$server" = "{host}" ]; then
+  printf '{{"ServerURL":"%s","Username":"ci","Secret":"{password}"}}' "$server"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"""
+
+
+def test_credential_helpers_from_the_docker_config(
+    registry: str,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    with registry_front(registry, auth="bearer", users=USERS) as front:
+        helper = bin_dir / "docker-credential-dextest"
+        helper.write_text(HELPER.format(host=front.host, password=USERS["ci"][0]), encoding="utf-8")
+        helper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        # credHelpers for this host wins over auths; credsStore serves a host without an entry.
+        configs: list[dict[str, object]] = [
+            {"credHelpers": {front.host: "dextest"}, "auths": {front.host: {"auth": basic_auth("x", "y")}}},
+            {"credsStore": "dextest", "auths": {front.host: {}}},
+        ]
+        for config in configs:
+            front.token_requests.clear()
+            with client(docker_config(tmp_path / "docker", config)) as c:
+                record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+            assert {t["user"] for t in front.token_requests} == {"ci"}
+        # A store that is not installed (a laptop's "desktop") is a note; public pulls still work.
+        with client(docker_config(tmp_path / "docker", {"credsStore": "no-such-store"})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+    assert "docker-credential-no-such-store, which is not on PATH" in capsys.readouterr().err
 
 
 # -- bounded: hiccups -------------------------------------------------------------------------------
