@@ -926,7 +926,10 @@ class Client:
 
         session = self._session(repo)
         last = "no time left"
+        message = ""  # the registry's error message of the last answer
         tried = 0
+        retry_after: float | None = None
+        limited = False
         for attempt in range(1, self.attempts + 1):
             remaining = self._remaining()
             if remaining <= 0:
@@ -947,21 +950,39 @@ class Client:
                         stream=stream,
                     )
             except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last, message, retry_after, limited = f"{type(exc).__name__}: {exc}", "", None, False
             else:
                 if response.status_code != 429 and response.status_code < 500:
                     return response
-                last = f"HTTP {response.status_code}"
+                codes, message = _error_message(response)
+                last = f"HTTP {response.status_code}" + (f" {codes[0]}" if codes else "")
+                # RFC 9110 Retry-After (seconds or a date) on 429 and 503: Docker Hub's and GAR's
+                # rate limits; trying again sooner only burns another request of the quota.
+                retry_after = _retry_after(response.headers.get("Retry-After", ""))
+                limited = response.status_code == 429
                 response.close()
             if attempt < self.attempts:
-                delay = BACKOFF * 2 ** (attempt - 1)
+                delay = max(BACKOFF * 2 ** (attempt - 1), retry_after or 0.0)
                 if delay >= self._remaining():
                     break
                 self._pause(repo, delay, attempt + 1, self.attempts, last)
         elapsed = self.deadline - self._remaining()
+        path = urllib.parse.urlsplit(url).path
+        said = f"{last}: {message}" if message else last
+        budget = f"deadline {self.deadline:g}s, {DEADLINE_ENV}"
+        if limited:
+            later = (
+                f"; it asks to wait {retry_after:.0f}s (Retry-After), past the deadline"
+                if retry_after is not None and retry_after >= self._remaining()
+                else ""
+            )
+            raise RemoteError(
+                f"registry {repo.host} rate-limited {method} {path} after {tried} tries in {elapsed:.0f}s "
+                f"({budget}){later}: {said}; authenticate ({AUTH_HINT}) or try again later"
+            )
         raise RemoteError(
-            f"registry {repo.host} did not answer {method} {urllib.parse.urlsplit(url).path} "
-            f"after {tried} tries in {elapsed:.0f}s (deadline {self.deadline:g}s, {DEADLINE_ENV}): {last}"
+            f"registry {repo.host} did not answer {method} {path} "
+            f"after {tried} tries in {elapsed:.0f}s ({budget}): {said}"
         )
 
     def _pause(self, repo: Repository, delay: float, attempt: int, attempts: int, why: str) -> None:
@@ -1063,6 +1084,7 @@ def _body_media_type(body: bytes) -> str:
 _error_bodies: weakref.WeakKeyDictionary[requests.Response, tuple[tuple[str, ...], str]] = (
     weakref.WeakKeyDictionary()
 )
+_error_bodies_messages: weakref.WeakKeyDictionary[requests.Response, str] = weakref.WeakKeyDictionary()
 
 
 def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
@@ -1086,8 +1108,37 @@ def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
             codes = tuple(e["code"] for e in objects if isinstance(e.get("code"), str))
             detail = next((e.get("detail") for e in objects if "detail" in e), "")
             found = (codes, detail if isinstance(detail, str) else "")
+            message = next((e["message"] for e in objects if isinstance(e.get("message"), str)), "")
+            # Untrusted text bound for a terminal: printable characters only.
+            shown = "".join(c for c in " ".join(message.split()) if c.isprintable())
+            _error_bodies_messages[response] = shown[:200]
     _error_bodies[response] = found
     return found
+
+
+def _error_message(response: requests.Response) -> tuple[tuple[str, ...], str]:
+    """The error codes and the first message of an error body (at most 200 characters), for messages."""
+    codes, _ = _error_codes(response)
+    data = _error_bodies_messages.get(response, "")
+    return codes, data
+
+
+def _retry_after(value: str) -> float | None:
+    """RFC 9110 section 10.2.3: ``Retry-After: 120`` or an HTTP date; None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    import email.utils  # noqa: PLC0415 - only for a date-valued Retry-After
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _absent(response: requests.Response) -> bool:

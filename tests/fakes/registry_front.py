@@ -35,6 +35,10 @@ front adds only what distribution 2.8 cannot do here:
   Without it the front passes the referrers path through and the real registry answers
   ``404 page not found``, which is what makes a client use the fallback tag.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
+* ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
+  (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
+  code and "You have reached your pull rate limit..."), with ``Retry-After: <seconds>`` (RFC 9110
+  section 10.2.3) when ``retry_after`` is given, as GAR and ECR send it on throttling.
 * ``other_challenges``: ``WWW-Authenticate`` headers sent *before* the registry's own on every 401,
   e.g. ``("Negotiate",)`` as Artifactory and Nexus behind a Kerberos (SPNEGO) proxy answer; the
   client must pick the Basic/Bearer one (go-containerregistry ``pickFromMultipleChallenges``,
@@ -81,6 +85,8 @@ class FrontState:
     tokens: dict[str, dict[str, frozenset[str]]] = dataclasses.field(default_factory=dict)
     referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
     failures: int = 0
+    limited: int = 0
+    retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
     refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
     oauth: bool = True
@@ -89,6 +95,10 @@ class FrontState:
     def fail_next(self, count: int) -> None:
         with self.lock:
             self.failures = count
+
+    def rate_limit(self, count: int, retry_after: str | None = None) -> None:
+        with self.lock:
+            self.limited, self.retry_after = count, retry_after
 
     def requests_to(self, prefix: str) -> list[str]:
         return [line for line in self.log if line.split(" ", 1)[1].startswith(prefix)]
@@ -150,6 +160,17 @@ class _Handler(BaseHTTPRequestHandler):
             state.failures -= 1 if failing else 0
         if failing:
             self._error(503, "UNAVAILABLE", "service unavailable")
+            return
+        with state.lock:
+            limited = state.limited > 0
+            state.limited -= 1 if limited else 0
+        if limited:
+            message = (
+                "You have reached your pull rate limit. You may increase the limit by authenticating "
+                "and upgrading: https://www.docker.com/increase-rate-limit"
+            )
+            after = {"Retry-After": state.retry_after} if state.retry_after else {}
+            self._error(429, "TOOMANYREQUESTS", message, after)
             return
         url = urlparse(self.path)
         if url.path == "/token" and state.auth == "bearer":

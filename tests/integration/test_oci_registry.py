@@ -392,3 +392,31 @@ def test_5xx_is_retried_with_a_progress_line(
     waiting = [line for line in err.splitlines() if "waiting for registry" in line]
     assert waiting[0] == f"# waiting for registry {front.host} (attempt 2/4, next try in 0.0s): HTTP 503"
     assert not any(line.startswith("dex-tasks ") for line in waiting)
+
+
+def test_a_rate_limit_waits_as_long_as_retry_after_says(
+    registry: str, name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(oci, "BACKOFF", 0.01)
+    slept: list[float] = []
+    monkeypatch.setattr(oci.time, "sleep", slept.append)
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry) as front:
+        front.rate_limit(1, retry_after="7")
+        with client() as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+        assert slept == [7.0]  # Retry-After, not the 0.01 s backoff
+        # A HEAD has no body, so no error code in the line.
+        line = f"# waiting for registry {front.host} (attempt 2/4, next try in 7.0s): HTTP 429"
+        assert line in capsys.readouterr().err.splitlines()
+        # Past the deadline: one request, no retries that would only use up more of the quota.
+        front.rate_limit(100, retry_after="3600")
+        front.log.clear()
+        with client() as c, pytest.raises(RemoteError) as refused:
+            c.get_manifest(f"{front.host}/{name}", "t")
+        assert len(front.log) == 1
+    message = str(refused.value)
+    assert "rate-limited GET" in message
+    assert "wait 3600s (Retry-After), past the deadline" in message
+    assert "TOOMANYREQUESTS: You have reached your pull rate limit" in message
+    assert refused.value.exit_code == EXIT_REMOTE
