@@ -399,7 +399,7 @@ def test_a_rate_limit_waits_as_long_as_retry_after_says(
 ) -> None:
     monkeypatch.setattr(oci, "BACKOFF", 0.01)
     slept: list[float] = []
-    monkeypatch.setattr(oci.time, "sleep", slept.append)
+    monkeypatch.setattr("dex_tasks.tools.oci.time.sleep", slept.append)
     image = oci_fixtures.push_image(registry, name, "t")
     with registry_front(registry) as front:
         front.rate_limit(1, retry_after="7")
