@@ -542,6 +542,8 @@ class Client:
             listed = self._referrers_api(repo, image, digest, artifact_type)
             if listed is None:
                 self._no_referrers_api.add(repo.host)
+            elif listed is _NO_REPOSITORY:
+                return []  # no repository, no referrers; says nothing about the API
             else:
                 found = listed
         if repo.host in self._no_referrers_api:
@@ -559,6 +561,10 @@ class Client:
     def _referrers_api(
         self, repo: Repository, image: str, digest: str, artifact_type: str | None
     ) -> list[Descriptor] | None:
+        """The API's listing; None when the registry has no referrers API, as oras-go decides it
+        (``referrersPageByAPI``, registry/remote/repository.go): a 404 whose body is not
+        ``NAME_UNKNOWN`` (that is a missing repository: :data:`_NO_REPOSITORY`), or a 200 that is
+        not an OCI image index (a web UI answering every path)."""
         url: str | None = f"{repo.base_url}/referrers/{digest}"
         if artifact_type:
             url = f"{url}?{urllib.parse.urlencode({'artifactType': artifact_type})}"
@@ -569,8 +575,13 @@ class Client:
             proc.echo(f"# GET {url}")
             response = self._request("GET", repo, url, scope=_pull(repo.name), headers={"Accept": OCI_INDEX})
             if response.status_code == 404:
-                return None
+                missing = "NAME_UNKNOWN" in _error_codes(response)[0]
+                response.close()
+                return _NO_REPOSITORY if missing else None
             self._expect(response, repo, (200,), f"GET referrers of {digest}")
+            if _media_type(response) != OCI_INDEX:
+                response.close()
+                return None
             body = _read(response, MAX_MANIFEST_BYTES, f"referrers of {image}@{digest}")
             try:
                 found += parse_descriptors(index_entries(Manifest(OCI_INDEX, body, sha256(body))))
@@ -1004,6 +1015,9 @@ class Client:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+_NO_REPOSITORY: list[Descriptor] = []  # the referrers API's 404 NAME_UNKNOWN (compared by identity)
+
+
 class _Watchdog:
     """One daemon thread that prints the "no answer yet" lines of every slow request.
 

@@ -31,9 +31,14 @@ front adds only what distribution 2.8 cannot do here:
   (distribution/distribution#4828 is open): a manifest PUT with a ``subject`` answers
   ``OCI-Subject: <subject digest>``, and ``GET /v2/<name>/referrers/<digest>[?artifactType=]`` answers
   an OCI image index of the referrers (``artifactType`` from the manifest or its config's media type,
-  its annotations), filtered with ``OCI-Filters-Applied: artifactType``, empty (never 404) when none.
+  its annotations), filtered with ``OCI-Filters-Applied: artifactType``, empty (never 404) when none;
+  a repository the registry does not have is 404 ``NAME_UNKNOWN`` (zot's ``GetReferrers`` handler,
+  pkg/api/routes.go; the spec's 404 ban is for a missing *subject* in a known repository).
   Without it the front passes the referrers path through and the real registry answers
   ``404 page not found``, which is what makes a client use the fallback tag.
+* ``web_ui=True`` (without ``referrers``): the referrers path answers 200 ``text/html``, as a registry
+  whose web UI serves every unknown path does; oras-go checks the Content-Type for that
+  (``referrersPageByAPI``: anything but an OCI index means "no referrers API").
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -86,6 +91,7 @@ class FrontState:
     referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
     failures: int = 0
     limited: int = 0
+    web_ui: bool = False
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
     refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
@@ -185,6 +191,10 @@ class _Handler(BaseHTTPRequestHandler):
         if (url.path == "/v2/" or match) and not self._authorized(name, needed):
             return
         found = _REFERRERS_RE.match(url.path)
+        if state.web_ui and found and not state.referrers and self.command == "GET":
+            page = b"<!doctype html><html><body>Registry UI</body></html>"
+            self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
+            return
         if state.referrers and found and self.command == "GET":
             self._referrers(
                 found["name"], found["digest"], parse_qs(url.query).get("artifactType", [None])[0]
@@ -304,6 +314,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- referrers -------------------------------------------------------------------------------------
     def _referrers(self, name: str, digest: str, artifact_type: str | None) -> None:
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("GET", f"/v2/{name}/tags/list")
+            known = upstream.getresponse().status == 200
+        finally:
+            upstream.close()
+        if not known:
+            self._error(404, "NAME_UNKNOWN", "repository name not known to registry")
+            return
         with self.state.lock:
             entries = list(self.state.referrer_index.get((name, digest), []))
         headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
@@ -373,6 +392,7 @@ def registry_front(
     other_challenges: tuple[str, ...] = (),
     refresh_tokens: dict[str, str] | None = None,
     oauth: bool = True,
+    web_ui: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -384,6 +404,7 @@ def registry_front(
         other_challenges=other_challenges,
         refresh_tokens=dict(refresh_tokens or {}),
         oauth=oauth,
+        web_ui=web_ui,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

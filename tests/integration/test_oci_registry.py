@@ -208,6 +208,30 @@ def test_referrers_api_is_used_when_the_registry_has_it(registry: str, name: str
     assert all("artifactType=" in line for line in listing)
 
 
+def test_a_missing_repository_does_not_turn_the_referrers_api_off(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, referrers=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        # 404 NAME_UNKNOWN: that repository is not there, which says nothing about the API.
+        assert c.referrers(f"{front.host}/oci-test/absent-{uuid.uuid4().hex[:8]}", image.digest) == []
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed  # read through the API, where the verdict is (no fallback tag was written)
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
+
+
+def test_a_referrers_path_that_is_not_an_index_means_the_fallback_tag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, web_ui=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is not None
+
+
 # -- auth ---------------------------------------------------------------------------------------------------
 def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
