@@ -821,11 +821,17 @@ class Client:
             auth = self._authorize(repo, challenge, scope, rejected=auth)
             response = self._send(repo, method, url, headers=headers, data=data, auth=auth, stream=stream)
         if response.status_code in {401, 403}:
+            # The registry's words say which permission is missing (GAR: 403 DENIED "Permission
+            # 'artifactregistry.repositories.uploadArtifacts' denied"); a HEAD has no body.
+            codes, message = _error_message(response)
             response.close()
             push = scope.endswith(",push")
+            said = (f" {codes[0]}" if codes else "") + (f": {message}" if message else "")
+            # Docker Hub and GAR answer a repository that does not exist like a private one.
+            maybe = "" if push else " (it may not exist, or be private)"
             raise RemoteError(
-                f"registry {repo.host} refused {'push' if push else 'pull'} access to {repo.name} "
-                f"(HTTP {response.status_code} on {method}): {PUSH_HINT if push else AUTH_HINT}"
+                f"registry {repo.host} refused {'push' if push else 'pull'} access to {repo.name}{maybe} "
+                f"(HTTP {response.status_code} on {method}{said}): {PUSH_HINT if push else AUTH_HINT}"
             )
         return response
 

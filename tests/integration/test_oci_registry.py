@@ -263,7 +263,10 @@ def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, na
             with pytest.raises(RemoteError, match=r"refused push access.*packages: write") as refused:
                 record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
         reader = {"DEX_REGISTRY_USER": "reader", "DEX_REGISTRY_PASSWORD": USERS["reader"][0]}
-        with client(reader) as c, pytest.raises(RemoteError, match="refused push access"):
+        refused_push = (
+            r"refused push access to \S+ \(HTTP 401 on POST UNAUTHORIZED: authentication required\)"
+        )
+        with client(reader) as c, pytest.raises(RemoteError, match=refused_push):
             record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
     assert refused.value.exit_code == EXIT_REMOTE
 
