@@ -39,6 +39,13 @@ front adds only what distribution 2.8 cannot do here:
 * ``web_ui=True`` (without ``referrers``): the referrers path answers 200 ``text/html``, as a registry
   whose web UI serves every unknown path does; oras-go checks the Content-Type for that
   (``referrersPageByAPI``: anything but an OCI index means "no referrers API").
+* ``blob_redirect=True``: ``GET /v2/<name>/blobs/<digest>`` answers ``307 Temporary Redirect`` to a
+  signed storage URL on *another host* (``localhost:<port>/_storage/...?X-Amz-Signature=..``), as
+  distribution's ``redirect`` storage middleware and the s3/gcs drivers do
+  (registry/handlers/blob.go ``GetBlob`` -> ``ServeBlob``; ghcr.io and Docker Hub send blobs to a
+  CDN the same way). The storage answers like S3: 400 ``InvalidArgument`` "Only one auth mechanism
+  allowed" when the request carries an ``Authorization`` header beside the signature, else the blob.
+  ``storage_auth`` records the Authorization header of each storage request.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -92,6 +99,8 @@ class FrontState:
     failures: int = 0
     limited: int = 0
     web_ui: bool = False
+    blob_redirect: bool = False
+    storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
     refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
@@ -157,28 +166,35 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _handle(self) -> None:
+    def _refused_early(self) -> bool:
+        """A hiccup (503) or a rate limit (429) instead of an answer."""
         state = self.state
-        state.log.append(f"{self.command} {self.path}")
-        body = self._body()
         with state.lock:
             failing = state.failures > 0
             state.failures -= 1 if failing else 0
+            limited = not failing and state.limited > 0
+            state.limited -= 1 if limited else 0
         if failing:
             self._error(503, "UNAVAILABLE", "service unavailable")
-            return
-        with state.lock:
-            limited = state.limited > 0
-            state.limited -= 1 if limited else 0
-        if limited:
+        elif limited:
             message = (
                 "You have reached your pull rate limit. You may increase the limit by authenticating "
                 "and upgrading: https://www.docker.com/increase-rate-limit"
             )
             after = {"Retry-After": state.retry_after} if state.retry_after else {}
             self._error(429, "TOOMANYREQUESTS", message, after)
+        return failing or limited
+
+    def _handle(self) -> None:
+        state = self.state
+        state.log.append(f"{self.command} {self.path}")
+        body = self._body()
+        if self._refused_early():
             return
         url = urlparse(self.path)
+        if url.path.startswith("/_storage/"):
+            self._storage(url.path.removeprefix("/_storage"))
+            return
         if url.path == "/token" and state.auth == "bearer":
             if self.command == "POST":
                 self._oauth(body)
@@ -190,17 +206,27 @@ class _Handler(BaseHTTPRequestHandler):
         needed = frozenset({"pull"} if self.command in {"GET", "HEAD"} else {"pull", "push"})
         if (url.path == "/v2/" or match) and not self._authorized(name, needed):
             return
-        found = _REFERRERS_RE.match(url.path)
-        if state.web_ui and found and not state.referrers and self.command == "GET":
+        if not self._answered_here(url.path, url.query, match is not None and match["kind"] == "blobs"):
+            self._proxy(body, name if match and match["kind"] == "manifests" else "")
+
+    def _answered_here(self, path: str, query: str, blob: bool) -> bool:
+        """What the front answers itself instead of the registry: blob redirects, referrers."""
+        state = self.state
+        found = _REFERRERS_RE.match(path)
+        if self.command != "GET":
+            return False
+        if state.blob_redirect and blob and "/uploads" not in path:
+            port = state.host.rpartition(":")[2]
+            signed = f"http://localhost:{port}/_storage{path}?X-Amz-Signature={secrets.token_hex(8)}"
+            self._send(307, b"", {"Location": signed})
+        elif state.web_ui and found and not state.referrers:
             page = b"<!doctype html><html><body>Registry UI</body></html>"
             self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
-            return
-        if state.referrers and found and self.command == "GET":
-            self._referrers(
-                found["name"], found["digest"], parse_qs(url.query).get("artifactType", [None])[0]
-            )
-            return
-        self._proxy(body, name if match and match["kind"] == "manifests" else "")
+        elif state.referrers and found:
+            self._referrers(found["name"], found["digest"], parse_qs(query).get("artifactType", [None])[0])
+        else:
+            return False
+        return True
 
     # -- auth ----------------------------------------------------------------------------------------
     def _credentials(self) -> tuple[str, str] | None:
@@ -312,6 +338,27 @@ class _Handler(BaseHTTPRequestHandler):
                   "issued_at": now}  # fmt: skip
         self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
 
+    def _storage(self, path: str) -> None:
+        given = self.headers.get("Authorization", "")
+        self.state.storage_auth.append(given)
+        if given:
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code>'
+                b"<Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                b"Signature query string parameter or the Authorization header should be specified"
+                b"</Message></Error>"
+            )
+            self._send(400, body, {"Content-Type": "application/xml"})
+            return
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("GET", path)
+            response = upstream.getresponse()
+            data = response.read()
+        finally:
+            upstream.close()
+        self._send(response.status, data, {"Content-Type": "application/octet-stream"})
+
     # -- referrers -------------------------------------------------------------------------------------
     def _referrers(self, name: str, digest: str, artifact_type: str | None) -> None:
         upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
@@ -393,6 +440,7 @@ def registry_front(
     refresh_tokens: dict[str, str] | None = None,
     oauth: bool = True,
     web_ui: bool = False,
+    blob_redirect: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -405,6 +453,7 @@ def registry_front(
         refresh_tokens=dict(refresh_tokens or {}),
         oauth=oauth,
         web_ui=web_ui,
+        blob_redirect=blob_redirect,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -307,6 +307,18 @@ def test_a_negotiate_challenge_before_the_registry_s_own_is_passed_over(
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
 
 
+def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed  # the verdict blob came from the storage host
+    assert front.storage_auth == [""]  # and the registry's token never went there
+
+
 # -- docker login's credentials (config.json) -----------------------------------------------------------
 def docker_config(directory: Path, config: dict[str, object]) -> dict[str, str]:
     """A client environment whose only credentials are ``config`` as ``$DOCKER_CONFIG/config.json``."""
