@@ -46,6 +46,9 @@ front adds only what distribution 2.8 cannot do here:
   CDN the same way). The storage answers like S3: 400 ``InvalidArgument`` "Only one auth mechanism
   allowed" when the request carries an ``Authorization`` header beside the signature, else the blob.
   ``storage_auth`` records the Authorization header of each storage request.
+* ``no_digest_header=True``: manifest answers without ``Docker-Content-Digest``, which the spec makes
+  a SHOULD (spec.md "Pulling manifests"), as registries behind some proxies and caches (Artifactory
+  remote repositories, Nexus proxies) answer HEAD: the client must hash the body.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -100,6 +103,7 @@ class FrontState:
     limited: int = 0
     web_ui: bool = False
     blob_redirect: bool = False
+    no_digest_header: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -420,6 +424,8 @@ class _Handler(BaseHTTPRequestHandler):
             relayed = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
         finally:
             upstream.close()
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.no_digest_header:
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "docker-content-digest"}
         if manifest_repo and self.command == "PUT" and response.status == 201 and self.state.referrers:
             digest = relayed.get("Docker-Content-Digest", "")
             subject = self._record_subject(manifest_repo, body, digest)
@@ -441,6 +447,7 @@ def registry_front(
     oauth: bool = True,
     web_ui: bool = False,
     blob_redirect: bool = False,
+    no_digest_header: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -454,6 +461,7 @@ def registry_front(
         oauth=oauth,
         web_ui=web_ui,
         blob_redirect=blob_redirect,
+        no_digest_header=no_digest_header,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

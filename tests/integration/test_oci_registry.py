@@ -307,6 +307,20 @@ def test_a_negotiate_challenge_before_the_registry_s_own_is_passed_over(
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
 
 
+@pytest.mark.parametrize("media_type", [oci.OCI_INDEX, oci.DOCKER_MANIFEST_LIST])
+def test_without_docker_content_digest_the_digest_is_the_body_s_hash(
+    registry: str, name: str, media_type: str
+) -> None:
+    image, _ = oci_fixtures.push_index(registry, name, "multi", media_type=media_type)
+    with registry_front(registry, no_digest_header=True) as front, client() as c:
+        assert c.resolve(f"{front.host}/{name}", "multi") == image.digest
+        stat = c.stat(f"{front.host}/{name}", "multi")
+        assert c.resolve(f"{front.host}/{name}", "absent") is None
+    assert stat is not None
+    assert (stat.digest, stat.media_type) == (image.digest, media_type)
+    assert any(line.startswith("GET ") for line in front.log)  # the HEAD alone could not say
+
+
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
