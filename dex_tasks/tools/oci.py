@@ -812,7 +812,7 @@ class Client:
         stream: bool = False,
     ) -> requests.Response:
         """One API request with auth: a 401 is answered once with the challenge's credentials."""
-        same_host = urllib.parse.urlsplit(url).netloc == repo.api_host
+        same_host = _same_origin(url, repo)
         auth = self._cached_auth(repo, scope) if same_host else None
         response = self._send(repo, method, url, headers=headers, data=data, auth=auth, stream=stream)
         if response.status_code == 401 and same_host:
@@ -900,6 +900,13 @@ class Client:
         POST, and then gets the GET with the token as the password, as go-containerregistry's
         ``bearerTransport.refresh`` (pkg/v1/remote/transport/bearer.go) falls back.
         """
+        if credentials and repo.scheme == "https" and urllib.parse.urlsplit(realm).scheme != "https":
+            # An HTTPS registry whose challenge names a plain-HTTP (or other) realm: a password or
+            # refresh token sent there would cross the network in clear text.
+            raise RemoteError(
+                f"registry {repo.host} sends tokens from {realm!r}, which is not HTTPS: "
+                "not sending credentials there"
+            )
         if credentials and credentials.identity_token:
             form = {
                 "grant_type": "refresh_token",
@@ -1086,6 +1093,26 @@ def _slow_notice(line: str, after: float = PROGRESS_AFTER) -> Iterator[None]:
         yield
     finally:
         _watchdog.cancel(serial)
+
+
+def _same_origin(url: str, repo: Repository) -> bool:
+    """Whether ``url`` (an upload ``Location``, a Link) is the registry itself: its credentials may go there.
+
+    Scheme, host (case-insensitive) and port, with the scheme's default port filled in: Harbor and
+    GitLab behind a proxy answer ``Location: https://host:443/v2/...`` for ``https://host``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    own = urllib.parse.urlsplit(f"{repo.scheme}://{repo.api_host}")
+    defaults = {"http": 80, "https": 443}
+    try:
+        port, own_port = parts.port, own.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == own.scheme
+        and (parts.hostname or "") == (own.hostname or "")
+        and (port or defaults.get(parts.scheme)) == (own_port or defaults.get(own.scheme))
+    )
 
 
 def _media_type(response: requests.Response) -> str:

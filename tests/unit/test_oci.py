@@ -6,7 +6,7 @@ import pytest
 
 from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_REMOTE, RemoteError, UsageError
-from dex_tasks.tools import oci
+from dex_tasks.tools import docker_credentials, oci
 from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
 
 
@@ -231,3 +231,23 @@ def test_a_slow_request_prints_one_progress_line(monkeypatch: pytest.MonkeyPatch
 )  # fmt: skip
 def test_www_authenticate_challenges(header: str, expected: dict[str, str]) -> None:
     assert oci._parse_challenge(header) == expected
+
+
+def test_credentials_go_to_the_registry_s_own_origin_only() -> None:
+    ghcr, local = oci.parse_repository("ghcr.io/org/app"), oci.parse_repository("127.0.0.1:5000/app")
+    assert oci._same_origin("https://ghcr.io/v2/org/app/blobs/uploads/x?_state=y", ghcr)
+    assert oci._same_origin("https://GHCR.io:443/v2/org/app/blobs/uploads/x", ghcr)  # a proxy's Location
+    assert not oci._same_origin("http://ghcr.io/v2/org/app/blobs/uploads/x", ghcr)  # never over plain HTTP
+    assert not oci._same_origin("https://ghcr.io:8443/v2/", ghcr)
+    assert not oci._same_origin("https://pkg-containers.githubusercontent.com/ghcr1/blobs/x", ghcr)
+    assert oci._same_origin("http://127.0.0.1:5000/v2/app/blobs/uploads/1", local)
+    assert not oci._same_origin("http://localhost:5000/v2/app/blobs/uploads/1", local)
+    assert not oci._same_origin("http://127.0.0.1:bad/v2/", local)
+
+
+def test_no_credentials_go_to_a_plain_http_token_realm_of_an_https_registry() -> None:
+    credentials = docker_credentials.Credentials(user="u", password="secret-pw-1", source="test")
+    repo = oci.parse_repository("ghcr.io/org/app")
+    with oci.Client(env={}) as c, pytest.raises(RemoteError, match="not HTTPS: not sending credentials"):
+        c._token_response(repo, "http://ghcr.io/token", "ghcr.io", "repository:org/app:pull", credentials)
+    assert c.requests == 0
