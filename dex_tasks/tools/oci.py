@@ -508,7 +508,10 @@ class Client:
             raise BadContentError(
                 f"registry {repo.host} served content for {image}@{ref} whose digest is {digest}"
             )
-        media_type = _media_type(response) or _body_media_type(body)
+        # The spec says Content-Type is the manifest's mediaType; where a proxy or mirror serves a
+        # generic one (application/json, octet-stream), the body's own mediaType says what it is.
+        header = _media_type(response)
+        media_type = header if header in MANIFEST_TYPES else (_body_media_type(body) or header)
         return Manifest(media_type=media_type, body=body, digest=digest)
 
     def get_blob(self, image: str, digest: str, *, limit: int = MAX_BLOB_BYTES) -> bytes | None:
@@ -734,7 +737,14 @@ class Client:
                         continue
                     raise
             after = self.get_manifest(image, tag)
-            if after is not None and any(e.get("digest") == entry.digest for e in index_entries(after)):
+            try:
+                listed = index_entries(after) if after is not None else []
+            except ValueError as exc:
+                # Overwritten with something else since our write: report it, never a traceback.
+                raise RemoteError(
+                    f"registry {repo.host}: tag {tag} of {repo.name} is not a referrers index ({exc})"
+                ) from None
+            if any(e.get("digest") == entry.digest for e in listed):
                 return
             if attempt < FALLBACK_ATTEMPTS:
                 self._pause(

@@ -49,6 +49,9 @@ front adds only what distribution 2.8 cannot do here:
 * ``no_digest_header=True``: manifest answers without ``Docker-Content-Digest``, which the spec makes
   a SHOULD (spec.md "Pulling manifests"), as registries behind some proxies and caches (Artifactory
   remote repositories, Nexus proxies) answer HEAD: the client must hash the body.
+* ``generic_content_type=True``: manifests are served as ``Content-Type: application/json``, as a
+  caching proxy or static mirror that does not keep the registry's header does (the spec's MUST that
+  Content-Type equals the body's ``mediaType`` broken); the body still says what it is.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -104,6 +107,7 @@ class FrontState:
     web_ui: bool = False
     blob_redirect: bool = False
     no_digest_header: bool = False
+    generic_content_type: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -426,6 +430,9 @@ class _Handler(BaseHTTPRequestHandler):
             upstream.close()
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.no_digest_header:
             relayed = {k: v for k, v in relayed.items() if k.lower() != "docker-content-digest"}
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.generic_content_type:
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "content-type"}
+            relayed["Content-Type"] = "application/json"
         if manifest_repo and self.command == "PUT" and response.status == 201 and self.state.referrers:
             digest = relayed.get("Docker-Content-Digest", "")
             subject = self._record_subject(manifest_repo, body, digest)
@@ -448,6 +455,7 @@ def registry_front(
     web_ui: bool = False,
     blob_redirect: bool = False,
     no_digest_header: bool = False,
+    generic_content_type: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -462,6 +470,7 @@ def registry_front(
         web_ui=web_ui,
         blob_redirect=blob_redirect,
         no_digest_header=no_digest_header,
+        generic_content_type=generic_content_type,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

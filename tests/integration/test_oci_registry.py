@@ -321,6 +321,20 @@ def test_without_docker_content_digest_the_digest_is_the_body_s_hash(
     assert any(line.startswith("GET ") for line in front.log)  # the HEAD alone could not say
 
 
+def test_a_generic_content_type_is_read_from_the_manifest_body(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, generic_content_type=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        manifest = c.get_manifest(image_ref, "t")
+        record(c, image_ref, image.digest, passed=False, at="2026-03-01T10:00:00Z")
+        record(c, image_ref, image.digest, passed=True, at="2026-03-02T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert manifest is not None
+    assert manifest.media_type == oci.OCI_MANIFEST
+    assert newest is not None
+    assert newest.passed  # the fallback index was read as an index both times
+
+
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
