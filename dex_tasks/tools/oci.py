@@ -16,11 +16,16 @@ Spec: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
 * **Bounded**: every request has a timeout (:data:`REQUEST_TIMEOUT`), connection errors, 429 and 5xx
   are retried :data:`ATTEMPTS` times with a short exponential backoff, and the whole interaction of
   one client has one deadline (:data:`DEADLINE` seconds, ``DEX_REGISTRY_DEADLINE`` overrides), after
-  which :class:`~dex_tasks.errors.RemoteError` (exit 4) says the registry did not answer. A wait of
-  more than :data:`PROGRESS_AFTER` seconds prints a ``# waiting for registry ...`` line.
+  which :class:`~dex_tasks.errors.RemoteError` (exit 4) says the registry did not answer. A 429 or
+  503 with ``Retry-After`` waits that long, or fails at once when that is past the deadline (a
+  rate limit: TOOMANYREQUESTS). A wait of more than :data:`PROGRESS_AFTER` seconds prints a
+  ``# waiting for registry ...`` line.
 * **Referrers**: ``GET /v2/<name>/referrers/<digest>``, or, where the registry answers 404 (it has no
-  referrers API: distribution 2.x, which is Debian's docker-registry, and ghcr.io), the fallback tag
-  ``sha256-<hex>`` holding an OCI image index of the referrers (the spec's "referrers tag schema").
+  referrers API: distribution 2.x and 3.x, ghcr.io, Docker Hub) or a 200 that is not an OCI index,
+  the fallback tag ``sha256-<hex>`` holding an OCI image index of the referrers (the spec's
+  "referrers tag schema"); a 404 ``NAME_UNKNOWN`` is a missing repository (oras-go decides alike).
+* **Credentials** go only to the registry's own origin: a blob redirected to storage on another
+  host (S3/GCS signed URLs, a CDN) gets no ``Authorization``, nor does a plain-HTTP token realm.
 * A loopback registry (127.0.0.0/8, ``localhost``, ``::1``) is spoken to over plain HTTP and never
   through a proxy from the environment, as dockerd does; everything else over HTTPS.
 
