@@ -556,7 +556,9 @@ class Client:
                 found = listed
         if repo.host in self._no_referrers_api:
             manifest = self.get_manifest(image, fallback)
-            if manifest is None:
+            if manifest is None or manifest.digest == digest:
+                # The subject itself: GitLab resolves sha256-<hex> as the digest sha256:<hex>
+                # (oras-project/oras-go#1396); its own manifests are no referrers.
                 return []
             try:
                 found = parse_descriptors(index_entries(manifest))
@@ -715,6 +717,13 @@ class Client:
             current = self.get_manifest(image, tag)
             entries: list[dict[str, Any]] = []
             extra: dict[str, str] = {}
+            if current is not None and current.digest == subject:
+                raise RemoteError(
+                    f"registry {repo.host} answers the referrers tag {tag} of {repo.name} with the image "
+                    "itself (it reads the tag as its digest, as GitLab's registry does), so it can hold "
+                    f"neither a referrers API nor the fallback index: artifact {entry.digest} is pushed "
+                    "but cannot be listed"
+                )
             if current is not None:
                 try:
                     entries = index_entries(current)

@@ -52,6 +52,9 @@ front adds only what distribution 2.8 cannot do here:
 * ``generic_content_type=True``: manifests are served as ``Content-Type: application/json``, as a
   caching proxy or static mirror that does not keep the registry's header does (the spec's MUST that
   Content-Type equals the body's ``mediaType`` broken); the body still says what it is.
+* ``dash_digests=True``: a manifest GET/HEAD of the reference ``sha256-<hex>`` is answered as the
+  digest ``sha256:<hex>``, as GitLab's registry does (oras-project/oras-go#1396: "normalizes the
+  dash form to a digest instead of treating it as a tag"); it has no referrers API either.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -108,6 +111,7 @@ class FrontState:
     blob_redirect: bool = False
     no_digest_header: bool = False
     generic_content_type: bool = False
+    dash_digests: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -420,9 +424,12 @@ class _Handler(BaseHTTPRequestHandler):
             k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"authorization", "host"}
         }
         headers["Host"] = self.state.host  # the registry builds Location URLs from it
+        path = self.path
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.dash_digests:
+            path = re.sub(r"/manifests/sha256-([0-9a-f]{64})$", r"/manifests/sha256:\1", path)
         upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
         try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            upstream.request(self.command, path, body=body or None, headers=headers)
             response = upstream.getresponse()
             data = response.read()
             relayed = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
@@ -456,6 +463,7 @@ def registry_front(
     blob_redirect: bool = False,
     no_digest_header: bool = False,
     generic_content_type: bool = False,
+    dash_digests: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -471,6 +479,7 @@ def registry_front(
         blob_redirect=blob_redirect,
         no_digest_header=no_digest_header,
         generic_content_type=generic_content_type,
+        dash_digests=dash_digests,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -335,6 +335,26 @@ def test_a_generic_content_type_is_read_from_the_manifest_body(registry: str, na
     assert newest.passed  # the fallback index was read as an index both times
 
 
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_registry_that_reads_the_fallback_tag_as_a_digest(registry: str, name: str, multi: bool) -> None:
+    image = (
+        oci_fixtures.push_index(registry, name, "t")[0]
+        if multi
+        else oci_fixtures.push_image(registry, name, "t")
+    )
+    with registry_front(registry, dash_digests=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        # Reading: the subject's own manifests (an index's children) are no referrers.
+        assert c.referrers(image_ref, image.digest) == []
+        assert verdicts.newest(c, image_ref, image.digest) is None
+        with pytest.raises(
+            RemoteError, match=r"answers the referrers tag sha256-\w+ .* with the image itself"
+        ):
+            record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+    # Nothing was written under the fallback tag.
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
+
+
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
