@@ -583,7 +583,12 @@ class Client:
             if url is None:
                 break
             proc.echo(f"# GET {url}")
-            response = self._request("GET", repo, url, scope=_pull(repo.name), headers={"Accept": OCI_INDEX})
+            response = self._request(
+                "GET", repo, url, scope=_pull(repo.name), headers={"Accept": OCI_INDEX}, unchallenged_ok=True
+            )
+            if response.status_code == 401:
+                response.close()
+                return None  # Harbor before 2.8: no referrers API, and a 401 that asks for nothing
             if response.status_code == 404:
                 missing = "NAME_UNKNOWN" in _error_codes(response)[0]
                 response.close()
@@ -834,11 +839,18 @@ class Client:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         stream: bool = False,
+        unchallenged_ok: bool = False,
     ) -> requests.Response:
-        """One API request with auth: a 401 is answered once with the challenge's credentials."""
+        """One API request with auth: a 401 is answered once with the challenge's credentials.
+
+        ``unchallenged_ok``: a 401 without any ``WWW-Authenticate`` is returned as it is (no
+        challenge to answer: Harbor 2.7's referrers endpoint, goharbor/harbor#18305).
+        """
         same_host = _same_origin(url, repo)
         auth = self._cached_auth(repo, scope) if same_host else None
         response = self._send(repo, method, url, headers=headers, data=data, auth=auth, stream=stream)
+        if response.status_code == 401 and unchallenged_ok and "WWW-Authenticate" not in response.headers:
+            return response
         if response.status_code == 401 and same_host:
             challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
             response.close()

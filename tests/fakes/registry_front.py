@@ -55,6 +55,9 @@ front adds only what distribution 2.8 cannot do here:
 * ``dash_digests=True``: a manifest GET/HEAD of the reference ``sha256-<hex>`` is answered as the
   digest ``sha256:<hex>``, as GitLab's registry does (oras-project/oras-go#1396: "normalizes the
   dash form to a digest instead of treating it as a tag"); it has no referrers API either.
+* ``unchallenged_referrers=True``: the referrers path answers 401 ``UNAUTHORIZED`` *without* a
+  ``WWW-Authenticate`` header, even with a valid token, as Harbor 2.7 did (goharbor/harbor#18305:
+  "responds to the referrers API with a 401 and no www-authenticate header"); nothing to answer.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -112,6 +115,7 @@ class FrontState:
     no_digest_header: bool = False
     generic_content_type: bool = False
     dash_digests: bool = False
+    unchallenged_referrers: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -231,6 +235,9 @@ class _Handler(BaseHTTPRequestHandler):
             port = state.host.rpartition(":")[2]
             signed = f"http://localhost:{port}/_storage{path}?X-Amz-Signature={secrets.token_hex(8)}"
             self._send(307, b"", {"Location": signed})
+        elif state.unchallenged_referrers and found and not state.referrers:
+            body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}).encode()
+            self._send(401, body, {"Content-Type": "application/json; charset=utf-8"})
         elif state.web_ui and found and not state.referrers:
             page = b"<!doctype html><html><body>Registry UI</body></html>"
             self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
@@ -464,6 +471,7 @@ def registry_front(
     no_digest_header: bool = False,
     generic_content_type: bool = False,
     dash_digests: bool = False,
+    unchallenged_referrers: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -480,6 +488,7 @@ def registry_front(
         no_digest_header=no_digest_header,
         generic_content_type=generic_content_type,
         dash_digests=dash_digests,
+        unchallenged_referrers=unchallenged_referrers,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -232,6 +232,17 @@ def test_a_referrers_path_that_is_not_an_index_means_the_fallback_tag(registry: 
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is not None
 
 
+def test_a_referrers_401_without_a_challenge_means_the_fallback_tag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth="bearer", users=USERS, unchallenged_referrers=True)
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+
+
 # -- auth ---------------------------------------------------------------------------------------------------
 def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
