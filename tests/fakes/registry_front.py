@@ -58,6 +58,10 @@ front adds only what distribution 2.8 cannot do here:
 * ``unchallenged_referrers=True``: the referrers path answers 401 ``UNAUTHORIZED`` *without* a
   ``WWW-Authenticate`` header, even with a valid token, as Harbor 2.7 did (goharbor/harbor#18305:
   "responds to the referrers API with a 401 and no www-authenticate header"); nothing to answer.
+* ``relative_location=True``: ``Location`` headers are made relative
+  (``/v2/<name>/blobs/uploads/<id>?_state=..``), as Quay (endpoints/v2/manifest.py ``url_for``
+  without ``_external``) and ghcr.io answer; a client must resolve them against the request URL
+  (RFC 9110 section 10.2.2).
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -116,6 +120,7 @@ class FrontState:
     generic_content_type: bool = False
     dash_digests: bool = False
     unchallenged_referrers: bool = False
+    relative_location: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -442,6 +447,9 @@ class _Handler(BaseHTTPRequestHandler):
             relayed = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
         finally:
             upstream.close()
+        if self.state.relative_location and "Location" in relayed:
+            absolute = urlparse(relayed["Location"])
+            relayed["Location"] = absolute.path + (f"?{absolute.query}" if absolute.query else "")
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.no_digest_header:
             relayed = {k: v for k, v in relayed.items() if k.lower() != "docker-content-digest"}
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.generic_content_type:
@@ -472,6 +480,7 @@ def registry_front(
     generic_content_type: bool = False,
     dash_digests: bool = False,
     unchallenged_referrers: bool = False,
+    relative_location: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -489,6 +498,7 @@ def registry_front(
         generic_content_type=generic_content_type,
         dash_digests=dash_digests,
         unchallenged_referrers=unchallenged_referrers,
+        relative_location=relative_location,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -366,6 +366,22 @@ def test_a_registry_that_reads_the_fallback_tag_as_a_digest(registry: str, name:
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
 
 
+def test_relative_upload_locations_are_resolved_and_keep_the_token(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(
+        registry, auth="bearer", users=USERS, anonymous_pull=False, relative_location=True
+    )
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+    uploads = [line for line in front.log if line.startswith("PUT ") and "/blobs/uploads/" in line]
+    assert uploads
+    assert all("digest=sha256%3A" in line or "digest=sha256:" in line for line in uploads)
+
+
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
