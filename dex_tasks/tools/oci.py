@@ -429,6 +429,8 @@ class Client:
         self._auth: dict[tuple[str, str], str] = {}
         self._basic_hosts: set[str] = set()
         self._credentials_of: dict[str, docker_credentials.Credentials | None] = {}
+        # (host, name, manifest digest) -> the ETag the registry served with it, for If-Match.
+        self._etags: dict[tuple[str, str, str], str] = {}
         # Hosts whose referrers endpoint answered 404: go straight to the fallback tag next time.
         self._no_referrers_api: set[str] = set()
 
@@ -517,6 +519,9 @@ class Client:
         # generic one (application/json, octet-stream), the body's own mediaType says what it is.
         header = _media_type(response)
         media_type = header if header in MANIFEST_TYPES else (_body_media_type(body) or header)
+        etag = response.headers.get("ETag", "")
+        if etag:
+            self._etags[(repo.api_host, repo.name, digest)] = etag
         return Manifest(media_type=media_type, body=body, digest=digest)
 
     def get_blob(self, image: str, digest: str, *, limit: int = MAX_BLOB_BYTES) -> bytes | None:
@@ -710,7 +715,8 @@ class Client:
 
         The spec's steps (pull the tag, 404 = empty index, append unless present, push). Registries
         without the referrers API have no compare-and-swap for tags (distribution 2.8 ignores
-        ``If-Match``; it is sent anyway for those that honour it, answering 412), so two writers can
+        ``If-Match``; the ETag the registry served is sent anyway for those that honour it,
+        answering 412), so two writers can
         race: each re-reads the tag after its write and tries again, at most
         :data:`FALLBACK_ATTEMPTS` times, when its entry was overwritten. A writer whose entry a
         *later* writer dropped between that writer's read and write cannot notice; the window is
@@ -738,7 +744,11 @@ class Client:
                         f"registry {repo.host}: tag {tag} of {repo.name} is not a referrers index ({exc}); "
                         "not overwriting it"
                     ) from None
-                extra["If-Match"] = f'"{current.digest}"'
+                # RFC 9110: If-Match carries the entity tag the server gave (distribution's is the
+                # quoted digest, others make their own); none served, no condition.
+                etag = self._etags.get((repo.api_host, repo.name, current.digest))
+                if etag:
+                    extra["If-Match"] = etag
             if not any(e.get("digest") == entry.digest for e in entries):
                 # Other tools' entries (cosign, notation) are kept exactly as they were.
                 entries.append(entry.to_json())

@@ -62,6 +62,10 @@ front adds only what distribution 2.8 cannot do here:
   (``/v2/<name>/blobs/uploads/<id>?_state=..``), as Quay (endpoints/v2/manifest.py ``url_for``
   without ``_external``) and ghcr.io answer; a client must resolve them against the request URL
   (RFC 9110 section 10.2.2).
+* ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
+  distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
+  section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
+  registry served can match; a client must not make one up.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -98,6 +102,12 @@ _API_RE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrer
 _REFERRERS_RE = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>sha256:[0-9a-f]{64})$")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-authorization", "te", "upgrade"}
 UPSTREAM_TIMEOUT = 30.0
+_MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
 
 
 @dataclasses.dataclass
@@ -121,6 +131,7 @@ class FrontState:
     dash_digests: bool = False
     unchallenged_referrers: bool = False
     relative_location: bool = False
+    own_etags: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -439,6 +450,11 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.dash_digests:
             path = re.sub(r"/manifests/sha256-([0-9a-f]{64})$", r"/manifests/sha256:\1", path)
+        if manifest_repo and self.state.own_etags and self.command == "PUT" and "If-Match" in self.headers:
+            headers.pop("If-Match", None)
+            if self.headers["If-Match"] != self._current_etag(path, headers):
+                self._error(412, "PRECONDITION_FAILED", "If-Match does not match the current entity tag")
+                return
         upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
         try:
             upstream.request(self.command, path, body=body or None, headers=headers)
@@ -452,6 +468,11 @@ class _Handler(BaseHTTPRequestHandler):
             relayed["Location"] = absolute.path + (f"?{absolute.query}" if absolute.query else "")
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.no_digest_header:
             relayed = {k: v for k, v in relayed.items() if k.lower() != "docker-content-digest"}
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.own_etags:
+            digest = relayed.get("Docker-Content-Digest", "")
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "etag"}
+            if digest:
+                relayed["ETag"] = f'"{digest.partition(":")[2]}"'
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.generic_content_type:
             relayed = {k: v for k, v in relayed.items() if k.lower() != "content-type"}
             relayed["Content-Type"] = "application/json"
@@ -461,6 +482,19 @@ class _Handler(BaseHTTPRequestHandler):
             if subject:
                 relayed["OCI-Subject"] = subject
         self._send(response.status, data, relayed)
+
+    def _current_etag(self, path: str, headers: dict[str, str]) -> str:
+        """The entity tag the front serves for the manifest at ``path`` now ("" when absent)."""
+        accept = {"Accept": ", ".join(_MANIFEST_TYPES), "Host": headers["Host"]}
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("HEAD", path, headers=accept)
+            response = upstream.getresponse()
+            response.read()
+            digest = response.getheader("Docker-Content-Digest", "") if response.status == 200 else ""
+        finally:
+            upstream.close()
+        return f'"{digest.partition(":")[2]}"' if digest else ""
 
 
 @contextlib.contextmanager
@@ -481,6 +515,7 @@ def registry_front(
     dash_digests: bool = False,
     unchallenged_referrers: bool = False,
     relative_location: bool = False,
+    own_etags: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -499,6 +534,7 @@ def registry_front(
         dash_digests=dash_digests,
         unchallenged_referrers=unchallenged_referrers,
         relative_location=relative_location,
+        own_etags=own_etags,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

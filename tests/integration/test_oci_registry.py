@@ -382,6 +382,22 @@ def test_relative_upload_locations_are_resolved_and_keep_the_token(registry: str
     assert all("digest=sha256%3A" in line or "digest=sha256:" in line for line in uploads)
 
 
+def test_the_fallback_index_is_updated_under_the_registry_s_own_etag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, own_etags=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        first = record(c, image_ref, image.digest, passed=False, at="2026-03-01T10:00:00Z")
+        second = record(c, image_ref, image.digest, passed=True, at="2026-03-02T10:00:00Z")
+        listed = {d.digest for d in c.referrers(image_ref, image.digest)}
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert listed == {first, second}
+    assert newest is not None
+    assert newest.passed
+    # The second write was conditional (the tag existed) and matched the served entity tag.
+    fallback = image.digest.replace(":", "-")
+    assert len([line for line in front.log if line == f"PUT /v2/{name}/manifests/{fallback}"]) == 2
+
+
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
