@@ -265,6 +265,18 @@ def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
         assert token not in redact.redact(f"token {token}")
 
 
+def test_an_expired_token_is_asked_for_again(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with (
+        registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front,
+        client(WRITER) as c,
+    ):
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+        front.tokens.clear()  # expires_in has passed: the registry no longer takes the token
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+    assert len(front.token_requests) == 2
+
+
 def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
     with registry_front(registry, auth="bearer", users=USERS) as front:
