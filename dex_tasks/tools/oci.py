@@ -908,6 +908,7 @@ class Client:
             return value
         response = self._token_response(repo, realm, challenge.get("service", ""), scope, credentials)
         if response.status_code != 200:
+            said = _token_error(response)
             response.close()
             action = "push" if scope.endswith(",push") else "pull"
             why = (
@@ -917,7 +918,7 @@ class Client:
             )
             raise RemoteError(
                 f"registry {repo.host} refused a {action} token for {repo.name} "
-                f"(HTTP {response.status_code}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
+                f"(HTTP {response.status_code}{said}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
             )
         try:
             body = parse_json(response.content)
@@ -1214,6 +1215,22 @@ def _error_message(response: requests.Response) -> tuple[tuple[str, ...], str]:
     codes, _ = _error_codes(response)
     data = _error_bodies_messages.get(response, "")
     return codes, data
+
+
+def _token_error(response: requests.Response) -> str:
+    """What a token server said when it refused: ``" DENIED: ..."`` (the spec's errors, ghcr.io) or
+    ``": incorrect username or password"`` (Docker Hub's ``{"details": ...}``), else ""."""
+    codes, message = _error_message(response)
+    if codes or message:
+        return (f" {codes[0]}" if codes else "") + (f": {message}" if message else "")
+    try:
+        data = parse_json(response.content[:65536])
+    except ValueError:
+        return ""
+    details = data.get("details") if isinstance(data, dict) else None
+    if not isinstance(details, str) or not details.strip():
+        return ""
+    return ": " + "".join(c for c in " ".join(details.split()) if c.isprintable())[:200]
 
 
 def _retry_after(value: str) -> float | None:

@@ -300,7 +300,9 @@ def test_wrong_credentials_name_the_fix(registry: str, name: str) -> None:
     with registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front:
         image_ref = f"{front.host}/{name}"
         anonymous = r"anonymous access is not allowed.*DEX_REGISTRY_USER"
-        refused = r"credentials were refused.*DEX_REGISTRY_USER"
+        refused = (
+            r"HTTP 401 UNAUTHORIZED: authentication required, the credentials were refused.*DEX_REGISTRY_USER"
+        )
         with client() as c, pytest.raises(RemoteError, match=anonymous):
             c.resolve(image_ref, "t")
         with client(wrong) as c, pytest.raises(RemoteError, match=refused):

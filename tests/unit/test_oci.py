@@ -251,3 +251,25 @@ def test_no_credentials_go_to_a_plain_http_token_realm_of_an_https_registry() ->
     with oci.Client(env={}) as c, pytest.raises(RemoteError, match="not HTTPS: not sending credentials"):
         c._token_response(repo, "http://ghcr.io/token", "ghcr.io", "repository:org/app:pull", credentials)
     assert c.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}',
+         " DENIED: requested access to the resource is denied"),  # ghcr.io
+        (b'{"details":"incorrect username or password"}', ": incorrect username or password"),  # Docker Hub
+        (b"<html>nope</html>", ""),
+        (rb'{"details":"a\u001b[31m red"}', ": a[31m red"),  # no terminal escapes from a registry
+    ],
+)  # fmt: skip
+def test_what_a_token_server_said_when_it_refused(body: bytes, said: str) -> None:
+    import requests  # noqa: PLC0415 - the client imports it lazily too
+
+    response = requests.models.Response()
+    response.status_code = 401
+    response._content = body
+    # As requests leaves a response read without stream=True.
+    response._content_consumed = True  # type: ignore[attr-defined]
+    response.request = requests.Request("GET", "https://auth.example/token").prepare()
+    assert oci._token_error(response) == said
