@@ -888,7 +888,11 @@ class Client:
         basic_pair = credentials.basic if credentials else None
         if challenge.get("scheme") == "basic":
             if basic_pair is None or rejected is not None:
-                why = f"refused the {credentials.source}" if rejected and credentials else "needs a login"
+                why = (
+                    f"refused the credentials ({credentials.source})"
+                    if rejected and credentials
+                    else "needs a login"
+                )
                 raise RemoteError(
                     f"registry {repo.host} {why} (HTTP Basic): "
                     "set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or docker login"
