@@ -9,16 +9,23 @@ Spec: https://github.com/opencontainers/distribution-spec/blob/v1.1.0/spec.md
   (the token flow, https://distribution.github.io/distribution/spec/auth/token/) or ``Basic``. Reads ask
   for ``repository:<name>:pull``, writes for ``repository:<name>:pull,push``; a token is cached per
   (host, scope) for the life of one :class:`Client` and registered as a secret. Credentials:
-  ``DEX_REGISTRY_USER``/``DEX_REGISTRY_PASSWORD``, or ``GITHUB_TOKEN`` on ghcr.io only; anonymous
-  otherwise (public images on ghcr.io and Docker Hub get anonymous pull tokens).
+  ``DEX_REGISTRY_USER``/``DEX_REGISTRY_PASSWORD``, or ``GITHUB_TOKEN`` on ghcr.io only, else what
+  ``docker login`` stored (:mod:`dex_tasks.tools.docker_credentials`: config.json ``auths``,
+  ``credHelpers``, ``credsStore``, identity tokens by OAuth2); anonymous otherwise (public images on
+  ghcr.io and Docker Hub get anonymous pull tokens).
 * **Bounded**: every request has a timeout (:data:`REQUEST_TIMEOUT`), connection errors, 429 and 5xx
   are retried :data:`ATTEMPTS` times with a short exponential backoff, and the whole interaction of
   one client has one deadline (:data:`DEADLINE` seconds, ``DEX_REGISTRY_DEADLINE`` overrides), after
-  which :class:`~dex_tasks.errors.RemoteError` (exit 4) says the registry did not answer. A wait of
-  more than :data:`PROGRESS_AFTER` seconds prints a ``# waiting for registry ...`` line.
+  which :class:`~dex_tasks.errors.RemoteError` (exit 4) says the registry did not answer. A 429 or
+  503 with ``Retry-After`` waits that long, or fails at once when that is past the deadline (a
+  rate limit: TOOMANYREQUESTS). A wait of more than :data:`PROGRESS_AFTER` seconds prints a
+  ``# waiting for registry ...`` line.
 * **Referrers**: ``GET /v2/<name>/referrers/<digest>``, or, where the registry answers 404 (it has no
-  referrers API: distribution 2.x, which is Debian's docker-registry, and ghcr.io), the fallback tag
-  ``sha256-<hex>`` holding an OCI image index of the referrers (the spec's "referrers tag schema").
+  referrers API: distribution 2.x and 3.x, ghcr.io, Docker Hub) or a 200 that is not an OCI index,
+  the fallback tag ``sha256-<hex>`` holding an OCI image index of the referrers (the spec's
+  "referrers tag schema"); a 404 ``NAME_UNKNOWN`` is a missing repository (oras-go decides alike).
+* **Credentials** go only to the registry's own origin: a blob redirected to storage on another
+  host (S3/GCS signed URLs, a CDN) gets no ``Authorization``, nor does a plain-HTTP token realm.
 * A loopback registry (127.0.0.0/8, ``localhost``, ``::1``) is spoken to over plain HTTP and never
   through a proxy from the environment, as dockerd does; everything else over HTTPS.
 
@@ -45,6 +52,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Self
 from dex_tasks import durations, proc, progress, redact
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
+from dex_tasks.tools import docker_credentials
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -85,7 +93,7 @@ DEADLINE_ENV = "DEX_REGISTRY_DEADLINE"
 PROGRESS_AFTER = 2.0  # seconds: a longer wait prints one progress line
 FALLBACK_ATTEMPTS = 3  # read-modify-write rounds of the fallback referrers index
 
-AUTH_HINT = "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
+AUTH_HINT = "set GITHUB_TOKEN (ghcr.io) or DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or docker login"
 PUSH_HINT = (
     "the token needs push access: on ghcr.io give GITHUB_TOKEN `packages: write` "
     "(workflow permissions), elsewhere set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD of a user that may push"
@@ -126,26 +134,66 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# distribution/reference's grammar (reference/regexp.go): a domain (optionally with port), then
+# lowercase path components separated by "/".
+_DOMAIN_RE = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])"
+    r"(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*)(?::[0-9]+)?"
+)
+_PATH_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+_NAME_MAX = 255  # distribution/reference's NameTotalLengthMax (domain and path)
+# Docker Hub's names: reference/normalize.go maps the legacy index.docker.io to docker.io, and
+# a one-component name there to library/<name>.
+DOCKER_HUB = "docker.io"
+_DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+
+
 def parse_repository(image: str) -> Repository:
-    """Split an image reference without tag into registry host and repository name."""
-    if not image or any(c in image for c in " @") or image != image.strip():
+    """Split an image reference without tag into registry host and repository name.
+
+    Follows distribution/reference's ``splitDockerDomain``: the first component is the registry
+    when it has a ``.`` or ``:``, is ``localhost`` or is not lowercase; Docker Hub's aliases become
+    ``docker.io``, whose one-component names get ``library/``.
+    """
+    if not image or image != image.strip() or any(c.isspace() for c in image):
         raise UsageError(f"invalid image reference {image!r}")
+    if "@" in image or ":" in image.rpartition("/")[2]:
+        raise UsageError(
+            f"invalid image repository {image!r}: give it without tag or digest, e.g. ghcr.io/org/app"
+        )
     first, sep, rest = image.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
+    if sep and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
         host, name = first, rest
     else:
-        host, name = "docker.io", image
-        if "/" not in name:
+        host, name = DOCKER_HUB, image
+    if host.lower() in _DOCKER_HUB_ALIASES:
+        host = DOCKER_HUB
+        if name and "/" not in name:
             name = f"library/{name}"
-    if not name or name != name.lower() or name.endswith("/"):
-        raise UsageError(f"invalid image repository {image!r}: names are lowercase, e.g. ghcr.io/org/app")
+    if not _DOMAIN_RE.fullmatch(host):
+        raise UsageError(f"invalid registry host {host!r} in {image!r}")
+    if not _PATH_RE.fullmatch(name) or len(host) + 1 + len(name) > _NAME_MAX:
+        raise UsageError(
+            f"invalid image repository {image!r}: path components are lowercase letters, digits and "
+            f"single separators (. _ __ -), joined by /, e.g. ghcr.io/org/app"
+        )
     return Repository(host=host, name=name)
+
+
+# Any digest the image spec's grammar allows (algorithm:encoded): only sha256 is spoken here.
+_ANY_DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
 
 def check_reference(ref: str) -> str:
     """A tag or a ``sha256:`` digest, else UsageError (exit 2) before any request is made."""
     if DIGEST_RE.fullmatch(ref) or TAG_RE.fullmatch(ref):
         return ref
+    if _ANY_DIGEST_RE.fullmatch(ref):
+        algorithm = ref.partition(":")[0]
+        raise UsageError(
+            f"unsupported digest {ref!r}: only sha256 digests (sha256:<64 lowercase hex>) are supported"
+            + ("" if algorithm == "sha256" else f", not {algorithm}")
+        )
     raise UsageError(
         f"invalid tag or digest {ref!r}: tags are [A-Za-z0-9_.-] (up to 128), digests sha256:<64 hex>"
     )
@@ -181,12 +229,49 @@ def deadline_from_env(env: Mapping[str, str] | None = None) -> float:
     return durations.seconds_from_env(DEADLINE_ENV, DEADLINE, env)
 
 
+# RFC 9110 section 11.6.1: challenge = auth-scheme [ 1*SP ( token68 / #auth-param ) ], and several
+# challenges in one header or several headers (requests joins those with ", ").
+_TCHARS = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_PARAM_RE = re.compile(rf'[\s,]*({_TCHARS})\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)')
+_SCHEME_RE = re.compile(rf"[\s,]*({_TCHARS})(?=[\s,]|$)")
+_TOKEN68_RE = re.compile(r"\s+[A-Za-z0-9\-._~+/]+=*(?=\s*(?:,|$))")
+_ESCAPE_RE = re.compile(r"\\(.)")
+
+
+def _parse_challenges(header: str) -> list[dict[str, str]]:
+    """Every challenge of a ``WWW-Authenticate`` value, each its parameters plus ``scheme`` (lowercase).
+
+    Parameter names are case-insensitive, values quoted (commas and escaped quotes inside) or bare
+    tokens: ``Bearer realm="https://r/token",service="r",scope="repository:a/b:pull,push"``.
+    """
+    challenges: list[dict[str, str]] = []
+    pos = 0
+    while pos < len(header):
+        param = _PARAM_RE.match(header, pos)
+        if param and challenges:
+            value = param[2]
+            if value.startswith('"'):
+                value = _ESCAPE_RE.sub(r"\1", value[1:-1])
+            challenges[-1].setdefault(param[1].lower(), value)
+            pos = param.end()
+            continue
+        scheme = _SCHEME_RE.match(header, pos)
+        if scheme is None:
+            break  # garbage: keep what was understood
+        challenges.append({"scheme": scheme[1].lower()})
+        pos = scheme.end()
+        token68 = _TOKEN68_RE.match(header, pos)  # Negotiate <base64>: no parameters
+        if token68:
+            pos = token68.end()
+    return challenges
+
+
 def _parse_challenge(header: str) -> dict[str, str]:
-    """``Bearer realm="...",service="...",scope="..."`` -> its parameters (scheme under ``scheme``)."""
-    scheme, _, rest = header.strip().partition(" ")
-    params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
-    params["scheme"] = scheme.lower()
-    return params
+    """The challenge to answer: the first Basic or Bearer one, as go-containerregistry's
+    ``pickFromMultipleChallenges`` (pkg/v1/remote/transport/ping.go) picks it, else the first."""
+    challenges = _parse_challenges(header)
+    usable = [c for c in challenges if c["scheme"] in {"basic", "bearer"}]
+    return (usable or challenges or [{"scheme": ""}])[0]
 
 
 def _basic(user: str, password: str) -> str:
@@ -343,6 +428,9 @@ class Client:
         # (host, scope) -> Authorization value; a pull,push token serves reads of the same repository.
         self._auth: dict[tuple[str, str], str] = {}
         self._basic_hosts: set[str] = set()
+        self._credentials_of: dict[str, docker_credentials.Credentials | None] = {}
+        # (host, name, manifest digest) -> the ETag the registry served with it, for If-Match.
+        self._etags: dict[tuple[str, str, str], str] = {}
         # Hosts whose referrers endpoint answered 404: go straight to the fallback tag next time.
         self._no_referrers_api: set[str] = set()
 
@@ -427,7 +515,13 @@ class Client:
             raise BadContentError(
                 f"registry {repo.host} served content for {image}@{ref} whose digest is {digest}"
             )
-        media_type = _media_type(response) or _body_media_type(body)
+        # The spec says Content-Type is the manifest's mediaType; where a proxy or mirror serves a
+        # generic one (application/json, octet-stream), the body's own mediaType says what it is.
+        header = _media_type(response)
+        media_type = header if header in MANIFEST_TYPES else (_body_media_type(body) or header)
+        etag = response.headers.get("ETag", "")
+        if etag:
+            self._etags[(repo.api_host, repo.name, digest)] = etag
         return Manifest(media_type=media_type, body=body, digest=digest)
 
     def get_blob(self, image: str, digest: str, *, limit: int = MAX_BLOB_BYTES) -> bytes | None:
@@ -461,11 +555,15 @@ class Client:
             listed = self._referrers_api(repo, image, digest, artifact_type)
             if listed is None:
                 self._no_referrers_api.add(repo.host)
+            elif listed is _NO_REPOSITORY:
+                return []  # no repository, no referrers; says nothing about the API
             else:
                 found = listed
         if repo.host in self._no_referrers_api:
             manifest = self.get_manifest(image, fallback)
-            if manifest is None:
+            if manifest is None or manifest.digest == digest:
+                # The subject itself: GitLab resolves sha256-<hex> as the digest sha256:<hex>
+                # (oras-project/oras-go#1396); its own manifests are no referrers.
                 return []
             try:
                 found = parse_descriptors(index_entries(manifest))
@@ -478,6 +576,10 @@ class Client:
     def _referrers_api(
         self, repo: Repository, image: str, digest: str, artifact_type: str | None
     ) -> list[Descriptor] | None:
+        """The API's listing; None when the registry has no referrers API, as oras-go decides it
+        (``referrersPageByAPI``, registry/remote/repository.go): a 404 whose body is not
+        ``NAME_UNKNOWN`` (that is a missing repository: :data:`_NO_REPOSITORY`), or a 200 that is
+        not an OCI image index (a web UI answering every path)."""
         url: str | None = f"{repo.base_url}/referrers/{digest}"
         if artifact_type:
             url = f"{url}?{urllib.parse.urlencode({'artifactType': artifact_type})}"
@@ -486,10 +588,20 @@ class Client:
             if url is None:
                 break
             proc.echo(f"# GET {url}")
-            response = self._request("GET", repo, url, scope=_pull(repo.name), headers={"Accept": OCI_INDEX})
+            response = self._request(
+                "GET", repo, url, scope=_pull(repo.name), headers={"Accept": OCI_INDEX}, unchallenged_ok=True
+            )
+            if response.status_code == 401:
+                response.close()
+                return None  # Harbor before 2.8: no referrers API, and a 401 that asks for nothing
             if response.status_code == 404:
-                return None
+                missing = "NAME_UNKNOWN" in _error_codes(response)[0]
+                response.close()
+                return _NO_REPOSITORY if missing else None
             self._expect(response, repo, (200,), f"GET referrers of {digest}")
+            if _media_type(response) != OCI_INDEX:
+                response.close()
+                return None
             body = _read(response, MAX_MANIFEST_BYTES, f"referrers of {image}@{digest}")
             try:
                 found += parse_descriptors(index_entries(Manifest(OCI_INDEX, body, sha256(body))))
@@ -603,7 +715,8 @@ class Client:
 
         The spec's steps (pull the tag, 404 = empty index, append unless present, push). Registries
         without the referrers API have no compare-and-swap for tags (distribution 2.8 ignores
-        ``If-Match``; it is sent anyway for those that honour it, answering 412), so two writers can
+        ``If-Match``; the ETag the registry served is sent anyway for those that honour it,
+        answering 412), so two writers can
         race: each re-reads the tag after its write and tries again, at most
         :data:`FALLBACK_ATTEMPTS` times, when its entry was overwritten. A writer whose entry a
         *later* writer dropped between that writer's read and write cannot notice; the window is
@@ -615,6 +728,13 @@ class Client:
             current = self.get_manifest(image, tag)
             entries: list[dict[str, Any]] = []
             extra: dict[str, str] = {}
+            if current is not None and current.digest == subject:
+                raise RemoteError(
+                    f"registry {repo.host} answers the referrers tag {tag} of {repo.name} with the image "
+                    "itself (it reads the tag as its digest, as GitLab's registry does), so it can hold "
+                    f"neither a referrers API nor the fallback index: artifact {entry.digest} is pushed "
+                    "but cannot be listed"
+                )
             if current is not None:
                 try:
                     entries = index_entries(current)
@@ -624,7 +744,11 @@ class Client:
                         f"registry {repo.host}: tag {tag} of {repo.name} is not a referrers index ({exc}); "
                         "not overwriting it"
                     ) from None
-                extra["If-Match"] = f'"{current.digest}"'
+                # RFC 9110: If-Match carries the entity tag the server gave (distribution's is the
+                # quoted digest, others make their own); none served, no condition.
+                etag = self._etags.get((repo.api_host, repo.name, current.digest))
+                if etag:
+                    extra["If-Match"] = etag
             if not any(e.get("digest") == entry.digest for e in entries):
                 # Other tools' entries (cosign, notation) are kept exactly as they were.
                 entries.append(entry.to_json())
@@ -642,7 +766,14 @@ class Client:
                         continue
                     raise
             after = self.get_manifest(image, tag)
-            if after is not None and any(e.get("digest") == entry.digest for e in index_entries(after)):
+            try:
+                listed = index_entries(after) if after is not None else []
+            except ValueError as exc:
+                # Overwritten with something else since our write: report it, never a traceback.
+                raise RemoteError(
+                    f"registry {repo.host}: tag {tag} of {repo.name} is not a referrers index ({exc})"
+                ) from None
+            if any(e.get("digest") == entry.digest for e in listed):
                 return
             if attempt < FALLBACK_ATTEMPTS:
                 self._pause(
@@ -681,10 +812,28 @@ class Client:
             self._started = time.monotonic()
         return self._started + self.deadline - time.monotonic()
 
+    def _credentials(self, repo: Repository) -> docker_credentials.Credentials | None:
+        """The environment's credentials for the host, else docker's (``docker login``), once per client."""
+        if repo.host not in self._credentials_of:
+            pair = registry_credentials(repo.host, self.env)
+            if pair is not None:
+                explicit = self.env.get("DEX_REGISTRY_USER", "").strip()
+                source = "DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD" if explicit else "GITHUB_TOKEN"
+                found: docker_credentials.Credentials | None = docker_credentials.Credentials(
+                    user=pair[0], password=pair[1], source=source
+                )
+            else:
+                found = docker_credentials.lookup(repo.host, self.env)
+            if found is not None:
+                found.register()
+            self._credentials_of[repo.host] = found
+        return self._credentials_of[repo.host]
+
     def _cached_auth(self, repo: Repository, scope: str) -> str | None:
         if repo.api_host in self._basic_hosts:
-            credentials = registry_credentials(repo.host, self.env)
-            return "Basic " + _basic(*credentials) if credentials else None
+            credentials = self._credentials(repo)
+            basic = credentials.basic if credentials else None
+            return "Basic " + _basic(*basic) if basic else None
         found = self._auth.get((repo.api_host, scope))
         if found is None and scope == _pull(repo.name):
             found = self._auth.get((repo.api_host, _push(repo.name)))
@@ -700,58 +849,80 @@ class Client:
         headers: Mapping[str, str] | None = None,
         data: bytes | None = None,
         stream: bool = False,
+        unchallenged_ok: bool = False,
     ) -> requests.Response:
-        """One API request with auth: a 401 is answered once with the challenge's credentials."""
-        same_host = urllib.parse.urlsplit(url).netloc == repo.api_host
+        """One API request with auth: a 401 is answered once with the challenge's credentials.
+
+        ``unchallenged_ok``: a 401 without any ``WWW-Authenticate`` is returned as it is (no
+        challenge to answer: Harbor 2.7's referrers endpoint, goharbor/harbor#18305).
+        """
+        same_host = _same_origin(url, repo)
         auth = self._cached_auth(repo, scope) if same_host else None
         response = self._send(repo, method, url, headers=headers, data=data, auth=auth, stream=stream)
+        if response.status_code == 401 and unchallenged_ok and "WWW-Authenticate" not in response.headers:
+            return response
         if response.status_code == 401 and same_host:
             challenge = _parse_challenge(response.headers.get("WWW-Authenticate", ""))
             response.close()
             auth = self._authorize(repo, challenge, scope, rejected=auth)
             response = self._send(repo, method, url, headers=headers, data=data, auth=auth, stream=stream)
         if response.status_code in {401, 403}:
+            # The registry's words say which permission is missing (GAR: 403 DENIED "Permission
+            # 'artifactregistry.repositories.uploadArtifacts' denied"); a HEAD has no body.
+            codes, message = _error_message(response)
             response.close()
             push = scope.endswith(",push")
+            said = (f" {codes[0]}" if codes else "") + (f": {message}" if message else "")
+            # Docker Hub and GAR answer a repository that does not exist like a private one.
+            maybe = "" if push else " (it may not exist, or be private)"
             raise RemoteError(
-                f"registry {repo.host} refused {'push' if push else 'pull'} access to {repo.name} "
-                f"(HTTP {response.status_code} on {method}): {PUSH_HINT if push else AUTH_HINT}"
+                f"registry {repo.host} refused {'push' if push else 'pull'} access to {repo.name}{maybe} "
+                f"(HTTP {response.status_code} on {method}{said}): {PUSH_HINT if push else AUTH_HINT}"
             )
         return response
 
     def _authorize(
         self, repo: Repository, challenge: Mapping[str, str], scope: str, *, rejected: str | None
     ) -> str:
-        credentials = registry_credentials(repo.host, self.env)
-        if credentials:
-            redact.register_secret(credentials[1])
+        credentials = self._credentials(repo)
+        basic_pair = credentials.basic if credentials else None
         if challenge.get("scheme") == "basic":
-            if credentials is None or rejected is not None:
-                why = "wrong user or password" if rejected else "needs a login"
+            if basic_pair is None or rejected is not None:
+                why = (
+                    f"refused the credentials ({credentials.source})"
+                    if rejected and credentials
+                    else "needs a login"
+                )
                 raise RemoteError(
-                    f"registry {repo.host} {why} (HTTP Basic): set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD"
+                    f"registry {repo.host} {why} (HTTP Basic): "
+                    "set DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or docker login"
                 )
             self._basic_hosts.add(repo.api_host)
-            return "Basic " + _basic(*credentials)
+            return "Basic " + _basic(*basic_pair)
         realm = challenge.get("realm")
         if challenge.get("scheme") != "bearer" or not realm:
             raise RemoteError(f"registry {repo.host}: unsupported auth challenge {challenge.get('scheme')!r}")
         if rejected is not None:
             # The cached token was refused (expired, or lacks the scope): never ask twice in a row.
             self._auth.pop((repo.api_host, scope), None)
-        params = {"scope": scope}
-        if challenge.get("service"):
-            params["service"] = challenge["service"]
-        token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(params)}"
-        basic = "Basic " + _basic(*credentials) if credentials else None
-        proc.echo(f"# GET {token_url}")
-        response = self._send(repo, "GET", token_url, headers=None, data=None, auth=basic, stream=False)
+        if credentials and credentials.registry_token and rejected is None:
+            # docker config's registrytoken is a bearer token for the registry itself (no token server).
+            value = f"Bearer {credentials.registry_token}"
+            self._auth[(repo.api_host, scope)] = value
+            return value
+        response = self._token_response(repo, realm, challenge.get("service", ""), scope, credentials)
         if response.status_code != 200:
+            said = _token_error(response)
+            response.close()
             action = "push" if scope.endswith(",push") else "pull"
-            why = "the credentials were refused" if credentials else "anonymous access is not allowed"
+            why = (
+                f"the credentials were refused: {credentials.source}"
+                if credentials
+                else "anonymous access is not allowed"
+            )
             raise RemoteError(
                 f"registry {repo.host} refused a {action} token for {repo.name} "
-                f"(HTTP {response.status_code}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
+                f"(HTTP {response.status_code}{said}, {why}): {PUSH_HINT if action == 'push' else AUTH_HINT}"
             )
         try:
             body = parse_json(response.content)
@@ -764,6 +935,55 @@ class Client:
         value = f"Bearer {token}"
         self._auth[(repo.api_host, scope)] = value
         return value
+
+    def _token_response(
+        self,
+        repo: Repository,
+        realm: str,
+        service: str,
+        scope: str,
+        credentials: docker_credentials.Credentials | None,
+    ) -> requests.Response:
+        """Ask the token server: GET with HTTP Basic, or an OAuth2 POST for an identity token.
+
+        distribution's docs/spec/auth/oauth.md: ``grant_type=refresh_token`` with the identity token
+        ``docker login`` stored (ACR's ``az acr login``); a server without OAuth2 answers 404/405 to the
+        POST, and then gets the GET with the token as the password, as go-containerregistry's
+        ``bearerTransport.refresh`` (pkg/v1/remote/transport/bearer.go) falls back.
+        """
+        if credentials and repo.scheme == "https" and urllib.parse.urlsplit(realm).scheme != "https":
+            # An HTTPS registry whose challenge names a plain-HTTP (or other) realm: a password or
+            # refresh token sent there would cross the network in clear text.
+            raise RemoteError(
+                f"registry {repo.host} sends tokens from {realm!r}, which is not HTTPS: "
+                "not sending credentials there"
+            )
+        if credentials and credentials.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.identity_token,
+                "client_id": "dex-tasks",
+                "scope": scope,
+            }
+            if service:
+                form["service"] = service
+            proc.echo(f"# POST {realm} (OAuth2 refresh_token, {credentials.source})")
+            headers = {"Content-Type": "application/x-www-form-urlencoded"}
+            data = urllib.parse.urlencode(form).encode()
+            response = self._send(repo, "POST", realm, headers=headers, data=data, auth=None, stream=False)
+            if response.status_code not in {404, 405}:
+                return response
+            response.close()
+        params = {"scope": scope}
+        if service:
+            params["service"] = service
+        token_url = f"{realm}{'&' if '?' in realm else '?'}{urllib.parse.urlencode(params)}"
+        pair = credentials.basic if credentials else None
+        if credentials and credentials.identity_token and pair is None:
+            pair = (credentials.user or docker_credentials.TOKEN_USER, credentials.identity_token)
+        basic = "Basic " + _basic(*pair) if pair else None
+        proc.echo(f"# GET {token_url}")
+        return self._send(repo, "GET", token_url, headers=None, data=None, auth=basic, stream=False)
 
     def _send(
         self,
@@ -781,7 +1001,10 @@ class Client:
 
         session = self._session(repo)
         last = "no time left"
+        message = ""  # the registry's error message of the last answer
         tried = 0
+        retry_after: float | None = None
+        limited = False
         for attempt in range(1, self.attempts + 1):
             remaining = self._remaining()
             if remaining <= 0:
@@ -802,21 +1025,39 @@ class Client:
                         stream=stream,
                     )
             except requests.RequestException as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last, message, retry_after, limited = f"{type(exc).__name__}: {exc}", "", None, False
             else:
                 if response.status_code != 429 and response.status_code < 500:
                     return response
-                last = f"HTTP {response.status_code}"
+                codes, message = _error_message(response)
+                last = f"HTTP {response.status_code}" + (f" {codes[0]}" if codes else "")
+                # RFC 9110 Retry-After (seconds or a date) on 429 and 503: Docker Hub's and GAR's
+                # rate limits; trying again sooner only burns another request of the quota.
+                retry_after = _retry_after(response.headers.get("Retry-After", ""))
+                limited = response.status_code == 429
                 response.close()
             if attempt < self.attempts:
-                delay = BACKOFF * 2 ** (attempt - 1)
+                delay = max(BACKOFF * 2 ** (attempt - 1), retry_after or 0.0)
                 if delay >= self._remaining():
                     break
                 self._pause(repo, delay, attempt + 1, self.attempts, last)
         elapsed = self.deadline - self._remaining()
+        path = urllib.parse.urlsplit(url).path
+        said = f"{last}: {message}" if message else last
+        budget = f"deadline {self.deadline:g}s, {DEADLINE_ENV}"
+        if limited:
+            later = (
+                f"; it asks to wait {retry_after:.0f}s (Retry-After), past the deadline"
+                if retry_after is not None and retry_after >= self._remaining()
+                else ""
+            )
+            raise RemoteError(
+                f"registry {repo.host} rate-limited {method} {path} after {tried} tries in {elapsed:.0f}s "
+                f"({budget}){later}: {said}; authenticate ({AUTH_HINT}) or try again later"
+            )
         raise RemoteError(
-            f"registry {repo.host} did not answer {method} {urllib.parse.urlsplit(url).path} "
-            f"after {tried} tries in {elapsed:.0f}s (deadline {self.deadline:g}s, {DEADLINE_ENV}): {last}"
+            f"registry {repo.host} did not answer {method} {path} "
+            f"after {tried} tries in {elapsed:.0f}s ({budget}): {said}"
         )
 
     def _pause(self, repo: Repository, delay: float, attempt: int, attempts: int, why: str) -> None:
@@ -838,6 +1079,9 @@ class Client:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+_NO_REPOSITORY: list[Descriptor] = []  # the referrers API's 404 NAME_UNKNOWN (compared by identity)
+
+
 class _Watchdog:
     """One daemon thread that prints the "no answer yet" lines of every slow request.
 
@@ -902,6 +1146,26 @@ def _slow_notice(line: str, after: float = PROGRESS_AFTER) -> Iterator[None]:
         _watchdog.cancel(serial)
 
 
+def _same_origin(url: str, repo: Repository) -> bool:
+    """Whether ``url`` (an upload ``Location``, a Link) is the registry itself: its credentials may go there.
+
+    Scheme, host (case-insensitive) and port, with the scheme's default port filled in: Harbor and
+    GitLab behind a proxy answer ``Location: https://host:443/v2/...`` for ``https://host``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    own = urllib.parse.urlsplit(f"{repo.scheme}://{repo.api_host}")
+    defaults = {"http": 80, "https": 443}
+    try:
+        port, own_port = parts.port, own.port
+    except ValueError:
+        return False
+    return (
+        parts.scheme == own.scheme
+        and (parts.hostname or "") == (own.hostname or "")
+        and (port or defaults.get(parts.scheme)) == (own_port or defaults.get(own.scheme))
+    )
+
+
 def _media_type(response: requests.Response) -> str:
     return response.headers.get("Content-Type", "").partition(";")[0].strip()
 
@@ -918,6 +1182,7 @@ def _body_media_type(body: bytes) -> str:
 _error_bodies: weakref.WeakKeyDictionary[requests.Response, tuple[tuple[str, ...], str]] = (
     weakref.WeakKeyDictionary()
 )
+_error_bodies_messages: weakref.WeakKeyDictionary[requests.Response, str] = weakref.WeakKeyDictionary()
 
 
 def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
@@ -941,8 +1206,53 @@ def _error_codes(response: requests.Response) -> tuple[tuple[str, ...], str]:
             codes = tuple(e["code"] for e in objects if isinstance(e.get("code"), str))
             detail = next((e.get("detail") for e in objects if "detail" in e), "")
             found = (codes, detail if isinstance(detail, str) else "")
+            message = next((e["message"] for e in objects if isinstance(e.get("message"), str)), "")
+            # Untrusted text bound for a terminal: printable characters only.
+            shown = "".join(c for c in " ".join(message.split()) if c.isprintable())
+            _error_bodies_messages[response] = shown[:200]
     _error_bodies[response] = found
     return found
+
+
+def _error_message(response: requests.Response) -> tuple[tuple[str, ...], str]:
+    """The error codes and the first message of an error body (at most 200 characters), for messages."""
+    codes, _ = _error_codes(response)
+    data = _error_bodies_messages.get(response, "")
+    return codes, data
+
+
+def _token_error(response: requests.Response) -> str:
+    """What a token server said when it refused: ``" DENIED: ..."`` (the spec's errors, ghcr.io) or
+    ``": incorrect username or password"`` (Docker Hub's ``{"details": ...}``), else ""."""
+    codes, message = _error_message(response)
+    if codes or message:
+        return (f" {codes[0]}" if codes else "") + (f": {message}" if message else "")
+    try:
+        data = parse_json(response.content[:65536])
+    except ValueError:
+        return ""
+    details = data.get("details") if isinstance(data, dict) else None
+    if not isinstance(details, str) or not details.strip():
+        return ""
+    return ": " + "".join(c for c in " ".join(details.split()) if c.isprintable())[:200]
+
+
+def _retry_after(value: str) -> float | None:
+    """RFC 9110 section 10.2.3: ``Retry-After: 120`` or an HTTP date; None when absent or unreadable."""
+    value = value.strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    import email.utils  # noqa: PLC0415 - only for a date-valued Retry-After
+
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
 
 
 def _absent(response: requests.Response) -> bool:

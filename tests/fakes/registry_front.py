@@ -19,16 +19,63 @@ front adds only what distribution 2.8 cannot do here:
     what the user may do (an anonymous caller gets at most ``pull``, and only with
     ``anonymous_pull``), and answers 401 ``UNAUTHORIZED`` only for wrong credentials (HTTP Basic on
     the token request; ghcr.io takes any user name with a token as the password).
+  - ``POST /token`` (``refresh_tokens``): the OAuth2 flow of distribution's docs/spec/auth/oauth.md,
+    as ACR's ``/oauth2/token`` serves the identity token ``az acr login`` leaves in docker's
+    config.json: a form ``grant_type=refresh_token&refresh_token=..&service=..&scope=..&client_id=..``
+    (``client_id`` required) -> ``{"access_token","scope","expires_in","issued_at"}``; an unknown
+    refresh token -> 401 ``UNAUTHORIZED``; ``oauth=False`` answers the POST 405, as token servers
+    without OAuth2 do (the client then falls back to the GET).
 * ``auth="basic"``: distribution's htpasswd auth: 401 ``WWW-Authenticate: Basic realm="Registry Realm"``.
 * ``referrers=True``: the OCI distribution spec 1.1 referrers API, as zot and Harbor >= 2.9
   (goharbor/harbor#18865) implement it and distribution itself does not yet
   (distribution/distribution#4828 is open): a manifest PUT with a ``subject`` answers
   ``OCI-Subject: <subject digest>``, and ``GET /v2/<name>/referrers/<digest>[?artifactType=]`` answers
   an OCI image index of the referrers (``artifactType`` from the manifest or its config's media type,
-  its annotations), filtered with ``OCI-Filters-Applied: artifactType``, empty (never 404) when none.
+  its annotations), filtered with ``OCI-Filters-Applied: artifactType``, empty (never 404) when none;
+  a repository the registry does not have is 404 ``NAME_UNKNOWN`` (zot's ``GetReferrers`` handler,
+  pkg/api/routes.go; the spec's 404 ban is for a missing *subject* in a known repository).
   Without it the front passes the referrers path through and the real registry answers
   ``404 page not found``, which is what makes a client use the fallback tag.
+* ``web_ui=True`` (without ``referrers``): the referrers path answers 200 ``text/html``, as a registry
+  whose web UI serves every unknown path does; oras-go checks the Content-Type for that
+  (``referrersPageByAPI``: anything but an OCI index means "no referrers API").
+* ``blob_redirect=True``: ``GET /v2/<name>/blobs/<digest>`` answers ``307 Temporary Redirect`` to a
+  signed storage URL on *another host* (``localhost:<port>/_storage/...?X-Amz-Signature=..``), as
+  distribution's ``redirect`` storage middleware and the s3/gcs drivers do
+  (registry/handlers/blob.go ``GetBlob`` -> ``ServeBlob``; ghcr.io and Docker Hub send blobs to a
+  CDN the same way). The storage answers like S3: 400 ``InvalidArgument`` "Only one auth mechanism
+  allowed" when the request carries an ``Authorization`` header beside the signature, else the blob.
+  ``storage_auth`` records the Authorization header of each storage request.
+* ``no_digest_header=True``: manifest answers without ``Docker-Content-Digest``, which the spec makes
+  a SHOULD (spec.md "Pulling manifests"), as registries behind some proxies and caches (Artifactory
+  remote repositories, Nexus proxies) answer HEAD: the client must hash the body.
+* ``generic_content_type=True``: manifests are served as ``Content-Type: application/json``, as a
+  caching proxy or static mirror that does not keep the registry's header does (the spec's MUST that
+  Content-Type equals the body's ``mediaType`` broken); the body still says what it is.
+* ``dash_digests=True``: a manifest GET/HEAD of the reference ``sha256-<hex>`` is answered as the
+  digest ``sha256:<hex>``, as GitLab's registry does (oras-project/oras-go#1396: "normalizes the
+  dash form to a digest instead of treating it as a tag"); it has no referrers API either.
+* ``unchallenged_referrers=True``: the referrers path answers 401 ``UNAUTHORIZED`` *without* a
+  ``WWW-Authenticate`` header, even with a valid token, as Harbor 2.7 did (goharbor/harbor#18305:
+  "responds to the referrers API with a 401 and no www-authenticate header"); nothing to answer.
+* ``relative_location=True``: ``Location`` headers are made relative
+  (``/v2/<name>/blobs/uploads/<id>?_state=..``), as Quay (endpoints/v2/manifest.py ``url_for``
+  without ``_external``) and ghcr.io answer; a client must resolve them against the request URL
+  (RFC 9110 section 10.2.2).
+* ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
+  distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
+  section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
+  registry served can match; a client must not make one up.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
+* ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
+  (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
+  code and "You have reached your pull rate limit..."), with ``Retry-After: <seconds>`` (RFC 9110
+  section 10.2.3) when ``retry_after`` is given, as GAR and ECR send it on throttling.
+* ``other_challenges``: ``WWW-Authenticate`` headers sent *before* the registry's own on every 401,
+  e.g. ``("Negotiate",)`` as Artifactory and Nexus behind a Kerberos (SPNEGO) proxy answer; the
+  client must pick the Basic/Bearer one (go-containerregistry ``pickFromMultipleChallenges``,
+  pkg/v1/remote/transport/ping.go). HTTP sends them as separate header lines, which ``requests``
+  joins with ", " (RFC 9110 section 5.3).
 
 Listens on 127.0.0.1 only; each upstream request has a 30 s timeout.
 """
@@ -55,6 +102,12 @@ _API_RE = re.compile(r"^/v2/(?P<name>.+?)/(?P<kind>manifests|blobs|tags|referrer
 _REFERRERS_RE = re.compile(r"^/v2/(?P<name>.+)/referrers/(?P<digest>sha256:[0-9a-f]{64})$")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-authorization", "te", "upgrade"}
 UPSTREAM_TIMEOUT = 30.0
+_MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
 
 
 @dataclasses.dataclass
@@ -70,11 +123,29 @@ class FrontState:
     tokens: dict[str, dict[str, frozenset[str]]] = dataclasses.field(default_factory=dict)
     referrer_index: dict[tuple[str, str], list[dict[str, object]]] = dataclasses.field(default_factory=dict)
     failures: int = 0
+    limited: int = 0
+    web_ui: bool = False
+    blob_redirect: bool = False
+    no_digest_header: bool = False
+    generic_content_type: bool = False
+    dash_digests: bool = False
+    unchallenged_referrers: bool = False
+    relative_location: bool = False
+    own_etags: bool = False
+    storage_auth: list[str] = dataclasses.field(default_factory=list)
+    retry_after: str | None = None
+    other_challenges: tuple[str, ...] = ()
+    refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
+    oauth: bool = True
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
     def fail_next(self, count: int) -> None:
         with self.lock:
             self.failures = count
+
+    def rate_limit(self, count: int, retry_after: str | None = None) -> None:
+        with self.lock:
+            self.limited, self.retry_after = count, retry_after
 
     def requests_to(self, prefix: str) -> list[str]:
         return [line for line in self.log if line.split(" ", 1)[1].startswith(prefix)]
@@ -110,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
         headers.setdefault("Docker-Distribution-Api-Version", "registry/2.0")
+        if code == 401 and "WWW-Authenticate" in headers:
+            for challenge in self.state.other_challenges:
+                self.send_header("WWW-Authenticate", challenge)
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
@@ -124,32 +198,70 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _refused_early(self) -> bool:
+        """A hiccup (503) or a rate limit (429) instead of an answer."""
+        state = self.state
+        with state.lock:
+            failing = state.failures > 0
+            state.failures -= 1 if failing else 0
+            limited = not failing and state.limited > 0
+            state.limited -= 1 if limited else 0
+        if failing:
+            self._error(503, "UNAVAILABLE", "service unavailable")
+        elif limited:
+            message = (
+                "You have reached your pull rate limit. You may increase the limit by authenticating "
+                "and upgrading: https://www.docker.com/increase-rate-limit"
+            )
+            after = {"Retry-After": state.retry_after} if state.retry_after else {}
+            self._error(429, "TOOMANYREQUESTS", message, after)
+        return failing or limited
+
     def _handle(self) -> None:
         state = self.state
         state.log.append(f"{self.command} {self.path}")
         body = self._body()
-        with state.lock:
-            failing = state.failures > 0
-            state.failures -= 1 if failing else 0
-        if failing:
-            self._error(503, "UNAVAILABLE", "service unavailable")
+        if self._refused_early():
             return
         url = urlparse(self.path)
+        if url.path.startswith("/_storage/"):
+            self._storage(url.path.removeprefix("/_storage"))
+            return
         if url.path == "/token" and state.auth == "bearer":
-            self._token(url.query)
+            if self.command == "POST":
+                self._oauth(body)
+            else:
+                self._token(url.query)
             return
         match = _API_RE.match(url.path)
         name = match["name"] if match else ""
         needed = frozenset({"pull"} if self.command in {"GET", "HEAD"} else {"pull", "push"})
         if (url.path == "/v2/" or match) and not self._authorized(name, needed):
             return
-        found = _REFERRERS_RE.match(url.path)
-        if state.referrers and found and self.command == "GET":
-            self._referrers(
-                found["name"], found["digest"], parse_qs(url.query).get("artifactType", [None])[0]
-            )
-            return
-        self._proxy(body, name if match and match["kind"] == "manifests" else "")
+        if not self._answered_here(url.path, url.query, match is not None and match["kind"] == "blobs"):
+            self._proxy(body, name if match and match["kind"] == "manifests" else "")
+
+    def _answered_here(self, path: str, query: str, blob: bool) -> bool:
+        """What the front answers itself instead of the registry: blob redirects, referrers."""
+        state = self.state
+        found = _REFERRERS_RE.match(path)
+        if self.command != "GET":
+            return False
+        if state.blob_redirect and blob and "/uploads" not in path:
+            port = state.host.rpartition(":")[2]
+            signed = f"http://localhost:{port}/_storage{path}?X-Amz-Signature={secrets.token_hex(8)}"
+            self._send(307, b"", {"Location": signed})
+        elif state.unchallenged_referrers and found and not state.referrers:
+            body = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}).encode()
+            self._send(401, body, {"Content-Type": "application/json; charset=utf-8"})
+        elif state.web_ui and found and not state.referrers:
+            page = b"<!doctype html><html><body>Registry UI</body></html>"
+            self._send(200, page, {"Content-Type": "text/html; charset=utf-8"})
+        elif state.referrers and found:
+            self._referrers(found["name"], found["digest"], parse_qs(query).get("artifactType", [None])[0])
+        else:
+            return False
+        return True
 
     # -- auth ----------------------------------------------------------------------------------------
     def _credentials(self) -> tuple[str, str] | None:
@@ -168,6 +280,10 @@ class _Handler(BaseHTTPRequestHandler):
         if given is None:
             return frozenset({"pull"}) if self.state.anonymous_pull else frozenset()
         password, allowed = self.state.users.get(given[0], (None, frozenset()))
+        refresh_user = self.state.refresh_tokens.get(given[1])
+        if self.state.auth == "bearer" and refresh_user is not None:
+            # ACR: a refresh (identity) token is also taken as the password of a GET /oauth2/token.
+            return self.state.users.get(refresh_user, ("", frozenset()))[1]
         if self.state.auth == "bearer" and given[0] not in self.state.users:
             # ghcr.io: any user name, the token is the password.
             match = [acts for pw, acts in self.state.users.values() if pw == given[1]]
@@ -224,8 +340,71 @@ class _Handler(BaseHTTPRequestHandler):
         body = {"token": token, "access_token": token, "expires_in": 300, "issued_at": now}
         self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
+    def _oauth(self, body: bytes) -> None:
+        if not self.state.oauth:
+            self._error(405, "UNSUPPORTED", "The operation is unsupported.")
+            return
+        form = parse_qs(body.decode())
+        grant = form.get("grant_type", [""])[0]
+        self.state.token_requests.append({
+            "scope": " ".join(" ".join(form.get("scope", [])).split()),
+            "service": form.get("service", [""])[0],
+            "user": self.state.refresh_tokens.get(form.get("refresh_token", [""])[0], ""),
+            "grant_type": grant,
+        })  # fmt: skip
+        if grant != "refresh_token" or not form.get("client_id"):
+            self._error(400, "UNSUPPORTED", "unsupported grant_type or missing client_id")
+            return
+        user = self.state.refresh_tokens.get(form.get("refresh_token", [""])[0])
+        if user is None:
+            self._error(401, "UNAUTHORIZED", "authentication required")
+            return
+        actions = self.state.users.get(user, ("", frozenset()))[1]
+        granted: dict[str, frozenset[str]] = {}
+        for scope in " ".join(form.get("scope", [])).split():
+            kind, _, rest = scope.partition(":")
+            name, _, wanted = rest.rpartition(":")
+            if kind == "repository" and name:
+                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
+        token = secrets.token_hex(16)
+        self.state.tokens[token] = granted
+        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        answer = {"access_token": token, "scope": " ".join(form.get("scope", [])), "expires_in": 300,
+                  "issued_at": now}  # fmt: skip
+        self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
+
+    def _storage(self, path: str) -> None:
+        given = self.headers.get("Authorization", "")
+        self.state.storage_auth.append(given)
+        if given:
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidArgument</Code>'
+                b"<Message>Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+                b"Signature query string parameter or the Authorization header should be specified"
+                b"</Message></Error>"
+            )
+            self._send(400, body, {"Content-Type": "application/xml"})
+            return
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("GET", path)
+            response = upstream.getresponse()
+            data = response.read()
+        finally:
+            upstream.close()
+        self._send(response.status, data, {"Content-Type": "application/octet-stream"})
+
     # -- referrers -------------------------------------------------------------------------------------
     def _referrers(self, name: str, digest: str, artifact_type: str | None) -> None:
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("GET", f"/v2/{name}/tags/list")
+            known = upstream.getresponse().status == 200
+        finally:
+            upstream.close()
+        if not known:
+            self._error(404, "NAME_UNKNOWN", "repository name not known to registry")
+            return
         with self.state.lock:
             entries = list(self.state.referrer_index.get((name, digest), []))
         headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
@@ -268,20 +447,54 @@ class _Handler(BaseHTTPRequestHandler):
             k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP | {"authorization", "host"}
         }
         headers["Host"] = self.state.host  # the registry builds Location URLs from it
+        path = self.path
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.dash_digests:
+            path = re.sub(r"/manifests/sha256-([0-9a-f]{64})$", r"/manifests/sha256:\1", path)
+        if manifest_repo and self.state.own_etags and self.command == "PUT" and "If-Match" in self.headers:
+            headers.pop("If-Match", None)
+            if self.headers["If-Match"] != self._current_etag(path, headers):
+                self._error(412, "PRECONDITION_FAILED", "If-Match does not match the current entity tag")
+                return
         upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
         try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            upstream.request(self.command, path, body=body or None, headers=headers)
             response = upstream.getresponse()
             data = response.read()
             relayed = {k: v for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP}
         finally:
             upstream.close()
+        if self.state.relative_location and "Location" in relayed:
+            absolute = urlparse(relayed["Location"])
+            relayed["Location"] = absolute.path + (f"?{absolute.query}" if absolute.query else "")
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.no_digest_header:
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "docker-content-digest"}
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.own_etags:
+            digest = relayed.get("Docker-Content-Digest", "")
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "etag"}
+            if digest:
+                relayed["ETag"] = f'"{digest.partition(":")[2]}"'
+        if manifest_repo and self.command in {"GET", "HEAD"} and self.state.generic_content_type:
+            relayed = {k: v for k, v in relayed.items() if k.lower() != "content-type"}
+            relayed["Content-Type"] = "application/json"
         if manifest_repo and self.command == "PUT" and response.status == 201 and self.state.referrers:
             digest = relayed.get("Docker-Content-Digest", "")
             subject = self._record_subject(manifest_repo, body, digest)
             if subject:
                 relayed["OCI-Subject"] = subject
         self._send(response.status, data, relayed)
+
+    def _current_etag(self, path: str, headers: dict[str, str]) -> str:
+        """The entity tag the front serves for the manifest at ``path`` now ("" when absent)."""
+        accept = {"Accept": ", ".join(_MANIFEST_TYPES), "Host": headers["Host"]}
+        upstream = http.client.HTTPConnection(self.state.upstream, timeout=UPSTREAM_TIMEOUT)
+        try:
+            upstream.request("HEAD", path, headers=accept)
+            response = upstream.getresponse()
+            response.read()
+            digest = response.getheader("Docker-Content-Digest", "") if response.status == 200 else ""
+        finally:
+            upstream.close()
+        return f'"{digest.partition(":")[2]}"' if digest else ""
 
 
 @contextlib.contextmanager
@@ -292,6 +505,17 @@ def registry_front(
     users: dict[str, tuple[str, frozenset[str]]] | None = None,
     anonymous_pull: bool = True,
     referrers: bool = False,
+    other_challenges: tuple[str, ...] = (),
+    refresh_tokens: dict[str, str] | None = None,
+    oauth: bool = True,
+    web_ui: bool = False,
+    blob_redirect: bool = False,
+    no_digest_header: bool = False,
+    generic_content_type: bool = False,
+    dash_digests: bool = False,
+    unchallenged_referrers: bool = False,
+    relative_location: bool = False,
+    own_etags: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -300,6 +524,17 @@ def registry_front(
         users=dict(users or {}),
         anonymous_pull=anonymous_pull,
         referrers=referrers,
+        other_challenges=other_challenges,
+        refresh_tokens=dict(refresh_tokens or {}),
+        oauth=oauth,
+        web_ui=web_ui,
+        blob_redirect=blob_redirect,
+        no_digest_header=no_digest_header,
+        generic_content_type=generic_content_type,
+        dash_digests=dash_digests,
+        unchallenged_referrers=unchallenged_referrers,
+        relative_location=relative_location,
+        own_etags=own_etags,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

@@ -8,9 +8,11 @@ registry's own.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import pytest
 
@@ -23,6 +25,7 @@ from tests.fakes.registry_front import registry_front
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]
 
@@ -205,6 +208,41 @@ def test_referrers_api_is_used_when_the_registry_has_it(registry: str, name: str
     assert all("artifactType=" in line for line in listing)
 
 
+def test_a_missing_repository_does_not_turn_the_referrers_api_off(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, referrers=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        # 404 NAME_UNKNOWN: that repository is not there, which says nothing about the API.
+        assert c.referrers(f"{front.host}/oci-test/absent-{uuid.uuid4().hex[:8]}", image.digest) == []
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed  # read through the API, where the verdict is (no fallback tag was written)
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
+
+
+def test_a_referrers_path_that_is_not_an_index_means_the_fallback_tag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, web_ui=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is not None
+
+
+def test_a_referrers_401_without_a_challenge_means_the_fallback_tag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth="bearer", users=USERS, unchallenged_referrers=True)
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+
+
 # -- auth ---------------------------------------------------------------------------------------------------
 def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
@@ -227,6 +265,18 @@ def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
         assert token not in redact.redact(f"token {token}")
 
 
+def test_an_expired_token_is_asked_for_again(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with (
+        registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front,
+        client(WRITER) as c,
+    ):
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+        front.tokens.clear()  # expires_in has passed: the registry no longer takes the token
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+    assert len(front.token_requests) == 2
+
+
 def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
     with registry_front(registry, auth="bearer", users=USERS) as front:
@@ -236,7 +286,10 @@ def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, na
             with pytest.raises(RemoteError, match=r"refused push access.*packages: write") as refused:
                 record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
         reader = {"DEX_REGISTRY_USER": "reader", "DEX_REGISTRY_PASSWORD": USERS["reader"][0]}
-        with client(reader) as c, pytest.raises(RemoteError, match="refused push access"):
+        refused_push = (
+            r"refused push access to \S+ \(HTTP 401 on POST UNAUTHORIZED: authentication required\)"
+        )
+        with client(reader) as c, pytest.raises(RemoteError, match=refused_push):
             record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
     assert refused.value.exit_code == EXIT_REMOTE
 
@@ -247,7 +300,9 @@ def test_wrong_credentials_name_the_fix(registry: str, name: str) -> None:
     with registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front:
         image_ref = f"{front.host}/{name}"
         anonymous = r"anonymous access is not allowed.*DEX_REGISTRY_USER"
-        refused = r"credentials were refused.*DEX_REGISTRY_USER"
+        refused = (
+            r"HTTP 401 UNAUTHORIZED: authentication required, the credentials were refused.*DEX_REGISTRY_USER"
+        )
         with client() as c, pytest.raises(RemoteError, match=anonymous):
             c.resolve(image_ref, "t")
         with client(wrong) as c, pytest.raises(RemoteError, match=refused):
@@ -265,6 +320,202 @@ def test_basic_auth(registry: str, name: str) -> None:
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
         assert c.resolve(f"{front.host}/{name}", "t") == image.digest
         assert c.requests == 3  # 401 once, then Basic on every request
+
+
+@pytest.mark.parametrize("auth", ["bearer", "basic"])
+def test_a_negotiate_challenge_before_the_registry_s_own_is_passed_over(
+    registry: str, name: str, auth: Literal["bearer", "basic"]
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth=auth, users=USERS, other_challenges=("Negotiate",))
+    with served as front, client(WRITER) as c:
+        assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+
+
+@pytest.mark.parametrize("media_type", [oci.OCI_INDEX, oci.DOCKER_MANIFEST_LIST])
+def test_without_docker_content_digest_the_digest_is_the_body_s_hash(
+    registry: str, name: str, media_type: str
+) -> None:
+    image, _ = oci_fixtures.push_index(registry, name, "multi", media_type=media_type)
+    with registry_front(registry, no_digest_header=True) as front, client() as c:
+        assert c.resolve(f"{front.host}/{name}", "multi") == image.digest
+        stat = c.stat(f"{front.host}/{name}", "multi")
+        assert c.resolve(f"{front.host}/{name}", "absent") is None
+    assert stat is not None
+    assert (stat.digest, stat.media_type) == (image.digest, media_type)
+    assert any(line.startswith("GET ") for line in front.log)  # the HEAD alone could not say
+
+
+def test_a_generic_content_type_is_read_from_the_manifest_body(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, generic_content_type=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        manifest = c.get_manifest(image_ref, "t")
+        record(c, image_ref, image.digest, passed=False, at="2026-03-01T10:00:00Z")
+        record(c, image_ref, image.digest, passed=True, at="2026-03-02T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert manifest is not None
+    assert manifest.media_type == oci.OCI_MANIFEST
+    assert newest is not None
+    assert newest.passed  # the fallback index was read as an index both times
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_a_registry_that_reads_the_fallback_tag_as_a_digest(registry: str, name: str, multi: bool) -> None:
+    image = (
+        oci_fixtures.push_index(registry, name, "t")[0]
+        if multi
+        else oci_fixtures.push_image(registry, name, "t")
+    )
+    with registry_front(registry, dash_digests=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        # Reading: the subject's own manifests (an index's children) are no referrers.
+        assert c.referrers(image_ref, image.digest) == []
+        assert verdicts.newest(c, image_ref, image.digest) is None
+        with pytest.raises(
+            RemoteError, match=r"answers the referrers tag sha256-\w+ .* with the image itself"
+        ):
+            record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+    # Nothing was written under the fallback tag.
+    assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
+
+
+def test_relative_upload_locations_are_resolved_and_keep_the_token(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(
+        registry, auth="bearer", users=USERS, anonymous_pull=False, relative_location=True
+    )
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed
+    uploads = [line for line in front.log if line.startswith("PUT ") and "/blobs/uploads/" in line]
+    assert uploads
+    assert all("digest=sha256%3A" in line or "digest=sha256:" in line for line in uploads)
+
+
+def test_the_fallback_index_is_updated_under_the_registry_s_own_etag(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, own_etags=True) as front, client() as c:
+        image_ref = f"{front.host}/{name}"
+        first = record(c, image_ref, image.digest, passed=False, at="2026-03-01T10:00:00Z")
+        second = record(c, image_ref, image.digest, passed=True, at="2026-03-02T10:00:00Z")
+        listed = {d.digest for d in c.referrers(image_ref, image.digest)}
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert listed == {first, second}
+    assert newest is not None
+    assert newest.passed
+    # The second write was conditional (the tag existed) and matched the served entity tag.
+    fallback = image.digest.replace(":", "-")
+    assert len([line for line in front.log if line == f"PUT /v2/{name}/manifests/{fallback}"]) == 2
+
+
+def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
+    with served as front, client(WRITER) as c:
+        image_ref = f"{front.host}/{name}"
+        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        newest = verdicts.newest(c, image_ref, image.digest)
+    assert newest is not None
+    assert newest.passed  # the verdict blob came from the storage host
+    assert front.storage_auth == [""]  # and the registry's token never went there
+
+
+# -- docker login's credentials (config.json) -----------------------------------------------------------
+def docker_config(directory: Path, config: dict[str, object]) -> dict[str, str]:
+    """A client environment whose only credentials are ``config`` as ``$DOCKER_CONFIG/config.json``."""
+    directory.mkdir(exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return {"DOCKER_CONFIG": str(directory)}
+
+
+def basic_auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("key", ["{host}", "https://{host}", "http://{host}/v1/"])
+def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path: Path, key: str) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False) as front:
+        auths = {key.format(host=front.host): {"auth": basic_auth("ci", USERS["ci"][0])}}
+        with client(docker_config(tmp_path / "docker", {"auths": auths})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+            record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+    assert {t["user"] for t in front.token_requests} == {"ci"}
+    assert USERS["ci"][0] not in redact.redact(USERS["ci"][0])
+
+
+@pytest.mark.parametrize("oauth", [True, False])
+def test_an_identity_token_is_exchanged_by_oauth2(
+    registry: str, name: str, tmp_path: Path, oauth: bool
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    refresh = "refresh-" + uuid.uuid4().hex
+    acr_user = "00000000-0000-0000-0000-000000000000"  # what az acr login writes beside the token
+    served = registry_front(
+        registry,
+        auth="bearer",
+        users=USERS,
+        anonymous_pull=False,
+        refresh_tokens={refresh: "ci"},
+        oauth=oauth,
+    )
+    with served as front:
+        auths = {front.host: {"auth": basic_auth(acr_user, ""), "identitytoken": refresh}}
+        with client(docker_config(tmp_path / "docker", {"auths": auths})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+            record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+        # pull, then pull,push: both asked by OAuth2; a server without it (405) gets the GET after.
+        assert len([line for line in front.log if line.startswith("POST /token")]) == 2
+        assert len([line for line in front.log if line.startswith("GET /token")]) == (0 if oauth else 2)
+        # OAuth2: the refresh token's user; the GET: HTTP Basic as az acr login's user, the token as password.
+        assert [t["user"] for t in front.token_requests] == ["ci" if oauth else acr_user] * 2
+        assert all(t.get("grant_type") == ("refresh_token" if oauth else None) for t in front.token_requests)
+    assert refresh not in redact.redact(refresh)
+
+
+HELPER = """#!/bin/sh
+read -r server
+if [ "$server" = "{host}" ]; then
+  printf '{{"ServerURL":"%s","Username":"ci","Secret":"{password}"}}' "$server"
+else
+  echo "credentials not found in native keychain"; exit 1
+fi
+"""
+
+
+def test_credential_helpers_from_the_docker_config(
+    registry: str,
+    name: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = oci_fixtures.push_image(registry, name, "t")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    with registry_front(registry, auth="bearer", users=USERS) as front:
+        helper = bin_dir / "docker-credential-dextest"
+        helper.write_text(HELPER.format(host=front.host, password=USERS["ci"][0]), encoding="utf-8")
+        helper.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+        # credHelpers for this host wins over auths; credsStore serves a host without an entry.
+        configs: list[dict[str, object]] = [
+            {"credHelpers": {front.host: "dextest"}, "auths": {front.host: {"auth": basic_auth("x", "y")}}},
+            {"credsStore": "dextest", "auths": {front.host: {}}},
+        ]
+        for config in configs:
+            front.token_requests.clear()
+            with client(docker_config(tmp_path / "docker", config)) as c:
+                record(c, f"{front.host}/{name}", image.digest, passed=True, at="2026-03-01T10:00:00Z")
+            assert {t["user"] for t in front.token_requests} == {"ci"}
+        # A store that is not installed (a laptop's "desktop") is a note; public pulls still work.
+        with client(docker_config(tmp_path / "docker", {"credsStore": "no-such-store"})) as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+    assert "docker-credential-no-such-store, which is not on PATH" in capsys.readouterr().err
 
 
 # -- bounded: hiccups -------------------------------------------------------------------------------
@@ -285,3 +536,31 @@ def test_5xx_is_retried_with_a_progress_line(
     waiting = [line for line in err.splitlines() if "waiting for registry" in line]
     assert waiting[0] == f"# waiting for registry {front.host} (attempt 2/4, next try in 0.0s): HTTP 503"
     assert not any(line.startswith("dex-tasks ") for line in waiting)
+
+
+def test_a_rate_limit_waits_as_long_as_retry_after_says(
+    registry: str, name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(oci, "BACKOFF", 0.01)
+    slept: list[float] = []
+    monkeypatch.setattr("dex_tasks.tools.oci.time.sleep", slept.append)
+    image = oci_fixtures.push_image(registry, name, "t")
+    with registry_front(registry) as front:
+        front.rate_limit(1, retry_after="7")
+        with client() as c:
+            assert c.resolve(f"{front.host}/{name}", "t") == image.digest
+        assert slept == [7.0]  # Retry-After, not the 0.01 s backoff
+        # A HEAD has no body, so no error code in the line.
+        line = f"# waiting for registry {front.host} (attempt 2/4, next try in 7.0s): HTTP 429"
+        assert line in capsys.readouterr().err.splitlines()
+        # Past the deadline: one request, no retries that would only use up more of the quota.
+        front.rate_limit(100, retry_after="3600")
+        front.log.clear()
+        with client() as c, pytest.raises(RemoteError) as refused:
+            c.get_manifest(f"{front.host}/{name}", "t")
+        assert len(front.log) == 1
+    message = str(refused.value)
+    assert "rate-limited GET" in message
+    assert "wait 3600s (Retry-After), past the deadline" in message
+    assert "TOOMANYREQUESTS: You have reached your pull rate limit" in message
+    assert refused.value.exit_code == EXIT_REMOTE

@@ -6,7 +6,7 @@ import pytest
 
 from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_REMOTE, RemoteError, UsageError
-from dex_tasks.tools import oci
+from dex_tasks.tools import docker_credentials, oci
 from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
 
 
@@ -18,6 +18,13 @@ from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
         ("localhost/app", "localhost", "app", "http://localhost/v2/app"),
         ("nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
         ("org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
+        # distribution/reference normalize.go: docker.io/x and the legacy index.docker.io are library/x.
+        ("docker.io/nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
+        ("docker.io/library/nginx", "docker.io", "library/nginx", "https://registry-1.docker.io/v2/library/nginx"),
+        ("index.docker.io/org/app", "docker.io", "org/app", "https://registry-1.docker.io/v2/org/app"),
+        ("registry.example:8443/org/team/app", "registry.example:8443", "org/team/app", "https://registry.example:8443/v2/org/team/app"),
+        ("ghcr.io/org/team/sub-app_x", "ghcr.io", "org/team/sub-app_x", "https://ghcr.io/v2/org/team/sub-app_x"),
+        ("[::1]:5000/app", "[::1]:5000", "app", "http://[::1]:5000/v2/app"),
     ],
 )  # fmt: skip
 def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
@@ -25,10 +32,26 @@ def test_parse_repository(image: str, host: str, name: str, url: str) -> None:
     assert (repo.host, repo.name, repo.base_url) == (host, name, url)
 
 
-@pytest.mark.parametrize("bad", ["", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "", "Org/App", "a b", "ghcr.io/org/app@sha256:00", "ghcr.io/", "ghcr.io/org/App",
+        "ghcr.io/org/app:v1", "ghcr.io/org//app", "ghcr.io/-app", "ghcr.io/app-", "ghcr.io/a..b",
+        "bad_host.io/app", "ghcr.io/" + "a" * 260,
+    ],
+)  # fmt: skip
 def test_parse_repository_refuses(bad: str) -> None:
     with pytest.raises(UsageError):
         oci.parse_repository(bad)
+
+
+def test_a_tag_in_the_image_and_other_digest_algorithms_are_named() -> None:
+    with pytest.raises(UsageError, match="without tag or digest"):
+        oci.parse_repository("ghcr.io/org/app:v1")
+    with pytest.raises(UsageError, match=r"only sha256 digests .*, not sha512"):
+        oci.check_reference("sha512:" + "ab" * 64)
+    with pytest.raises(UsageError, match="only sha256 digests"):
+        oci.check_reference("sha256:" + "AB" * 32)
 
 
 def test_is_loopback() -> None:
@@ -186,3 +209,67 @@ def test_a_slow_request_prints_one_progress_line(monkeypatch: pytest.MonkeyPatch
     with oci._slow_notice("# waiting for registry r (attempt 1/4)", after=0.0):
         assert done.wait(timeout=30)
     assert printed == ["# waiting for registry r (attempt 1/4), no answer yet after 0s"]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        # ghcr.io / distribution: quoted values, a comma inside the scope.
+        ('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:o/a:pull,push"',
+         {"scheme": "bearer", "realm": "https://ghcr.io/token", "service": "ghcr.io",
+          "scope": "repository:o/a:pull,push"}),
+        # RFC 9110: case-insensitive scheme and parameter names, bare token values, spaces after commas.
+        ("BEARER Realm=https://auth.example/token, Service=registry.example",
+         {"scheme": "bearer", "realm": "https://auth.example/token", "service": "registry.example"}),
+        # Several challenges (two headers, joined by requests): the first Basic/Bearer one.
+        ('Negotiate, Basic realm="Artifactory Realm"', {"scheme": "basic", "realm": "Artifactory Realm"}),
+        ('Negotiate YIIB=, Bearer realm="https://r/t?x=1,2"', {"scheme": "bearer", "realm": "https://r/t?x=1,2"}),
+        # Escaped quotes in a quoted value; a later challenge's realm never overwrites the first's.
+        ('Basic realm="a \\"b\\"", Bearer realm="other"', {"scheme": "basic", "realm": 'a "b"'}),
+        ("", {"scheme": ""}),
+    ],
+)  # fmt: skip
+def test_www_authenticate_challenges(header: str, expected: dict[str, str]) -> None:
+    assert oci._parse_challenge(header) == expected
+
+
+def test_credentials_go_to_the_registry_s_own_origin_only() -> None:
+    ghcr, local = oci.parse_repository("ghcr.io/org/app"), oci.parse_repository("127.0.0.1:5000/app")
+    assert oci._same_origin("https://ghcr.io/v2/org/app/blobs/uploads/x?_state=y", ghcr)
+    assert oci._same_origin("https://GHCR.io:443/v2/org/app/blobs/uploads/x", ghcr)  # a proxy's Location
+    assert not oci._same_origin("http://ghcr.io/v2/org/app/blobs/uploads/x", ghcr)  # never over plain HTTP
+    assert not oci._same_origin("https://ghcr.io:8443/v2/", ghcr)
+    assert not oci._same_origin("https://pkg-containers.githubusercontent.com/ghcr1/blobs/x", ghcr)
+    assert oci._same_origin("http://127.0.0.1:5000/v2/app/blobs/uploads/1", local)
+    assert not oci._same_origin("http://localhost:5000/v2/app/blobs/uploads/1", local)
+    assert not oci._same_origin("http://127.0.0.1:bad/v2/", local)
+
+
+def test_no_credentials_go_to_a_plain_http_token_realm_of_an_https_registry() -> None:
+    credentials = docker_credentials.Credentials(user="u", password="secret-pw-1", source="test")
+    repo = oci.parse_repository("ghcr.io/org/app")
+    with oci.Client(env={}) as c, pytest.raises(RemoteError, match="not HTTPS: not sending credentials"):
+        c._token_response(repo, "http://ghcr.io/token", "ghcr.io", "repository:org/app:pull", credentials)
+    assert c.requests == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b'{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}',
+         " DENIED: requested access to the resource is denied"),  # ghcr.io
+        (b'{"details":"incorrect username or password"}', ": incorrect username or password"),  # Docker Hub
+        (b"<html>nope</html>", ""),
+        (rb'{"details":"a\u001b[31m red"}', ": a[31m red"),  # no terminal escapes from a registry
+    ],
+)  # fmt: skip
+def test_what_a_token_server_said_when_it_refused(body: bytes, said: str) -> None:
+    import requests  # noqa: PLC0415 - the client imports it lazily too
+
+    response = requests.models.Response()
+    response.status_code = 401
+    response._content = body
+    # As requests leaves a response read without stream=True.
+    response._content_consumed = True  # type: ignore[attr-defined]
+    response.request = requests.Request("GET", "https://auth.example/token").prepare()
+    assert oci._token_error(response) == said

@@ -1,0 +1,76 @@
+"""tools/docker_credentials.py: docker login's config.json, looked up as the docker CLI does."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+from dex_tasks import redact
+from dex_tasks.errors import ConfigError
+from dex_tasks.tools import docker_credentials
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def env_with(tmp_path: Path, config: object) -> dict[str, str]:
+    (tmp_path / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return {"DOCKER_CONFIG": str(tmp_path)}
+
+
+def auth(user: str, password: str) -> str:
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_docker_hub_is_keyed_by_the_v1_index_url(tmp_path: Path) -> None:
+    env = env_with(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": auth("me", "hub-secret-1")}}})
+    found = docker_credentials.lookup("docker.io", env)
+    assert found is not None
+    assert found.basic == ("me", "hub-secret-1")
+    assert "hub-secret-1" not in redact.redact("hub-secret-1")
+    assert docker_credentials.lookup("ghcr.io", env) is None
+
+
+def test_keys_with_scheme_and_path_match_their_host(tmp_path: Path) -> None:
+    env = env_with(
+        tmp_path, {"auths": {"https://registry.example:8443/v2/": {"username": "u", "password": "p1"}}}
+    )
+    found = docker_credentials.lookup("registry.example:8443", env)
+    assert found is not None
+    assert found.basic == ("u", "p1")
+    assert docker_credentials.lookup("registry.example", env) is None
+
+
+def test_tokens_in_the_config(tmp_path: Path) -> None:
+    env = env_with(
+        tmp_path, {"auths": {"r.io": {"identitytoken": "idt-1"}, "s.io": {"registrytoken": "rt-1"}}}
+    )
+    identity, registry = docker_credentials.lookup("r.io", env), docker_credentials.lookup("s.io", env)
+    assert identity is not None
+    assert (identity.identity_token, identity.basic) == ("idt-1", None)
+    assert registry is not None
+    assert registry.registry_token == "rt-1"
+
+
+def test_no_config_no_credentials(tmp_path: Path) -> None:
+    assert docker_credentials.lookup("ghcr.io", {}) is None
+    assert docker_credentials.lookup("ghcr.io", {"DOCKER_CONFIG": str(tmp_path / "absent")}) is None
+    assert docker_credentials.lookup("ghcr.io", {"HOME": str(tmp_path)}) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "not a JSON object"),
+        (json.dumps({"auths": {"ghcr.io": {"auth": "%%%"}}}), "not base64 of user:password"),
+        (json.dumps({"auths": {"ghcr.io": {"auth": base64.b64encode(b"nocolon").decode()}}}), "not base64"),
+    ],
+)
+def test_a_broken_config_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    (tmp_path / "config.json").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        docker_credentials.lookup("ghcr.io", {"DOCKER_CONFIG": str(tmp_path)})
