@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
 from dex_tasks import cli
+from tests.helpers import refused_port
 
 # Hypothesis fails an example that takes over 200 ms (its default deadline), and calls a test
 # whose data generation is slow unhealthy: both are about the machine, not the code. On a loaded
@@ -46,6 +47,13 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on, held for the test (:func:`tests.helpers.refused_port`)."""
+    with refused_port() as port:
+        yield port
 
 
 @dataclasses.dataclass(frozen=True)

@@ -47,11 +47,19 @@ def need_tool(tool: str) -> str:
     return found
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses every connection for the block: bound, never listening.
+
+    Not a port picked free and closed again: that one is free for anyone, and on a machine where
+    other suites run, a server of theirs can take it before we connect - which then answers (or
+    hangs) instead of refusing. A port bound here is nobody else's, and with no listen() the kernel
+    answers a connection to it with a reset: ECONNREFUSED, at once.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        return port
+        yield port
 
 
 def git(*args: str, cwd: Path | str) -> str:

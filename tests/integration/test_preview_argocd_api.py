@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from typing import TYPE_CHECKING
 
 import pytest
@@ -134,11 +133,9 @@ def test_down_retries_5xx_with_progress_then_deletes(
 
 
 def test_down_unreachable_api_is_exit_4(
-    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = closed_port  # a port nobody listens on (held for the test, so nobody can)
     monkeypatch.setattr(argocd_api, "BACKOFF", 0.0)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("ARGOCD_SERVER", f"127.0.0.1:{port}")
