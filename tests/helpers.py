@@ -16,7 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from http.server import ThreadingHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,9 +62,15 @@ def refused_port() -> Iterator[int]:
         yield port
 
 
-def git(*args: str, cwd: Path | str) -> str:
-    """Run git in a test fixture (tests may use subprocess directly; the product may not)."""
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60)
+def git(*args: str, cwd: Path | str, env: Mapping[str, str] | None = None) -> str:
+    """Run git in a test fixture (tests may use subprocess directly; the product may not).
+
+    ``env``: variables set for this git on top of the test's environment.
+    """
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env} if env else None,
+    )  # fmt: skip
     return done.stdout.strip()
 
 
