@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -275,6 +276,15 @@ def test_exhausted_secondary_rate_limit_exit_4(fake: FakeGitHub, sleeps: Sleeps)
         ),
     ):
         open_pr(gh)
+
+
+def test_the_deadline_counts_from_the_first_request(fake: FakeGitHub, sleeps: Sleeps) -> None:
+    # Made, then used only after more than its deadline (a loaded runner descheduled the task in
+    # between): the client still asks once instead of "no time left after 0 retries".
+    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=0.2) as gh:
+        time.sleep(0.3)
+        assert gh.find_open_pr(head="b", base="dev") is None
+    assert len(fake.requests) == 1
 
 
 def test_unreachable_server_is_remote_error(sleeps: Sleeps, closed_port: int) -> None:
