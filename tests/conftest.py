@@ -29,6 +29,18 @@ _LEAKY_ENV = (
     "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_SERVER_URL", "GITHUB_HEAD_REF", "GITHUB_BASE_REF",
     "KUBECONFIG", "ARGOCD_SERVER", "ARGOCD_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
     "DEX_REGISTRY_USER", "DEX_REGISTRY_PASSWORD", "GITOPS_TOKEN", "GIT_CONFIG_COUNT", "GNUPGHOME",
+    # Every other variable the product reads (grep dex_tasks for environ), so that a shell which
+    # set one - DEX_NOW from a dry run "at ...", DEX_PUSH_BACKOFF, a runner's in-cluster
+    # KUBERNETES_SERVICE_HOST - cannot change a test's outcome: each test that wants one sets it.
+    "DEX_NOW", "DEX_DEBUG", "DEX_PUSH_ATTEMPTS", "DEX_PUSH_BACKOFF", "DEX_GITHUB_DEADLINE",
+    "DEX_REGISTRY_DEADLINE", "DEX_DOCKER_BUILDX", "DEX_DEMO_REGISTRY", "DEX_GIT_USERNAME",
+    "DEX_GIT_PASSWORD", "DEX_SLACK_WEBHOOK_URL", "DEX_WEBHOOK_URL", "DEX_WEBHOOK_SECRET", "ARGOCD_OPTS",
+    "GITHUB_RUN_ID", "GITHUB_ACTOR", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_CACHE_URL", "ACTIONS_RESULTS_URL",
+    "KUBERNETES_SERVICE_HOST", "SOURCE_DATE_EPOCH",
+    # git's own: who and when a commit is (the fixtures' commits and dates), and config given by
+    # `git -c` to a parent git (a test run from a git hook).
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE", "GIT_CONFIG_PARAMETERS", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
 )  # fmt: skip
 
 
