@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from dex_tasks import cli
+from tests.helpers import refused_port
+
+# Hypothesis fails an example that takes over 200 ms (its default deadline), and calls a test
+# whose data generation is slow unhealthy: both are about the machine, not the code. On a loaded
+# 2-core CI runner a GC pause or a descheduled moment exceeds them, and a re-run that is fast
+# then fails as "Unreliable test timings" (a flake). No property here is about speed (speed goes
+# in bench/), so neither applies. Loaded here, before any test module is imported: a @settings on
+# a test takes the values it does not set from this profile.
+settings.register_profile("dex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dex")
 
 # Variables of a real Actions runner or a developer shell that would change what tasks do.
 _LEAKY_ENV = (
@@ -18,6 +29,18 @@ _LEAKY_ENV = (
     "GITHUB_REPOSITORY", "GITHUB_API_URL", "GITHUB_SERVER_URL", "GITHUB_HEAD_REF", "GITHUB_BASE_REF",
     "KUBECONFIG", "ARGOCD_SERVER", "ARGOCD_AUTH_TOKEN", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE",
     "DEX_REGISTRY_USER", "DEX_REGISTRY_PASSWORD", "GITOPS_TOKEN", "GIT_CONFIG_COUNT", "GNUPGHOME",
+    # Every other variable the product reads (grep dex_tasks for environ), so that a shell which
+    # set one - DEX_NOW from a dry run "at ...", DEX_PUSH_BACKOFF, a runner's in-cluster
+    # KUBERNETES_SERVICE_HOST - cannot change a test's outcome: each test that wants one sets it.
+    "DEX_NOW", "DEX_DEBUG", "DEX_PUSH_ATTEMPTS", "DEX_PUSH_BACKOFF", "DEX_GITHUB_DEADLINE",
+    "DEX_REGISTRY_DEADLINE", "DEX_DOCKER_BUILDX", "DEX_DEMO_REGISTRY", "DEX_GIT_USERNAME",
+    "DEX_GIT_PASSWORD", "DEX_SLACK_WEBHOOK_URL", "DEX_WEBHOOK_URL", "DEX_WEBHOOK_SECRET", "ARGOCD_OPTS",
+    "GITHUB_RUN_ID", "GITHUB_ACTOR", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_CACHE_URL", "ACTIONS_RESULTS_URL",
+    "KUBERNETES_SERVICE_HOST", "SOURCE_DATE_EPOCH",
+    # git's own: who and when a commit is (the fixtures' commits and dates), and config given by
+    # `git -c` to a parent git (a test run from a git hook).
+    "GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_AUTHOR_DATE", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL",
+    "GIT_COMMITTER_DATE", "GIT_CONFIG_PARAMETERS", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
 )  # fmt: skip
 
 
@@ -36,6 +59,13 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on, held for the test (:func:`tests.helpers.refused_port`)."""
+    with refused_port() as port:
+        yield port
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ import dataclasses
 import os
 import re
 import subprocess
+import time
 from typing import TYPE_CHECKING
 
 from tests.helpers import git
@@ -186,7 +187,34 @@ def branch_of(env: str) -> str:
     return "dev" if env == "dev" else "main"
 
 
-def _commit_overlay(work: Path, env: str, tag: str, subject: str, trailers: list[str] | None = None) -> None:
+class _Dates:
+    """Commit dates for the seed history: one a second, the newest about two minutes ago.
+
+    Not the wall clock: git dates have whole seconds, so two seed commits shared a date or not by
+    chance, and so did what a test read from them ("the newest commit", a soak's "since", an order
+    by date) - flaky. One a second apart, every run sees the same distinct dates. In the past, so
+    whatever a test commits later, at the real time, is newer than all of them; close to now, so
+    the real-time windows of ``metrics`` and the fakes (the ``now`` fixture) still hold them.
+    """
+
+    def __init__(self) -> None:
+        self._next = int(time.time()) - 120
+
+    def env(self) -> dict[str, str]:
+        stamp = f"@{self._next} +0000"
+        self._next += 1
+        return {"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+
+
+def _commit_overlay(
+    work: Path,
+    env: str,
+    tag: str,
+    subject: str,
+    trailers: list[str] | None = None,
+    *,
+    dates: _Dates | None = None,
+) -> None:
     path = work / overlay_path(env)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(overlay_text(env, tag), encoding="utf-8")
@@ -194,7 +222,7 @@ def _commit_overlay(work: Path, env: str, tag: str, subject: str, trailers: list
     args = ["commit", "--quiet", "-m", subject]
     if trailers:
         args += ["-m", "\n".join(trailers)]
-    git(*args, cwd=work)
+    git(*args, cwd=work, env=dates.env() if dates else None)
 
 
 def _bump_trailers(env: str, tag: str, previous: str) -> list[str]:
@@ -206,6 +234,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
     work = tmp_path / "seed"
     clone = tmp_path / "clone"
     writer = tmp_path / "writer"
+    dates = _Dates()
     git("init", "--quiet", "--bare", "--initial-branch=main", str(origin), cwd=tmp_path)
     git("init", "--quiet", "--initial-branch=main", str(work), cwd=tmp_path)
     (work / "pyproject.toml").write_text(PYPROJECT, encoding="utf-8")
@@ -216,11 +245,11 @@ def build(tmp_path: Path) -> GitOpsRepo:
     (base / "deployment.yaml").write_text(BASE_DEPLOYMENT, encoding="utf-8")
     (work / "app.py").write_text("VERSION = 0\n", encoding="utf-8")
     git("add", ".", cwd=work)
-    git("commit", "--quiet", "-m", "feat: dex app", cwd=work)
+    git("commit", "--quiet", "-m", "feat: dex app", cwd=work, env=dates.env())
     apps = [git("rev-parse", "HEAD", cwd=work)]
     for i in range(1, 5):
         (work / "app.py").write_text(f"VERSION = {i}\n", encoding="utf-8")
-        git("commit", "--quiet", "-am", f"feat: app change {i}", cwd=work)
+        git("commit", "--quiet", "-am", f"feat: app change {i}", cwd=work, env=dates.env())
         apps.append(git("rev-parse", "HEAD", cwd=work))
     tags = [f"sha-{sha[:8]}" for sha in apps]
     # Initial overlays by hand (no trailers: `manual` in history).
@@ -229,7 +258,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(overlay_text(env, tags[0]), encoding="utf-8")
     git("add", OVERLAYS, cwd=work)
-    git("commit", "--quiet", "-m", "chore: add overlays", cwd=work)
+    git("commit", "--quiet", "-m", "chore: add overlays", cwd=work, env=dates.env())
     # stage on main: T1, T2, then a rollback T2 -> T1.
     _commit_overlay(
         work,
@@ -237,6 +266,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
         tags[1],
         f"chore: update stage image to {tags[1]}",
         _bump_trailers("stage", tags[1], tags[0]),
+        dates=dates,
     )
     _commit_overlay(
         work,
@@ -244,6 +274,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
         tags[2],
         f"chore: update stage image to {tags[2]}",
         _bump_trailers("stage", tags[2], tags[1]),
+        dates=dates,
     )
     _commit_overlay(
         work,
@@ -251,6 +282,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
         tags[1],
         f"fix: rollback stage to {tags[1]}",
         ["Dex-Action: rollback", "Dex-Env: stage", f"Dex-Tag: {tags[1]}", f"Dex-Previous-Tag: {tags[2]}"],
+        dates=dates,
     )
     # A hand edit after the rollback (the tag stays): a person has looked at stage since, so a
     # rollback without TAG is not taken for a re-run of that rollback job.
@@ -258,7 +290,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
     stage_file.write_text(
         overlay_text("stage", tags[1]).replace("dex app", "dex app (reviewed)"), encoding="utf-8"
     )
-    git("commit", "--quiet", "-am", "docs: note on the stage overlay", cwd=work)
+    git("commit", "--quiet", "-am", "docs: note on the stage overlay", cwd=work, env=dates.env())
     git("branch", "dev", cwd=work)
     git("checkout", "--quiet", "dev", cwd=work)
     for i in range(1, 4):
@@ -268,6 +300,7 @@ def build(tmp_path: Path) -> GitOpsRepo:
             tags[i],
             f"chore: update dev image to {tags[i]}",
             _bump_trailers("dev", tags[i], tags[i - 1]),
+            dates=dates,
         )
     git("checkout", "--quiet", "main", cwd=work)  # fmt: skip
     git("remote", "add", "origin", str(origin), cwd=work)

@@ -16,7 +16,7 @@ import pytest
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from http.server import ThreadingHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -47,16 +47,30 @@ def need_tool(tool: str) -> str:
     return found
 
 
-def free_port() -> int:
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses every connection for the block: bound, never listening.
+
+    Not a port picked free and closed again: that one is free for anyone, and on a machine where
+    other suites run, a server of theirs can take it before we connect - which then answers (or
+    hangs) instead of refusing. A port bound here is nobody else's, and with no listen() the kernel
+    answers a connection to it with a reset: ECONNREFUSED, at once.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        return port
+        yield port
 
 
-def git(*args: str, cwd: Path | str) -> str:
-    """Run git in a test fixture (tests may use subprocess directly; the product may not)."""
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60)
+def git(*args: str, cwd: Path | str, env: Mapping[str, str] | None = None) -> str:
+    """Run git in a test fixture (tests may use subprocess directly; the product may not).
+
+    ``env``: variables set for this git on top of the test's environment.
+    """
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, timeout=60,
+        env={**os.environ, **env} if env else None,
+    )  # fmt: skip
     return done.stdout.strip()
 
 

@@ -141,7 +141,7 @@ def soak_problem(cfg: Config, repo: Repo, env: str, tag: str, *, now: dt.datetim
     if state.since is None:
         return f"{env} must run {tag} for {need} first (soak), and its overlay history never deployed it"
     return (
-        f"{env} has run {tag} since {durations.iso(state.since)}, {durations.describe(now - state.since)} "
+        f"{env} has run {tag} since {durations.iso(state.since)}, {durations.describe(state.ran)} "
         f"of the {need} soak: {durations.describe(state.remaining)} left"
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -31,11 +32,16 @@ class Soak:
     required: dt.timedelta
     since: dt.datetime | None  # when FROM's overlay got the tag; None: not in its history
     commit: str | None
-    remaining: dt.timedelta  # zero when soaked
+    remaining: dt.timedelta  # whole seconds, rounded up; zero when soaked
 
     @property
     def ok(self) -> bool:
         return self.since is not None and self.remaining <= dt.timedelta(0)
+
+    @property
+    def ran(self) -> dt.timedelta:
+        """How long FROM has run the tag, up to ``required``: whole seconds, ``required - remaining``."""
+        return self.required - self.remaining
 
 
 def deployed_at(entries: Iterable[Entry], tag: str) -> tuple[dt.datetime, str] | None:
@@ -58,5 +64,9 @@ def check(required: dt.timedelta, entries: Iterable[Entry], tag: str, now: dt.da
     if found is None:
         return Soak(required=required, since=None, commit=None, remaining=required)
     since, commit = found
-    remaining = max(dt.timedelta(0), since + required - now)
+    # Whole seconds, rounded up (git's dates have whole seconds, the real clock does not): what
+    # ran and what is left then add up to the soak, and a soak not over never has 0 s left. Each
+    # rounded its own way they read "5m 1s of the 15m soak: 10m left", and status gave 599 s
+    # beside "10m left", or 0 s while not soaked.
+    remaining = dt.timedelta(seconds=math.ceil(max(0.0, (since + required - now).total_seconds())))
     return Soak(required=required, since=since, commit=commit, remaining=remaining)

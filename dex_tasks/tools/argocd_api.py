@@ -91,7 +91,9 @@ class ArgoCDAPI:
         self.attempts = max(1, attempts)
         self.timeout = timeout
         self.deadline = deadline
-        self._ends = time.monotonic() + deadline
+        # Counted from the first request (as the GitHub and registry clients count theirs): a
+        # client used a moment after it was made, on a loaded runner, still asks once.
+        self._started: float | None = None
         self._sleep = sleep or time.sleep
         self._session = requests.Session()
         self._session.trust_env = False  # no ~/.netrc: the token is the only credential
@@ -178,6 +180,11 @@ class ArgoCDAPI:
             )
         raise ArgoCDError(line)
 
+    def _remaining(self) -> float:
+        if self._started is None:
+            self._started = time.monotonic()
+        return self._started + self.deadline - time.monotonic()
+
     def _request(
         self, method: str, path: str, *, params: Mapping[str, str] | None = None
     ) -> requests.Response:
@@ -186,7 +193,7 @@ class ArgoCDAPI:
 
         last = "no time left"
         for attempt in range(1, self.attempts + 1):
-            remaining = self._ends - time.monotonic()
+            remaining = self._remaining()
             if remaining <= 0:
                 break
             timeout = min(self.timeout, remaining)
@@ -206,7 +213,7 @@ class ArgoCDAPI:
             if attempt == self.attempts:
                 break
             delay = BACKOFF * 2 ** (attempt - 1)
-            if delay >= self._ends - time.monotonic():
+            if delay >= self._remaining():
                 break
             progress.waiting(f"Argo CD API {method} {path}", attempt + 1, self.attempts, delay, last)
             self._sleep(delay)

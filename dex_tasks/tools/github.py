@@ -13,9 +13,10 @@ backoff, honouring ``Retry-After``; a 403 only when it is a secondary rate limit
 present, or "secondary rate limit" in the message) and never when the primary quota is spent
 (``x-ratelimit-remaining: 0``, which resets up to an hour later). 401, any other 403 and 404 are the
 token's or the repository's fault: :class:`GitHubAccessError` (exit 2) at once, nothing retried.
-Everything one client does shares one deadline (:data:`DEADLINE` seconds, ``DEX_GITHUB_DEADLINE``
-overrides), each request's timeout is cut to what is left, and a wait that would end past it is not
-started: a hung API is exit 4 within the deadline, not after 5 x 30 s.
+Everything one client does shares one deadline, counted from its first request (:data:`DEADLINE`
+seconds, ``DEX_GITHUB_DEADLINE`` overrides), each request's timeout is cut to what is left, and a
+wait that would end past it is not started: a hung API is exit 4 within the deadline, not after 5 x
+30 s.
 See https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api
 """
 
@@ -230,7 +231,9 @@ class GitHub:
         self.max_retry_after = max_retry_after
         #: Seconds everything this client does may take (requests, waits between them).
         self.deadline = deadline_from_env() if deadline is None else deadline
-        self._ends = time.monotonic() + self.deadline
+        # Counted from the first request, as the registry client's is: a client made and used a
+        # moment later (on a loaded runner, more than a short deadline later) still asks once.
+        self._started: float | None = None
         self._sleep = sleep or time.sleep
         self._token = token
         self._session = requests.Session()
@@ -348,7 +351,9 @@ class GitHub:
         return 0.0 if attempt <= 1 else self.backoff_factor * 2 ** (attempt - 1)
 
     def _remaining(self) -> float:
-        return self._ends - time.monotonic()
+        if self._started is None:
+            self._started = time.monotonic()
+        return self._started + self.deadline - time.monotonic()
 
     def _unreachable(self, exc: requests.RequestException, timeout: float) -> str:
         if isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout):

@@ -14,7 +14,6 @@ from dex_tasks.errors import RemoteError, UsageError
 from tests.cluster_fixtures import IMAGE, deploy_envs
 from tests.fakes.argocd_state import FakeArgo
 from tests.fakes.kube_apiserver import FakeKube, image_id
-from tests.helpers import free_port
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.kubectl]
 
@@ -77,12 +76,14 @@ def test_no_kubeconfig_required_is_exit_2(no_cluster: None, tmp_path: Path) -> N
         cluster.check_live(config(tmp_path), "stage", OLD, required=True)
 
 
-def test_unreachable_server(fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_server(
+    fake_kube: FakeKube, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
     dead = tmp_path / "dead-kubeconfig"
     dead.write_text(
         Path(os.environ["KUBECONFIG"])
         .read_text(encoding="utf-8")
-        .replace(fake_kube.url, f"http://127.0.0.1:{free_port()}"),
+        .replace(fake_kube.url, f"http://127.0.0.1:{closed_port}"),
         encoding="utf-8",
     )
     monkeypatch.setenv("KUBECONFIG", str(dead))
@@ -302,8 +303,11 @@ def test_port_forward_never_talks_to_whoever_holds_the_picked_port(
     ):
         fake_kube.set_backend("dex-stage", backend.getsockname()[1])
         taken = squatter.getsockname()[1]
-        picks = iter([taken, free_port()])
-        monkeypatch.setattr(kubectl, "_free_port", lambda: next(picks))
+        # Then the real pick: a port picked free can be taken by another process before kubectl
+        # binds it, which the retry handles as it does for the squatter (a second fixed pick could
+        # not be retried past: the test would fail on a race it is not about).
+        picks, real_pick = iter([taken]), kubectl._free_port
+        monkeypatch.setattr(kubectl, "_free_port", lambda: next(picks, None) or real_pick())
         with kubectl.Kubectl().port_forward("dex-stage", "svc/dex", 8000) as port:
             assert port != taken
             socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -325,17 +325,19 @@ def test_watch_gives_up_after_the_rollout_timeout(
         fake_kube.objects[("rollouts", "dex-stage", "dex")]["metadata"]["generation"] = 9
     pyproject = repo.clone / "pyproject.toml"
     pyproject.write_text(
-        pyproject.read_text(encoding="utf-8") + "\n[tool.dex.cluster]\nrollout-timeout = 4\n",
+        pyproject.read_text(encoding="utf-8") + "\n[tool.dex.cluster]\nrollout-timeout = 8\n",
         encoding="utf-8",
     )
-    result = run_cli("rollout", "status", "stage", "--watch", "--interval", "1", cwd=repo.clone)
+    # The timeout counts the reads too (four kubectl gets each): 8 s, not 4, so that a loaded
+    # runner's first read still ends before the deadline - interval and there is a second attempt.
+    result = run_cli("rollout", "status", "stage", "--watch", "--interval", "2", cwd=repo.clone)
     assert result.code == 4
-    assert "# waiting for rollout dex-stage/dex (attempt 2/5, next try in 1.0s)" in result.err
+    assert "# waiting for rollout dex-stage/dex (attempt 2/5, next try in 2.0s)" in result.err
     assert "waiting for rollout spec update to be observed" in result.err
     assert error_lines(result.err) == [
         (
             "dex-tasks rollout: error: rollout dex-stage/dex Progressing (waiting for rollout spec update to "
-            "be observed), step 1/4, weight 20%: not Healthy, Paused or Degraded within 4s"
+            "be observed), step 1/4, weight 20%: not Healthy, Paused or Degraded within 8s"
         )
     ]
 

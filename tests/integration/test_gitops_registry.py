@@ -19,7 +19,7 @@ from dex_tasks.supply import verdicts
 from dex_tasks.tools import oci
 from tests import docker_fixtures, oci_fixtures, sample_consumer
 from tests.gitops_fixtures import GitOpsRepo, overlay_path
-from tests.helpers import free_port, git
+from tests.helpers import git
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -131,11 +131,13 @@ def test_no_registry_check_is_recorded(setup: Setup, run_cli: CliRunner) -> None
     assert not [t for t in trailers if t.startswith("Dex-Digest")]
 
 
-def test_an_unreachable_registry_is_exit_4_and_nothing_is_written(setup: Setup, run_cli: CliRunner) -> None:
+def test_an_unreachable_registry_is_exit_4_and_nothing_is_written(
+    setup: Setup, run_cli: CliRunner, closed_port: int
+) -> None:
     setup.configure('registry-check = "require"\n')
     pyproject = setup.repo.clone / "pyproject.toml"
     text = pyproject.read_text(encoding="utf-8")
-    pyproject.write_text(text.replace(setup.registry, f"127.0.0.1:{free_port()}"), encoding="utf-8")
+    pyproject.write_text(text.replace(setup.registry, f"127.0.0.1:{closed_port}"), encoding="utf-8")
     before = setup.repo.snapshot()
     for argv in (
         ("bump-overlay", "dev", setup.repo.tags[4]),

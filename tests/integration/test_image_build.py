@@ -499,11 +499,10 @@ def test_push_to_an_unreachable_registry_is_exit_4(
     services: docker_fixtures.DockerServices,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    closed_port: int,
 ) -> None:
-    from tests.helpers import free_port  # noqa: PLC0415 - only here
-
     monkeypatch.setattr(image_build, "PUSH_RETRY_DELAY", 0.0)
-    image = f"127.0.0.1:{free_port()}/data-literate/dex"
+    image = f"127.0.0.1:{closed_port}/data-literate/dex"
     root = tmp_path / "app"
     make_project(root, image=image)
     # The sha tag cannot be looked up: exit 4 before anything is built (it might exist already).

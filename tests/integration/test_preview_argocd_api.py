@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -45,6 +45,15 @@ def _error_line(result: CliResult) -> str:
     assert len(lines) == 1, result.err
     assert "Traceback" not in result.err
     return lines[0]
+
+
+def test_the_deadline_counts_from_the_first_request(api: FakeArgoCDAPI) -> None:
+    # Made, then used only after more than its deadline (a loaded runner descheduled the task in
+    # between): the client still asks once instead of "no time left".
+    api.add_app("dex-pr-3", namespace="dex-pr-3", image=f"{IMAGE}:pr-3")
+    with argocd_api.ArgoCDAPI(url=f"http://{api.server}", token=api.token, deadline=0.2) as client:
+        time.sleep(0.3)
+        assert client.get_app("dex-pr-3")["metadata"]["name"] == "dex-pr-3"
 
 
 def test_down_deletes_the_app_through_the_api(api: FakeArgoCDAPI, run_cli: CliRunner, tmp_path: Path) -> None:
@@ -134,11 +143,9 @@ def test_down_retries_5xx_with_progress_then_deletes(
 
 
 def test_down_unreachable_api_is_exit_4(
-    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, closed_port: int
 ) -> None:
-    with socket.socket() as sock:  # a port nobody listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = closed_port  # a port nobody listens on (held for the test, so nobody can)
     monkeypatch.setattr(argocd_api, "BACKOFF", 0.0)
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.setenv("ARGOCD_SERVER", f"127.0.0.1:{port}")

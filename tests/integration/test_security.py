@@ -15,7 +15,7 @@ import pytest
 from dex_tasks import proc
 from dex_tasks.errors import CommandFailed
 from dex_tasks.tools import semgrep
-from tests.helpers import free_port, need
+from tests.helpers import need
 
 if TYPE_CHECKING:
     from tests.conftest import CliRunner
@@ -351,10 +351,10 @@ REGISTRY_CONFIGS = ["p/owasp-top-ten", "r/python.lang.security.audit", "s/someon
 
 @pytest.mark.parametrize("config", [*REGISTRY_CONFIGS, "https://127.0.0.1:{port}/rules.yml"])
 def test_unreachable_registry_config_is_exit_4_before_semgrep_runs(
-    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, config: str
+    tmp_path: Path, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, config: str, closed_port: int
 ) -> None:
     # Regression: offline, semgrep retried for ~100 s in silence, then a 16-line traceback, exit 1.
-    port = free_port()  # nothing listens there: the connection is refused at once
+    port = closed_port  # nothing listens there: the connection is refused at once
     monkeypatch.setattr(semgrep, "REGISTRY_HOST", "127.0.0.1")
     monkeypatch.setattr(semgrep, "REGISTRY_PORT", port)
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):

@@ -161,6 +161,27 @@ def test_soak_measures_from_the_newest_commit_that_set_the_tag() -> None:
     assert missing.since is None
 
 
+def test_soak_on_the_real_clock_counts_whole_seconds_one_way() -> None:
+    # The real clock has fractions of a second (DEX_NOW and git's dates have none): what ran and
+    # what is left still add up to the soak, and a soak not over never has 0 s left. Rounded each
+    # its own way they read "5m 1s of the 15m soak: 10m left", and status said remaining_s 599
+    # beside "10m left" - or 0 with ok false.
+    entries = [Entry("sha-2222222", "2026-07-01T12:00:00+02:00", "c3")]
+    need = dt.timedelta(minutes=15)
+    state = soak.check(need, entries, "sha-2222222", at("2026-07-01T12:05:00.300000+02:00"))
+    assert state.remaining == dt.timedelta(minutes=10)
+    assert durations.describe(state.ran) == "5m"
+    assert durations.describe(state.remaining) == "10m"
+    assert state.ran + state.remaining == need
+    almost = soak.check(need, entries, "sha-2222222", at("2026-07-01T12:14:59.700000+02:00"))
+    assert (almost.ok, almost.remaining, almost.ran) == (
+        False,
+        dt.timedelta(seconds=1),
+        need - dt.timedelta(seconds=1),
+    )
+    assert soak.check(need, entries, "sha-2222222", at("2026-07-01T12:15:00+02:00")).ran == need
+
+
 # -- locks (parsing) ---------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -12,7 +13,6 @@ from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools import github
 from dex_tasks.tools.github import GitHub, PullRequest
 from tests.fakes.github_api import FakeGitHub
-from tests.helpers import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -278,8 +278,17 @@ def test_exhausted_secondary_rate_limit_exit_4(fake: FakeGitHub, sleeps: Sleeps)
         open_pr(gh)
 
 
-def test_unreachable_server_is_remote_error(sleeps: Sleeps) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
+def test_the_deadline_counts_from_the_first_request(fake: FakeGitHub, sleeps: Sleeps) -> None:
+    # Made, then used only after more than its deadline (a loaded runner descheduled the task in
+    # between): the client still asks once instead of "no time left after 0 retries".
+    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=0.2) as gh:
+        time.sleep(0.3)
+        assert gh.find_open_pr(head="b", base="dev") is None
+    assert len(fake.requests) == 1
+
+
+def test_unreachable_server_is_remote_error(sleeps: Sleeps, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}"
     with (
         GitHub(
             repo=REPO, token=TOKEN, api_url=url, retries=1, backoff_factor=0.01, timeout=5, sleep=sleeps
@@ -430,7 +439,11 @@ def test_invalid_constructor_arguments() -> None:
 
 
 def test_token_never_in_errors_or_logs(
-    fake: FakeGitHub, sleeps: Sleeps, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    fake: FakeGitHub,
+    sleeps: Sleeps,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    closed_port: int,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     errors: list[str] = []
@@ -455,7 +468,7 @@ def test_token_never_in_errors_or_logs(
                 errors.append(str(exc))
                 errors.append(repr(exc))
     with GitHub(
-        repo=REPO, token=TOKEN, api_url=f"http://127.0.0.1:{free_port()}", retries=0, sleep=sleeps
+        repo=REPO, token=TOKEN, api_url=f"http://127.0.0.1:{closed_port}", retries=0, sleep=sleeps
     ) as gh:
         with pytest.raises(RemoteError) as info:
             gh.find_open_pr(head="b", base="dev")

@@ -59,11 +59,10 @@ def test_html_502_page_is_one_line(bad_gateway: str, capsys: pytest.CaptureFixtu
     assert line == f"# waiting for {bad_gateway} (attempt 2/2, next try in 0.0s): {health.detail}"
 
 
-def test_connection_refused_says_so_without_urllib3_reprs(capsys: pytest.CaptureFixture[str]) -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    health = cluster.http_health(f"http://127.0.0.1:{port}/health", attempts=1, interval=0)
+def test_connection_refused_says_so_without_urllib3_reprs(
+    capsys: pytest.CaptureFixture[str], closed_port: int
+) -> None:
+    health = cluster.http_health(f"http://127.0.0.1:{closed_port}/health", attempts=1, interval=0)
     assert health.detail == "no answer: connection refused"
     assert capsys.readouterr().err == ""  # one attempt: nothing to wait for
 

@@ -103,12 +103,10 @@ def test_registry_hiccups_are_retried_then_reported(monkeypatch: pytest.MonkeyPa
         assert len(seen) == oci.ATTEMPTS
 
 
-def test_unreachable_registry_is_a_remote_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.helpers import free_port  # noqa: PLC0415 - only here
-
+def test_unreachable_registry_is_a_remote_error(monkeypatch: pytest.MonkeyPatch, closed_port: int) -> None:
     monkeypatch.setattr(oci, "BACKOFF", 0.0)
     with pytest.raises(RemoteError, match="ConnectionError"):
-        oci.tag_exists(f"127.0.0.1:{free_port()}/org/app", "t")
+        oci.tag_exists(f"127.0.0.1:{closed_port}/org/app", "t")
 
 
 @pytest.mark.timeout(60)
@@ -143,11 +141,11 @@ def test_every_registry_session_is_closed(monkeypatch: pytest.MonkeyPatch) -> No
     assert closed == opened
 
 
-def test_an_unreachable_registry_is_exit_4_within_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_registry_is_exit_4_within_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, closed_port: int
+) -> None:
     monkeypatch.setenv(oci.DEADLINE_ENV, "1.5")
-    from tests.helpers import free_port  # noqa: PLC0415 - only here
-
-    closed = f"127.0.0.1:{free_port()}"
+    closed = f"127.0.0.1:{closed_port}"
     expected = r"did not answer.*deadline 1.5s"
     with oci.Client(env=None) as c, pytest.raises(RemoteError, match=expected) as failed:
         c.resolve(f"{closed}/org/app", "sha-1a2b3c4d")

@@ -329,9 +329,10 @@ def test_start_kills_the_command_when_the_block_ends_without_its_result(tmp_path
         pytest.raises(RuntimeError, match="meanwhile"),
         proc.start([PY, "-c", script], quiet=True),
     ):
-        for _ in range(500):
-            if pid_file.exists() and pid_file.read_text():
-                break
+        # Until it wrote its pid, however long a loaded machine takes to start python: a cap of
+        # 500 x 10 ms went on without the file after 5 s, and reading it failed the test. The
+        # test's timeout bounds this wait.
+        while not (pid_file.exists() and pid_file.read_text()):
             time.sleep(0.01)
         raise RuntimeError("an error meanwhile")
     _assert_gone(int(pid_file.read_text()))
