@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks.errors import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 # C0 controls, DEL and C1 controls (Unicode category Cc). NUL cannot reach an argv or a path at
 # all (``ValueError: embedded null byte``); the others are never part of a name, tag, branch,
@@ -41,6 +41,26 @@ def control_character(value: str) -> str | None:
     """The first control character in ``value`` as ``repr`` shows it (``'\\x00'``), or None."""
     found = _CONTROL_RE.search(value)
     return repr(found.group()) if found else None
+
+
+def unencodable(value: str) -> bool:
+    """Whether ``value`` holds bytes the environment gave that are not UTF-8 (Python keeps them as
+    lone surrogates, which no header, URL, argv or HMAC key can encode: UnicodeEncodeError)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def secret_from_env(environ: Mapping[str, str], name: str) -> str:
+    """The variable ``name`` stripped ("" when unset), or UsageError (exit 2) naming it, never its
+    value, when it holds a control character or bytes that are not UTF-8: a token pasted with a
+    stray byte is refused where it is read, not a UnicodeEncodeError (exit 70) in the first request."""
+    value = environ.get(name, "").strip()
+    if value and (control_character(value) is not None or unencodable(value)):
+        raise UsageError(f"{name} holds a control character or bytes that are not UTF-8")
+    return value
 
 
 def check_text(value: str, what: str) -> str:

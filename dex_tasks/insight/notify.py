@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import durations, proc, redact
-from dex_tasks._untrusted import control_character
+from dex_tasks._untrusted import control_character, unencodable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -166,15 +166,7 @@ _URL_ENVS = {"slack": SLACK_ENV, "webhook": WEBHOOK_ENV}
 
 
 def _unusable(value: str) -> bool:
-    """A control character, or bytes the environment held that are not UTF-8 (Python keeps them
-    as lone surrogates, which cannot be encoded for a URL or an HMAC key)."""
-    if control_character(value) is not None:
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return control_character(value) is not None or unencodable(value)
 
 
 def target_problem(name: str) -> str | None:
