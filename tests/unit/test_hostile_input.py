@@ -280,3 +280,64 @@ def test_good_numbers_pass(convert: str, text: str, expected: Any) -> None:
     from dex_tasks.tasks import _args  # noqa: PLC0415 - the task package, like the CLI imports it
 
     assert getattr(_args, convert)(text) == expected
+
+
+# -- wrongly typed fields in a tool's JSON (kubectl prints the API server's objects unstructured) --
+
+_DEPLOYMENT = {
+    "metadata": {"name": "dex", "namespace": "dex-dev", "generation": 2},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "dex"}},
+        "template": {"spec": {"containers": [{"name": "dex", "image": "ghcr.io/x/dex:sha-1234567"}]}},
+    },
+    "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+}
+_POD = {
+    "metadata": {"name": "p"},
+    "spec": {"containers": [{"name": "dex", "image": "ghcr.io/x/dex:sha-1234567"}]},
+    "status": {"phase": "Running", "containerStatuses": [{"name": "dex", "imageID": "x@sha256:" + "a" * 64}]},
+}
+_ODD_VALUES = [None, "x", "", 1.5, True, -1, [None], {"a": None}, "9" * 30]
+
+
+def _with(document: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    copy = json.loads(json.dumps(document))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+def _leaves(document: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(document, dict):
+        return [p for k, v in document.items() for p in [(*prefix, k), *_leaves(v, (*prefix, k))]]
+    if isinstance(document, list):
+        return [p for i, v in enumerate(document) for p in [(*prefix, i), *_leaves(v, (*prefix, i))]]
+    return []
+
+
+@pytest.mark.parametrize("value", _ODD_VALUES, ids=repr)
+def test_a_deployment_or_pod_with_odd_field_types_reads_as_absent_fields(value: object) -> None:
+    # Every field of each document, in turn, replaced: a ValueError/TypeError/AttributeError was exit 70.
+    for path in _leaves(_DEPLOYMENT):
+        deployment = kubectl.Deployment.from_json(_with(_DEPLOYMENT, path, value), "dex")
+        deployment.rollout_state()
+        assert all(isinstance(v, str) for v in deployment.selector.values())
+    for path in _leaves(_POD):
+        pod = kubectl.Pod.from_json(_with(_POD, path, value), "dex")
+        assert pod.digest is None or pod.digest == "sha256:" + "a" * 64
+        assert pod.finished in {True, False}
+
+
+def test_odd_replica_counts_are_not_counts() -> None:
+    spec = _with(_DEPLOYMENT, ("spec", "replicas"), "3")
+    assert kubectl.Deployment.from_json(spec, "dex").replicas == 1  # the API default, as when absent
+    assert kubectl.Deployment.from_json(_with(_DEPLOYMENT, ("spec", "replicas"), 0), "dex").replicas == 0
+
+
+@pytest.mark.parametrize("text", ['"x"', '[null, 1, "app"]', '{"items": "x"}', '{"items": [null]}', "5"])
+def test_an_argocd_app_list_of_odd_items_is_no_apps(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr(proc, "run", lambda *_a, **_k: _result(text))
+    assert argocd.app_list() == []
