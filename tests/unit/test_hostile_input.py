@@ -302,8 +302,8 @@ _ODD_VALUES = [None, "x", "", 1.5, True, -1, [None], {"a": None}, "9" * 30]
 
 
 def _with(document: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
-    copy = json.loads(json.dumps(document))
-    target = copy
+    copy: dict[str, Any] = json.loads(json.dumps(document))
+    target: Any = copy
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
