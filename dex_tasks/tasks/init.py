@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--app", type=_args.text, help="the app's name (default: the project's name)")
+    parser.add_argument("--app", type=_args.value, help="the app's name (default: the project's name)")
     parser.add_argument(
-        "--image", type=_args.text, help="full image name without tag (default: ghcr.io/<owner>/<app>)"
+        "--image", type=_args.value, help="full image name without tag (default: ghcr.io/<owner>/<app>)"
     )
     parser.add_argument(
         "--envs",

@@ -341,3 +341,31 @@ def test_odd_replica_counts_are_not_counts() -> None:
 def test_an_argocd_app_list_of_odd_items_is_no_apps(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
     monkeypatch.setattr(proc, "run", lambda *_a, **_k: _result(text))
     assert argocd.app_list() == []
+
+
+# -- an empty value is not "not given" (an unset "$VAR" in a script) ------------------------------
+
+EMPTY_CASES = {
+    "verify url": ("verify", "dev", "--url", ""),
+    "verify context": ("verify", "dev", "--context", " "),
+    "preview url": ("preview", "health", "3", "--url", ""),
+    "rollout context": ("rollout", "status", "dev", "--context", ""),
+    "init app": ("init", "--app", ""),
+    "init image": ("init", "--image", ""),
+    "demo keep": ("demo", "--keep", ""),
+    "security sarif": ("security", "--sarif", ""),
+    "trivy report": ("trivy-scan", "--report", ""),
+    # An empty TAG was taken for no TAG: promote shipped what FROM runs, rollback its last known good.
+    "promote tag": ("promote", "stage", "prod", "", "--direct"),
+    "rollback tag": ("rollback", "stage", "", "--direct"),
+}
+
+
+@pytest.mark.parametrize("argv", EMPTY_CASES.values(), ids=EMPTY_CASES)
+def test_an_empty_value_is_refused_not_taken_for_the_default(
+    run_cli: CliRunner, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
+    line = _one_line_error(run_cli(*argv, cwd=tmp_path))
+    assert "expected a value, got an empty string" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
