@@ -369,3 +369,48 @@ def test_an_empty_value_is_refused_not_taken_for_the_default(
     line = _one_line_error(run_cli(*argv, cwd=tmp_path))
     assert "expected a value, got an empty string" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+# -- [tool.dex.cluster] and [tool.dex.test] values out of range, refused when the file is read ------
+
+RANGE_CASES = {
+    "rollout-timeout 0": (
+        "[tool.dex.cluster]\nrollout-timeout = 0",
+        "rollout-timeout must be a positive number",
+    ),
+    "rollout-timeout -5": (
+        "[tool.dex.cluster]\nrollout-timeout = -5",
+        "rollout-timeout must be a positive number",
+    ),
+    "rollout-timeout 1e300": ("[tool.dex.cluster]\nrollout-timeout = 1e300", "(at most 86400)"),
+    "service-port 0": (
+        "[tool.dex.cluster]\nservice-port = 0",
+        "service-port must be a TCP port (1-65535), got 0",
+    ),
+    "service-port 70000": ("[tool.dex.cluster]\nservice-port = 70000", "service-port must be a TCP port"),
+    "service-port -1": ("[tool.dex.cluster]\nservice-port = -1", "service-port must be a TCP port"),
+    "health-urls file": (
+        '[tool.dex.cluster]\nhealth-urls = { dev = "file:///etc/passwd" }',
+        "health-urls.dev must be an http(s) URL, got 'file:///etc/passwd'",
+    ),
+    "health-urls unknown env": (
+        '[tool.dex.cluster]\nhealth-urls = { qa = "http://x" }',
+        "'qa' is not in environments",
+    ),
+    "coverage 150": ("[tool.dex.test]\ncoverage-fail-under = 150", "must be a percentage (0-100), got 150"),
+    "coverage -1": ("[tool.dex.test]\ncoverage-fail-under = -1", "must be a percentage (0-100), got -1"),
+    "overlays empty": ('[tool.dex]\noverlays = ""', "tool.dex.overlays must not be empty"),
+}
+
+
+@pytest.mark.parametrize(("toml", "expected"), RANGE_CASES.values(), ids=RANGE_CASES)
+@pytest.mark.parametrize("task", [("config",), ("locks", "--json")])
+def test_out_of_range_config_is_exit_2_for_every_task(
+    run_cli: CliRunner, tmp_path: Path, toml: str, expected: str, task: tuple[str, ...]
+) -> None:
+    # Before, only a cluster task got to these (verify, rollback --emergency), or none did (a
+    # coverage floor of 150 failed every test run; a file:// health URL was read as "down").
+    (tmp_path / "pyproject.toml").write_text(toml + "\n", encoding="utf-8")
+    line = _one_line_error(run_cli(*task, cwd=tmp_path))
+    assert expected in line
+    assert f"{tmp_path / 'pyproject.toml'}: tool.dex." in line
