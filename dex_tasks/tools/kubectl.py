@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dex_tasks import proc, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import control_character, parse_json
 from dex_tasks.errors import (
     ClusterAccessError,
     ClusterUnreachableError,
@@ -210,7 +210,9 @@ def kubeconfig_problem(env: Mapping[str, str] | None = None) -> str | None:
     if env.get("KUBECONFIG"):
         paths = [p for p in env["KUBECONFIG"].split(os.pathsep) if p]
         if not any(Path(p).is_file() for p in paths):
-            return f"KUBECONFIG={env['KUBECONFIG']} names no existing file"
+            value = env["KUBECONFIG"]
+            shown = value if control_character(value) is None else repr(value)  # one line, whatever it holds
+            return f"KUBECONFIG={shown} names no existing file"
         return None
     if (Path.home() / ".kube" / "config").is_file():
         return None

@@ -62,3 +62,16 @@ def test_a_task_with_a_bad_token_is_one_line_and_exit_2(
         f"dex-tasks {task[0]}: error: GH_TOKEN holds a control character or bytes that are not UTF-8"
     ]
     assert "s3cr3t" not in result.err + result.out
+
+
+@pytest.mark.parametrize("value", ["/nowhere\nsecond line", "/nowhere\x1b[2J"])
+def test_a_kubeconfig_with_a_control_character_is_named_on_one_line(
+    run_cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
+    monkeypatch.setenv("KUBECONFIG", value)
+    result = run_cli("rollout", "status", "dev", cwd=tmp_path)
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert f"KUBECONFIG={value!r} names no existing file" in lines[0]
