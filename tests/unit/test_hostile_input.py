@@ -414,3 +414,54 @@ def test_out_of_range_config_is_exit_2_for_every_task(
     line = _one_line_error(run_cli(*task, cwd=tmp_path))
     assert expected in line
     assert f"{tmp_path / 'pyproject.toml'}: tool.dex." in line
+
+
+# -- GitHub answers of the wrong shape (a proxy, an Enterprise version, a hand-made server) ---------
+
+
+class _OddGitHub:
+    """Answers ``workflow_runs`` and ``run_timing`` with what it is given, as a server might."""
+
+    def __init__(self, page: object, timing: object) -> None:
+        self.page, self.timing = page, timing
+
+    def workflow_runs(self, _workflow: str, **_query: object) -> object:
+        return self.page
+
+    def run_timing(self, _run_id: int) -> object:
+        return self.timing
+
+
+_RUN = {"id": 7, "status": "completed", "conclusion": "success", "created_at": "2026-01-02T00:00:00Z"}
+ODD_PAGES = {
+    "a list": [_RUN],
+    "a string": "<html>502 Bad Gateway</html>",
+    "count a string": {"total_count": "1", "workflow_runs": [_RUN]},
+    "count true": {"total_count": True, "workflow_runs": [_RUN]},
+    "count nan": {"total_count": float("nan"), "workflow_runs": [_RUN]},
+    "runs an object": {"total_count": 1, "workflow_runs": {"id": 7}},
+    "runs a number": {"total_count": 1, "workflow_runs": 5},
+}
+ODD_TIMINGS = {"a list": [], "ms a string": {"run_duration_ms": "12"}, "ms true": {"run_duration_ms": True},
+               "ms nan": {"run_duration_ms": float("nan")}, "ms -1": {"run_duration_ms": -1}}  # fmt: skip
+
+
+@pytest.mark.parametrize("page", ODD_PAGES.values(), ids=ODD_PAGES)
+def test_an_odd_runs_page_is_read_as_far_as_it_is_runs(page: object) -> None:
+    import datetime as dt  # noqa: PLC0415 - only these tests need it
+
+    from dex_tasks.insight import pipeline  # noqa: PLC0415 - the domain, as the task imports it
+
+    until = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    client: Any = _OddGitHub(page, {})
+    runs = pipeline.fetch_runs(client, "ci.yml", until - dt.timedelta(days=30), until)
+    # A count that is no count is no more pages; the first page's runs still count.
+    assert runs == ([_RUN] if isinstance(page, dict) and isinstance(page.get("workflow_runs"), list) else [])
+
+
+@pytest.mark.parametrize("timing", ODD_TIMINGS.values(), ids=ODD_TIMINGS)
+def test_an_odd_run_timing_is_no_duration(timing: object) -> None:
+    from dex_tasks.insight import pipeline  # noqa: PLC0415 - the domain, as the task imports it
+
+    client: Any = _OddGitHub({}, timing)
+    assert pipeline.duration_s(client, dict(_RUN), [1]) is None
