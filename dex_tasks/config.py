@@ -388,7 +388,13 @@ def load(start: Path | None = None) -> Config:
         # the repository's top level, not to whichever subdirectory the command ran in.
         return Config(root=_repository_root(start) or start)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("\ufeff"):
+            # Some Windows editors save one; tomllib (as pip's build) reads it as an invalid statement.
+            raise ConfigError(
+                f"{path}: starts with a UTF-8 byte order mark (BOM): save it as UTF-8 without one"
+            )
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses per nesting level of arrays and inline tables

@@ -465,3 +465,19 @@ def test_an_odd_run_timing_is_no_duration(timing: object) -> None:
 
     client: Any = _OddGitHub({}, timing)
     assert pipeline.duration_s(client, dict(_RUN), [1]) is None
+
+
+def test_a_pyproject_with_a_bom_says_so(run_cli: CliRunner, tmp_path: Path) -> None:
+    # tomllib's "Invalid statement (at line 1, column 1)" for a file that looks right in any editor.
+    (tmp_path / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[project]\nname = "x"\n')
+    line = _one_line_error(run_cli("config", cwd=tmp_path))
+    assert "starts with a UTF-8 byte order mark (BOM)" in line
+
+
+def test_a_pyproject_with_crlf_reads(run_cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(
+        b'[project]\r\nname = "x"\r\n\r\n[tool.dex]\r\nnamespace = "n-{env}"\r\n'
+    )
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["config"]["namespace"] == "n-{env}"
