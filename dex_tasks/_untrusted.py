@@ -21,6 +21,18 @@ if TYPE_CHECKING:
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+# What must not reach a terminal from text others wrote (a lock's trailers on origin): the controls
+# above, and the bidirectional overrides and line separators that reorder or split what is shown.
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(value: str, limit: int) -> str:
+    """``value`` for one line of output: each control character (an escape sequence, a carriage
+    return, a bidi override) as U+FFFD, and at most ``limit`` characters (then an ellipsis)."""
+    shown = _UNPRINTABLE_RE.sub("\ufffd", value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
+
+
 def parse_json(text: str | bytes, *, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """``json.loads`` for a document nobody vouches for; every failure is a ``ValueError``.
 

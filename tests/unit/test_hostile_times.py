@@ -108,3 +108,26 @@ def test_a_freeze_window_past_the_years_is_a_config_error(
     assert result.code == 2, result.err
     assert "tool.dex.freeze.prod[0]" in result.err
     assert "internal error" not in result.err
+
+
+# -- a lock's trailers are anyone's to write: shown on one line, never as terminal control ---------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["evil \x1b[2J\x1b[31mperson", "reason \x1b]0;title\x07", "a\u202eb", "one\u2028two", "x\x85y"],
+    ids=["CSI", "OSC", "bidi override", "line separator", "NEL"],
+)
+def test_a_lock_field_with_control_characters_is_shown_inert(text: str) -> None:
+    lock = locks.parse("prod", "a" * 40, f"lock\n\nDex-Lock-By: {text}\nDex-Lock-Reason: {text}\n")
+    for shown in (lock.by, lock.reason, lock.describe()):
+        # A line separator or NEL already ends the trailer (git's lines are Python's splitlines).
+        assert "\ufffd" in shown or text.startswith(shown.split(" since")[0])
+        assert not any(c in shown for c in "\x1b\x07\u202e\u2028\x85")
+
+
+def test_a_huge_lock_reason_is_cut_to_the_reason_limit() -> None:
+    lock = locks.parse("prod", "a" * 40, "lock\n\nDex-Lock-By: p\nDex-Lock-Reason: " + "x" * 200_000 + "\n")
+    assert len(lock.reason) == locks.MAX_REASON
+    assert lock.reason.endswith("\u2026")
+    assert len(lock.describe()) < 2 * locks.MAX_REASON
