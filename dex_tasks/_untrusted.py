@@ -26,6 +26,17 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+# The same for text of many lines (a table, a diff): line feeds and tabs are its layout.
+_UNPRINTABLE_IN_TEXT_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: str) -> str:
+    """``text`` with every control character but line feed and tab as U+FFFD: what a task prints
+    holds commit subjects, author names and lock reasons that anyone who can push wrote, and an
+    escape sequence there would clear the screen, retitle the terminal or forge a line."""
+    return _UNPRINTABLE_IN_TEXT_RE.sub("\ufffd", text)
+
+
 def printable(value: str, limit: int) -> str:
     """``value`` for one line of output: each control character (an escape sequence, a carriage
     return, a bidi override) as U+FFFD, and at most ``limit`` characters (then an ellipsis)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -22,8 +23,6 @@ from dex_tasks.insight import argosync, dora, pipeline
 from dex_tasks.tools import trivy
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from tests.conftest import CliRunner
 
 EDGES = [
@@ -131,3 +130,23 @@ def test_a_huge_lock_reason_is_cut_to_the_reason_limit() -> None:
     assert len(lock.reason) == locks.MAX_REASON
     assert lock.reason.endswith("\u2026")
     assert len(lock.describe()) < 2 * locks.MAX_REASON
+
+
+def test_what_a_task_prints_carries_no_terminal_control(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Commit subjects and author names (history, release-notes), lock reasons, a tool's error text.
+    from dex_tasks import cli  # noqa: PLC0415 - the entry layer, as the console script runs it
+    from dex_tasks.tasks import Context  # noqa: PLC0415 - the task layer's output protocol
+
+    ctx = Context(task="history", config=None, cwd=Path(), json=False)  # type: ignore[arg-type]  # out/warn read no config
+    evil = "subject \x1b[2J\x1b]0;title\x07 \u202eright-to-left\rforged"
+    ctx.out(f"table line 1\n\t{evil}")
+    ctx.warn(evil)
+    monkeypatch.setattr(cli, "_run", lambda *_a: (_ for _ in ()).throw(UsageError(evil)))
+    cli.main(["history", "dev"])
+    printed = capsys.readouterr()
+    for stream in (printed.out, printed.err):
+        assert not any(c in stream for c in "\x1b\x07\u202e\r")
+    assert "table line 1\n\tsubject \ufffd[2J" in printed.out
+    assert printed.err.count("\ufffd") >= 10
