@@ -481,3 +481,29 @@ def test_a_pyproject_with_crlf_reads(run_cli: CliRunner, tmp_path: Path) -> None
     result = run_cli("config", "--json", cwd=tmp_path)
     assert result.code == 0, result.err
     assert json.loads(result.out)["config"]["namespace"] == "n-{env}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"Metadata": "x"}, "Metadata: expected an object, got str"),
+        ({"Metadata": [1]}, "Metadata: expected an object, got list"),
+        ({"ArtifactName": 5}, "ArtifactName: expected a string, got int"),
+        ({"ArtifactType": {"a": 1}}, "ArtifactType: expected a string, got dict"),
+    ],
+)
+def test_report_fields_trivy_convert_cannot_decode_are_exit_2_before_it_runs(
+    run_cli: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: dict[str, object],
+    expected: str,
+) -> None:
+    # Real trivy's Go decoder refuses these ("json decode error", exit 1, a second line of its log).
+    ran: list[object] = []
+    monkeypatch.setattr(proc, "run", lambda *a, **_k: ran.append(a))
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"SchemaVersion": 2, "Results": [], **fields}), encoding="utf-8")
+    line = _one_line_error(run_cli("trivy-scan", "--report", str(report), cwd=tmp_path))
+    assert f"{report}: not a valid trivy JSON report: {expected}" in line
+    assert ran == []
