@@ -453,6 +453,23 @@ def _validate_env_tables(config: Config, file_label: str) -> None:
                 raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
 
 
+def _validate_branches(config: Config, file_label: str) -> None:
+    """Branch names git accepts, named by their key here, not as "invalid branch name" from the
+    first task that fetches one (``-dev`` would be an option to git; ``main~1`` is no branch)."""
+    named = {f"branches.{env}": branch for env, branch in config.branches.items()}
+    if "default-branch" in config.from_file:
+        named["default-branch"] = config.default_branch
+    if not ({"branches", "default-branch"} & config.from_file):
+        return  # the defaults are valid: no need to import the git tool on every start
+    from dex_tasks.tools.git import check_ref_name  # noqa: PLC0415 - only configs that set branches
+
+    for key, branch in named.items():
+        try:
+            check_ref_name(branch)
+        except UsageError as exc:
+            raise ConfigError(f"{file_label}: tool.dex.{key}: {exc}") from None
+
+
 def _inside_path(value: str, where: str) -> str:
     """A path that stays inside the project, in git's spelling (``/``), the same on every OS.
 
@@ -482,6 +499,7 @@ def _validate(config: Config, file_label: str) -> None:
         if not ENV_NAME_RE.fullmatch(env):
             raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
     _validate_env_tables(config, file_label)
+    _validate_branches(config, file_label)
     _known_envs(config, "sign-commits", config.sign_commits, file_label)
     for key, template, names in (
         ("namespace", config.namespace, {"env"}),

@@ -400,6 +400,23 @@ RANGE_CASES = {
     "coverage 150": ("[tool.dex.test]\ncoverage-fail-under = 150", "must be a percentage (0-100), got 150"),
     "coverage -1": ("[tool.dex.test]\ncoverage-fail-under = -1", "must be a percentage (0-100), got -1"),
     "overlays empty": ('[tool.dex]\noverlays = ""', "tool.dex.overlays must not be empty"),
+    # Branch names, named by their key (they were "invalid branch name" from the first fetch only).
+    "branch option": (
+        '[tool.dex]\nbranches = { dev = "-dev", stage = "main", prod = "main" }',
+        "tool.dex.branches.dev: invalid branch name '-dev'",
+    ),
+    "branch revision": (
+        '[tool.dex]\nbranches = { dev = "main~1", stage = "main", prod = "main" }',
+        "tool.dex.branches.dev: invalid branch name 'main~1'",
+    ),
+    "default-branch empty": (
+        '[tool.dex]\ndefault-branch = ""',
+        "tool.dex.default-branch: invalid branch name ''",
+    ),
+    "default-branch space": (
+        '[tool.dex]\ndefault-branch = "ma in"',
+        "tool.dex.default-branch: invalid branch name",
+    ),
 }
 
 
