@@ -13,12 +13,35 @@ from typing import TYPE_CHECKING, Any
 from dex_tasks.errors import UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
 # C0 controls, DEL and C1 controls (Unicode category Cc). NUL cannot reach an argv or a path at
 # all (``ValueError: embedded null byte``); the others are never part of a name, tag, branch,
 # path or URL that a person meant, and a newline would let one value pose as two lines of output.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+# What must not reach a terminal from text others wrote (a lock's trailers on origin): the controls
+# above, and the bidirectional overrides and line separators that reorder or split what is shown.
+_UNPRINTABLE_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+# The same for text of many lines (a table, a diff): line feeds and tabs are its layout.
+_UNPRINTABLE_IN_TEXT_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text: str) -> str:
+    """``text`` with every control character but line feed and tab as U+FFFD: what a task prints
+    holds commit subjects, author names and lock reasons that anyone who can push wrote, and an
+    escape sequence there would clear the screen, retitle the terminal or forge a line."""
+    return _UNPRINTABLE_IN_TEXT_RE.sub("\ufffd", text)
+
+
+def printable(value: str, limit: int) -> str:
+    """``value`` for one line of output: each control character (an escape sequence, a carriage
+    return, a bidi override) as U+FFFD, and at most ``limit`` characters (then an ellipsis)."""
+    shown = _UNPRINTABLE_RE.sub("\ufffd", value)
+    return shown if len(shown) <= limit else shown[: limit - 1] + "\u2026"
 
 
 def parse_json(text: str | bytes, *, object_hook: Callable[[dict[str, Any]], Any] | None = None) -> Any:
@@ -41,6 +64,26 @@ def control_character(value: str) -> str | None:
     """The first control character in ``value`` as ``repr`` shows it (``'\\x00'``), or None."""
     found = _CONTROL_RE.search(value)
     return repr(found.group()) if found else None
+
+
+def unencodable(value: str) -> bool:
+    """Whether ``value`` holds bytes the environment gave that are not UTF-8 (Python keeps them as
+    lone surrogates, which no header, URL, argv or HMAC key can encode: UnicodeEncodeError)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def secret_from_env(environ: Mapping[str, str], name: str) -> str:
+    """The variable ``name`` stripped ("" when unset), or UsageError (exit 2) naming it, never its
+    value, when it holds a control character or bytes that are not UTF-8: a token pasted with a
+    stray byte is refused where it is read, not a UnicodeEncodeError (exit 70) in the first request."""
+    value = environ.get(name, "").strip()
+    if value and (control_character(value) is not None or unencodable(value)):
+        raise UsageError(f"{name} holds a control character or bytes that are not UTF-8")
+    return value
 
 
 def check_text(value: str, what: str) -> str:

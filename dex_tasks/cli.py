@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from dex_tasks import __version__, gha, proc, redact
 from dex_tasks import config as config_mod
+from dex_tasks._untrusted import inert
 from dex_tasks.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, DexError, UsageError
 from dex_tasks.registry import BY_NAME, TASKS, TaskSpec
 from dex_tasks.tasks import Context
@@ -235,7 +236,7 @@ def _prefix(task_name: str | None) -> str:
 
 def _report_error(err: DexError, *, task_name: str | None, as_json: bool, dry_run: bool) -> int:
     message = redact.redact(str(err))
-    sys.stderr.write(f"{_prefix(task_name)}: error: {message}\n")
+    sys.stderr.write(f"{_prefix(task_name)}: error: {inert(message)}\n")
     gha.annotation("error", message.splitlines()[0] if message else "failed", title=_prefix(task_name))
     if as_json:
         payload = {"task": task_name, "dry_run": dry_run, **(err.data or {})}
@@ -287,7 +288,7 @@ def _run(flags: GlobalFlags, args: argparse.Namespace, spec: TaskSpec) -> int:
             payload.setdefault("error", line)
         _emit_json(payload)
     if result.exit_code != 0:
-        sys.stderr.write(f"{PROG} {spec.name}: {line}\n")
+        sys.stderr.write(f"{PROG} {spec.name}: {inert(line)}\n")
     return int(result.exit_code)
 
 

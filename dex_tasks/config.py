@@ -388,7 +388,13 @@ def load(start: Path | None = None) -> Config:
         # the repository's top level, not to whichever subdirectory the command ran in.
         return Config(root=_repository_root(start) or start)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if text.startswith("\ufeff"):
+            # Some Windows editors save one; tomllib (as pip's build) reads it as an invalid statement.
+            raise ConfigError(
+                f"{path}: starts with a UTF-8 byte order mark (BOM): save it as UTF-8 without one"
+            )
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses per nesting level of arrays and inline tables
@@ -412,6 +418,8 @@ def load(start: Path | None = None) -> Config:
         environments = typing.cast("tuple[str, ...]", kwargs["environments"])
         kwargs["branches"] = {env: branch for env, branch in DEFAULT_BRANCHES.items() if env in environments}
     if "overlays" in kwargs:
+        if not str(kwargs["overlays"]).strip():  # "" would be the project root: every env's dir at the top
+            raise ConfigError(f"{path}: tool.dex.overlays must not be empty")
         kwargs["overlays"] = _inside_path(str(kwargs["overlays"]), f"{path}: tool.dex.overlays")
     config = Config(
         **kwargs,  # type: ignore[arg-type]
@@ -436,12 +444,30 @@ def _validate_env_tables(config: Config, file_label: str) -> None:
         "branches": config.branches, "env-titles": config.env_titles, "soak": config.soak,
         "freeze": config.freeze, "cluster.contexts": config.cluster.contexts,
         "cluster.argocd-servers": config.cluster.argocd_servers,
+        "cluster.health-urls": config.cluster.health_urls,
     }  # fmt: skip
     for key, table in tables.items():
         _known_envs(config, key, table, file_label)
         for env, value in table.items():
             if isinstance(value, str) and not value.strip():
                 raise ConfigError(f"{file_label}: tool.dex.{key}.{env} must not be empty")
+
+
+def _validate_branches(config: Config, file_label: str) -> None:
+    """Branch names git accepts, named by their key here, not as "invalid branch name" from the
+    first task that fetches one (``-dev`` would be an option to git; ``main~1`` is no branch)."""
+    named = {f"branches.{env}": branch for env, branch in config.branches.items()}
+    if "default-branch" in config.from_file:
+        named["default-branch"] = config.default_branch
+    if not ({"branches", "default-branch"} & config.from_file):
+        return  # the defaults are valid: no need to import the git tool on every start
+    from dex_tasks.tools.git import check_ref_name  # noqa: PLC0415 - only configs that set branches
+
+    for key, branch in named.items():
+        try:
+            check_ref_name(branch)
+        except UsageError as exc:
+            raise ConfigError(f"{file_label}: tool.dex.{key}: {exc}") from None
 
 
 def _inside_path(value: str, where: str) -> str:
@@ -473,6 +499,7 @@ def _validate(config: Config, file_label: str) -> None:
         if not ENV_NAME_RE.fullmatch(env):
             raise ConfigError(f"{file_label}: tool.dex.environments: invalid environment name {env!r}")
     _validate_env_tables(config, file_label)
+    _validate_branches(config, file_label)
     _known_envs(config, "sign-commits", config.sign_commits, file_label)
     for key, template, names in (
         ("namespace", config.namespace, {"env"}),
@@ -577,10 +604,36 @@ def _known_envs(config: Config, key: str, envs: typing.Iterable[str], file_label
             )
 
 
+MAX_ROLLOUT_TIMEOUT = 86400  # a day: kubectl and argocd take it as a Go duration, which overflows
+
+
 def _validate_timeouts(config: Config, file_label: str) -> None:
     for section in ("scan", "test", "lint", "security", "build"):
         if getattr(config, section).timeout <= 0:  # a timeout of 0 or less ends every command at once
             raise ConfigError(f"{file_label}: tool.dex.{section}.timeout must be a positive number (seconds)")
+    # Checked here as well as where they are used (cluster.py), so that a bad value is exit 2 for
+    # every task that reads the file, before anything runs, not only once a cluster task gets to it.
+    cluster = config.cluster
+    if not 0 < cluster.rollout_timeout <= MAX_ROLLOUT_TIMEOUT:  # 0 is "wait for ever" to kubectl
+        raise ConfigError(
+            f"{file_label}: tool.dex.cluster.rollout-timeout must be a positive number of seconds "
+            f"(at most {MAX_ROLLOUT_TIMEOUT}), got {cluster.rollout_timeout}"
+        )
+    if not 0 < cluster.service_port <= 65535:  # the TCP port range
+        raise ConfigError(
+            f"{file_label}: tool.dex.cluster.service-port must be a TCP port (1-65535), "
+            f"got {cluster.service_port}"
+        )
+    for env, url in cluster.health_urls.items():
+        if not url.startswith(("http://", "https://")):  # verify would read a typo as "the env is down"
+            raise ConfigError(
+                f"{file_label}: tool.dex.cluster.health-urls.{env} must be an http(s) URL, got {url!r}"
+            )
+    if not 0 <= config.test.coverage_fail_under <= 100:  # a percentage
+        raise ConfigError(
+            f"{file_label}: tool.dex.test.coverage-fail-under must be a percentage (0-100), "
+            f"got {config.test.coverage_fail_under:g}"
+        )
 
 
 def _validate_severities(config: Config, file_label: str) -> None:

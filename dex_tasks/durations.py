@@ -61,16 +61,42 @@ def now() -> dt.datetime:
     return parse_instant(raw, what=NOW_ENV)
 
 
-def parse_instant(raw: str, *, what: str = "time") -> dt.datetime:
-    """An ISO 8601 instant (``Z`` and offsets allowed; none: UTC), or :class:`UsageError` naming ``what``."""
+# Instants from outside (DEX_NOW, lock trailers, commit dates, tool answers) stay in these years:
+# a sum or difference with any duration here (at most MAX_SECONDS) then stays inside datetime's
+# years 1 to 9999, where an edge value ("0001-01-01T00:00+01:00", DEX_NOW=9999-12-31T23:59Z and a
+# 7d lock, a commit dated 9999-12-31T11:59-12:00) was an OverflowError: exit 70 for bad input.
+MIN_YEAR, MAX_YEAR = 1900, 9000
+
+
+def instant(raw: object, *, naive_is_utc: bool = True) -> dt.datetime | None:
+    """An ISO 8601 instant as aware UTC, or None: not a string, not a time (git prints year
+    10000 as ``10000-01-01``, which is none), without an offset unless ``naive_is_utc``, or
+    outside :data:`MIN_YEAR` to :data:`MAX_YEAR`."""
+    if not isinstance(raw, str) or not raw or len(raw) > 64:
+        return None
     try:
         value = dt.datetime.fromisoformat(raw)
-    except ValueError:
+        if value.tzinfo is None:
+            if not naive_is_utc:
+                return None
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return None
+    return value if MIN_YEAR <= value.year <= MAX_YEAR else None
+
+
+def parse_instant(raw: str, *, what: str = "time") -> dt.datetime:
+    """An ISO 8601 instant (``Z`` and offsets allowed; none: UTC), or :class:`UsageError` naming ``what``."""
+    value = instant(raw)
+    if value is None:
         example = "2026-12-24T10:00:00+01:00"
-        raise UsageError(f"{what}: {raw!r} is not an ISO 8601 time (e.g. {example})") from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+        try:
+            dt.datetime.fromisoformat(raw)
+        except (ValueError, TypeError):
+            raise UsageError(f"{what}: {raw!r} is not an ISO 8601 time (e.g. {example})") from None
+        raise UsageError(f"{what}: {raw!r} is outside the years {MIN_YEAR} to {MAX_YEAR}")
+    return value
 
 
 def iso(value: dt.datetime) -> str:

@@ -180,6 +180,13 @@ def iter_findings(data: Mapping[str, Any], source: str = "report") -> Iterator[F
     version = data.get("SchemaVersion")
     if version != SCHEMA_VERSION or isinstance(version, bool):
         raise _bad(source, f"SchemaVersion is {version!r}, expected {SCHEMA_VERSION} (trivy 0.20 or newer)")
+    # The fields `trivy convert` decodes into its types.Report (for the SARIF): of another JSON type
+    # they are its "json decode error" (exit 1 after the gate); refused here first, naming the field.
+    for field, kind, name in (("Metadata", dict, "an object"), ("ArtifactName", str, "a string"),
+                              ("ArtifactType", str, "a string")):  # fmt: skip
+        value = data.get(field)
+        if value is not None and not isinstance(value, kind):
+            raise _bad(source, f"{field}: expected {name}, got {type(value).__name__}")
     for r, raw_result in enumerate(_list(data.get("Results"), source, "Results")):
         where = f"Results[{r}]"
         result = _object(raw_result, source, where)

@@ -102,7 +102,11 @@ def _local(text: str, zone: ZoneInfo) -> dt.datetime:
         raise ValueError(f"{text!r} is not an ISO 8601 local time (e.g. 2026-12-24T00:00)") from None
     if value.tzinfo is not None:
         raise ValueError(f"{text!r} has an offset: give the local time, the zone follows the range")
-    return value.replace(tzinfo=zone).astimezone(dt.UTC)
+    try:
+        utc = value.replace(tzinfo=zone).astimezone(dt.UTC)
+    except OverflowError:  # 9999-12-31T23:00 west of UTC is in the year 10000
+        raise ValueError(f"{text!r} is out of range in {zone.key}") from None
+    return utc
 
 
 def parse_window(text: str) -> Window:

@@ -12,6 +12,8 @@ import datetime as dt
 import math
 from typing import TYPE_CHECKING, Protocol
 
+from dex_tasks import durations
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -48,13 +50,9 @@ def deployed_at(entries: Iterable[Entry], tag: str) -> tuple[dt.datetime, str] |
     """(committer date, commit) of the newest entry (entries come newest first) that set ``tag``."""
     for entry in entries:
         if entry.tag == tag:
-            try:
-                when = dt.datetime.fromisoformat(entry.date)
-            except ValueError:
-                return None
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=dt.UTC)
-            return when.astimezone(dt.UTC), entry.commit
+            # A commit's date is anyone's to set (git prints year 10000 too): no time, no soak.
+            when = durations.instant(entry.date)
+            return (when, entry.commit) if when is not None else None
         # An older entry with the same tag is an earlier stint, not the current one.
     return None
 

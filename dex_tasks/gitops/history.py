@@ -114,6 +114,9 @@ FIRST_BATCH = 16  # versions read by the first cat-file; each later batch is 4 t
 # A slice's first window: its entries, the version before the last, and this many commits that
 # touch the file but not its tag (more only costs a second window, still the same entries).
 SLICE_SLACK = 4
+# A count past this is "all of it" (`--limit 99999999999`): the log is read whole, in one go, rather
+# than a window or a cat-file batch sized to the count, which would count to it before reading.
+MAX_WINDOW = 1 << 20
 _UNREAD = object()
 
 
@@ -187,7 +190,8 @@ class Deployments(Sequence[Deployment]):
         if index not in self._tags:
             # The next batch from here on, growing, so a long walk takes few processes.
             self._log(index + self._batch + 1)
-            self._read(range(index, index + self._batch + 1))
+            # Only versions the log has: a batch sized to a huge --limit is not counted through.
+            self._read(range(index, min(index + self._batch + 1, len(self._commits))))
             self._batch *= 4
         return self._tags[index]
 
@@ -239,6 +243,8 @@ class Deployments(Sequence[Deployment]):
         if isinstance(index, slice):
             stop = index.stop
             negative = any(v is not None and v < 0 for v in (index.start, stop))
+            if stop is not None and stop > MAX_WINDOW:
+                stop = None  # past any log: all of it, read in one go
             if stop is not None and not negative and not self._commits:
                 # Nothing read yet and the count known (`--limit 10`): the first log and the
                 # first cat-file sized to it, as `git log -n` is, not to a guess.

@@ -23,6 +23,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import durations, redact
+from dex_tasks._untrusted import printable
 from dex_tasks.errors import DexError, UsageError
 from dex_tasks.tools import git
 
@@ -112,7 +113,8 @@ def parse(env: str, sha: str, message: str) -> Lock:
 
     def last(key: str) -> str | None:
         values = trailers.get(key.lower())
-        return values[-1] if values else None
+        # Anyone who can push a ref wrote this: shown on one line, at most as long as our own reason.
+        return printable(values[-1], MAX_REASON) if values else None
 
     return Lock(
         env=env,

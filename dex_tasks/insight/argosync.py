@@ -29,7 +29,6 @@ GitHub half (:mod:`dex_tasks.insight.pipeline`): the other halves of ``metrics``
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,7 @@ from dex_tasks.insight.dora import percentile
 from dex_tasks.tools import argocd
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Sequence
 
     from dex_tasks.config import Config
@@ -49,13 +49,7 @@ FAILED_PHASES = frozenset({"Failed", "Error"})  # gitops-engine OperationPhase: 
 
 
 def _parse(text: str) -> dt.datetime | None:
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    return durations.instant(text)  # Argo CD's answer: an edge year is no time, not an OverflowError
 
 
 def sync_seconds(entry: argocd.HistoryEntry) -> float | None:

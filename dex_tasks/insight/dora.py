@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
-import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks import durations
+
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Iterable, Mapping, Sequence
 
 ROLLBACK = "rollback"
@@ -63,9 +65,9 @@ def from_history(entries: Iterable[Any]) -> list[Deploy]:
     """History entries (``tag, commit, date, action``; ``rolled_back_from`` when there) -> deploys."""
     deploys = []
     for entry in entries:
-        at = dt.datetime.fromisoformat(str(entry.date))
-        if at.tzinfo is None:
-            at = at.replace(tzinfo=dt.UTC)
+        at = durations.instant(str(entry.date))
+        if at is None:  # a commit date git prints but no datetime holds (year 10000): not counted
+            continue
         rollback = entry.action == ROLLBACK or getattr(entry, "rolled_back_from", None) is not None
         deploys.append(Deploy(tag=entry.tag, commit=entry.commit, at=at, rollback=rollback))
     return deploys

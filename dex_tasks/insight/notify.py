@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import durations, proc, redact
+from dex_tasks._untrusted import control_character, unencodable
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -161,6 +162,27 @@ def _post(
     return f"{problem} after {ATTEMPTS} attempts"
 
 
+_URL_ENVS = {"slack": SLACK_ENV, "webhook": WEBHOOK_ENV}
+
+
+def _unusable(value: str) -> bool:
+    return control_character(value) is not None or unencodable(value)
+
+
+def target_problem(name: str) -> str | None:
+    """Why target ``name`` (slack | webhook) cannot be sent to, from its variables alone (never
+    their values: they are secrets); None when it can."""
+    variable = _URL_ENVS[name]
+    url = os.environ.get(variable, "").strip()
+    if not url.lower().startswith(("https://", "http://")):
+        return f"{variable} is not an http(s) URL"
+    if _unusable(url):
+        return f"{variable} holds a control character or bytes that are not UTF-8"
+    if name == "webhook" and _unusable(os.environ.get(SECRET_ENV, "")):
+        return f"{SECRET_ENV} holds a control character or bytes that are not UTF-8"
+    return None
+
+
 def targets() -> list[str]:
     return [
         name
@@ -187,9 +209,10 @@ def send(
         return {}
     result: dict[str, str | None] = {}
     for name in targets():
-        url = os.environ.get(SLACK_ENV if name == "slack" else WEBHOOK_ENV, "").strip()
-        if not url.startswith(("https://", "http://")):
-            result[name] = "not an http(s) URL"
+        url = os.environ.get(_URL_ENVS[name], "").strip()
+        problem = target_problem(name)
+        if problem is not None:
+            result[name] = problem
         else:
             payload = slack_payload(event) if name == "slack" else event.as_json()
             body = encode(payload)

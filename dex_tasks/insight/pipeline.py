@@ -18,8 +18,10 @@ match), so a range that holds more is split in halves until each half fits (boun
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks import durations
 from dex_tasks.errors import DexError
 from dex_tasks.insight.dora import percentile
 
@@ -40,13 +42,22 @@ def _iso(moment: dt.datetime) -> str:
 
 
 def _parse(text: object) -> dt.datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return durations.instant(text)  # GitHub's answer: an edge year is no time, not an OverflowError
+
+
+# GitHub's answers are only as typed as the server that gave them (a proxy, an Enterprise version,
+# a fake): an object that is not one, a count that is a string, reads as empty, never a traceback.
+def _page(answer: Any) -> dict[str, Any]:
+    return answer if isinstance(answer, dict) else {}
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _runs(page: dict[str, Any]) -> list[Any]:
+    runs = page.get("workflow_runs")
+    return list(runs) if isinstance(runs, list) else []
 
 
 def fetch_runs(client: GitHub, workflow: str, since: dt.datetime, until: dt.datetime) -> list[dict[str, Any]]:
@@ -56,17 +67,17 @@ def fetch_runs(client: GitHub, workflow: str, since: dt.datetime, until: dt.date
     while ranges:
         start, end, depth = ranges.pop()
         created = f"{_iso(start)}..{_iso(end)}"
-        first = client.workflow_runs(workflow, created=created, page=1, per_page=PER_PAGE) or {}
-        total = int(first.get("total_count") or 0)
+        first = _page(client.workflow_runs(workflow, created=created, page=1, per_page=PER_PAGE))
+        total = _count(first.get("total_count"))
         if total > API_CAP and depth < MAX_SPLITS and (end - start) > dt.timedelta(seconds=2):
             middle = start + (end - start) / 2
             ranges += [(start, middle, depth + 1), (middle + dt.timedelta(seconds=1), end, depth + 1)]
             continue
         pages = -(-min(total, API_CAP) // PER_PAGE)
-        batch = list(first.get("workflow_runs") or ())
+        batch = _runs(first)
         for page in range(2, pages + 1):
-            more = client.workflow_runs(workflow, created=created, page=page, per_page=PER_PAGE) or {}
-            items = list(more.get("workflow_runs") or ())
+            more = _page(client.workflow_runs(workflow, created=created, page=page, per_page=PER_PAGE))
+            items = _runs(more)
             if not items:
                 break
             batch += items
@@ -83,9 +94,10 @@ def duration_s(client: GitHub | None, run: dict[str, Any], budget: list[int]) ->
     if client is None or budget[0] <= 0:
         return None
     budget[0] -= 1
-    timing = client.run_timing(int(run["id"])) or {}
-    ms = timing.get("run_duration_ms")
-    return ms / 1000 if isinstance(ms, int | float) and ms >= 0 else None
+    ms = _page(client.run_timing(int(run["id"]))).get("run_duration_ms")
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms < math.inf:
+        return None  # true, "12", NaN or a negative time is no duration
+    return ms / 1000
 
 
 def summarize(

@@ -24,6 +24,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from dex_tasks import durations
 from dex_tasks._untrusted import parse_json
 from dex_tasks.errors import BadContentError, MalformedVerdictError, UsageError
 from dex_tasks.tools import oci
@@ -131,17 +132,16 @@ def _instant(text: str, field: str) -> dt.datetime:
         raise MalformedVerdictError(f"verdict {field} {text!r} is not an ISO 8601 time") from None
     if value.tzinfo is None:
         raise MalformedVerdictError(f"verdict {field} {text!r} has no time zone (add Z or +00:00)")
-    return value
+    utc = durations.instant(text)  # verdicts are compared: year 1 at +01:00 is an OverflowError there
+    if utc is None:
+        raise MalformedVerdictError(f"verdict {field} {text!r} is out of range")
+    return utc
 
 
 def _created(descriptor: oci.Descriptor) -> dt.datetime:
     """A referrer's created annotation, for choosing which to read; unparsable ones sort oldest."""
     raw = descriptor.annotations.get(oci.CREATED_ANNOTATION, "")
-    try:
-        value = dt.datetime.fromisoformat(raw)
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return durations.instant(raw) or dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def record(client: oci.Client, image: str, digest: str, verdict: Verdict) -> str:

@@ -12,6 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dex_tasks import proc, redact
+from dex_tasks._untrusted import inert
 from dex_tasks.errors import EXIT_OK
 
 if TYPE_CHECKING:
@@ -56,11 +57,11 @@ class Context:
     def out(self, text: str = "") -> None:
         """Human-readable output: stdout normally, stderr under --json. Secrets are redacted."""
         stream = self.human
-        stream.write(redact.redact(text) + "\n")
+        stream.write(inert(redact.redact(text)) + "\n")
         stream.flush()
 
     def warn(self, text: str) -> None:
-        sys.stderr.write(f"warning: {redact.redact(text)}\n")
+        sys.stderr.write(f"warning: {inert(redact.redact(text))}\n")
         sys.stderr.flush()
 
 

@@ -67,3 +67,11 @@ def text(value: str) -> str:
     if bad is not None:
         raise argparse.ArgumentTypeError(f"control character {bad} is not allowed in {value[:60]!r}")
     return value
+
+
+def value(text_: str) -> str:
+    """:func:`text` that is not empty or blank: a URL, a context, a path or an app name given as
+    ``""`` (an unset ``"$VAR"`` in a script) is refused, not taken for "not given" and its default."""
+    if not text_.strip():
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
+    return text(text_)

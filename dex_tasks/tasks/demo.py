@@ -30,7 +30,7 @@ STEP_TIMEOUT = 300.0  # one task of the demo (an image build is the slowest)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
-        type=_args.text,
+        type=_args.value,
         metavar="DIR",
         help="make the sandbox in DIR (new or empty) and leave it there to explore",
     )

@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--app", type=_args.text, help="the app's name (default: the project's name)")
+    parser.add_argument("--app", type=_args.value, help="the app's name (default: the project's name)")
     parser.add_argument(
-        "--image", type=_args.text, help="full image name without tag (default: ghcr.io/<owner>/<app>)"
+        "--image", type=_args.value, help="full image name without tag (default: ghcr.io/<owner>/<app>)"
     )
     parser.add_argument(
         "--envs",
@@ -71,7 +71,8 @@ def _options(ctx: Context, args: argparse.Namespace) -> scaffold.Options:
     else:
         owner = (scaffold.github_slug(repo_url) or (app, ""))[0].lower()
         image = scaffold.check_image(f"ghcr.io/{owner}/{app}")
-    envs = scaffold.parse_envs(args.envs) if args.envs else cfg.environments
+    # `is not None`: an empty --envs (an unset "$ENVS") is refused, not taken for the defaults.
+    envs = scaffold.parse_envs(args.envs) if args.envs is not None else cfg.environments
     # workload = "Rollout" already configured: scaffold one (the strategy an earlier --rollout
     # wrote, else canary), not a Deployment the config would then contradict.
     rollout = args.rollout or (

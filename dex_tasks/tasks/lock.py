@@ -51,7 +51,8 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     env = ctx.config.check_env(args.env)
     reason = locks.check_reason(args.reason)
     now = durations.now()
-    expires = now + durations.parse_duration(args.expires) if args.expires else None
+    # `is not None`: an empty --expires (an unset "$TTL") is an invalid duration, not "never".
+    expires = now + durations.parse_duration(args.expires) if args.expires is not None else None
     root = _root(ctx)
     me = locks.identity(root)
     current = locks.read(root, env)

@@ -32,6 +32,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     names = notify.targets()
     if not names:
         raise UsageError(f"no notification target: set {notify.SLACK_ENV} and/or {notify.WEBHOOK_ENV}")
+    # A target that cannot be sent to is a configuration error, found before anything is sent
+    # (to the other target either): exit 2, not 4 as for a target that answered badly.
+    problems = [problem for name in names if (problem := notify.target_problem(name)) is not None]
+    if problems:
+        raise UsageError("; ".join(problems))
     cfg = ctx.config
     event = notify.Event(
         kind="test", envs=tuple(cfg.notify.envs or cfg.environments), tag=None,

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     listing = sub.add_parser("list", help="previews that exist (Argo CD apps and namespaces)")
     health = sub.add_parser("health", help="port-forward the preview's service and GET the health path")
     health.add_argument("pr", metavar="PR", help="pull request number")
-    health.add_argument("--url", type=_args.text, help="GET this URL instead of a port-forward")
+    health.add_argument("--url", type=_args.value, help="GET this URL instead of a port-forward")
     health.add_argument(
         "--attempts", type=_args.count, default=10, metavar="N", help="GET attempts (default 10)"
     )
@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for p in (listing, health, down):
         p.add_argument(
             "--context",
-            type=_args.text,
+            type=_args.value,
             help="kubectl context (default: [tool.dex.cluster] context or current)",
         )
 

@@ -15,7 +15,7 @@ from dex_tasks.errors import EXIT_CHECK_FAILED, UsageError
 from dex_tasks.gitops import state, tags, workflow
 from dex_tasks.insight import release_notes
 from dex_tasks.supply import digests
-from dex_tasks.tasks import Context, TaskResult, _delivery
+from dex_tasks.tasks import Context, TaskResult, _args, _delivery
 from dex_tasks.tools import git
 
 if TYPE_CHECKING:
@@ -29,7 +29,9 @@ VERIFY_MODES = ("auto", "git", "live")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("from_env", metavar="FROM", help="the environment the tag comes from (e.g. stage)")
     parser.add_argument("to_env", metavar="TO", help="the environment to update (must follow FROM)")
-    parser.add_argument("tag", metavar="TAG", nargs="?", help="default: the tag FROM's overlay holds")
+    parser.add_argument(
+        "tag", metavar="TAG", nargs="?", type=_args.value, help="default: the tag FROM's overlay holds"
+    )
     _delivery.add_arguments(parser, default_pr=True)
     parser.add_argument(
         "--force",

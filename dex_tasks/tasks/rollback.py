@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dex_tasks.tasks import _delivery
+from dex_tasks.tasks import _args, _delivery
 
 if TYPE_CHECKING:
     import argparse
@@ -23,7 +23,11 @@ if TYPE_CHECKING:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("env", metavar="ENV", help="the environment to roll back")
     parser.add_argument(
-        "tag", metavar="TAG", nargs="?", help="default: the last known good tag from git history"
+        "tag",
+        metavar="TAG",
+        nargs="?",
+        type=_args.value,
+        help="default: the last known good tag from git history",
     )
     _delivery.add_arguments(parser, default_pr=False)
     parser.add_argument(

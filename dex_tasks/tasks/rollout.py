@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _delivery.add_arguments(abort, default_pr=False)
     for p in (status, promote, abort):
         p.add_argument(
-            "--context", type=_args.text, help="kubectl context (default: [tool.dex.cluster] context[s])"
+            "--context", type=_args.value, help="kubectl context (default: [tool.dex.cluster] context[s])"
         )
 
 

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--sarif",
-        type=_args.text,
+        type=_args.value,
         metavar="FILE",
         help="SARIF output (default: security.sarif, reports/semgrep.sarif)",
     )

@@ -49,13 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--report",
-        type=_args.text,
+        type=_args.value,
         metavar="TRIVY_JSON",
         help="evaluate an existing trivy JSON report instead of scanning",
     )
     parser.add_argument(
         "--sarif",
-        type=_args.text,
+        type=_args.value,
         metavar="FILE",
         help="SARIF output (default: scan.sarif, reports/trivy.sarif)",
     )

@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("env", metavar="ENV", help="the environment to verify")
     parser.add_argument(
         "--url",
-        type=_args.text,
+        type=_args.value,
         help="health URL (default: [tool.dex.cluster] health-urls, else a port-forward)",
     )
     parser.add_argument(
@@ -68,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interval", type=_args.pause, default=3.0, metavar="S", help="seconds between attempts"
     )
-    parser.add_argument("--context", type=_args.text, help="kubectl context for the port-forward")
+    parser.add_argument("--context", type=_args.value, help="kubectl context for the port-forward")
 
 
 def run(ctx: Context, args: argparse.Namespace) -> TaskResult:

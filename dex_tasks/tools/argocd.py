@@ -252,8 +252,11 @@ def app_list() -> list[App]:
         data = parse_json(result.stdout or "[]")
     except ValueError as exc:
         raise ArgoCDError(f"argocd app list: output is not JSON we can read: {exc}") from None
-    items = data if isinstance(data, list) else (data or {}).get("items", []) or []
-    return [App.from_json(item) for item in items]
+    items = data if isinstance(data, list) else _map(data).get("items")
+    # Only objects are apps: a null or a string in the list (a proxy's answer) is skipped.
+    return (
+        [App.from_json(item) for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+    )
 
 
 def app_sync(name: str, *, timeout: int, prune: bool = False, server: str | None = None) -> proc.Result:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import gha, proc, progress, redact
-from dex_tasks._untrusted import control_character
+from dex_tasks._untrusted import control_character, secret_from_env
 from dex_tasks.errors import CommandFailed, DexError, GitRemoteConfigError, RemoteError, UsageError
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def auth_env(environ: Mapping[str, str]) -> dict[str, str]:
     persisted is replaced, not sent twice (GitHub refuses a duplicate Authorization with 400).
     Variables already in ``GIT_CONFIG_COUNT`` are kept; ours go after them.
     """
-    token = next((value for name in TOKEN_VARS if (value := environ.get(name, "").strip())), "")
+    token = next((value for name in TOKEN_VARS if (value := secret_from_env(environ, name))), "")
     server = environ.get("GITHUB_SERVER_URL", "").strip() or "https://github.com"
     scheme, sep, rest = server.partition("://")
     host = rest.split("/", 1)[0]

@@ -35,7 +35,7 @@ import requests
 import requests.auth
 
 from dex_tasks import __version__, durations, progress, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import parse_json, secret_from_env
 from dex_tasks.errors import ForeignHostError, GitHubAccessError, RemoteError, UsageError
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def compare_url(repo: str, base: str, branch: str, *, remote_url: str | None = N
 def token_from_env() -> str | None:
     """``GITHUB_TOKEN``, then ``GH_TOKEN`` (the gh CLI's name); registered for redaction."""
     for name in ("GITHUB_TOKEN", "GH_TOKEN"):
-        token = os.environ.get(name, "").strip()
+        token = secret_from_env(os.environ, name)
         if token:
             redact.register_secret(token)
             return token

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from dex_tasks import proc, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import control_character, parse_json
 from dex_tasks.errors import (
     ClusterAccessError,
     ClusterUnreachableError,
@@ -122,29 +122,47 @@ class Deployment:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], container: str) -> Deployment:
-        meta = data.get("metadata", {})
-        spec = data.get("spec", {})
-        status = data.get("status", {})
-        containers = spec.get("template", {}).get("spec", {}).get("containers", []) or []
-        image = next((c.get("image") for c in containers if c.get("name") == container), None)
-        conditions = status.get("conditions", []) or []
+        meta, spec, status = _obj(data.get("metadata")), _obj(data.get("spec")), _obj(data.get("status"))
+        containers = _objs(_obj(_obj(spec.get("template")).get("spec")).get("containers"))
+        image = next((_str(c.get("image")) or None for c in containers if c.get("name") == container), None)
+        labels = _obj(_obj(spec.get("selector")).get("matchLabels"))
+        replicas = _int(spec.get("replicas"))
         return cls(
-            namespace=str(meta.get("namespace", "")),
-            name=str(meta.get("name", "")),
+            namespace=_str(meta.get("namespace")),
+            name=_str(meta.get("name")),
             image=image,
-            containers=tuple(str(c.get("name", "")) for c in containers),
-            selector=dict(spec.get("selector", {}).get("matchLabels", {}) or {}),
-            generation=int(meta.get("generation", 0) or 0),
-            observed_generation=int(status.get("observedGeneration", 0) or 0),
-            replicas=int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1),
-            current_replicas=int(status.get("replicas", 0) or 0),
-            updated_replicas=int(status.get("updatedReplicas", 0) or 0),
-            available_replicas=int(status.get("availableReplicas", 0) or 0),
+            containers=tuple(_str(c.get("name")) for c in containers),
+            selector={k: v for k, v in labels.items() if isinstance(v, str)},
+            generation=_int(meta.get("generation")) or 0,
+            observed_generation=_int(status.get("observedGeneration")) or 0,
+            replicas=1 if replicas is None else replicas,
+            current_replicas=_int(status.get("replicas")) or 0,
+            updated_replicas=_int(status.get("updatedReplicas")) or 0,
+            available_replicas=_int(status.get("availableReplicas")) or 0,
             progress_deadline_exceeded=any(
                 c.get("type") == "Progressing" and c.get("reason") == "ProgressDeadlineExceeded"
-                for c in conditions
+                for c in _objs(status.get("conditions"))
             ),
         )
+
+
+# kubectl prints the API server's objects as it got them (unstructured): a field of the wrong type
+# (an admission webhook, a proxy, a hand-made server) reads as absent, never as a traceback.
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _objs(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int | None:
+    """A JSON integer that is not negative, else None (``true`` is no count; ``"2"`` neither)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -169,18 +187,20 @@ class Pod:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], container: str) -> Pod:
-        meta = data.get("metadata", {})
-        spec_containers = data.get("spec", {}).get("containers", []) or []
-        statuses = data.get("status", {}).get("containerStatuses", []) or []
-        image = next((c.get("image") for c in spec_containers if c.get("name") == container), None)
+        meta, spec, status_ = _obj(data.get("metadata")), _obj(data.get("spec")), _obj(data.get("status"))
+        spec_containers = _objs(spec.get("containers"))
+        statuses = _objs(status_.get("containerStatuses"))
+        image = next(
+            (_str(c.get("image")) or None for c in spec_containers if c.get("name") == container), None
+        )
         status: Mapping[str, Any] = next((s for s in statuses if s.get("name") == container), {})
         return cls(
-            name=str(meta.get("name", "")),
+            name=_str(meta.get("name")),
             image=image,
-            image_id=status.get("imageID") or None,
-            ready=bool(status.get("ready", False)),
+            image_id=_str(status.get("imageID")) or None,
+            ready=status.get("ready") is True,
             terminating=bool(meta.get("deletionTimestamp")),
-            phase=str(data.get("status", {}).get("phase", "") or ""),
+            phase=_str(status_.get("phase")),
         )
 
 
@@ -190,7 +210,9 @@ def kubeconfig_problem(env: Mapping[str, str] | None = None) -> str | None:
     if env.get("KUBECONFIG"):
         paths = [p for p in env["KUBECONFIG"].split(os.pathsep) if p]
         if not any(Path(p).is_file() for p in paths):
-            return f"KUBECONFIG={env['KUBECONFIG']} names no existing file"
+            value = env["KUBECONFIG"]
+            shown = value if control_character(value) is None else repr(value)  # one line, whatever it holds
+            return f"KUBECONFIG={shown} names no existing file"
         return None
     if (Path.home() / ".kube" / "config").is_file():
         return None
@@ -300,7 +322,7 @@ class Kubectl:
     def pods(self, namespace: str, selector: Mapping[str, str], container: str) -> list[Pod]:
         """The pods a deployment's selector matches (every revision, terminating ones included)."""
         data = self.get_json("pods", namespace=namespace, selector=selector_string(selector) or None) or {}
-        return [Pod.from_json(item, container) for item in data.get("items", []) or []]
+        return [Pod.from_json(item, container) for item in _objs(data.get("items"))]
 
     def merge_patch(
         self, kind: str, name: str, namespace: str, patch: str, *, subresource: str = ""

@@ -50,7 +50,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from dex_tasks import durations, proc, progress, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import parse_json, secret_from_env
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 from dex_tasks.tools import docker_credentials
 
@@ -213,11 +213,11 @@ def sha256(data: bytes) -> str:
 def registry_credentials(host: str, env: Mapping[str, str] | None = None) -> tuple[str, str] | None:
     """(user, password) for ``host``: DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD, or GITHUB_TOKEN on ghcr.io."""
     source = os.environ if env is None else env
-    user = source.get("DEX_REGISTRY_USER", "").strip()
-    password = source.get("DEX_REGISTRY_PASSWORD", "").strip()
+    user = secret_from_env(source, "DEX_REGISTRY_USER")
+    password = secret_from_env(source, "DEX_REGISTRY_PASSWORD")
     if user and password:
         return user, password
-    token = source.get("GITHUB_TOKEN", "").strip()
+    token = secret_from_env(source, "GITHUB_TOKEN")
     if token and host == "ghcr.io":
         # ghcr.io ignores the user name for a token; the actor keeps audit logs readable.
         return source.get("GITHUB_ACTOR", "").strip() or "x-access-token", token

@@ -8,10 +8,10 @@ trivy's exit code (aquasecurity/trivy-action#281), so a non-zero exit always mea
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import TYPE_CHECKING
 
+from dex_tasks import durations
 from dex_tasks._untrusted import parse_json
 
 if TYPE_CHECKING:
@@ -81,13 +81,8 @@ def iso_instant(value: object) -> str | None:
     if not isinstance(value, str) or not value or len(value) > 64:
         return None
     text = _FRACTION_RE.sub(r"\1", value)
-    try:
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = durations.instant(text, naive_is_utc=False)  # an edge year: none, not an OverflowError
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment is not None else None
 
 
 def parse_version_json(text: str) -> tuple[str, str | None]:

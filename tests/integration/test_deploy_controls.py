@@ -157,6 +157,11 @@ def test_lock_dry_run_echoes_and_writes_nothing(run_cli: CliRunner, repo: GitOps
         (("lock", "prod"), "--reason"),
         (("lock", "prod", "--reason", " "), "--reason must say why"),
         (("lock", "prod", "--reason", "x", "--expires", "2 hours"), "invalid duration"),
+        # An unset "$TTL" in a script: a lock that never ends is not what it asked for.
+        (("lock", "prod", "--reason", "x", "--expires", ""), "invalid duration ''"),
+        (("lock", "prod", "--reason", "x", "--expires", "  "), "invalid duration"),
+        (("lock", "prod", "--reason", "x", "--expires", "1h1h"), "invalid duration"),
+        (("lock", "prod", "--reason", "x", "--expires", "3651d"), "at most 3650d"),
         (("lock", "qa", "--reason", "x"), "unknown environment 'qa'"),
         (("lock", "prod", "--reason", "a\nb"), "control character"),
     ],

@@ -167,6 +167,9 @@ def test_dry_run_shows_the_diff_and_writes_nothing(run_cli: CliRunner, tmp_path:
         (["--image", "ghcr.io/acme/shop:1.0"], "--image"),
         (["--envs", "dev,dev"], "twice"),
         (["--envs", "Dev"], "invalid environment name"),
+        # An unset "$ENVS" in a script: not the defaults, which are not what it asked for.
+        (["--envs", ""], "--envs needs at least one environment"),
+        (["--envs", " , "], "--envs needs at least one environment"),
         (["--rollout", "linear"], "invalid choice: 'linear'"),
     ],
 )

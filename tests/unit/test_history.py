@@ -217,3 +217,24 @@ def test_the_newest_entries_read_only_a_few_versions(tmp_path: Path, monkeypatch
     # One git log and one cat-file, sized to the slice (as `git log -n`), not to a guess.
     assert windows == [2 + history.SLICE_SLACK + 1]
     assert read == [2 + history.SLICE_SLACK + 1]
+
+
+@pytest.mark.parametrize("limit", [10**7, 10**30])
+def test_a_huge_slice_reads_the_whole_log_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    # `history --limit 99999999999`: a count past any log is "all of it", one git log without a
+    # limit; a window or batch sized to the count counted to it first (10**30: never finished).
+    _varied_history(tmp_path)
+    args = (tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
+    expected = _reference(*args)
+    windows: list[int | None] = []
+    original_log = gitlib.log
+
+    def log(*args: Any, **kwargs: Any) -> list[gitlib.Commit]:
+        windows.append(kwargs.get("limit"))
+        return original_log(*args, **kwargs)
+
+    monkeypatch.setattr(gitlib, "log", log)
+    assert history.deployments(*args)[:limit] == expected
+    assert windows == [None]

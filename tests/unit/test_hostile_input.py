@@ -280,3 +280,247 @@ def test_good_numbers_pass(convert: str, text: str, expected: Any) -> None:
     from dex_tasks.tasks import _args  # noqa: PLC0415 - the task package, like the CLI imports it
 
     assert getattr(_args, convert)(text) == expected
+
+
+# -- wrongly typed fields in a tool's JSON (kubectl prints the API server's objects unstructured) --
+
+_DEPLOYMENT = {
+    "metadata": {"name": "dex", "namespace": "dex-dev", "generation": 2},
+    "spec": {
+        "replicas": 1,
+        "selector": {"matchLabels": {"app": "dex"}},
+        "template": {"spec": {"containers": [{"name": "dex", "image": "ghcr.io/x/dex:sha-1234567"}]}},
+    },
+    "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+}
+_POD = {
+    "metadata": {"name": "p"},
+    "spec": {"containers": [{"name": "dex", "image": "ghcr.io/x/dex:sha-1234567"}]},
+    "status": {"phase": "Running", "containerStatuses": [{"name": "dex", "imageID": "x@sha256:" + "a" * 64}]},
+}
+_ODD_VALUES = [None, "x", "", 1.5, True, -1, [None], {"a": None}, "9" * 30]
+
+
+def _with(document: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    copy: dict[str, Any] = json.loads(json.dumps(document))
+    target: Any = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+def _leaves(document: object, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(document, dict):
+        return [p for k, v in document.items() for p in [(*prefix, k), *_leaves(v, (*prefix, k))]]
+    if isinstance(document, list):
+        return [p for i, v in enumerate(document) for p in [(*prefix, i), *_leaves(v, (*prefix, i))]]
+    return []
+
+
+@pytest.mark.parametrize("value", _ODD_VALUES, ids=repr)
+def test_a_deployment_or_pod_with_odd_field_types_reads_as_absent_fields(value: object) -> None:
+    # Every field of each document, in turn, replaced: a ValueError/TypeError/AttributeError was exit 70.
+    for path in _leaves(_DEPLOYMENT):
+        deployment = kubectl.Deployment.from_json(_with(_DEPLOYMENT, path, value), "dex")
+        deployment.rollout_state()
+        assert all(isinstance(v, str) for v in deployment.selector.values())
+    for path in _leaves(_POD):
+        pod = kubectl.Pod.from_json(_with(_POD, path, value), "dex")
+        assert pod.digest is None or pod.digest == "sha256:" + "a" * 64
+        assert pod.finished in {True, False}
+
+
+def test_odd_replica_counts_are_not_counts() -> None:
+    spec = _with(_DEPLOYMENT, ("spec", "replicas"), "3")
+    assert kubectl.Deployment.from_json(spec, "dex").replicas == 1  # the API default, as when absent
+    assert kubectl.Deployment.from_json(_with(_DEPLOYMENT, ("spec", "replicas"), 0), "dex").replicas == 0
+
+
+@pytest.mark.parametrize("text", ['"x"', '[null, 1, "app"]', '{"items": "x"}', '{"items": [null]}', "5"])
+def test_an_argocd_app_list_of_odd_items_is_no_apps(monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    monkeypatch.setattr(proc, "run", lambda *_a, **_k: _result(text))
+    assert argocd.app_list() == []
+
+
+# -- an empty value is not "not given" (an unset "$VAR" in a script) ------------------------------
+
+EMPTY_CASES = {
+    "verify url": ("verify", "dev", "--url", ""),
+    "verify context": ("verify", "dev", "--context", " "),
+    "preview url": ("preview", "health", "3", "--url", ""),
+    "rollout context": ("rollout", "status", "dev", "--context", ""),
+    "init app": ("init", "--app", ""),
+    "init image": ("init", "--image", ""),
+    "demo keep": ("demo", "--keep", ""),
+    "security sarif": ("security", "--sarif", ""),
+    "trivy report": ("trivy-scan", "--report", ""),
+    # An empty TAG was taken for no TAG: promote shipped what FROM runs, rollback its last known good.
+    "promote tag": ("promote", "stage", "prod", "", "--direct"),
+    "rollback tag": ("rollback", "stage", "", "--direct"),
+}
+
+
+@pytest.mark.parametrize("argv", EMPTY_CASES.values(), ids=EMPTY_CASES)
+def test_an_empty_value_is_refused_not_taken_for_the_default(
+    run_cli: CliRunner, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n', encoding="utf-8")
+    line = _one_line_error(run_cli(*argv, cwd=tmp_path))
+    assert "expected a value, got an empty string" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pyproject.toml"]
+
+
+# -- [tool.dex.cluster] and [tool.dex.test] values out of range, refused when the file is read ------
+
+RANGE_CASES = {
+    "rollout-timeout 0": (
+        "[tool.dex.cluster]\nrollout-timeout = 0",
+        "rollout-timeout must be a positive number",
+    ),
+    "rollout-timeout -5": (
+        "[tool.dex.cluster]\nrollout-timeout = -5",
+        "rollout-timeout must be a positive number",
+    ),
+    "rollout-timeout 1e300": ("[tool.dex.cluster]\nrollout-timeout = 1e300", "(at most 86400)"),
+    "service-port 0": (
+        "[tool.dex.cluster]\nservice-port = 0",
+        "service-port must be a TCP port (1-65535), got 0",
+    ),
+    "service-port 70000": ("[tool.dex.cluster]\nservice-port = 70000", "service-port must be a TCP port"),
+    "service-port -1": ("[tool.dex.cluster]\nservice-port = -1", "service-port must be a TCP port"),
+    "health-urls file": (
+        '[tool.dex.cluster]\nhealth-urls = { dev = "file:///etc/passwd" }',
+        "health-urls.dev must be an http(s) URL, got 'file:///etc/passwd'",
+    ),
+    "health-urls unknown env": (
+        '[tool.dex.cluster]\nhealth-urls = { qa = "http://x" }',
+        "'qa' is not in environments",
+    ),
+    "coverage 150": ("[tool.dex.test]\ncoverage-fail-under = 150", "must be a percentage (0-100), got 150"),
+    "coverage -1": ("[tool.dex.test]\ncoverage-fail-under = -1", "must be a percentage (0-100), got -1"),
+    "overlays empty": ('[tool.dex]\noverlays = ""', "tool.dex.overlays must not be empty"),
+    # Branch names, named by their key (they were "invalid branch name" from the first fetch only).
+    "branch option": (
+        '[tool.dex]\nbranches = { dev = "-dev", stage = "main", prod = "main" }',
+        "tool.dex.branches.dev: invalid branch name '-dev'",
+    ),
+    "branch revision": (
+        '[tool.dex]\nbranches = { dev = "main~1", stage = "main", prod = "main" }',
+        "tool.dex.branches.dev: invalid branch name 'main~1'",
+    ),
+    "default-branch empty": (
+        '[tool.dex]\ndefault-branch = ""',
+        "tool.dex.default-branch: invalid branch name ''",
+    ),
+    "default-branch space": (
+        '[tool.dex]\ndefault-branch = "ma in"',
+        "tool.dex.default-branch: invalid branch name",
+    ),
+}
+
+
+@pytest.mark.parametrize(("toml", "expected"), RANGE_CASES.values(), ids=RANGE_CASES)
+@pytest.mark.parametrize("task", [("config",), ("locks", "--json")])
+def test_out_of_range_config_is_exit_2_for_every_task(
+    run_cli: CliRunner, tmp_path: Path, toml: str, expected: str, task: tuple[str, ...]
+) -> None:
+    # Before, only a cluster task got to these (verify, rollback --emergency), or none did (a
+    # coverage floor of 150 failed every test run; a file:// health URL was read as "down").
+    (tmp_path / "pyproject.toml").write_text(toml + "\n", encoding="utf-8")
+    line = _one_line_error(run_cli(*task, cwd=tmp_path))
+    assert expected in line
+    assert f"{tmp_path / 'pyproject.toml'}: tool.dex." in line
+
+
+# -- GitHub answers of the wrong shape (a proxy, an Enterprise version, a hand-made server) ---------
+
+
+class _OddGitHub:
+    """Answers ``workflow_runs`` and ``run_timing`` with what it is given, as a server might."""
+
+    def __init__(self, page: object, timing: object) -> None:
+        self.page, self.timing = page, timing
+
+    def workflow_runs(self, _workflow: str, **_query: object) -> object:
+        return self.page
+
+    def run_timing(self, _run_id: int) -> object:
+        return self.timing
+
+
+_RUN = {"id": 7, "status": "completed", "conclusion": "success", "created_at": "2026-01-02T00:00:00Z"}
+ODD_PAGES = {
+    "a list": [_RUN],
+    "a string": "<html>502 Bad Gateway</html>",
+    "count a string": {"total_count": "1", "workflow_runs": [_RUN]},
+    "count true": {"total_count": True, "workflow_runs": [_RUN]},
+    "count nan": {"total_count": float("nan"), "workflow_runs": [_RUN]},
+    "runs an object": {"total_count": 1, "workflow_runs": {"id": 7}},
+    "runs a number": {"total_count": 1, "workflow_runs": 5},
+}
+ODD_TIMINGS = {"a list": [], "ms a string": {"run_duration_ms": "12"}, "ms true": {"run_duration_ms": True},
+               "ms nan": {"run_duration_ms": float("nan")}, "ms -1": {"run_duration_ms": -1}}  # fmt: skip
+
+
+@pytest.mark.parametrize("page", ODD_PAGES.values(), ids=ODD_PAGES)
+def test_an_odd_runs_page_is_read_as_far_as_it_is_runs(page: object) -> None:
+    import datetime as dt  # noqa: PLC0415 - only these tests need it
+
+    from dex_tasks.insight import pipeline  # noqa: PLC0415 - the domain, as the task imports it
+
+    until = dt.datetime(2026, 2, 1, tzinfo=dt.UTC)
+    client: Any = _OddGitHub(page, {})
+    runs = pipeline.fetch_runs(client, "ci.yml", until - dt.timedelta(days=30), until)
+    # A count that is no count is no more pages; the first page's runs still count.
+    assert runs == ([_RUN] if isinstance(page, dict) and isinstance(page.get("workflow_runs"), list) else [])
+
+
+@pytest.mark.parametrize("timing", ODD_TIMINGS.values(), ids=ODD_TIMINGS)
+def test_an_odd_run_timing_is_no_duration(timing: object) -> None:
+    from dex_tasks.insight import pipeline  # noqa: PLC0415 - the domain, as the task imports it
+
+    client: Any = _OddGitHub({}, timing)
+    assert pipeline.duration_s(client, dict(_RUN), [1]) is None
+
+
+def test_a_pyproject_with_a_bom_says_so(run_cli: CliRunner, tmp_path: Path) -> None:
+    # tomllib's "Invalid statement (at line 1, column 1)" for a file that looks right in any editor.
+    (tmp_path / "pyproject.toml").write_bytes(b'\xef\xbb\xbf[project]\nname = "x"\n')
+    line = _one_line_error(run_cli("config", cwd=tmp_path))
+    assert "starts with a UTF-8 byte order mark (BOM)" in line
+
+
+def test_a_pyproject_with_crlf_reads(run_cli: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(
+        b'[project]\r\nname = "x"\r\n\r\n[tool.dex]\r\nnamespace = "n-{env}"\r\n'
+    )
+    result = run_cli("config", "--json", cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["config"]["namespace"] == "n-{env}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"Metadata": "x"}, "Metadata: expected an object, got str"),
+        ({"Metadata": [1]}, "Metadata: expected an object, got list"),
+        ({"ArtifactName": 5}, "ArtifactName: expected a string, got int"),
+        ({"ArtifactType": {"a": 1}}, "ArtifactType: expected a string, got dict"),
+    ],
+)
+def test_report_fields_trivy_convert_cannot_decode_are_exit_2_before_it_runs(
+    run_cli: CliRunner,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fields: dict[str, object],
+    expected: str,
+) -> None:
+    # Real trivy's Go decoder refuses these ("json decode error", exit 1, a second line of its log).
+    ran: list[object] = []
+    monkeypatch.setattr(proc, "run", lambda *a, **_k: ran.append(a))
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"SchemaVersion": 2, "Results": [], **fields}), encoding="utf-8")
+    line = _one_line_error(run_cli("trivy-scan", "--report", str(report), cwd=tmp_path))
+    assert f"{report}: not a valid trivy JSON report: {expected}" in line
+    assert ran == []
