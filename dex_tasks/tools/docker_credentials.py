@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import proc, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import control_character, parse_json, unencodable
 from dex_tasks.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -108,17 +108,23 @@ def _read_config(path: Path) -> dict[str, object] | None:
     return data
 
 
-def _text(data: Mapping[str, object], key: str) -> str:
+def _text(data: Mapping[str, object], key: str, source: str) -> str:
+    """``data[key]`` stripped, "" when absent; ConfigError naming the key, never the value, when it
+    holds a control character or text that is not UTF-8: it goes into an ``Authorization`` header,
+    where requests refuses it (InvalidHeader) and quotes it escaped, past the redaction."""
     value = data.get(key)
-    return value.strip() if isinstance(value, str) else ""
+    text = value.strip() if isinstance(value, str) else ""
+    if text and (control_character(text) is not None or unencodable(text)):
+        raise ConfigError(f"{source}: `{key}` holds a control character or bytes that are not UTF-8")
+    return text
 
 
 def _from_entry(entry: object, source: str) -> Credentials | None:
     """An ``auths`` entry; None when it holds no secret (then the credential store has it)."""
     if not isinstance(entry, dict):
         return None
-    user, password = _text(entry, "username"), _text(entry, "password")
-    encoded = _text(entry, "auth")
+    user, password = _text(entry, "username", source), _text(entry, "password", source)
+    encoded = _text(entry, "auth", source)
     if encoded:
         try:
             decoded = base64.b64decode(encoded, validate=True).decode()
@@ -127,7 +133,8 @@ def _from_entry(entry: object, source: str) -> Credentials | None:
         user, sep, password = decoded.partition(":")
         if not sep:
             raise ConfigError(f"{source}: `auth` is not base64 of user:password; run docker login again")
-    identity, registry_token = _text(entry, "identitytoken"), _text(entry, "registrytoken")
+        _text({"auth": password}, "auth", source)  # the decoded secret obeys the same rule
+    identity, registry_token = _text(entry, "identitytoken", source), _text(entry, "registrytoken", source)
     if not (password or identity or registry_token):
         return None
     return Credentials(
@@ -151,10 +158,10 @@ def _from_helper(helper: str, host: str, key: str) -> Credentials | None:
         data = None
     if not isinstance(data, dict):
         raise ConfigError(f"{tool} get answered something that is not its JSON; check the helper")
-    user, secret = _text(data, "Username"), _text(data, "Secret")
+    source = f"credential helper {tool}"
+    user, secret = _text(data, "Username", source), _text(data, "Secret", source)
     if not secret:
         return None
-    source = f"credential helper {tool}"
     if user == TOKEN_USER:
         return Credentials(identity_token=secret, source=source)
     return Credentials(user=user, password=secret, source=source)

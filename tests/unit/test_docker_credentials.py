@@ -74,3 +74,25 @@ def test_a_broken_config_is_one_clear_error(tmp_path: Path, text: str, message: 
     (tmp_path / "config.json").write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         docker_credentials.lookup("ghcr.io", {"DOCKER_CONFIG": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"username": "u", "password": "line\nbreak-s3kr1t"},
+        {"registrytoken": "esc\x1b[2J-s3kr1t"},
+        {"identitytoken": "surrogate\ud800-s3kr1t"},
+        {"auth": auth("u", "tab\tand\rreturn-s3kr1t")},
+    ],
+    ids=["password-newline", "registrytoken-escape", "identitytoken-surrogate", "auth-decoded-cr"],
+)
+def test_a_secret_that_cannot_go_in_a_header_is_refused_by_name(
+    tmp_path: Path, entry: dict[str, str]
+) -> None:
+    # requests refuses such a header (InvalidHeader) and quotes the value escaped, where the
+    # redaction of the real value cannot find it: refused where it is read, the value never shown.
+    env = env_with(tmp_path, {"auths": {"ghcr.io": entry}})
+    with pytest.raises(ConfigError, match="holds a control character or bytes that are not UTF-8") as caught:
+        docker_credentials.lookup("ghcr.io", env)
+    assert "s3kr1t" not in str(caught.value)
+    assert "\n" not in str(caught.value)
