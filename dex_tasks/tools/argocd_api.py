@@ -26,7 +26,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Self
 
 from dex_tasks import __version__, progress, redact
-from dex_tasks._untrusted import parse_json
+from dex_tasks._untrusted import parse_json, secret_from_env
 from dex_tasks.errors import AppNotFoundError, ArgoCDAccessError, ArgoCDError, UsageError
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class ArgoCDAPI:
     @classmethod
     def from_env(cls, *, server: str | None = None) -> ArgoCDAPI:
         url, verify = base_url(server=server)
-        return cls(url=url, token=os.environ.get(TOKEN_ENV, "").strip(), verify=verify)
+        return cls(url=url, token=secret_from_env(os.environ, TOKEN_ENV), verify=verify)
 
     def __enter__(self) -> Self:
         return self

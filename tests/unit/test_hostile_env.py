@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dex_tasks.errors import UsageError
-from dex_tasks.tools import git, github, oci
+from dex_tasks.tools import argocd_api, git, github, oci
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,3 +75,13 @@ def test_a_kubeconfig_with_a_control_character_is_named_on_one_line(
     lines = result.err.strip().splitlines()
     assert len(lines) == 1, result.err
     assert f"KUBECONFIG={value!r} names no existing file" in lines[0]
+
+
+def test_argocd_auth_token_with_a_control_character_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ARGOCD_SERVER", "argocd.example")
+    monkeypatch.setenv("ARGOCD_AUTH_TOKEN", "eyJ-s3kr1t\nX-Evil: 1")
+    with pytest.raises(UsageError, match=r"^ARGOCD_AUTH_TOKEN holds a control character") as caught:
+        argocd_api.ArgoCDAPI.from_env()
+    assert "s3kr1t" not in str(caught.value)

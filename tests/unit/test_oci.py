@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dex_tasks import proc, redact
@@ -271,3 +273,26 @@ def test_what_a_token_server_said_when_it_refused(body: bytes, said: str) -> Non
     response._content_consumed = True  # type: ignore[attr-defined]
     response.request = requests.Request("GET", "https://auth.example/token").prepare()
     assert oci._token_error(response) == said
+
+
+@pytest.mark.parametrize("token", ["s3kr1t\r\nX-Evil: 1", "s3kr1t\x1b[2J", "s3kr1t\udcff"])
+def test_a_token_that_is_not_header_text_is_refused_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    # requests would refuse the header (InvalidHeader) and quote the token escaped, which the
+    # redaction of the real value cannot find; so the token server's answer is refused as it is.
+    import requests  # noqa: PLC0415 - the client imports it lazily too
+
+    response = requests.models.Response()
+    response.status_code = 200
+    response._content = json.dumps({"token": token}).encode()
+    response._content_consumed = True  # type: ignore[attr-defined]
+    monkeypatch.setattr(oci.Client, "_token_response", lambda *_args, **_kw: response)
+    repo = oci.parse_repository("registry.example/app")
+    challenge = {"scheme": "bearer", "realm": "https://registry.example/token"}
+    with (
+        oci.Client(env={}) as c,
+        pytest.raises(RemoteError, match="a token that is not header text") as caught,
+    ):
+        c._authorize(repo, challenge, "repository:app:pull", rejected=None)
+    assert "s3kr1t" not in str(caught.value)
