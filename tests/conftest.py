@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
 from dex_tasks import cli
 from tests.helpers import refused_port
@@ -19,8 +18,15 @@ from tests.helpers import refused_port
 # then fails as "Unreliable test timings" (a flake). No property here is about speed (speed goes
 # in bench/), so neither applies. Loaded here, before any test module is imported: a @settings on
 # a test takes the values it does not set from this profile.
-settings.register_profile("dex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("dex")
+# The `floors` nox session runs the front-door tests with the package's own dependencies only (no
+# hypothesis, which is a dev dependency): there, no property test runs and no profile is needed.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # pragma: no cover - only in the floors session
+    pass
+else:
+    settings.register_profile("dex", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("dex")
 
 # Variables of a real Actions runner or a developer shell that would change what tasks do.
 _LEAKY_ENV = (
