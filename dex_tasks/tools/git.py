@@ -44,6 +44,12 @@ FALLBACK_NAME = "dex-tasks"
 FALLBACK_EMAIL = "dex-tasks@users.noreply.github.com"
 ACTIONS_NAME = "github-actions[bot]"
 ACTIONS_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
+# git speaks English to us whatever the user's LANGUAGE/LANG: a few of its messages are read
+# ("couldn't find remote ref", the transient-network and configuration markers, "fatal:", a local
+# receive-pack's "cannot lock ref" in a push race), and gettext would translate them all.
+# LANGUAGE picks message catalogues only; the charset, dates and paths stay the user's locale's.
+# (GitPython sets LANGUAGE=C too, in git/cmd.py.)
+MESSAGES_ENV: dict[str, str | None] = {"LANGUAGE": "C"}
 
 
 def git(
@@ -68,7 +74,7 @@ def git(
         check=check,
         quiet=quiet,
         stdin=stdin,
-        env={**auth, **env} if auth and env else (auth or env),
+        env={**MESSAGES_ENV, **auth, **(env or {})},
         timeout=timeout,
     )
 
@@ -266,7 +272,7 @@ def network_remote_meanwhile(start: Path) -> Iterator[Callable[[], tuple[str, di
     ``start``: any directory of the repository, as for locate."""
     argv = ("git", "-C", str(start), "remote", "get-url", REMOTE)
     auth = auth_env(os.environ)
-    with proc.start(argv, read_only=True, check=False, quiet=True, env=auth or None) as pending:
+    with proc.start(argv, read_only=True, check=False, quiet=True, env={**MESSAGES_ENV, **auth}) as pending:
         yield lambda: _network_remote_of(pending.result())
 
 
@@ -442,7 +448,9 @@ def fetch_history_meanwhile(
     ref = f"refs/heads/{branch}"
     auth = auth_env(os.environ)
     argv = ("git", "-C", str(root), "ls-remote", remote, ref)
-    with proc.start(argv, read_only=True, check=False, quiet=True, env={**auth, **env}) as pending:
+    with proc.start(
+        argv, read_only=True, check=False, quiet=True, env={**MESSAGES_ENV, **auth, **env}
+    ) as pending:
 
         def settle() -> bool:
             if not pending.ended_within(progress.SAY_AFTER):  # a slow origin: say what we wait for

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import tempfile
 from typing import TYPE_CHECKING
@@ -322,7 +323,25 @@ def test_revert_of_a_commit_that_changed_other_envs_leaves_them(repo: GitOpsRepo
     assert after["worktrees"] == before["worktrees"]
 
 
-def test_missing_base_branch_is_exit_2(repo: GitOpsRepo, run_cli: CliRunner) -> None:
+def _git_translates(language: str) -> bool:
+    """Does this git have ``language``'s message catalogue (Debian's git ships them)?"""
+    said = subprocess.run(
+        ["git", "rev-parse", "--git-dir"], cwd=tempfile.gettempdir(), capture_output=True, text=True,
+        env={"PATH": os.environ["PATH"], "LANGUAGE": language, "LANG": "C.UTF-8"}, check=False,
+    )  # fmt: skip
+    return said.returncode != 0 and not said.stderr.startswith("fatal:")
+
+
+@pytest.mark.parametrize("language", [None, "de"])
+def test_missing_base_branch_is_exit_2(
+    repo: GitOpsRepo, run_cli: CliRunner, monkeypatch: pytest.MonkeyPatch, language: str | None
+) -> None:
+    if language is not None:
+        # A user whose git speaks German: the messages dex-tasks reads must still be git's English.
+        if not _git_translates(language):
+            pytest.skip(f"this git has no {language!r} messages")
+        monkeypatch.setenv("LANGUAGE", language)
+        monkeypatch.setenv("LANG", "C.UTF-8")
     git("push", "--quiet", "origin", "--delete", "dev", cwd=repo.writer)
     result = run_cli("bump-overlay", "dev", repo.tags[4], cwd=repo.clone)
     assert result.code == 2
