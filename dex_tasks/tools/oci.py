@@ -521,7 +521,9 @@ class Client:
         header = _media_type(response)
         media_type = header if header in MANIFEST_TYPES else (_body_media_type(body) or header)
         etag = response.headers.get("ETag", "")
-        if etag:
+        # A weak one (W/"..", nginx's when it compresses) never matches If-Match's strong comparison
+        # (RFC 9110 section 13.1.1): sent, every update would be 412.
+        if etag and not etag.startswith("W/"):
             self._etags[(repo.api_host, repo.name, digest)] = etag
         return Manifest(media_type=media_type, body=body, digest=digest)
 
