@@ -604,7 +604,10 @@ def _known_envs(config: Config, key: str, envs: typing.Iterable[str], file_label
             )
 
 
-MAX_ROLLOUT_TIMEOUT = 86400  # a day: kubectl and argocd take it as a Go duration, which overflows
+# A week: longer than any CI job may run (5 days on a self-hosted Actions runner), so a canary with
+# day-long pauses can still be watched, and far below where a Go duration overflows (~292 years:
+# kubectl and argocd would refuse 1e300 s as an invalid duration).
+MAX_ROLLOUT_TIMEOUT = 7 * 86400
 
 
 def _validate_timeouts(config: Config, file_label: str) -> None:
@@ -625,7 +628,8 @@ def _validate_timeouts(config: Config, file_label: str) -> None:
             f"got {cluster.service_port}"
         )
     for env, url in cluster.health_urls.items():
-        if not url.startswith(("http://", "https://")):  # verify would read a typo as "the env is down"
+        # verify would read a typo as "the env is down"; a scheme is case-insensitive (RFC 3986).
+        if not url.lower().startswith(("http://", "https://")):
             raise ConfigError(
                 f"{file_label}: tool.dex.cluster.health-urls.{env} must be an http(s) URL, got {url!r}"
             )

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from dex_tasks import gha as _gha  # noqa: F401 - imported for its add-mask subscription to new secrets
 from dex_tasks import redact
+from dex_tasks._untrusted import inert
 from dex_tasks.errors import CommandFailed, CommandTimeout, ToolMissing, UsageError
 
 if TYPE_CHECKING:
@@ -200,7 +201,8 @@ def require(tool: str) -> str:
 def echo(line: str) -> None:
     """Write one already-formatted line to the echo stream (stderr), redacted."""
     stream = _settings.get().echo_to or sys.stderr
-    stream.write(redact.redact(line) + "\n")
+    # Inert: an echoed line can quote a server (the token realm of a registry's WWW-Authenticate).
+    stream.write(inert(redact.redact(line)) + "\n")
     stream.flush()
 
 

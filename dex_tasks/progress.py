@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from dex_tasks import redact
+from dex_tasks._untrusted import inert
 
 PREFIX = "# waiting for"
 SAY_AFTER = 2.0  # seconds: a wait longer than this gets its line first
@@ -37,5 +38,6 @@ def waiting(what: str, attempt: int, attempts: int, next_in: float | None = None
 def note(text: str) -> None:
     """Write one already-formatted progress line to stderr, redacted."""
     # sys.stderr looked up per call: pytest's capsys and a redirected stream get the line.
-    sys.stderr.write(redact.redact(" ".join(text.split())) + "\n")
+    # Inert: a retry notice quotes what the other side said (a registry's error code, an API message).
+    sys.stderr.write(inert(redact.redact(" ".join(text.split()))) + "\n")
     sys.stderr.flush()

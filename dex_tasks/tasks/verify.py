@@ -82,7 +82,11 @@ def run(ctx: Context, args: argparse.Namespace) -> TaskResult:
     if args.url and not args.url.startswith(("http://", "https://")):
         raise UsageError(f"--url must be an http(s) URL, got {args.url!r}")
     configured_url = cfg.cluster.health_urls.get(env)
-    if not args.url and configured_url is not None and not configured_url.startswith(("http://", "https://")):
+    if (
+        not args.url
+        and configured_url is not None
+        and not configured_url.lower().startswith(("http://", "https://"))
+    ):
         # Checked before anything runs: a typo would otherwise read as "the env is down" and,
         # with --rollback-on-failure, roll back a healthy deployment.
         raise UsageError(

@@ -20,7 +20,8 @@ A helper answering ``Username: "<token>"`` hands out an identity token (docker/c
 ``credentials/native_store.go``). Docker Hub's key is ``https://index.docker.io/v1/``.
 ``$DOCKER_CONFIG/config.json`` is read when ``DOCKER_CONFIG`` is set, else ``~/.docker/config.json``.
 A helper that is not on PATH (a config copied from a laptop: ``desktop``) gives no credentials and a
-note, as anonymous pulls of public images still work without it.
+note, as anonymous pulls of public images still work without it; so does a config docker itself
+could not load (unreadable, not JSON), as the docker CLI warns and goes on without one.
 """
 
 from __future__ import annotations
@@ -90,22 +91,33 @@ def _keys(host: str) -> tuple[str, ...]:
 
 
 def _read_config(path: Path) -> dict[str, object] | None:
+    """The config, or None (with a note) when there is none or docker itself could not load it.
+
+    As the docker CLI does (docker/cli ``cli/config/config.go`` ``LoadDefaultConfigFile``: "WARNING:
+    Error loading config file", then an empty config): a file ``sudo docker login`` left unreadable
+    or an editor left half-written costs its credentials, not every registry task (an anonymous
+    pull of a public image still works)."""
     try:
         with path.open("rb") as handle:
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise ConfigError(f"cannot read the docker config {path}: {exc.strerror or exc}") from None
+        return _unloadable(path, f"cannot be read ({exc.strerror or exc})")
     try:
         if len(raw) > MAX_CONFIG_BYTES:
             raise ValueError("larger than 1 MiB")  # noqa: TRY301 - one message for both
         data = parse_json(raw)
     except ValueError as exc:
-        raise ConfigError(f"the docker config {path} is not valid JSON ({exc}): fix or remove it") from None
+        return _unloadable(path, f"is not valid JSON ({exc})")
     if not isinstance(data, dict):
-        raise ConfigError(f"the docker config {path} is not a JSON object: fix or remove it")
+        return _unloadable(path, "is not a JSON object")
     return data
+
+
+def _unloadable(path: Path, why: str) -> dict[str, object] | None:
+    proc.echo(f"# the docker config {path} {why}: no docker login credentials (fix or remove it)")
+    return None
 
 
 def _text(data: Mapping[str, object], key: str, source: str) -> str:

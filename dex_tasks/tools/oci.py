@@ -217,8 +217,9 @@ def registry_credentials(host: str, env: Mapping[str, str] | None = None) -> tup
     password = secret_from_env(source, "DEX_REGISTRY_PASSWORD")
     if user and password:
         return user, password
-    token = secret_from_env(source, "GITHUB_TOKEN")
-    if token and host == "ghcr.io":
+    # Read for ghcr.io only: a stray byte in a token never sent elsewhere must not refuse another host.
+    token = secret_from_env(source, "GITHUB_TOKEN") if host == "ghcr.io" else ""
+    if token:
         # ghcr.io ignores the user name for a token; the actor keeps audit logs readable.
         return source.get("GITHUB_ACTOR", "").strip() or "x-access-token", token
     return None
@@ -520,7 +521,9 @@ class Client:
         header = _media_type(response)
         media_type = header if header in MANIFEST_TYPES else (_body_media_type(body) or header)
         etag = response.headers.get("ETag", "")
-        if etag:
+        # A weak one (W/"..", nginx's when it compresses) never matches If-Match's strong comparison
+        # (RFC 9110 section 13.1.1): sent, every update would be 412.
+        if etag and not etag.startswith("W/"):
             self._etags[(repo.api_host, repo.name, digest)] = etag
         return Manifest(media_type=media_type, body=body, digest=digest)
 
@@ -817,7 +820,11 @@ class Client:
         if repo.host not in self._credentials_of:
             pair = registry_credentials(repo.host, self.env)
             if pair is not None:
-                explicit = self.env.get("DEX_REGISTRY_USER", "").strip()
+                # Both set, or GITHUB_TOKEN was taken (a user alone is not the pair that was sent).
+                explicit = (
+                    self.env.get("DEX_REGISTRY_USER", "").strip()
+                    and self.env.get("DEX_REGISTRY_PASSWORD", "").strip()
+                )
                 source = "DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD" if explicit else "GITHUB_TOKEN"
                 found: docker_credentials.Credentials | None = docker_credentials.Credentials(
                     user=pair[0], password=pair[1], source=source

@@ -65,7 +65,9 @@ front adds only what distribution 2.8 cannot do here:
 * ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
   distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
   section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
-  registry served can match; a client must not make one up.
+  registry served can match; a client must not make one up. ``weak_etags=True`` serves them weak
+  (``W/"<hex>"``, as nginx does to a strong one when it compresses the body): If-Match compares
+  strongly (RFC 9110 section 13.1.1), so a weak tag there never matches and is 412.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -132,6 +134,7 @@ class FrontState:
     unchallenged_referrers: bool = False
     relative_location: bool = False
     own_etags: bool = False
+    weak_etags: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
@@ -472,7 +475,7 @@ class _Handler(BaseHTTPRequestHandler):
             digest = relayed.get("Docker-Content-Digest", "")
             relayed = {k: v for k, v in relayed.items() if k.lower() != "etag"}
             if digest:
-                relayed["ETag"] = f'"{digest.partition(":")[2]}"'
+                relayed["ETag"] = ("W/" if self.state.weak_etags else "") + f'"{digest.partition(":")[2]}"'
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.generic_content_type:
             relayed = {k: v for k, v in relayed.items() if k.lower() != "content-type"}
             relayed["Content-Type"] = "application/json"
@@ -516,6 +519,7 @@ def registry_front(
     unchallenged_referrers: bool = False,
     relative_location: bool = False,
     own_etags: bool = False,
+    weak_etags: bool = False,
 ) -> Iterator[FrontState]:
     """Serve a front for ``upstream`` (``127.0.0.1:PORT`` of the real registry) on 127.0.0.1."""
     state = FrontState(
@@ -535,6 +539,7 @@ def registry_front(
         unchallenged_referrers=unchallenged_referrers,
         relative_location=relative_location,
         own_etags=own_etags,
+        weak_etags=weak_etags,
     )
     handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)

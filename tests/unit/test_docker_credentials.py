@@ -63,9 +63,30 @@ def test_no_config_no_credentials(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "message"),
+    [("{not json", "is not valid JSON"), ("[]", "is not a JSON object"), (None, "cannot be read")],
+    ids=["not-json", "not-object", "unreadable"],
+)
+def test_a_config_docker_cannot_load_is_a_note_and_no_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str | None, message: str
+) -> None:
+    # As the docker CLI (cli/config LoadDefaultConfigFile: "WARNING: Error loading config file",
+    # then an empty config): an anonymous pull of a public image still works, every task does not
+    # exit 2 for a file a `sudo docker login` left unreadable or an editor left half-written.
+    path = tmp_path / "config.json"
+    if text is None:
+        path.mkdir()  # unreadable even as root (IsADirectoryError), as a root-owned 0600 file is to a user
+    else:
+        path.write_text(text, encoding="utf-8")
+    assert docker_credentials.lookup("ghcr.io", {"DOCKER_CONFIG": str(tmp_path)}) is None
+    err = capsys.readouterr().err
+    assert f"docker config {path}" in err
+    assert message in err
+    assert "no docker login credentials" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
     [
-        ("{not json", "not valid JSON"),
-        ("[]", "not a JSON object"),
         (json.dumps({"auths": {"ghcr.io": {"auth": "%%%"}}}), "not base64 of user:password"),
         (json.dumps({"auths": {"ghcr.io": {"auth": base64.b64encode(b"nocolon").decode()}}}), "not base64"),
     ],

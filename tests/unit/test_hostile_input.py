@@ -382,7 +382,8 @@ RANGE_CASES = {
         "[tool.dex.cluster]\nrollout-timeout = -5",
         "rollout-timeout must be a positive number",
     ),
-    "rollout-timeout 1e300": ("[tool.dex.cluster]\nrollout-timeout = 1e300", "(at most 86400)"),
+    "rollout-timeout 1e300": ("[tool.dex.cluster]\nrollout-timeout = 1e300", "(at most 604800)"),
+    "rollout-timeout 8d": ("[tool.dex.cluster]\nrollout-timeout = 691200", "(at most 604800), got 691200"),
     "service-port 0": (
         "[tool.dex.cluster]\nservice-port = 0",
         "service-port must be a TCP port (1-65535), got 0",
@@ -431,6 +432,24 @@ def test_out_of_range_config_is_exit_2_for_every_task(
     line = _one_line_error(run_cli(*task, cwd=tmp_path))
     assert expected in line
     assert f"{tmp_path / 'pyproject.toml'}: tool.dex." in line
+
+
+def test_edge_values_in_range_still_read(tmp_path: Path) -> None:
+    # The range checks refuse nonsense, not sensible edges: a two-day canary watch, a 100.0 floor,
+    # the lowest and highest ports, a health URL for an env listed after it in the file.
+    from dex_tasks import config  # noqa: PLC0415 - only this test loads a file directly
+
+    (tmp_path / "pyproject.toml").write_text(
+        "[tool.dex.cluster]\nrollout-timeout = 172800\nservice-port = 65535\n"
+        'health-urls = { qa = "HTTPS://qa.example/health" }\n'
+        "[tool.dex.test]\ncoverage-fail-under = 100.0\n"
+        '[tool.dex]\nenvironments = ["dev", "qa", "prod"]\n',
+        encoding="utf-8",
+    )
+    cfg = config.load(tmp_path)
+    assert (cfg.cluster.rollout_timeout, cfg.cluster.service_port) == (172800, 65535)
+    assert cfg.test.coverage_fail_under == 100.0
+    assert cfg.cluster.health_urls == {"qa": "HTTPS://qa.example/health"}
 
 
 # -- GitHub answers of the wrong shape (a proxy, an Enterprise version, a hand-made server) ---------

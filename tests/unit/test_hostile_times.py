@@ -150,3 +150,17 @@ def test_what_a_task_prints_carries_no_terminal_control(
         assert not any(c in stream for c in "\x1b\x07\u202e\r")
     assert "table line 1\n\tsubject \ufffd[2J" in printed.out
     assert printed.err.count("\ufffd") >= 10
+
+
+def test_progress_and_echo_lines_carry_no_terminal_control(capsys: pytest.CaptureFixture[str]) -> None:
+    # A retry notice quotes the server's error code (a registry's JSON, GitHub's message) and an
+    # echoed request line the token realm of a registry's WWW-Authenticate: neither is ours.
+    from dex_tasks import proc, progress  # noqa: PLC0415 - only this test writes through them
+
+    evil = "TOOMANYREQUESTS\x1b]0;title\x07\x1b[2J\u202e"
+    progress.waiting("registry r.example", 2, 4, 1.0, f"HTTP 429 {evil}")
+    proc.echo(f"# GET https://r.example/token?{evil}")
+    err = capsys.readouterr().err
+    assert not any(c in err for c in "\x1b\x07\u202e")
+    assert err.count("\ufffd") == 8
+    assert "attempt 2/4" in err

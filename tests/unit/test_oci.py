@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -10,6 +11,9 @@ from dex_tasks import proc, redact
 from dex_tasks.errors import EXIT_REMOTE, RemoteError, UsageError
 from dex_tasks.tools import docker_credentials, oci
 from tests.fakes.token_registry import DIGEST, TOKEN, token_registry
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @pytest.mark.parametrize(
@@ -72,6 +76,34 @@ def test_registry_credentials() -> None:
     assert oci.registry_credentials("quay.io", {"GITHUB_TOKEN": "t"}) is None
     explicit = {"DEX_REGISTRY_USER": "u", "DEX_REGISTRY_PASSWORD": "p", "GITHUB_TOKEN": "t"}
     assert oci.registry_credentials("ghcr.io", explicit) == ("u", "p")
+
+
+def test_github_token_is_not_read_for_another_registry() -> None:
+    # GITHUB_TOKEN goes to ghcr.io only, so a stray byte in it is no reason to refuse another host.
+    assert oci.registry_credentials("quay.io", {"GITHUB_TOKEN": "t\x1b"}) is None
+    with pytest.raises(UsageError, match=r"^GITHUB_TOKEN holds"):
+        oci.registry_credentials("ghcr.io", {"GITHUB_TOKEN": "t\x1b"})
+
+
+def test_credentials_name_the_variables_they_came_from(tmp_path: Path) -> None:
+    # DEX_REGISTRY_USER without a password: GITHUB_TOKEN is what is sent, and what a refusal names.
+    env = {"DEX_REGISTRY_USER": "u", "GITHUB_TOKEN": "ghp_review_a_token", "HOME": str(tmp_path)}
+    found = oci.Client(env=env)._credentials(oci.parse_repository("ghcr.io/org/app"))
+    assert found is not None
+    assert (found.user, found.password, found.source) == (
+        "x-access-token",
+        "ghp_review_a_token",
+        "GITHUB_TOKEN",
+    )
+    env = {
+        "DEX_REGISTRY_USER": "u",
+        "DEX_REGISTRY_PASSWORD": "pw-review-a-123",
+        "GITHUB_TOKEN": "ghp_review_a_token",
+        "HOME": str(tmp_path),
+    }
+    found = oci.Client(env=env)._credentials(oci.parse_repository("ghcr.io/org/app"))
+    assert found is not None
+    assert (found.user, found.source) == ("u", "DEX_REGISTRY_USER/DEX_REGISTRY_PASSWORD")
 
 
 # -- the registry check's token flow (ghcr.io-like fake) ------------------------------------------
