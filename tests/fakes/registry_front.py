@@ -314,6 +314,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": challenge})
         return False
 
+    def _issue(self, scopes: list[str], actions: frozenset[str]) -> tuple[str, str]:
+        """A new token granting, per ``repository:<name>:<actions>`` scope, what the user may do.
+
+        As distribution's token servers (docs/spec/auth/token.md) grant the intersection of what
+        was asked and what the user has; both the GET and the OAuth2 POST issue tokens this way.
+        Returns the token and its ``issued_at``.
+        """
+        granted: dict[str, frozenset[str]] = {}
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, wanted = rest.rpartition(":")
+            if kind == "repository" and name:
+                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
+        token = secrets.token_hex(16)
+        with self.state.lock:
+            self.state.tokens[token] = granted
+        return token, dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
     def _token(self, query: str) -> None:
         params = parse_qs(query)
         self.state.token_requests.append({
@@ -328,15 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not actions and self._credentials() is None:
             self._error(401, "UNAUTHORIZED", "authentication required")
             return
-        granted: dict[str, frozenset[str]] = {}
-        for scope in params.get("scope", []):
-            kind, _, rest = scope.partition(":")
-            name, _, wanted = rest.rpartition(":")
-            if kind == "repository" and name:
-                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
-        token = secrets.token_hex(16)
-        self.state.tokens[token] = granted
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        token, now = self._issue(params.get("scope", []), actions)
         body = {"token": token, "access_token": token, "expires_in": 300, "issued_at": now}
         self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
@@ -360,15 +370,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, "UNAUTHORIZED", "authentication required")
             return
         actions = self.state.users.get(user, ("", frozenset()))[1]
-        granted: dict[str, frozenset[str]] = {}
-        for scope in " ".join(form.get("scope", [])).split():
-            kind, _, rest = scope.partition(":")
-            name, _, wanted = rest.rpartition(":")
-            if kind == "repository" and name:
-                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
-        token = secrets.token_hex(16)
-        self.state.tokens[token] = granted
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        token, now = self._issue(" ".join(form.get("scope", [])).split(), actions)
         answer = {"access_token": token, "scope": " ".join(form.get("scope", [])), "expires_in": 300,
                   "issued_at": now}  # fmt: skip
         self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
