@@ -65,7 +65,8 @@ front adds only what distribution 2.8 cannot do here:
 * ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
   distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
   section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
-  registry served can match; a client must not make one up.
+  registry served can match; a client must not make one up. ``if_match`` records the path and
+  ``If-Match`` ("" when absent) of each manifest PUT.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
   (docs.docker.com/docker-hub/usage/pulls: 429 with the distribution spec's ``TOOMANYREQUESTS``
@@ -133,6 +134,7 @@ class FrontState:
     relative_location: bool = False
     own_etags: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
+    if_match: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, If-Match) per PUT
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
     refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
@@ -452,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.dash_digests:
             path = re.sub(r"/manifests/sha256-([0-9a-f]{64})$", r"/manifests/sha256:\1", path)
+        if manifest_repo and self.state.own_etags and self.command == "PUT":
+            self.state.if_match.append((path, self.headers.get("If-Match", "")))
         if manifest_repo and self.state.own_etags and self.command == "PUT" and "If-Match" in self.headers:
             headers.pop("If-Match", None)
             if self.headers["If-Match"] != self._current_etag(path, headers):
