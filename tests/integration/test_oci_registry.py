@@ -69,6 +69,14 @@ def record(c: oci.Client, image_ref: str, digest: str, *, passed: bool, at: str)
     return verdicts.record(c, image_ref, digest, verdict(digest, passed=passed, at=at))
 
 
+def assert_a_pass_reads_back(c: oci.Client, image_ref: str, digest: str) -> None:
+    """Record a passing verdict and read it back as the newest: a scan, then a promote's gate."""
+    record(c, image_ref, digest, passed=True, at="2026-03-01T10:00:00Z")
+    newest = verdicts.newest(c, image_ref, digest)
+    assert newest is not None
+    assert newest.passed
+
+
 # -- resolve -------------------------------------------------------------------------------------------
 def test_resolve_a_tag_and_absent_ones(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
@@ -109,10 +117,7 @@ def test_newest_verdict_decides_through_the_fallback_tag(registry: str, name: st
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
     with client() as c:
         assert verdicts.newest(c, image_ref, image.digest) is None  # never scanned
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-        assert newest is not None
-        assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
         # A rescan after a new CVE fails: it wins over the older pass.
         record(c, image_ref, image.digest, passed=False, at="2026-03-02T10:00:00Z")
         newest = verdicts.newest(c, image_ref, image.digest)
@@ -215,10 +220,8 @@ def test_a_missing_repository_does_not_turn_the_referrers_api_off(registry: str,
         image_ref = f"{front.host}/{name}"
         # 404 NAME_UNKNOWN: that repository is not there, which says nothing about the API.
         assert c.referrers(f"{front.host}/oci-test/absent-{uuid.uuid4().hex[:8]}", image.digest) == []
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed  # read through the API, where the verdict is (no fallback tag was written)
+        # Read through the API, where the verdict is (no fallback tag was written).
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
 
 
@@ -226,10 +229,7 @@ def test_a_referrers_path_that_is_not_an_index_means_the_fallback_tag(registry: 
     image = oci_fixtures.push_image(registry, name, "t")
     with registry_front(registry, web_ui=True) as front, client() as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is not None
 
 
@@ -238,10 +238,7 @@ def test_a_referrers_401_without_a_challenge_means_the_fallback_tag(registry: st
     served = registry_front(registry, auth="bearer", users=USERS, unchallenged_referrers=True)
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
 
 
 # -- auth ---------------------------------------------------------------------------------------------------
@@ -254,10 +251,7 @@ def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
             assert c.requests == 3  # 401, token, HEAD
             assert c.resolve(image_ref, "sha-1a2b3c4d") == image.digest
             assert c.requests == 4  # the pull token is cached for the client
-            record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-            newest = verdicts.newest(c, image_ref, image.digest)
-        assert newest is not None
-        assert newest.passed
+            assert_a_pass_reads_back(c, image_ref, image.digest)
     scopes = [t["scope"] for t in front.token_requests]
     assert scopes == [f"repository:{name}:pull", f"repository:{name}:pull,push"]
     assert {t["user"] for t in front.token_requests} == {"ci"}
@@ -388,10 +382,7 @@ def test_relative_upload_locations_are_resolved_and_keep_the_token(registry: str
     )
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     uploads = [line for line in front.log if line.startswith("PUT ") and "/blobs/uploads/" in line]
     assert uploads
     assert all("digest=sha256%3A" in line or "digest=sha256:" in line for line in uploads)
@@ -422,10 +413,7 @@ def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: st
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed  # the verdict blob came from the storage host
+        assert_a_pass_reads_back(c, image_ref, image.digest)  # the verdict blob came from storage
     assert front.storage_auth == [""]  # and the registry's token never went there
 
 
