@@ -65,7 +65,10 @@ front adds only what distribution 2.8 cannot do here:
 * ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
   distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
   section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
-  registry served can match; a client must not make one up. ``if_match`` records the path and
+  registry served can match; a client must not make one up. The entity tag is opaque, as the
+  conditional-request semantics proposed for the spec say (opencontainers/distribution-spec#250,
+  #251 preconditions.md: "Many registries supply ETags today"; distribution's own is the quoted
+  digest, registry/handlers/manifests.go). ``if_match`` records the path and
   ``If-Match`` ("" when absent) of each manifest PUT.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
 * ``rate_limit(n, retry_after)``: the next ``n`` requests get Docker Hub's pull-limit answer
@@ -78,7 +81,9 @@ front adds only what distribution 2.8 cannot do here:
   pkg/v1/remote/transport/ping.go). HTTP sends them as separate header lines, which ``requests``
   joins with ", " (RFC 9110 section 5.3).
 
-Listens on 127.0.0.1 only; each upstream request has a 30 s timeout.
+Listens on 127.0.0.1 only (the ``blob_redirect`` storage is the same server, named ``localhost``);
+each upstream request and each client connection has a 30 s timeout, and every answer is one
+request to the registry at most (two for an ``If-Match`` check): no retry loops in the front.
 """
 
 from __future__ import annotations
@@ -155,6 +160,10 @@ class FrontState:
 
 class _Handler(BaseHTTPRequestHandler):
     state: ClassVar[FrontState]
+    # socketserver sets it on the client socket: a client that connects and sends nothing (or less
+    # body than its Content-Length says) frees its handler thread after this, not never. HTTP/1.0
+    # (the default protocol_version): one request per connection, so no keep-alive loop either.
+    timeout = UPSTREAM_TIMEOUT
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature; quiet
         return
