@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import types
 from typing import TYPE_CHECKING
 
 import pytest
@@ -278,11 +279,20 @@ def test_exhausted_secondary_rate_limit_exit_4(fake: FakeGitHub, sleeps: Sleeps)
         open_pr(gh)
 
 
-def test_the_deadline_counts_from_the_first_request(fake: FakeGitHub, sleeps: Sleeps) -> None:
+def test_the_deadline_counts_from_the_first_request(
+    fake: FakeGitHub, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Made, then used only after more than its deadline (a loaded runner descheduled the task in
-    # between): the client still asks once instead of "no time left after 0 retries".
-    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=0.2) as gh:
-        time.sleep(0.3)
+    # between): the client still asks once instead of "no time left after 0 retries". The module's
+    # monotonic clock is moved on instead of sleeping past a short deadline: that deadline was
+    # also the first request's timeout, which a loaded machine's fake could miss (a flake).
+    skipped = [0.0]
+    clock = types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() + skipped[0], time=time.time, sleep=time.sleep
+    )
+    monkeypatch.setattr(github, "time", clock)
+    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=30) as gh:
+        skipped[0] = 60.0
         assert gh.find_open_pr(head="b", base="dev") is None
     assert len(fake.requests) == 1
 
