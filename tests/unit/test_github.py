@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
-import types
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +12,7 @@ from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools import github
 from dex_tasks.tools.github import GitHub, PullRequest
 from tests.fakes.github_api import FakeGitHub
+from tests.helpers import moved_clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -283,16 +282,10 @@ def test_the_deadline_counts_from_the_first_request(
     fake: FakeGitHub, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Made, then used only after more than its deadline (a loaded runner descheduled the task in
-    # between): the client still asks once instead of "no time left after 0 retries". The module's
-    # monotonic clock is moved on instead of sleeping past a short deadline: that deadline was
-    # also the first request's timeout, which a loaded machine's fake could miss (a flake).
-    skipped = [0.0]
-    clock = types.SimpleNamespace(
-        monotonic=lambda: time.monotonic() + skipped[0], time=time.time, sleep=time.sleep
-    )
-    monkeypatch.setattr(github, "time", clock)
+    # between): the client still asks once instead of "no time left after 0 retries".
+    move = moved_clock(monkeypatch, github)
     with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=30) as gh:
-        skipped[0] = 60.0
+        move(60)
         assert gh.find_open_pr(head="b", base="dev") is None
     assert len(fake.requests) == 1
 
