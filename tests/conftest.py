@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from dex_tasks import cli
+from dex_tasks import cli, redact
 from tests.helpers import refused_port
 
 # Hypothesis fails an example that takes over 200 ms (its default deadline), and calls a test
@@ -59,6 +59,16 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_TERMINAL_PROMPT", "0")
     monkeypatch.setenv("DOCKER_CONFIG", str(home / ".docker"))
+
+
+@pytest.fixture
+def fresh_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty registry of secrets for the test (the process-wide one is back after it).
+
+    For a test that asserts some code *registered* a secret: with the process-wide set, any
+    earlier test that registered the same value made that assertion pass whatever the code did.
+    """
+    monkeypatch.setattr(redact, "_secrets", set())
 
 
 @pytest.fixture

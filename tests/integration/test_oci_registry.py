@@ -291,6 +291,7 @@ def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, na
     assert refused.value.exit_code == EXIT_REMOTE
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 def test_wrong_credentials_name_the_fix(registry: str, name: str) -> None:
     oci_fixtures.push_image(registry, name, "t")
     wrong = {"DEX_REGISTRY_USER": "ci", "DEX_REGISTRY_PASSWORD": "not-the-password"}
@@ -431,6 +432,7 @@ def basic_auth(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 @pytest.mark.parametrize("key", ["{host}", "https://{host}", "http://{host}/v1/"])
 def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path: Path, key: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
@@ -443,6 +445,7 @@ def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path:
     assert USERS["ci"][0] not in redact.redact(USERS["ci"][0])
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 @pytest.mark.parametrize("oauth", [True, False])
 def test_an_identity_token_is_exchanged_by_oauth2(
     registry: str, name: str, tmp_path: Path, oauth: bool
