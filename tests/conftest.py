@@ -71,6 +71,16 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 
 @pytest.fixture
+def fresh_redaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty registry of secrets for the test (the process-wide one is back after it).
+
+    For a test that asserts some code *registered* a secret: with the process-wide set, any
+    earlier test that registered the same value made that assertion pass whatever the code did.
+    """
+    monkeypatch.setattr(redact, "_secrets", set())
+
+
+@pytest.fixture
 def closed_port() -> Iterator[int]:
     """A loopback port nothing listens on, held for the test (:func:`tests.helpers.refused_port`)."""
     with refused_port() as port:

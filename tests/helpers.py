@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import types
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,7 +18,7 @@ import pytest
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from http.server import ThreadingHTTPServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +62,25 @@ def refused_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         yield port
+
+
+def moved_clock(monkeypatch: pytest.MonkeyPatch, module: types.ModuleType) -> Callable[[float], None]:
+    """Give ``module`` a ``time`` whose monotonic clock the returned function moves on by seconds.
+
+    For "a client made, then used only later": sleeping past a short deadline made that deadline
+    the first request's timeout too, which a fake on a loaded machine could miss (a flake). Only
+    ``module``'s name ``time`` is replaced - requests and urllib3 keep the real clock.
+    """
+    skipped = [0.0]
+    clock = types.SimpleNamespace(
+        monotonic=lambda: time.monotonic() + skipped[0], time=time.time, sleep=time.sleep
+    )
+    monkeypatch.setattr(module, "time", clock)
+
+    def move(seconds: float) -> None:
+        skipped[0] += seconds
+
+    return move
 
 
 def git(*args: str, cwd: Path | str, env: Mapping[str, str] | None = None) -> str:

@@ -65,7 +65,11 @@ front adds only what distribution 2.8 cannot do here:
 * ``own_etags=True``: manifests carry an entity tag of the registry's own making (``ETag: "<hex>"``, not
   distribution's quoted digest) and a manifest PUT with ``If-Match`` is honoured as RFC 9110
   section 13.1.1 says: 412 unless it names the current entity tag of that tag. Only the ETag the
-  registry served can match; a client must not make one up. ``weak_etags=True`` serves them weak
+  registry served can match; a client must not make one up. The entity tag is opaque, as the
+  conditional-request semantics proposed for the spec say (opencontainers/distribution-spec#250,
+  #251 preconditions.md: "Many registries supply ETags today"; distribution's own is the quoted
+  digest, registry/handlers/manifests.go). ``if_match`` records the path and
+  ``If-Match`` ("" when absent) of each manifest PUT. ``weak_etags=True`` serves them weak
   (``W/"<hex>"``, as nginx does to a strong one when it compresses the body): If-Match compares
   strongly (RFC 9110 section 13.1.1), so a weak tag there never matches and is 412.
 * ``fail_next(n)``: the next ``n`` requests get 503 ``UNAVAILABLE`` (a registry hiccup).
@@ -79,7 +83,9 @@ front adds only what distribution 2.8 cannot do here:
   pkg/v1/remote/transport/ping.go). HTTP sends them as separate header lines, which ``requests``
   joins with ", " (RFC 9110 section 5.3).
 
-Listens on 127.0.0.1 only; each upstream request has a 30 s timeout.
+Listens on 127.0.0.1 only (the ``blob_redirect`` storage is the same server, named ``localhost``);
+each upstream request and each client connection has a 30 s timeout, and every answer is one
+request to the registry at most (two for an ``If-Match`` check): no retry loops in the front.
 """
 
 from __future__ import annotations
@@ -136,6 +142,7 @@ class FrontState:
     own_etags: bool = False
     weak_etags: bool = False
     storage_auth: list[str] = dataclasses.field(default_factory=list)
+    if_match: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (path, If-Match) per PUT
     retry_after: str | None = None
     other_challenges: tuple[str, ...] = ()
     refresh_tokens: dict[str, str] = dataclasses.field(default_factory=dict)  # refresh token -> user
@@ -156,6 +163,10 @@ class FrontState:
 
 class _Handler(BaseHTTPRequestHandler):
     state: ClassVar[FrontState]
+    # socketserver sets it on the client socket: a client that connects and sends nothing (or less
+    # body than its Content-Length says) frees its handler thread after this, not never. HTTP/1.0
+    # (the default protocol_version): one request per connection, so no keep-alive loop either.
+    timeout = UPSTREAM_TIMEOUT
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002, ARG002 - stdlib signature; quiet
         return
@@ -317,6 +328,24 @@ class _Handler(BaseHTTPRequestHandler):
         self._error(401, "UNAUTHORIZED", "authentication required", {"WWW-Authenticate": challenge})
         return False
 
+    def _issue(self, scopes: list[str], actions: frozenset[str]) -> tuple[str, str]:
+        """A new token granting, per ``repository:<name>:<actions>`` scope, what the user may do.
+
+        As distribution's token servers (docs/spec/auth/token.md) grant the intersection of what
+        was asked and what the user has; both the GET and the OAuth2 POST issue tokens this way.
+        Returns the token and its ``issued_at``.
+        """
+        granted: dict[str, frozenset[str]] = {}
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, wanted = rest.rpartition(":")
+            if kind == "repository" and name:
+                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
+        token = secrets.token_hex(16)
+        with self.state.lock:
+            self.state.tokens[token] = granted
+        return token, dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
     def _token(self, query: str) -> None:
         params = parse_qs(query)
         self.state.token_requests.append({
@@ -331,15 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not actions and self._credentials() is None:
             self._error(401, "UNAUTHORIZED", "authentication required")
             return
-        granted: dict[str, frozenset[str]] = {}
-        for scope in params.get("scope", []):
-            kind, _, rest = scope.partition(":")
-            name, _, wanted = rest.rpartition(":")
-            if kind == "repository" and name:
-                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
-        token = secrets.token_hex(16)
-        self.state.tokens[token] = granted
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        token, now = self._issue(params.get("scope", []), actions)
         body = {"token": token, "access_token": token, "expires_in": 300, "issued_at": now}
         self._send(200, json.dumps(body).encode(), {"Content-Type": "application/json"})
 
@@ -363,15 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(401, "UNAUTHORIZED", "authentication required")
             return
         actions = self.state.users.get(user, ("", frozenset()))[1]
-        granted: dict[str, frozenset[str]] = {}
-        for scope in " ".join(form.get("scope", [])).split():
-            kind, _, rest = scope.partition(":")
-            name, _, wanted = rest.rpartition(":")
-            if kind == "repository" and name:
-                granted[name] = granted.get(name, frozenset()) | (frozenset(wanted.split(",")) & actions)
-        token = secrets.token_hex(16)
-        self.state.tokens[token] = granted
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        token, now = self._issue(" ".join(form.get("scope", [])).split(), actions)
         answer = {"access_token": token, "scope": " ".join(form.get("scope", [])), "expires_in": 300,
                   "issued_at": now}  # fmt: skip
         self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/json"})
@@ -453,6 +466,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         if manifest_repo and self.command in {"GET", "HEAD"} and self.state.dash_digests:
             path = re.sub(r"/manifests/sha256-([0-9a-f]{64})$", r"/manifests/sha256:\1", path)
+        if manifest_repo and self.state.own_etags and self.command == "PUT":
+            self.state.if_match.append((path, self.headers.get("If-Match", "")))
         if manifest_repo and self.state.own_etags and self.command == "PUT" and "If-Match" in self.headers:
             headers.pop("If-Match", None)
             if self.headers["If-Match"] != self._current_etag(path, headers):

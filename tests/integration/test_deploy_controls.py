@@ -54,7 +54,8 @@ def _rollback_date(repo: GitOpsRepo) -> str:
     """Committer date of the rollback that gave stage its current tag T1.
 
     Not the newest commit on stage's overlay: the fixture's hand edit after the rollback keeps the
-    tag, so soak counts from the rollback, and the two can be a second apart.
+    tag, so soak counts from the rollback, and the fixture dates the two a second apart (so the
+    ``remaining_s`` of 600 below tells the one from the other).
     """
     return git("log", "-1", "--format=%cI", "--grep=^fix: rollback stage", "main", cwd=repo.origin)
 

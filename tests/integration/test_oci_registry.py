@@ -11,6 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import time
+import types
 import uuid
 from typing import TYPE_CHECKING, Literal
 
@@ -68,6 +71,14 @@ def record(c: oci.Client, image_ref: str, digest: str, *, passed: bool, at: str)
     return verdicts.record(c, image_ref, digest, verdict(digest, passed=passed, at=at))
 
 
+def assert_a_pass_reads_back(c: oci.Client, image_ref: str, digest: str) -> None:
+    """Record a passing verdict and read it back as the newest: a scan, then a promote's gate."""
+    record(c, image_ref, digest, passed=True, at="2026-03-01T10:00:00Z")
+    newest = verdicts.newest(c, image_ref, digest)
+    assert newest is not None
+    assert newest.passed
+
+
 # -- resolve -------------------------------------------------------------------------------------------
 def test_resolve_a_tag_and_absent_ones(registry: str, name: str) -> None:
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
@@ -108,10 +119,7 @@ def test_newest_verdict_decides_through_the_fallback_tag(registry: str, name: st
     image = oci_fixtures.push_image(registry, name, "sha-1a2b3c4d")
     with client() as c:
         assert verdicts.newest(c, image_ref, image.digest) is None  # never scanned
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-        assert newest is not None
-        assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
         # A rescan after a new CVE fails: it wins over the older pass.
         record(c, image_ref, image.digest, passed=False, at="2026-03-02T10:00:00Z")
         newest = verdicts.newest(c, image_ref, image.digest)
@@ -214,10 +222,8 @@ def test_a_missing_repository_does_not_turn_the_referrers_api_off(registry: str,
         image_ref = f"{front.host}/{name}"
         # 404 NAME_UNKNOWN: that repository is not there, which says nothing about the API.
         assert c.referrers(f"{front.host}/oci-test/absent-{uuid.uuid4().hex[:8]}", image.digest) == []
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed  # read through the API, where the verdict is (no fallback tag was written)
+        # Read through the API, where the verdict is (no fallback tag was written).
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is None
 
 
@@ -225,10 +231,7 @@ def test_a_referrers_path_that_is_not_an_index_means_the_fallback_tag(registry: 
     image = oci_fixtures.push_image(registry, name, "t")
     with registry_front(registry, web_ui=True) as front, client() as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     assert oci_fixtures.get_manifest(registry, name, image.digest.replace(":", "-")) is not None
 
 
@@ -237,10 +240,7 @@ def test_a_referrers_401_without_a_challenge_means_the_fallback_tag(registry: st
     served = registry_front(registry, auth="bearer", users=USERS, unchallenged_referrers=True)
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
 
 
 # -- auth ---------------------------------------------------------------------------------------------------
@@ -253,10 +253,7 @@ def test_token_flow_with_pull_and_push_scopes(registry: str, name: str) -> None:
             assert c.requests == 3  # 401, token, HEAD
             assert c.resolve(image_ref, "sha-1a2b3c4d") == image.digest
             assert c.requests == 4  # the pull token is cached for the client
-            record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-            newest = verdicts.newest(c, image_ref, image.digest)
-        assert newest is not None
-        assert newest.passed
+            assert_a_pass_reads_back(c, image_ref, image.digest)
     scopes = [t["scope"] for t in front.token_requests]
     assert scopes == [f"repository:{name}:pull", f"repository:{name}:pull,push"]
     assert {t["user"] for t in front.token_requests} == {"ci"}
@@ -294,6 +291,7 @@ def test_anonymous_pull_works_but_push_needs_a_token_with_push(registry: str, na
     assert refused.value.exit_code == EXIT_REMOTE
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 def test_wrong_credentials_name_the_fix(registry: str, name: str) -> None:
     oci_fixtures.push_image(registry, name, "t")
     wrong = {"DEX_REGISTRY_USER": "ci", "DEX_REGISTRY_PASSWORD": "not-the-password"}
@@ -387,10 +385,7 @@ def test_relative_upload_locations_are_resolved_and_keep_the_token(registry: str
     )
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed
+        assert_a_pass_reads_back(c, image_ref, image.digest)
     uploads = [line for line in front.log if line.startswith("PUT ") and "/blobs/uploads/" in line]
     assert uploads
     assert all("digest=sha256%3A" in line or "digest=sha256:" in line for line in uploads)
@@ -411,9 +406,16 @@ def test_the_fallback_index_is_updated_under_the_registry_s_own_etag(
     assert listed == {first, second}
     assert newest is not None
     assert newest.passed
-    # The second write was conditional (the tag existed) and matched the served entity tag.
-    fallback = image.digest.replace(":", "-")
-    assert len([line for line in front.log if line == f"PUT /v2/{name}/manifests/{fallback}"]) == 2
+    # The first write had nothing to match; the second was conditional (the tag existed) and,
+    # since the front answers 412 to any other, carried the strong entity tag the front served.
+    fallback = f"/v2/{name}/manifests/{image.digest.replace(':', '-')}"
+    conditions = [given for path, given in front.if_match if path == fallback]
+    assert len(conditions) == 2
+    assert conditions[0] == ""
+    if weak:
+        assert conditions[1] == ""  # a weak tag is never sent: the write is unconditional
+    else:
+        assert re.fullmatch(r'"[0-9a-f]{64}"', conditions[1])
 
 
 def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: str, name: str) -> None:
@@ -421,10 +423,7 @@ def test_a_blob_redirected_to_storage_on_another_host_gets_no_token(registry: st
     served = registry_front(registry, auth="bearer", users=USERS, anonymous_pull=False, blob_redirect=True)
     with served as front, client(WRITER) as c:
         image_ref = f"{front.host}/{name}"
-        record(c, image_ref, image.digest, passed=True, at="2026-03-01T10:00:00Z")
-        newest = verdicts.newest(c, image_ref, image.digest)
-    assert newest is not None
-    assert newest.passed  # the verdict blob came from the storage host
+        assert_a_pass_reads_back(c, image_ref, image.digest)  # the verdict blob came from storage
     assert front.storage_auth == [""]  # and the registry's token never went there
 
 
@@ -440,6 +439,7 @@ def basic_auth(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 @pytest.mark.parametrize("key", ["{host}", "https://{host}", "http://{host}/v1/"])
 def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path: Path, key: str) -> None:
     image = oci_fixtures.push_image(registry, name, "t")
@@ -452,6 +452,7 @@ def test_docker_login_credentials_from_auths(registry: str, name: str, tmp_path:
     assert USERS["ci"][0] not in redact.redact(USERS["ci"][0])
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 @pytest.mark.parametrize("oauth", [True, False])
 def test_an_identity_token_is_exchanged_by_oauth2(
     registry: str, name: str, tmp_path: Path, oauth: bool
@@ -550,7 +551,10 @@ def test_a_rate_limit_waits_as_long_as_retry_after_says(
 ) -> None:
     monkeypatch.setattr(oci, "BACKOFF", 0.01)
     slept: list[float] = []
-    monkeypatch.setattr("dex_tasks.tools.oci.time.sleep", slept.append)
+    # oci's own name `time` only: "dex_tasks.tools.oci.time.sleep" is the time module's sleep, for
+    # every thread of the run (the front's included) for the length of the test.
+    clock = types.SimpleNamespace(monotonic=time.monotonic, time=time.time, sleep=slept.append)
+    monkeypatch.setattr(oci, "time", clock)
     image = oci_fixtures.push_image(registry, name, "t")
     with registry_front(registry) as front:
         front.rate_limit(1, retry_after="7")

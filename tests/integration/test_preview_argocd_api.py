@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -17,6 +16,7 @@ from dex_tasks.errors import UsageError
 from dex_tasks.tools import argocd_api
 from tests.fakes.argocd_api import FakeArgoCDAPI
 from tests.fakes.github_api import FakeGitHub
+from tests.helpers import moved_clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,12 +47,15 @@ def _error_line(result: CliResult) -> str:
     return lines[0]
 
 
-def test_the_deadline_counts_from_the_first_request(api: FakeArgoCDAPI) -> None:
+def test_the_deadline_counts_from_the_first_request(
+    api: FakeArgoCDAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Made, then used only after more than its deadline (a loaded runner descheduled the task in
     # between): the client still asks once instead of "no time left".
     api.add_app("dex-pr-3", namespace="dex-pr-3", image=f"{IMAGE}:pr-3")
-    with argocd_api.ArgoCDAPI(url=f"http://{api.server}", token=api.token, deadline=0.2) as client:
-        time.sleep(0.3)
+    move = moved_clock(monkeypatch, argocd_api)
+    with argocd_api.ArgoCDAPI(url=f"http://{api.server}", token=api.token, deadline=30) as client:
+        move(60)
         assert client.get_app("dex-pr-3")["metadata"]["name"] == "dex-pr-3"
 
 

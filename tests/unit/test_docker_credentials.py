@@ -25,6 +25,7 @@ def auth(user: str, password: str) -> str:
     return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
+@pytest.mark.usefixtures("fresh_redaction")
 def test_docker_hub_is_keyed_by_the_v1_index_url(tmp_path: Path) -> None:
     env = env_with(tmp_path, {"auths": {"https://index.docker.io/v1/": {"auth": auth("me", "hub-secret-1")}}})
     found = docker_credentials.lookup("docker.io", env)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -13,6 +12,7 @@ from dex_tasks.errors import RemoteError, UsageError
 from dex_tasks.tools import github
 from dex_tasks.tools.github import GitHub, PullRequest
 from tests.fakes.github_api import FakeGitHub
+from tests.helpers import moved_clock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -278,11 +278,14 @@ def test_exhausted_secondary_rate_limit_exit_4(fake: FakeGitHub, sleeps: Sleeps)
         open_pr(gh)
 
 
-def test_the_deadline_counts_from_the_first_request(fake: FakeGitHub, sleeps: Sleeps) -> None:
+def test_the_deadline_counts_from_the_first_request(
+    fake: FakeGitHub, sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Made, then used only after more than its deadline (a loaded runner descheduled the task in
     # between): the client still asks once instead of "no time left after 0 retries".
-    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=0.2) as gh:
-        time.sleep(0.3)
+    move = moved_clock(monkeypatch, github)
+    with GitHub(repo=REPO, token=TOKEN, api_url=fake.url, sleep=sleeps, deadline=30) as gh:
+        move(60)
         assert gh.find_open_pr(head="b", base="dev") is None
     assert len(fake.requests) == 1
 

@@ -110,6 +110,19 @@ def _reference(root: Path, rev: str, path: str, image: str) -> list[history.Depl
     return result
 
 
+def _log_windows(monkeypatch: pytest.MonkeyPatch) -> list[int | None]:
+    """Record the ``limit`` of every ``git log`` the history reads (None: the whole log)."""
+    windows: list[int | None] = []
+    original_log = gitlib.log
+
+    def log(*args: Any, **kwargs: Any) -> list[gitlib.Commit]:
+        windows.append(kwargs.get("limit"))
+        return original_log(*args, **kwargs)
+
+    monkeypatch.setattr(gitlib, "log", log)
+    return windows
+
+
 def _varied_history(root: Path) -> list[str]:
     """A history with every kind of version and commit the walk must tell apart; its tags."""
     path = root / "kustomization.yaml"
@@ -204,14 +217,7 @@ def test_the_newest_entries_read_only_a_few_versions(tmp_path: Path, monkeypatch
         return original(root, names)
 
     monkeypatch.setattr(gitlib, "blobs", blobs)
-    windows: list[int | None] = []
-    original_log = gitlib.log
-
-    def log(*args: Any, **kwargs: Any) -> list[gitlib.Commit]:
-        windows.append(kwargs.get("limit"))
-        return original_log(*args, **kwargs)
-
-    monkeypatch.setattr(gitlib, "log", log)
+    windows = _log_windows(monkeypatch)
     entries = history.deployments(tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
     assert len(entries[:2]) == 2
     # One git log and one cat-file, sized to the slice (as `git log -n`), not to a guess.
@@ -228,13 +234,6 @@ def test_a_huge_slice_reads_the_whole_log_once(
     _varied_history(tmp_path)
     args = (tmp_path, "HEAD", "kustomization.yaml", "data-literate/dex")
     expected = _reference(*args)
-    windows: list[int | None] = []
-    original_log = gitlib.log
-
-    def log(*args: Any, **kwargs: Any) -> list[gitlib.Commit]:
-        windows.append(kwargs.get("limit"))
-        return original_log(*args, **kwargs)
-
-    monkeypatch.setattr(gitlib, "log", log)
+    windows = _log_windows(monkeypatch)
     assert history.deployments(*args)[:limit] == expected
     assert windows == [None]
