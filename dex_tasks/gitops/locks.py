@@ -156,7 +156,9 @@ def identity(root: Path) -> str:
         result = git.git("config", f"user.{part}", cwd=root, read_only=True, check=False, quiet=True)
         return result.stdout.strip()
 
-    return " ".join(f"{value('name')} <{value('email')}>".split())
+    # In the form a lock's Dex-Lock-By is read back (inert, cut: :func:`parse`), so that a name
+    # with a bidi override or of 600 characters still knows its own lock.
+    return printable(" ".join(f"{value('name')} <{value('email')}>".split()), MAX_REASON)
 
 
 # -- writing -----------------------------------------------------------------------------------

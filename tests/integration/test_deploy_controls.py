@@ -69,6 +69,25 @@ def _config(repo: GitOpsRepo, extra: str) -> None:
 # -- lock, unlock, locks -----------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["Ev\u202eil Person", "N" * 600], ids=["bidi override", "600 characters"])
+def test_a_holder_whose_name_is_shown_cleaned_still_knows_its_own_lock(
+    run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # A lock's Dex-Lock-By is read back inert and cut (anyone can push one); the holder's own
+    # identity is compared in that same form, or it would be a stranger to its own lock.
+    monkeypatch.setenv("DEX_NOW", "2026-07-01T10:00:00Z")
+    git("config", "user.name", name, cwd=repo.clone)
+    assert run_cli("lock", "prod", "--reason", "db migration", cwd=repo.clone).code == 0
+    again = run_cli("lock", "prod", "--reason", "db migration", cwd=repo.clone)
+    assert again.code == 0, again.err
+    assert "prod is already locked by you" in again.out
+    bump = run_cli("bump-overlay", "prod", repo.tags[4], "--direct", cwd=repo.clone)
+    assert bump.code == 0, bump.err  # the holder passes its own lock
+    unlocked = run_cli("unlock", "prod", cwd=repo.clone)
+    assert unlocked.code == 0, unlocked.err
+    assert _origin_lock_refs(repo) == ""
+
+
 def test_lock_locks_and_unlock(run_cli: CliRunner, repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEX_NOW", "2026-07-01T10:00:00Z")
     before = repo.snapshot()
