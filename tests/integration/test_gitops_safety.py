@@ -386,10 +386,9 @@ _HOSTILE_OVERLAYS = {
 }
 
 
-@pytest.mark.parametrize(("value", "needle"), _HOSTILE_OVERLAYS.values(), ids=_HOSTILE_OVERLAYS)
-def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
-    repo: GitOpsRepo, run_cli: CliRunner, value: bytes, needle: str
-) -> None:
+def _hand_edit_dev(repo: GitOpsRepo, value: bytes) -> Path:
+    """Commit (not push) dev's overlay with ``value`` in place of its ``newTag`` line, in the writer
+    clone, as a person editing by hand would; returns the writer clone."""
     w = repo.writer
     git("checkout", "--quiet", "dev", cwd=w)
     git("pull", "--quiet", "origin", "dev", cwd=w)
@@ -398,7 +397,15 @@ def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
     assert hostile != good
     (w / overlay_path("dev")).write_bytes(hostile)
     git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
-    git("push", "--quiet", "origin", "dev", cwd=w)
+    return w
+
+
+@pytest.mark.parametrize(("value", "needle"), _HOSTILE_OVERLAYS.values(), ids=_HOSTILE_OVERLAYS)
+def test_a_hostile_overlay_value_is_one_error_line_and_changes_nothing(
+    repo: GitOpsRepo, run_cli: CliRunner, value: bytes, needle: str
+) -> None:
+    _hand_edit_dev(repo, value)
+    git("push", "--quiet", "origin", "dev", cwd=repo.writer)
     git("fetch", "--quiet", "origin", cwd=repo.clone)  # the task fetches: that is not a change
     before = repo.snapshot()
     result = run_cli("bump-overlay", "dev", repo.tags[4], "--direct", cwd=repo.clone)
@@ -429,12 +436,7 @@ _HOSTILE_OLD = {
 def test_a_hostile_old_overlay_version_is_skipped_by_history_and_rollback(
     repo: GitOpsRepo, run_cli: CliRunner, value: bytes
 ) -> None:
-    w = repo.writer
-    git("checkout", "--quiet", "dev", cwd=w)
-    git("pull", "--quiet", "origin", "dev", cwd=w)
-    good = overlay_text("dev", repo.tags[0]).encode()
-    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
-    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    w = _hand_edit_dev(repo, value)
     (w / overlay_path("dev")).write_bytes(overlay_text("dev", repo.tags[3]).encode())
     git("commit", "--quiet", "-am", f"chore(dev): deploy {repo.tags[3]}", cwd=w)
     git("push", "--quiet", "origin", "dev", cwd=w)
@@ -506,12 +508,7 @@ def test_other_tasks_refuse_a_hostile_current_overlay_cleanly(
 ) -> None:
     value, _ = _HOSTILE_OVERLAYS[name]
     earlier = repo.tag("dev")
-    w = repo.writer
-    git("checkout", "--quiet", "dev", cwd=w)
-    git("pull", "--quiet", "origin", "dev", cwd=w)
-    good = overlay_text("dev", repo.tags[0]).encode()
-    (w / overlay_path("dev")).write_bytes(good.replace(f"newTag: {repo.tags[0]}".encode(), value))
-    git("commit", "--quiet", "-am", "chore: a hand-edited dev overlay", cwd=w)
+    w = _hand_edit_dev(repo, value)
     git("push", "--quiet", "origin", "dev", cwd=w)
     git("fetch", "--quiet", "origin", cwd=repo.clone)
     before = repo.snapshot()
