@@ -125,7 +125,11 @@ def _text(data: Mapping[str, object], key: str, source: str) -> str:
     holds a control character or text that is not UTF-8: it goes into an ``Authorization`` header,
     where requests refuses it (InvalidHeader) and quotes it escaped, past the redaction."""
     value = data.get(key)
-    text = value.strip() if isinstance(value, str) else ""
+    return _header_text(value.strip() if isinstance(value, str) else "", key, source)
+
+
+def _header_text(text: str, key: str, source: str) -> str:
+    """``text`` unless it holds a control character or is not UTF-8 (see :func:`_text`)."""
     if text and (control_character(text) is not None or unencodable(text)):
         raise ConfigError(f"{source}: `{key}` holds a control character or bytes that are not UTF-8")
     return text
@@ -145,7 +149,7 @@ def _from_entry(entry: object, source: str) -> Credentials | None:
         user, sep, password = decoded.partition(":")
         if not sep:
             raise ConfigError(f"{source}: `auth` is not base64 of user:password; run docker login again")
-        _text({"auth": password}, "auth", source)  # the decoded secret obeys the same rule
+        _header_text(password, "auth", source)  # the decoded secret obeys the same rule
     identity, registry_token = _text(entry, "identitytoken", source), _text(entry, "registrytoken", source)
     if not (password or identity or registry_token):
         return None
