@@ -76,12 +76,18 @@ def unencodable(value: str) -> bool:
     return False
 
 
+def unusable_secret(value: str) -> bool:
+    """Whether ``value`` cannot be a header, URL or HMAC key: a control character (requests refuses
+    the header and quotes it escaped, past the redaction) or bytes that are not UTF-8."""
+    return control_character(value) is not None or unencodable(value)
+
+
 def secret_from_env(environ: Mapping[str, str], name: str) -> str:
     """The variable ``name`` stripped ("" when unset), or UsageError (exit 2) naming it, never its
     value, when it holds a control character or bytes that are not UTF-8: a token pasted with a
     stray byte is refused where it is read, not a UnicodeEncodeError (exit 70) in the first request."""
     value = environ.get(name, "").strip()
-    if value and (control_character(value) is not None or unencodable(value)):
+    if value and unusable_secret(value):
         raise UsageError(f"{name} holds a control character or bytes that are not UTF-8")
     return value
 

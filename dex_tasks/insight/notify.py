@@ -28,7 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dex_tasks import durations, proc, redact
-from dex_tasks._untrusted import control_character, unencodable
+from dex_tasks._untrusted import unusable_secret
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -165,10 +165,6 @@ def _post(
 _URL_ENVS = {"slack": SLACK_ENV, "webhook": WEBHOOK_ENV}
 
 
-def _unusable(value: str) -> bool:
-    return control_character(value) is not None or unencodable(value)
-
-
 def target_problem(name: str) -> str | None:
     """Why target ``name`` (slack | webhook) cannot be sent to, from its variables alone (never
     their values: they are secrets); None when it can."""
@@ -176,9 +172,9 @@ def target_problem(name: str) -> str | None:
     url = os.environ.get(variable, "").strip()
     if not url.lower().startswith(("https://", "http://")):
         return f"{variable} is not an http(s) URL"
-    if _unusable(url):
+    if unusable_secret(url):
         return f"{variable} holds a control character or bytes that are not UTF-8"
-    if name == "webhook" and _unusable(os.environ.get(SECRET_ENV, "")):
+    if name == "webhook" and unusable_secret(os.environ.get(SECRET_ENV, "")):
         return f"{SECRET_ENV} holds a control character or bytes that are not UTF-8"
     return None
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dex_tasks import proc, redact
-from dex_tasks._untrusted import control_character, parse_json, unencodable
+from dex_tasks._untrusted import parse_json, unusable_secret
 from dex_tasks.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def _text(data: Mapping[str, object], key: str, source: str) -> str:
 
 def _header_text(text: str, key: str, source: str) -> str:
     """``text`` unless it holds a control character or is not UTF-8 (see :func:`_text`)."""
-    if text and (control_character(text) is not None or unencodable(text)):
+    if text and unusable_secret(text):
         raise ConfigError(f"{source}: `{key}` holds a control character or bytes that are not UTF-8")
     return text
 

@@ -50,7 +50,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from dex_tasks import durations, proc, progress, redact
-from dex_tasks._untrusted import control_character, parse_json, secret_from_env, unencodable
+from dex_tasks._untrusted import parse_json, secret_from_env, unusable_secret
 from dex_tasks.errors import BadContentError, RegistryError, RemoteError, UsageError
 from dex_tasks.tools import docker_credentials
 
@@ -938,7 +938,7 @@ class Client:
         token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise RemoteError(f"registry {repo.host}: the token endpoint answered without a token")
-        if control_character(token) is not None or unencodable(token):
+        if unusable_secret(token):
             # It goes into a header, which requests refuses and quotes escaped (past the redaction).
             raise RemoteError(
                 f"registry {repo.host}: the token endpoint answered a token that is not header text"
